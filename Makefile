@@ -1,0 +1,42 @@
+# awakend — see README.md. Everything needs only Go (1.26+).
+
+GO        ?= go
+BIN       := bin/awakend
+PREFIX    ?= /usr/local
+UNITDIR   ?= /etc/systemd/system
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+BENCHTIME ?= 1s
+
+.PHONY: all build run test bench vet fmt install clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/awakend
+
+## run: serve examples/configs on 127.0.0.1:8700 (no API keys needed)
+run: build
+	./$(BIN) serve --config-dir examples/configs --settings /dev/null --log-level debug
+
+## test: vet, formatting and the whole suite under the race detector
+test: vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo 'gofmt needed:'; gofmt -l .; exit 1; }
+	$(GO) test -race -count=1 ./...
+
+## bench: every benchmark, once, with memory figures
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/awakend
+	install -D -m 0644 systemd/awakend.service $(DESTDIR)$(UNITDIR)/awakend.service
+
+clean:
+	rm -rf bin
