@@ -1,0 +1,559 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeSettingsFile writes content to name in dir and returns its path.
+func writeSettingsFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// noDefaultSettingsFile is a default path that does not exist.
+func noDefaultSettingsFile(t *testing.T) string {
+	return filepath.Join(t.TempDir(), "absent.yaml")
+}
+
+func TestDefaultSettings(t *testing.T) {
+	s, file, err := loadSettings("", noDefaultSettingsFile(t), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if file != "" {
+		t.Errorf("file = %q, want none", file)
+	}
+	want := Settings{ConfigDir: "/etc/awakend/conf.d", Listen: "127.0.0.1:8700"}
+	want.Log.Level, want.Log.Format = "info", "auto"
+	want.Reload.Debounce, want.Reload.MaxWait, want.Reload.RescanInterval = 250*time.Millisecond, 2*time.Second, 30*time.Second
+	want.Shutdown.Timeout = 30 * time.Second
+	if !reflect.DeepEqual(s, want) || !reflect.DeepEqual(DefaultSettings(), want) {
+		t.Errorf("loaded %+v\ndefaults %+v\nwant %+v", s, DefaultSettings(), want)
+	}
+}
+
+func TestLoadSettings(t *testing.T) {
+	tests := []struct {
+		name  string
+		file  string // settings file content; "" for no file
+		env   []string
+		flags map[string]any
+		want  func(s *Settings) // applied to DefaultSettings()
+	}{
+		{
+			name: "file overrides defaults",
+			file: "listen: 0.0.0.0:9000\nlog:\n  level: debug\nreload:\n  debounce: 1s\ngateway:\n  api_keys: [a, b]\nallow_empty: true\n",
+			want: func(s *Settings) {
+				s.Listen, s.Log.Level, s.Reload.Debounce = "0.0.0.0:9000", "debug", time.Second
+				s.Gateway.APIKeys, s.AllowEmpty = []string{"a", "b"}, true
+			},
+		},
+		{
+			name: "env overrides file",
+			file: "listen: 0.0.0.0:9000\nlog:\n  level: debug\n",
+			env:  []string{"AWAKEND_LISTEN=:9100", "HOME=/root"},
+			want: func(s *Settings) { s.Listen, s.Log.Level = ":9100", "debug" },
+		},
+		{
+			name:  "flags override env",
+			file:  "listen: 0.0.0.0:9000\n",
+			env:   []string{"AWAKEND_LISTEN=:9100", "AWAKEND_LOG__LEVEL=warn"},
+			flags: map[string]any{"listen": ":9200"},
+			want:  func(s *Settings) { s.Listen, s.Log.Level = ":9200", "warn" },
+		},
+		{
+			name: "double underscore nests, single underscore stays, names are lower-cased",
+			env: []string{
+				"AWAKEND_RELOAD__DEBOUNCE=500ms", "AWAKEND_RELOAD__MAX_WAIT=3s", "AWAKEND_CONFIG_DIR=/srv/conf",
+				"AWAKEND_Log__Format=json", "AWAKEND_ALLOW_EMPTY=true", "AWAKEND_GATEWAY__API_KEYS=k1, k2",
+				"AWAKEND_SHUTDOWN__TIMEOUT=5s", "AWAKEND_RELOAD__RESCAN_INTERVAL=0",
+			},
+			want: func(s *Settings) {
+				s.Reload.Debounce, s.Reload.MaxWait, s.ConfigDir = 500*time.Millisecond, 3*time.Second, "/srv/conf"
+				s.Log.Format, s.AllowEmpty, s.Gateway.APIKeys = "json", true, []string{"k1", "k2"}
+				s.Shutdown.Timeout, s.Reload.RescanInterval = 5*time.Second, 0
+			},
+		},
+		{
+			name: "a key set in one section keeps its siblings",
+			file: "log:\n  format: text\n",
+			env:  []string{"AWAKEND_RELOAD__MAX_WAIT=10s"},
+			want: func(s *Settings) { s.Log.Format, s.Reload.MaxWait = "text", 10*time.Second },
+		},
+		{
+			name:  "typed and string flag values",
+			flags: map[string]any{"config_dir": "/x", "reload.debounce": 2 * time.Second, "allow_empty": "true", "log.level": "error", "gateway.api_keys": []string{"f1"}},
+			want: func(s *Settings) {
+				s.ConfigDir, s.Reload.Debounce, s.AllowEmpty, s.Log.Level = "/x", 2*time.Second, true, "error"
+				s.Gateway.APIKeys = []string{"f1"}
+			},
+		},
+		{
+			name: "empty sections and comments",
+			file: "# nothing yet\nlog:\nreload: {}\n",
+			want: func(*Settings) {},
+		},
+		{
+			name: "empty file",
+			file: "\n",
+			want: func(*Settings) {},
+		},
+		{
+			name: "an empty api_keys list from the environment clears the file's",
+			file: "gateway:\n  api_keys: [a]\n",
+			env:  []string{"AWAKEND_GATEWAY__API_KEYS="},
+			want: func(*Settings) {},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeSettingsFile(t, t.TempDir(), "awakend.yaml", tt.file)
+			}
+			got, file, err := loadSettings(path, noDefaultSettingsFile(t), tt.env, tt.flags)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if file != path {
+				t.Errorf("file = %q, want %q", file, path)
+			}
+			want := DefaultSettings()
+			tt.want(&want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got  %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestLoadSettingsEveryKey(t *testing.T) {
+	got, file, err := loadSettings("testdata/settings/good.yaml", noDefaultSettingsFile(t), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if file != "testdata/settings/good.yaml" {
+		t.Errorf("file = %q", file)
+	}
+	var want Settings
+	want.ConfigDir, want.Listen, want.AllowEmpty = "/srv/awakend/conf.d", "[::1]:9000", true
+	want.Log.Level, want.Log.Format = "debug", "json"
+	want.Reload.Debounce, want.Reload.MaxWait, want.Reload.RescanInterval = 100*time.Millisecond, 5*time.Second, 0
+	want.Shutdown.Timeout = time.Minute
+	want.Admin.Token = "admin-literal"
+	want.Gateway.APIKeys = []string{"key-one", "key-two"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}
+
+// TestSettingSpecsMatchStruct keeps settingSpecs and Settings' tags in step.
+func TestSettingSpecsMatchStruct(t *testing.T) {
+	var keys []string
+	var walk func(prefix string, typ reflect.Type)
+	walk = func(prefix string, typ reflect.Type) {
+		for f := range typ.Fields() {
+			key := prefix + f.Tag.Get("koanf")
+			if f.Type.Kind() == reflect.Struct {
+				walk(key+".", f.Type)
+				continue
+			}
+			keys = append(keys, key)
+		}
+	}
+	walk("", reflect.TypeFor[Settings]())
+	slices.Sort(keys)
+	if !slices.Equal(keys, settingKeys) {
+		t.Errorf("struct keys %v\nspec keys   %v", keys, settingKeys)
+	}
+}
+
+func TestLoadSettingsDefaultFile(t *testing.T) {
+	dir := t.TempDir()
+	def := writeSettingsFile(t, dir, "awakend.yaml", "listen: :9999\n")
+	s, file, err := loadSettings("", def, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if file != def || s.Listen != ":9999" {
+		t.Errorf("file %q listen %q, want %q and :9999", file, s.Listen, def)
+	}
+
+	// An explicit file replaces the default one, which is not read.
+	other := writeSettingsFile(t, dir, "other.yaml", "log:\n  level: warn\n")
+	s, file, err = loadSettings(other, def, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if file != other || s.Listen != DefaultSettings().Listen || s.Log.Level != "warn" {
+		t.Errorf("file %q listen %q level %q", file, s.Listen, s.Log.Level)
+	}
+
+	// An explicit file that is missing is an error.
+	_, _, err = loadSettings(filepath.Join(dir, "missing.yaml"), def, nil, nil)
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("err = %v, want a not-exist error naming the file", err)
+	}
+
+	// A default file that is there but unreadable is an error too.
+	_, _, err = loadSettings("", dir, nil, nil)
+	if err == nil {
+		t.Error("a directory as the default file loaded")
+	}
+}
+
+func TestLoadSettingsErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		file  string
+		env   []string
+		flags map[string]any
+		want  []string // each must appear in the error
+	}{
+		{
+			name: "unknown key in file",
+			file: "lisen: :80\n",
+			want: []string{`awakend.yaml:1:1: unknown setting "lisen" (did you mean "listen"?)`},
+		},
+		{
+			name: "unknown nested key in file",
+			file: "log:\n  levle: debug\n",
+			want: []string{`awakend.yaml:2:3: unknown setting "log.levle" (did you mean "log.level"?)`},
+		},
+		{
+			name: "unknown section in file",
+			file: "rload:\n  debounce: 1s\n",
+			want: []string{`awakend.yaml:1:1: unknown setting "rload" (did you mean "reload"?)`},
+		},
+		{
+			name: "key in the wrong section",
+			file: "debounce: 1s\n",
+			want: []string{`awakend.yaml:1:1: unknown setting "debounce" (did you mean "reload.debounce"?)`},
+		},
+		{
+			name: "keys are case-sensitive in the file",
+			file: "Listen: :80\n",
+			want: []string{`unknown setting "Listen" (did you mean "listen"?)`},
+		},
+		{
+			name: "unknown key in env",
+			env:  []string{"AWAKEND_LISTN=:80"},
+			want: []string{`AWAKEND_LISTN: unknown setting "listn" (did you mean "listen"?)`},
+		},
+		{
+			name: "single underscore does not nest",
+			env:  []string{"AWAKEND_RELOAD_DEBOUNCE=1s"},
+			want: []string{`AWAKEND_RELOAD_DEBOUNCE: unknown setting "reload_debounce" (did you mean "reload.debounce"?)`},
+		},
+		{
+			name:  "unknown key in flags",
+			flags: map[string]any{"lisen": ":80"},
+			want:  []string{`--lisen: unknown setting "lisen" (did you mean "listen"?)`},
+		},
+		{
+			name: "wrong type in file",
+			file: "reload:\n  debounce: fast\n",
+			want: []string{`awakend.yaml:2:13: reload.debounce: "fast" is not a duration`},
+		},
+		{
+			name: "duration without unit",
+			file: "reload:\n  max_wait: 250\n",
+			want: []string{`reload.max_wait: 250 is not a duration (missing unit, as in "250ms")`},
+		},
+		{
+			name: "wrong type in env",
+			env:  []string{"AWAKEND_RELOAD__DEBOUNCE=fast", "AWAKEND_ALLOW_EMPTY=maybe"},
+			want: []string{
+				`AWAKEND_RELOAD__DEBOUNCE: reload.debounce: "fast" is not a duration`,
+				`AWAKEND_ALLOW_EMPTY: allow_empty: "maybe" is not a boolean`,
+			},
+		},
+		{
+			name:  "wrong type in flags",
+			flags: map[string]any{"log.level": 3, "reload.debounce": "soon"},
+			want: []string{
+				`--log-level: log.level: 3 is not a string`,
+				`--reload-debounce: reload.debounce: "soon" is not a duration`,
+			},
+		},
+		{
+			name: "a string is not a boolean in the file",
+			file: "allow_empty: \"yes\"\nlisten: 8700\n",
+			want: []string{`allow_empty: "yes" is not a boolean`, `awakend.yaml:2:9: listen: 8700 is not a string`},
+		},
+		{
+			name: "section given a value",
+			file: "log: debug\n",
+			want: []string{`awakend.yaml:1:6: log is a section (of log.format, log.level), not a value`},
+		},
+		{
+			name: "missing value",
+			file: "listen:\n",
+			want: []string{`awakend.yaml:1:8: listen: missing value`},
+		},
+		{
+			name: "invalid values name their place",
+			file: "log:\n  level: inof\n",
+			env:  []string{"AWAKEND_LOG__FORMAT=yaml", "AWAKEND_LISTEN=localhost"},
+			want: []string{
+				`awakend.yaml:2:10: log.level: "inof" is not one of debug, info, warn, error (did you mean "info"?)`,
+				`AWAKEND_LOG__FORMAT: log.format: "yaml" is not one of auto, text, json`,
+				`AWAKEND_LISTEN: listen: "localhost" is not host:port`,
+			},
+		},
+		{
+			name:  "port out of range",
+			flags: map[string]any{"listen": "127.0.0.1:99999"},
+			want:  []string{`--listen: listen: "127.0.0.1:99999": port "99999" is not a number from 0 to 65535`},
+		},
+		{
+			name: "durations",
+			file: "reload:\n  debounce: 0s\n  rescan_interval: -1s\nshutdown:\n  timeout: 0s\n",
+			want: []string{
+				`awakend.yaml:2:13: reload.debounce: 0s is not positive`,
+				`awakend.yaml:3:20: reload.rescan_interval: -1s is negative (0 turns the rescan off)`,
+				`awakend.yaml:5:12: shutdown.timeout: 0s is not positive`,
+			},
+		},
+		{
+			name: "max wait shorter than debounce",
+			env:  []string{"AWAKEND_RELOAD__DEBOUNCE=3s"},
+			want: []string{`reload.max_wait: 2s is shorter than reload.debounce (3s)`},
+		},
+		{
+			name: "empty config dir",
+			env:  []string{"AWAKEND_CONFIG_DIR="},
+			want: []string{`AWAKEND_CONFIG_DIR: config_dir: empty`},
+		},
+		{
+			name: "key set twice",
+			file: "listen: :80\nlog:\n  level: info\nlisten: :81\n",
+			want: []string{`awakend.yaml:4:1: listen: set twice (first at line 1)`},
+		},
+		{
+			name: "not YAML",
+			file: "listen: [\n",
+			want: []string{`awakend.yaml: yaml:`},
+		},
+		{
+			name: "two documents",
+			file: "listen: :80\n---\nlisten: :81\n",
+			want: []string{`awakend.yaml: settings must be a single YAML document`},
+		},
+		{
+			name: "not a mapping",
+			file: "- listen\n",
+			want: []string{`awakend.yaml:1:1: settings must be a mapping`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeSettingsFile(t, t.TempDir(), "awakend.yaml", tt.file)
+			}
+			_, _, err := loadSettings(path, noDefaultSettingsFile(t), tt.env, tt.flags)
+			if err == nil {
+				t.Fatal("loaded, want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error\n%v\ndoes not contain\n%s", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestLoadSettingsAllProblems checks the full report for a file with many
+// problems: every one, in file order, with its place.
+func TestLoadSettingsAllProblems(t *testing.T) {
+	_, _, err := loadSettings("testdata/settings/bad.yaml", noDefaultSettingsFile(t), nil, nil)
+	want := strings.Join([]string{
+		`testdata/settings/bad.yaml:2:1: unknown setting "lisen" (did you mean "listen"?)`,
+		`testdata/settings/bad.yaml:5:3: unknown setting "log.fromat" (did you mean "log.format"?)`,
+		`testdata/settings/bad.yaml:7:13: reload.debounce: "fast" is not a duration`,
+		`testdata/settings/bad.yaml:8:13: reload.max_wait: 250 is not a duration (missing unit, as in "250ms")`,
+		`testdata/settings/bad.yaml:9:1: unknown setting "rescan_interval" (did you mean "reload.rescan_interval"?)`,
+		`testdata/settings/bad.yaml:10:11: shutdown is a section (of shutdown.timeout), not a value`,
+		`testdata/settings/bad.yaml:12:10: admin.token: not a string`,
+		`testdata/settings/bad.yaml:4:10: log.level: "verbose" is not one of debug, info, warn, error`,
+	}, "\n")
+	if err == nil || err.Error() != want {
+		t.Errorf("error\n%v\nwant\n%s", err, want)
+	}
+}
+
+func TestLoadSettingsSecrets(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := writeSettingsFile(t, dir, "token", "s3cret-from-file\n")
+	creds := filepath.Join(dir, "creds")
+	if err := os.Mkdir(creds, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeSettingsFile(t, creds, "admin", "s3cret-credential\r\n")
+	writeSettingsFile(t, creds, "keys", "s3cret-k1\n\ns3cret-k2\n")
+	credEnv := "CREDENTIALS_DIRECTORY=" + creds
+	missing := filepath.Join(dir, "missing")
+
+	tests := []struct {
+		name      string
+		file      string
+		env       []string
+		wantToken string
+		wantKeys  []string
+		wantErr   []string // if set, loading fails with errors containing each
+	}{
+		{
+			name:      "literal",
+			file:      "admin:\n  token: s3cret-literal\ngateway:\n  api_keys: [s3cret-a]\n",
+			wantToken: "s3cret-literal", wantKeys: []string{"s3cret-a"},
+		},
+		{
+			name:      "file, trailing newline trimmed",
+			env:       []string{"AWAKEND_ADMIN__TOKEN=${file:" + tokenFile + "}"},
+			wantToken: "s3cret-from-file",
+		},
+		{
+			name:      "credential",
+			file:      "admin:\n  token: ${credential:admin}\n",
+			env:       []string{credEnv},
+			wantToken: "s3cret-credential",
+		},
+		{
+			name:      "environment variable",
+			file:      "admin:\n  token: ${ADMIN_TOKEN}\ngateway:\n  api_keys: [\"${GW_KEY}\", s3cret-b]\n",
+			env:       []string{"ADMIN_TOKEN=s3cret-env", "GW_KEY=s3cret-gw"},
+			wantToken: "s3cret-env", wantKeys: []string{"s3cret-gw", "s3cret-b"},
+		},
+		{
+			name:     "a file of keys gives one key a line",
+			env:      []string{credEnv, "AWAKEND_GATEWAY__API_KEYS=${credential:keys},s3cret-c"},
+			wantKeys: []string{"s3cret-k1", "s3cret-k2", "s3cret-c"},
+		},
+		{
+			name:    "missing file",
+			file:    "admin:\n  token: ${file:" + missing + "}\ngateway:\n  api_keys: [s3cret-kept]\n",
+			wantErr: []string{"awakend.yaml:2:10: admin.token: ${file:" + missing + "}: open " + missing + ": no such file or directory"},
+		},
+		{
+			name:    "missing credential",
+			env:     []string{credEnv, "AWAKEND_ADMIN__TOKEN=${credential:nope}"},
+			wantErr: []string{"AWAKEND_ADMIN__TOKEN: admin.token: ${credential:nope}: open " + filepath.Join(creds, "nope") + ": no such file or directory"},
+		},
+		{
+			name:    "no credentials directory",
+			env:     []string{"AWAKEND_ADMIN__TOKEN=${credential:admin}"},
+			wantErr: []string{"admin.token: ${credential:admin}: CREDENTIALS_DIRECTORY is not set"},
+		},
+		{
+			name:    "credential name with a slash",
+			env:     []string{credEnv, "AWAKEND_ADMIN__TOKEN=${credential:../token}"},
+			wantErr: []string{"admin.token: ${credential:../token}: not a credential name"},
+		},
+		{
+			name:    "unset variable",
+			env:     []string{"AWAKEND_GATEWAY__API_KEYS=s3cret-x,${NOPE}"},
+			wantErr: []string{"AWAKEND_GATEWAY__API_KEYS: gateway.api_keys[1]: ${NOPE}: NOPE is not set"},
+		},
+		{
+			name:    "relative file",
+			env:     []string{"AWAKEND_ADMIN__TOKEN=${file:token}"},
+			wantErr: []string{"admin.token: ${file:token}: the path must be absolute"},
+		},
+		{
+			name:    "reference inside a value",
+			env:     []string{"AWAKEND_ADMIN__TOKEN=s3cret-${X}"},
+			wantErr: []string{"admin.token: malformed reference: the whole value must be ${file:PATH}, ${credential:NAME} or ${NAME}"},
+		},
+		{
+			name:    "empty token",
+			file:    "admin:\n  token: \"\"\n",
+			wantErr: []string{"awakend.yaml:2:10: admin.token: empty (remove the setting to turn the token off)"},
+		},
+		{
+			name:    "token from an empty variable",
+			env:     []string{"AWAKEND_ADMIN__TOKEN=${T}", "T="},
+			wantErr: []string{"admin.token: empty"},
+		},
+		{
+			name:    "white space around secrets",
+			file:    "admin:\n  token: \" s3cret-padded\"\ngateway:\n  api_keys: [\"s3cret-d \", \"\"]\n",
+			wantErr: []string{"admin.token: leading or trailing white space", "gateway.api_keys[0]: leading or trailing white space", "gateway.api_keys[1]: empty"},
+		},
+		{
+			name:    "secrets of the wrong type",
+			file:    "admin:\n  token: 12345\ngateway:\n  api_keys: s3cret-scalar\n",
+			wantErr: []string{"awakend.yaml:2:10: admin.token: not a string", "awakend.yaml:4:13: gateway.api_keys: not a list of strings"},
+		},
+		{
+			name:    "secret list element of the wrong type",
+			file:    "gateway:\n  api_keys: [s3cret-e, 67890]\n",
+			wantErr: []string{"gateway.api_keys: element 1 is not a string"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeSettingsFile(t, t.TempDir(), "awakend.yaml", tt.file)
+			}
+			s, _, err := loadSettings(path, noDefaultSettingsFile(t), tt.env, nil)
+			if tt.wantErr != nil {
+				if err == nil {
+					t.Fatal("loaded, want an error")
+				}
+				for _, w := range tt.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error\n%v\ndoes not contain\n%s", err, w)
+					}
+				}
+				for _, secret := range []string{"s3cret", "12345", "67890"} {
+					if strings.Contains(err.Error(), secret) {
+						t.Errorf("error shows a secret (%s):\n%v", secret, err)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Admin.Token != tt.wantToken || !slices.Equal(s.Gateway.APIKeys, tt.wantKeys) {
+				t.Errorf("token %q keys %q, want %q %q", s.Admin.Token, s.Gateway.APIKeys, tt.wantToken, tt.wantKeys)
+			}
+		})
+	}
+}
+
+func TestSettingsRedacted(t *testing.T) {
+	s := DefaultSettings()
+	if r := s.Redacted(); !reflect.DeepEqual(r, s) {
+		t.Errorf("redacting settings without secrets changed them: %+v", r)
+	}
+
+	s.Admin.Token = "s3cret-token"
+	s.Gateway.APIKeys = []string{"s3cret-1", "s3cret-2"}
+	r := s.Redacted()
+	if r.Admin.Token != "***" || !slices.Equal(r.Gateway.APIKeys, []string{"***", "***"}) {
+		t.Errorf("redacted token %q keys %q", r.Admin.Token, r.Gateway.APIKeys)
+	}
+	if s.Admin.Token != "s3cret-token" || s.Gateway.APIKeys[0] != "s3cret-1" {
+		t.Errorf("Redacted changed the original: %+v", s)
+	}
+	r.Admin.Token, r.Gateway.APIKeys = s.Admin.Token, s.Gateway.APIKeys
+	if !reflect.DeepEqual(r, s) {
+		t.Errorf("Redacted changed more than the secrets:\n%+v\n%+v", r, s)
+	}
+}
