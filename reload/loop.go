@@ -123,6 +123,9 @@ type Options struct {
 	// OnStart, if set, is called right before each reload starts (sd_notify
 	// RELOADING=1), on the goroutine that then calls the Func.
 	OnStart func(Request)
+	// Initial, if it has an Outcome, is a reload done before the loop was
+	// created (the daemon's start-up load); Status starts with it.
+	Initial Result
 }
 
 // Defaults for Options.
@@ -191,6 +194,9 @@ func New(fn Func, opts Options) *Loop {
 		mode = ModePolling // until the watches are up
 	}
 	l.status.Store(&Status{Watcher: WatcherStatus{Mode: mode}})
+	if opts.Initial.Outcome != "" {
+		l.record(opts.Initial)
+	}
 	return l
 }
 

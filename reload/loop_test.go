@@ -534,3 +534,15 @@ func TestTriggerBeforeRun(t *testing.T) {
 		}
 	})
 }
+
+func TestInitialResultSeedsStatus(t *testing.T) {
+	initial := Result{Trigger: TriggerStartup, Outcome: OutcomeApplied, Version: 1, Fingerprint: "fp"}
+	l := New(func(context.Context, Request) Result { return Result{} }, Options{Initial: initial})
+	st := l.Status()
+	if st.Last != initial || st.LastApplied != initial {
+		t.Fatalf("status = %+v, want the initial result as last and last applied", st)
+	}
+	if n := st.Counts[Key{TriggerStartup, OutcomeApplied}]; n != 1 {
+		t.Fatalf("startup/applied count = %d, want 1", n)
+	}
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// client talks to a running daemon's admin API.
+type client struct {
+	base  string // http://host:port
+	token string
+	http  *http.Client
+}
+
+// daemonURL turns a listen address into a URL the local host can reach: a
+// wildcard host becomes loopback.
+func daemonURL(listen string) (string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("listen address %q: %w", listen, err)
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
+}
+
+func newClient(base, token string, timeout time.Duration) *client {
+	return &client{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: timeout}}
+}
+
+// do sends a request and decodes a JSON answer into out, whatever the
+// status; it returns the status code.
+func (c *client) do(ctx context.Context, method, path string, body []byte, out any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var opErr *net.OpError
+		if errors.As(err, &opErr) && opErr.Op == "dial" {
+			return 0, fmt.Errorf("awakend is not running at %s: %w", c.base, err)
+		}
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return resp.StatusCode, fmt.Errorf("reading the answer of %s %s: %w", method, path, err)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return resp.StatusCode, fmt.Errorf("%s %s: %s: not JSON: %.200s", method, path, resp.Status, data)
+	}
+	return resp.StatusCode, nil
+}
+
+// apiError is OpenAI's error envelope, as the daemon answers errors.
+type apiError struct {
+	Error *struct {
+		Message string `json:"message"`
+		Type    string `json:"type"`
+		Code    string `json:"code"`
+	} `json:"error"`
+}

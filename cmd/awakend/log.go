@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/lmittmann/tint"
+	"golang.org/x/sys/unix"
+
+	"github.com/awakend/awakend/journal"
+)
+
+// logEnv is what the logger choice depends on besides the settings.
+type logEnv struct {
+	journald bool // stderr is journald's stream (JOURNAL_STREAM matches)
+	tty      bool // stderr is a terminal
+	noColor  bool // NO_COLOR is set (https://no-color.org)
+}
+
+func detectLogEnv(f *os.File) logEnv {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return logEnv{
+		journald: journal.Attached(),
+		tty:      err == nil,
+		noColor:  os.Getenv("NO_COLOR") != "",
+	}
+}
+
+// newLogger picks the handler: journald's <N>-prefixed lines when stderr is
+// the journal, tint on a terminal, JSON on request, plain text otherwise.
+func newLogger(w io.Writer, format, level string, env logEnv) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch strings.ToLower(format) {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		if env.journald {
+			return slog.New(journal.NewHandler(w, opts)), nil
+		}
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "auto", "":
+		switch {
+		case env.journald:
+			return slog.New(journal.NewHandler(w, opts)), nil
+		case env.tty:
+			return slog.New(tint.NewHandler(w, &tint.Options{Level: lvl, TimeFormat: "15:04:05.000", NoColor: env.noColor})), nil
+		}
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want auto, text or json", format)
+}

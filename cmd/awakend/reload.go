@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/awakend/awakend/config"
+)
+
+// reloadAnswer is the daemon's answer to POST /api/v1/reload.
+type reloadAnswer struct {
+	apiError
+	Result      string              `json:"result"`
+	Version     uint64              `json:"version"`
+	Changes     string              `json:"changes"`
+	Diagnostics []config.Diagnostic `json:"diagnostics"`
+}
+
+// reloadCmd asks the running daemon to reload and waits for the result:
+// ExecReload=awakend reload makes `systemctl reload` fail, with the
+// diagnostics in the journal, when the config is rejected.
+func reloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flagSet("reload", stderr)
+	sf := addSettingsFlags(fs, false)
+	url := fs.String("url", "", "daemon `URL` (default: from the settings' listen address)")
+	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for the reload")
+	force := fs.Bool("force", true, "rebuild even if no file changed (re-reads secrets)")
+	if err := fs.Parse(args); err != nil {
+		return usageError(err)
+	}
+	c, err := daemonClient(*sf.file, *url, *timeout)
+	if err != nil {
+		return err
+	}
+	path := "/api/v1/reload"
+	if !*force {
+		path += "?force=false"
+	}
+	var ans reloadAnswer
+	code, err := c.do(ctx, http.MethodPost, path, nil, &ans)
+	if err != nil {
+		return err
+	}
+	switch {
+	case code == http.StatusOK:
+		if ans.Result == "applied" {
+			fmt.Fprintf(stdout, "applied: version %d (%s)\n", ans.Version, ans.Changes)
+		} else {
+			fmt.Fprintf(stdout, "%s: version %d\n", ans.Result, ans.Version)
+		}
+		return nil
+	case code == http.StatusUnprocessableEntity:
+		for _, d := range ans.Diagnostics {
+			fmt.Fprintln(stderr, d.String())
+		}
+		fmt.Fprintf(stderr, "awakend: reload rejected: %d problems; still serving version %d\n", len(ans.Diagnostics), ans.Version)
+		return invalid(errReported)
+	case ans.Error != nil:
+		return fmt.Errorf("reload: %s (HTTP %d)", ans.Error.Message, code)
+	}
+	return fmt.Errorf("reload: unexpected HTTP %d", code)
+}
+
+// daemonClient finds the running daemon as `serve` would listen: from the
+// same settings, or from an explicit URL.
+func daemonClient(settingsFile, url string, timeout time.Duration) (*client, error) {
+	s, _, err := config.LoadSettings(settingsFile, os.Environ(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if url == "" {
+		if url, err = daemonURL(s.Listen); err != nil {
+			return nil, err
+		}
+	}
+	return newClient(url, s.Admin.Token, timeout), nil
+}
+
+var _ = json.Marshal

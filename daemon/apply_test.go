@@ -1,0 +1,132 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/awakend/awakend/config"
+	"github.com/awakend/awakend/registry"
+	"github.com/awakend/awakend/reload"
+)
+
+// closer is an executor that records being closed.
+type closer struct {
+	spec   registry.ProviderSpec
+	closed bool
+}
+
+func (c *closer) Name() string { return "fake" }
+func (c *closer) Close() error { c.closed = true; return nil }
+
+func write(t *testing.T, dir, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newTestApplier(t *testing.T) (*Applier, string, *[]*closer) {
+	dir := t.TempDir()
+	write(t, dir, "p.yaml", "providers:\n  - {id: p, adapter: mock}\n  - {id: q, adapter: mock}\n")
+	write(t, dir, "m.yaml", "models:\n  - {id: m, provider_id: p, upstream_model: u}\n")
+	var built []*closer
+	a := NewApplier(dir, config.Options{}, func(s registry.ProviderSpec) (registry.Executor, error) {
+		c := &closer{spec: s}
+		built = append(built, c)
+		return c, nil
+	})
+	return a, dir, &built
+}
+
+func TestApply(t *testing.T) {
+	ctx := context.Background()
+	a, dir, built := newTestApplier(t)
+	apply := func(trigger reload.Trigger, force bool) reload.Result {
+		return a.Apply(ctx, reload.Request{Trigger: trigger, Force: force})
+	}
+
+	res := apply(reload.TriggerStartup, false)
+	if res.Outcome != reload.OutcomeApplied || res.Version != 1 || res.Fingerprint == "" {
+		t.Fatalf("startup = %+v", res)
+	}
+	if len(*built) != 2 {
+		t.Fatalf("built %d executors, want 2", len(*built))
+	}
+
+	if res := apply(reload.TriggerRescan, false); res.Outcome != reload.OutcomeUnchanged || res.Version != 1 {
+		t.Fatalf("rescan of the same files = %+v, want unchanged v1", res)
+	}
+	// A forced rebuild with the same specs changes nothing and keeps the executors.
+	if res := apply(reload.TriggerSignal, true); res.Outcome != reload.OutcomeUnchanged || res.Version != 1 || len(*built) != 2 {
+		t.Fatalf("forced = %+v, built %d", res, len(*built))
+	}
+	// A comment changes the fingerprint but not the registry.
+	write(t, dir, "m.yaml", "# comment\nmodels:\n  - {id: m, provider_id: p, upstream_model: u}\n")
+	if res := apply(reload.TriggerWatch, false); res.Outcome != reload.OutcomeUnchanged || res.Version != 1 {
+		t.Fatalf("comment edit = %+v, want unchanged", res)
+	}
+
+	// Changing q rebuilds q only, keeps p's executor, closes q's old one.
+	write(t, dir, "p.yaml", "providers:\n  - {id: p, adapter: mock}\n  - {id: q, adapter: mock, timeout_secs: 5}\n")
+	res = apply(reload.TriggerWatch, false)
+	if res.Outcome != reload.OutcomeApplied || res.Version != 2 || res.Changes != "~1 provider (timeout_secs)" {
+		t.Fatalf("edit = %+v", res)
+	}
+	if len(*built) != 3 || (*built)[0].closed || !(*built)[1].closed || (*built)[2].closed {
+		t.Fatalf("executors: built %d, closed p=%v q=%v q'=%v", len(*built), (*built)[0].closed, (*built)[1].closed, (*built)[2].closed)
+	}
+
+	// A broken edit is rejected and the old snapshot keeps serving.
+	write(t, dir, "m.yaml", "models:\n  - {id: m, provider_id: ghost, upstream_model: u}\n")
+	res = apply(reload.TriggerWatch, false)
+	var ce *config.Error
+	if res.Outcome != reload.OutcomeRejected || !errors.As(res.Err, &ce) || res.Version != 2 {
+		t.Fatalf("broken edit = %+v", res)
+	}
+	if a.Handle().Version() != 2 {
+		t.Fatal("rejected reload changed the served version")
+	}
+	// The same broken files again, unforced: unchanged, still with the error.
+	res = apply(reload.TriggerRescan, false)
+	if res.Outcome != reload.OutcomeUnchanged || res.Err == nil {
+		t.Fatalf("rescan of rejected files = %+v, want unchanged with the error", res)
+	}
+	// Forced: rejected again.
+	if res := apply(reload.TriggerSignal, true); res.Outcome != reload.OutcomeRejected {
+		t.Fatalf("forced reload of rejected files = %+v", res)
+	}
+	// Back to the applied files (A→B→A): unchanged, no error, same version.
+	write(t, dir, "m.yaml", "# comment\nmodels:\n  - {id: m, provider_id: p, upstream_model: u}\n")
+	if res := apply(reload.TriggerWatch, false); res.Outcome != reload.OutcomeUnchanged || res.Err != nil || res.Version != 2 {
+		t.Fatalf("revert = %+v", res)
+	}
+}
+
+func TestApplyVanishedDirectory(t *testing.T) {
+	a, dir, _ := newTestApplier(t)
+	ctx := context.Background()
+	if res := a.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup}); res.Outcome != reload.OutcomeApplied {
+		t.Fatal(res.Err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	res := a.Apply(ctx, reload.Request{Trigger: reload.TriggerWatch})
+	if res.Outcome != reload.OutcomeRejected || res.Err == nil || a.Handle().Version() != 1 {
+		t.Fatalf("vanished dir = %+v", res)
+	}
+	t.Log(res.Err)
+}
+
+func TestApplyStartupInvalid(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "a.yaml", "agents:\n  - {id: a, model_id: nope}\n")
+	a := NewApplier(dir, config.Options{}, func(registry.ProviderSpec) (registry.Executor, error) { return &closer{}, nil })
+	res := a.Apply(context.Background(), reload.Request{Trigger: reload.TriggerStartup})
+	if res.Outcome != reload.OutcomeRejected || a.Handle() != nil {
+		t.Fatalf("startup on invalid dir = %+v, handle %v", res, a.Handle())
+	}
+}

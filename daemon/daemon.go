@@ -1,0 +1,195 @@
+// Package daemon wires awakend's parts into the running service: the
+// start-up load, the reload loop and its triggers, the HTTP server, metrics
+// and systemd notifications. It holds no logic of its own beyond that
+// wiring; cmd/awakend parses the command line and calls Run.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/awakend/awakend/api"
+	"github.com/awakend/awakend/config"
+	"github.com/awakend/awakend/metrics"
+	"github.com/awakend/awakend/provider"
+	"github.com/awakend/awakend/registry"
+	"github.com/awakend/awakend/reload"
+	"github.com/awakend/awakend/sdnotify"
+)
+
+// Options are what Run needs from the command line and the environment.
+type Options struct {
+	Settings config.Settings
+	Logger   *slog.Logger
+	Notifier *sdnotify.Notifier
+	// Hangup delivers SIGHUP: each one forces a rebuild.
+	Hangup <-chan os.Signal
+	// Env and CredentialsDir feed ${VAR} and ${credential:NAME}.
+	LookupEnv      func(string) (string, bool)
+	CredentialsDir string
+	Version        string
+}
+
+// StartupError is a config that did not load when the daemon started; the
+// daemon does not start.
+type StartupError struct{ Err error }
+
+func (e *StartupError) Error() string { return "config rejected at start-up:\n" + e.Err.Error() }
+func (e *StartupError) Unwrap() error { return e.Err }
+
+// Run loads the config directory, serves it, and reloads it until ctx is
+// done, then shuts down gracefully: it stops accepting connections, lets
+// requests in flight finish (bounded by the shutdown timeout) and stops the
+// reload loop.
+func Run(ctx context.Context, o Options) error {
+	s, log := o.Settings, o.Logger
+	started := time.Now()
+	applier := NewApplier(s.ConfigDir, config.Options{
+		LookupEnv:      o.LookupEnv,
+		ReadFile:       os.ReadFile,
+		CredentialsDir: o.CredentialsDir,
+		AllowEmpty:     s.AllowEmpty,
+	}, provider.New)
+
+	res := applier.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup})
+	res.Started, res.Duration = started, time.Since(started)
+	if res.Outcome != reload.OutcomeApplied {
+		return &StartupError{Err: res.Err}
+	}
+	handle := applier.Handle()
+	log.Info("config loaded", "dir", s.ConfigDir, "version", res.Version, "fingerprint", short(res.Fingerprint),
+		"resources", res.Changes, "took", time.Since(started))
+
+	var loop *reload.Loop
+	m := metrics.New(handle, func() reload.WatcherStatus { return loop.Status().Watcher })
+	loop = reload.New(applier.Apply, reload.Options{
+		Dir:            s.ConfigDir,
+		Debounce:       s.Reload.Debounce,
+		MaxWait:        s.Reload.MaxWait,
+		RescanInterval: rescanInterval(s.Reload.RescanInterval),
+		Logger:         log,
+		OnStart: func(req reload.Request) {
+			o.Notifier.Reloading(fmt.Sprintf("reloading (%s), serving version %d", req.Trigger, handle.Version()))
+		},
+		Initial: res,
+		OnResult: func(r reload.Result) {
+			m.ObserveReload(r)
+			o.Notifier.Ready(statusLine(handle, r))
+		},
+	})
+	m.ObserveReload(res)
+
+	ln, err := net.Listen("tcp", s.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler: api.New(api.Options{
+			Handle:      handle,
+			Reloader:    loop,
+			Metrics:     m.Handler(),
+			AdminToken:  s.Admin.Token,
+			Diagnostics: Diagnostics,
+			Logger:      log,
+			Version:     o.Version,
+			Started:     started,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLoop()
+	var wg sync.WaitGroup
+	wg.Go(func() { loop.Run(loopCtx) })
+	serveErr := make(chan error, 1)
+	wg.Go(func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- err
+		}
+	})
+	if d, ok := sdnotify.WatchdogInterval(); ok {
+		wg.Go(func() {
+			o.Notifier.RunWatchdog(loopCtx, d, func(err error) { log.Warn("watchdog notification failed", "error", err) })
+		})
+	}
+	wg.Go(func() {
+		for {
+			select {
+			case <-loopCtx.Done():
+				return
+			case <-o.Hangup:
+				loop.Trigger(reload.Request{Trigger: reload.TriggerSignal, Force: true})
+			}
+		}
+	})
+
+	o.Notifier.Ready(statusLine(handle, res))
+	log.Info("serving", "listen", ln.Addr().String(), "version", handle.Version())
+
+	select {
+	case <-ctx.Done():
+		err = nil
+	case err = <-serveErr:
+		err = fmt.Errorf("serve: %w", err)
+	}
+	o.Notifier.Stopping()
+	log.Info("shutting down", "timeout", s.Shutdown.Timeout)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.Shutdown.Timeout)
+	defer cancel()
+	if serr := srv.Shutdown(shutdownCtx); serr != nil {
+		log.Warn("requests still running at the shutdown timeout were cut", "error", serr)
+		srv.Close()
+	}
+	stopLoop()
+	wg.Wait()
+	log.Info("stopped")
+	return err
+}
+
+// statusLine is the STATUS= systemd shows: the version served and, after
+// a rejected reload, why the running config was kept.
+func statusLine(h *registry.Handle, r reload.Result) string {
+	line := fmt.Sprintf("serving version %d", h.Version())
+	if r.Outcome == reload.OutcomeRejected && r.Err != nil {
+		msg := r.Err.Error()
+		if i := len(msg); i > 200 {
+			msg = msg[:200] + "…"
+		}
+		line += "; last reload rejected: " + msg
+	}
+	return line
+}
+
+func short(fp string) string {
+	if len(fp) > 12 {
+		return fp[:12]
+	}
+	return fp
+}
+
+// Diagnostics renders a rejected reload's error for the API: the
+// positioned diagnostics of a config error, or the message.
+func Diagnostics(err error) any {
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		return ce.Diagnostics
+	}
+	return []map[string]string{{"severity": "error", "message": err.Error()}}
+}
+
+// rescanInterval maps the setting (0 = off) to the loop's option (negative
+// = off).
+func rescanInterval(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
+}
