@@ -71,3 +71,20 @@ func TestFieldName(t *testing.T) {
 		t.Fatalf("changes = %+v", cs)
 	}
 }
+
+func TestReasoningEffortJSON(t *testing.T) {
+	for _, in := range []string{`"high"`, `{"budget":4096}`} {
+		var e ReasoningEffort
+		if err := e.UnmarshalJSON([]byte(in)); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := e.MarshalJSON()
+		if string(out) != in {
+			t.Errorf("%s round-trips to %s", in, out)
+		}
+	}
+	var e ReasoningEffort
+	if err := e.UnmarshalJSON([]byte(`{"tokens":1}`)); err == nil {
+		t.Error("accepted {tokens: 1}")
+	}
+}

@@ -1,6 +1,9 @@
 package registry
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"fmt"
+)
 
 // Field names, defaults and shapes follow awaken's registry specs (serde
 // names) so that an awaken AgentSystemConfig file describes the same
@@ -181,6 +184,23 @@ func (e ReasoningEffort) MarshalJSON() ([]byte, error) {
 		return json.Marshal(map[string]uint32{"budget": e.Budget})
 	}
 	return json.Marshal(e.Level)
+}
+
+// UnmarshalJSON decodes awaken's forms: a level string, or {"budget": N}.
+func (e *ReasoningEffort) UnmarshalJSON(b []byte) error {
+	var level string
+	if err := json.Unmarshal(b, &level); err == nil {
+		*e = ReasoningEffort{Level: level}
+		return nil
+	}
+	var budget struct {
+		Budget *uint32 `json:"budget"`
+	}
+	if err := json.Unmarshal(b, &budget); err != nil || budget.Budget == nil {
+		return fmt.Errorf("reasoning_effort: want a level or {\"budget\": N}, got %s", b)
+	}
+	*e = ReasoningEffort{Level: EffortBudget, Budget: *budget.Budget}
+	return nil
 }
 
 // ContextPolicy is awaken's context window management policy.
