@@ -48,7 +48,15 @@ func AdapterNames() []string { return slices.Sorted(maps.Keys(adapters)) }
 func (p ProviderSpec) Equal(q ProviderSpec) bool {
 	return p.ID == q.ID && p.Adapter == q.Adapter && p.APIKey == q.APIKey &&
 		p.BaseURL == q.BaseURL && p.TimeoutSecs == q.TimeoutSecs &&
-		maps.Equal(p.AdapterOptions.Headers, q.AdapterOptions.Headers)
+		maps.Equal(p.AdapterOptions.Headers, q.AdapterOptions.Headers) &&
+		equalMock(p.AdapterOptions.Mock, q.AdapterOptions.Mock)
+}
+
+func equalMock(a, b *MockOptions) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // EffectiveBaseURL is the base URL requests go to: the provider's own, or

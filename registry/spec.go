@@ -38,6 +38,21 @@ type AdapterOptions struct {
 	// Headers are sent with every upstream request. Their values may hold
 	// credentials, so the read API serves header names only.
 	Headers map[string]string `json:"headers,omitempty"`
+	// Mock shapes the replies of the mock adapter.
+	Mock *MockOptions `json:"mock,omitempty"`
+}
+
+// MockOptions shape the mock adapter's behaviour, for demos and tests.
+type MockOptions struct {
+	// LatencyMS delays the answer (the first byte of a stream).
+	LatencyMS uint64 `json:"latency_ms,omitempty"`
+	// ChunkDelayMS is the pause between stream chunks.
+	ChunkDelayMS uint64 `json:"chunk_delay_ms,omitempty"`
+	// Reply is the text of every answer; empty echoes the last user message.
+	Reply string `json:"reply,omitempty"`
+	// FailStatus, when set, fails every request with this HTTP status (for
+	// example 429 or 503) in the provider's error format.
+	FailStatus int `json:"fail_status,omitempty"`
 }
 
 // Modality is one input or output modality of a model.

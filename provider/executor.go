@@ -1,0 +1,97 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/awakend/awakend/registry"
+)
+
+// Caller is what the gateway needs of an executor: one chat completion,
+// in OpenAI's wire format both ways, whatever the provider speaks.
+type Caller interface {
+	registry.Executor
+	// Call sends one chat completion request. It returns once the upstream
+	// has answered with a success status and, for a stream, before any
+	// event has been read, so that the caller can still fail over; any
+	// failure up to then is an *Error. The Body of the Response is OpenAI's:
+	// a chat.completion JSON object, or for Request.Stream an SSE stream of
+	// chat.completion.chunk events ending with "data: [DONE]". Cancelling
+	// ctx aborts the upstream call, the body included.
+	Call(ctx context.Context, req *Request) (*Response, error)
+	// Close closes idle connections once the executor is no longer served.
+	Close() error
+}
+
+// Request is one chat completion to send upstream.
+type Request struct {
+	// Body is the OpenAI chat completion request JSON, with "model" already
+	// set to UpstreamModel. OpenAI-compatible adapters send it as it is.
+	Body []byte
+	// UpstreamModel is the provider's name of the model.
+	UpstreamModel string
+	// Stream is true when the body asks for "stream": true.
+	Stream bool
+	// RequestID is forwarded upstream as X-Request-ID when set.
+	RequestID string
+}
+
+// Response is a successful upstream answer, already in OpenAI's format.
+type Response struct {
+	StatusCode int
+	// Header carries the upstream's response headers worth forwarding
+	// (Content-Type at least).
+	Header http.Header
+	// Body must be closed by the caller.
+	Body io.ReadCloser
+}
+
+// Class is the kind of an upstream failure, for failover decisions.
+type Class string
+
+// Failure classes.
+const (
+	ClassRateLimit      Class = "rate_limit"      // 429
+	ClassOverloaded     Class = "overloaded"      // 503, 529, Anthropic overloaded_error
+	ClassServer         Class = "server"          // other 5xx
+	ClassTimeout        Class = "timeout"         // no answer within the provider's timeout
+	ClassConnect        Class = "connect"         // could not connect (refused, DNS, TLS)
+	ClassAuth           Class = "auth"            // 401, 403
+	ClassNotFound       Class = "not_found"       // 404: unknown model or path
+	ClassInvalidRequest Class = "invalid_request" // 400, 413, 422: the request itself is wrong
+	ClassCanceled       Class = "canceled"        // the client went away
+)
+
+// Error is an upstream call that failed before any byte of the answer was
+// passed on.
+type Error struct {
+	Class      Class
+	StatusCode int           // upstream HTTP status, 0 if none
+	RetryAfter time.Duration // from Retry-After, 0 if none
+	// Message says what happened, without secrets.
+	Message string
+	// Type and Code are OpenAI's error envelope fields to answer with.
+	Type, Code string
+}
+
+func (e *Error) Error() string {
+	if e.StatusCode != 0 {
+		return fmt.Sprintf("upstream %s (HTTP %d): %s", e.Class, e.StatusCode, e.Message)
+	}
+	return fmt.Sprintf("upstream %s: %s", e.Class, e.Message)
+}
+
+// Retryable reports whether another member of a pool may succeed where
+// this one failed: rate limits, overload, server errors, timeouts and
+// connection failures. Requests the upstream found wrong, and auth
+// failures, are not retried elsewhere.
+func (e *Error) Retryable() bool {
+	switch e.Class {
+	case ClassRateLimit, ClassOverloaded, ClassServer, ClassTimeout, ClassConnect:
+		return true
+	}
+	return false
+}
