@@ -76,6 +76,11 @@ func Run(ctx context.Context, o Options) error {
 		RescanInterval: rescanInterval(s.Reload.RescanInterval),
 		Logger:         log,
 		OnStart: func(req reload.Request) {
+			// The periodic rescan almost always finds nothing: do not flip
+			// the unit to "reloading" (and propagate reloads) every 30 s.
+			if req.Trigger == reload.TriggerRescan && !req.Force {
+				return
+			}
 			o.Notifier.Reloading(fmt.Sprintf("reloading (%s), serving version %d", req.Trigger, handle.Version()))
 		},
 		Initial: res,

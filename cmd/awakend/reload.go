@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -58,7 +57,8 @@ func reloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		for _, d := range ans.Diagnostics {
 			fmt.Fprintln(stderr, d.String())
 		}
-		fmt.Fprintf(stderr, "awakend: reload rejected: %d problems; still serving version %d\n", len(ans.Diagnostics), ans.Version)
+		fmt.Fprintf(stderr, "awakend: reload rejected: %s; still serving version %d\n",
+			plural(len(ans.Diagnostics), "problem", "problems"), ans.Version)
 		return invalid(errReported)
 	case ans.Error != nil:
 		return fmt.Errorf("reload: %s (HTTP %d)", ans.Error.Message, code)
@@ -81,4 +81,3 @@ func daemonClient(settingsFile, url string, timeout time.Duration) (*client, err
 	return newClient(url, s.Admin.Token, timeout), nil
 }
 
-var _ = json.Marshal
