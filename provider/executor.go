@@ -54,14 +54,14 @@ type Class string
 
 // Failure classes.
 const (
-	ClassRateLimit      Class = "rate_limit"      // 429
+	ClassRateLimit      Class = "rate_limit"      // 429; 402 (credits or quota exhausted)
 	ClassOverloaded     Class = "overloaded"      // 503, 529, Anthropic overloaded_error
-	ClassServer         Class = "server"          // other 5xx
-	ClassTimeout        Class = "timeout"         // no answer within the provider's timeout
+	ClassServer         Class = "server"          // other 5xx; a connection lost before the answer
+	ClassTimeout        Class = "timeout"         // no answer within the provider's timeout; 408
 	ClassConnect        Class = "connect"         // could not connect (refused, DNS, TLS)
 	ClassAuth           Class = "auth"            // 401, 403
-	ClassNotFound       Class = "not_found"       // 404: unknown model or path
-	ClassInvalidRequest Class = "invalid_request" // 400, 413, 422: the request itself is wrong
+	ClassNotFound       Class = "not_found"       // 404: unknown model or path; 3xx: base_url redirects
+	ClassInvalidRequest Class = "invalid_request" // 400, 413, 422, other 4xx: the request itself is wrong
 	ClassCanceled       Class = "canceled"        // the client went away
 )
 
@@ -75,6 +75,9 @@ type Error struct {
 	Message string
 	// Type and Code are OpenAI's error envelope fields to answer with.
 	Type, Code string
+
+	// cause is the transport or context error behind the failure, if any.
+	cause error
 }
 
 func (e *Error) Error() string {
@@ -83,6 +86,10 @@ func (e *Error) Error() string {
 	}
 	return fmt.Sprintf("upstream %s: %s", e.Class, e.Message)
 }
+
+// Unwrap returns the transport or context error behind e, if any, so that
+// errors.Is(err, context.Canceled) holds for a call the client abandoned.
+func (e *Error) Unwrap() error { return e.cause }
 
 // Retryable reports whether another member of a pool may succeed where
 // this one failed: rate limits, overload, server errors, timeouts and

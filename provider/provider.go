@@ -1,57 +1,281 @@
 // Package provider builds the executors that registry providers hold: one
-// per provider spec, each with its own HTTP connection pool, so that a
-// reload that keeps a provider's spec keeps its warm connections, and a
-// changed or removed provider's connections can be closed once drained.
+// per provider spec, each a Caller that speaks OpenAI's chat completions
+// wire format to the gateway whatever the provider speaks upstream.
+//
+// Three adapter kinds exist:
+//
+//   - openai: any OpenAI-compatible endpoint. The request body is sent as it
+//     is and the answer, JSON or SSE, is passed back byte for byte.
+//   - anthropic: Anthropic's Messages API. Requests, responses and stream
+//     events are translated both ways (see anthropic.go for the mapping).
+//   - mock: no network; deterministic replies shaped by adapter_options.mock.
+//
+// Each HTTP executor owns one http.Transport, so that a reload that keeps a
+// provider's spec keeps its warm connections, and a changed or removed
+// provider's connections can be closed once drained.
 package provider
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/awakend/awakend/registry"
 )
 
-// Executor calls one upstream provider. It holds the provider's spec and
-// connection pool.
+// AnthropicVersion is the anthropic-version header sent to the Messages API.
+const AnthropicVersion = "2023-06-01"
+
+// Executor calls one upstream provider. It holds the provider's spec and,
+// for the HTTP adapters, its connection pool. It is safe for concurrent use.
 type Executor struct {
 	spec    registry.ProviderSpec
-	adapter registry.Adapter
-	client  *http.Client
+	kind    string
+	timeout time.Duration
+
+	// HTTP adapters. All of these are read-only after construction and
+	// shared by concurrent requests.
+	url     *url.URL
+	header  http.Header
+	tr      *http.Transport // ResponseHeaderTimeout is the provider's timeout
+	secrets []string        // scrubbed from every error message
+
+	// mock adapter
+	mock registry.MockOptions
+	seq  atomic.Uint64
+
+	now func() time.Time
 }
 
-// New returns the executor for spec. It opens no connection.
+var _ Caller = (*Executor)(nil)
+
+// New returns the executor for spec: a Caller for every adapter kind. It
+// opens no connection. The provider's timeout_secs is the total time of a
+// non-stream call, and the time to the response headers of a stream.
 func New(spec registry.ProviderSpec) (registry.Executor, error) {
+	return build(spec, time.Duration(spec.TimeoutSecs)*time.Second)
+}
+
+// build is New with the timeout as a duration, so that tests need not wait
+// whole seconds.
+func build(spec registry.ProviderSpec, timeout time.Duration) (*Executor, error) {
 	a, ok := registry.LookupAdapter(spec.Adapter)
 	if !ok {
 		return nil, fmt.Errorf("provider %q: unknown adapter %q", spec.ID, spec.Adapter)
 	}
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
+	e := &Executor{spec: spec, kind: a.Kind, timeout: timeout, now: time.Now}
+	if a.Kind == registry.KindMock {
+		if spec.AdapterOptions.Mock != nil {
+			e.mock = *spec.AdapterOptions.Mock
+		}
+		return e, nil
 	}
-	return &Executor{
-		spec:    spec,
-		adapter: a,
-		client:  &http.Client{Transport: tr, Timeout: time.Duration(spec.TimeoutSecs) * time.Second},
-	}, nil
+
+	base := strings.TrimRight(spec.EffectiveBaseURL(), "/")
+	var endpoint string
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", "awakend")
+	switch a.Kind {
+	case registry.KindOpenAI:
+		endpoint = base + "/chat/completions"
+		if spec.APIKey != "" {
+			h.Set("Authorization", "Bearer "+spec.APIKey)
+		}
+	case registry.KindAnthropic:
+		// Accept a base URL given with or without the /v1 suffix.
+		if strings.HasSuffix(base, "/v1") {
+			endpoint = base + "/messages"
+		} else {
+			endpoint = base + "/v1/messages"
+		}
+		if spec.APIKey != "" {
+			h.Set("X-Api-Key", spec.APIKey)
+		}
+		h.Set("Anthropic-Version", AnthropicVersion)
+	default:
+		return nil, fmt.Errorf("provider %q: adapter kind %q has no executor", spec.ID, a.Kind)
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("provider %q: base_url must be an absolute http or https URL", spec.ID)
+	}
+	if spec.APIKey != "" {
+		e.secrets = append(e.secrets, spec.APIKey)
+	}
+	for k, v := range spec.AdapterOptions.Headers {
+		h.Set(k, v)
+		if len(v) >= 8 { // header values may carry credentials
+			e.secrets = append(e.secrets, v)
+		}
+	}
+	e.url, e.header = u, h
+
+	dial := 10 * time.Second
+	if timeout > 0 && timeout < dial {
+		dial = timeout
+	}
+	e.tr = &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   dial,
+		ResponseHeaderTimeout: timeout,
+		ExpectContinueTimeout: time.Second,
+		// Answers pass through as the upstream sent them: asking for gzip
+		// would make the transport decompress, and could hold stream
+		// events back until a compressed block fills.
+		DisableCompression: true,
+	}
+	return e, nil
 }
 
 // Name is the adapter kind: "openai", "anthropic" or "mock".
-func (e *Executor) Name() string { return e.adapter.Kind }
+func (e *Executor) Name() string { return e.kind }
 
 // Spec returns the spec the executor was built from.
 func (e *Executor) Spec() registry.ProviderSpec { return e.spec }
 
-// Close closes the executor's idle connections. Requests in flight finish.
+// Close closes the executor's idle connections. Requests in flight finish;
+// their connections go idle afterwards and are closed by a further Close or
+// after the idle timeout (90 s).
 func (e *Executor) Close() error {
-	e.client.CloseIdleConnections()
+	if e.tr != nil {
+		e.tr.CloseIdleConnections()
+	}
 	return nil
+}
+
+// Call sends one chat completion request upstream; see Caller.
+func (e *Executor) Call(ctx context.Context, req *Request) (*Response, error) {
+	switch e.kind {
+	case registry.KindOpenAI:
+		return e.callOpenAI(ctx, req)
+	case registry.KindAnthropic:
+		return e.callAnthropic(ctx, req)
+	default:
+		return e.callMock(ctx, req)
+	}
+}
+
+// callOpenAI passes the request through and the answer back untouched.
+func (e *Executor) callOpenAI(ctx context.Context, req *Request) (*Response, error) {
+	resp, err := e.do(ctx, req.Body, req.Stream, req.RequestID)
+	if err != nil {
+		return nil, err
+	}
+	ct := contentTypeJSON
+	if req.Stream {
+		ct = contentTypeSSE
+	}
+	return &Response{StatusCode: resp.StatusCode, Header: keepHeaders(resp.Header, ct), Body: resp.Body}, nil
+}
+
+// do posts body to the executor's endpoint. It returns the response when the
+// upstream answered 2xx, and an *Error otherwise; the caller owns the body.
+//
+// It calls the transport directly rather than through an http.Client: no
+// redirect is followed (a 3xx is an error that says to fix base_url), and
+// the total timeout of a non-stream call is a context deadline released
+// when the body is closed, where http.Client.Timeout would start a
+// goroutine per request.
+func (e *Executor) do(ctx context.Context, body []byte, stream bool, requestID string) (*http.Response, error) {
+	h := e.header
+	if requestID != "" {
+		h = make(http.Header, len(e.header)+1)
+		for k, v := range e.header {
+			h[k] = v // values are never modified, so sharing them is safe
+		}
+		h["X-Request-Id"] = []string{requestID}
+	}
+	rctx, cancel := ctx, context.CancelFunc(nil)
+	if !stream && e.timeout > 0 {
+		rctx, cancel = context.WithTimeout(ctx, e.timeout)
+	}
+	hr := (&http.Request{
+		Method:        http.MethodPost,
+		URL:           e.url,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          newBody(body),
+		GetBody:       func() (io.ReadCloser, error) { return newBody(body), nil },
+		ContentLength: int64(len(body)),
+		Host:          e.url.Host,
+	}).WithContext(rctx)
+
+	resp, err := e.tr.RoundTrip(hr)
+	if err != nil {
+		if cancel != nil {
+			cancel()
+		}
+		return nil, e.transportError(ctx, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		err := e.statusError(resp)
+		if cancel != nil {
+			cancel()
+		}
+		return nil, err
+	}
+	if cancel != nil {
+		resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	}
+	return resp, nil
+}
+
+// cancelBody releases a call's deadline when its body is closed.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// body is a request body that can be read once; GetBody makes fresh ones.
+type body struct{ bytes.Reader }
+
+func newBody(b []byte) *body {
+	r := new(body)
+	r.Reset(b)
+	return r
+}
+
+func (*body) Close() error { return nil }
+
+// Content types of the answers the gateway receives.
+const (
+	contentTypeJSON = "application/json"
+	contentTypeSSE  = "text/event-stream"
+)
+
+// keepHeaders strips h, in place, down to the headers worth forwarding to
+// the gateway's client: Content-Type, set to ct when the upstream sent none.
+// Everything else (cookies, upstream infrastructure, Content-Length of a
+// body that may be translated) stays behind.
+func keepHeaders(h http.Header, ct string) http.Header {
+	for k := range h {
+		if k != "Content-Type" {
+			delete(h, k)
+		}
+	}
+	if len(h["Content-Type"]) == 0 {
+		h["Content-Type"] = []string{ct}
+	}
+	return h
 }

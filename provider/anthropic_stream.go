@@ -1,0 +1,483 @@
+package provider
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+)
+
+// Response mapping (both for a message and for a stream):
+//
+//   - id and model as Anthropic sent them; created is the time of the call;
+//   - text blocks → message.content (null when there is none and the
+//     model called tools); tool_use blocks → tool_calls of type function,
+//     arguments the input as JSON text; thinking blocks → reasoning_content
+//     (the field DeepSeek and others use; signatures are dropped);
+//   - stop_reason end_turn, stop_sequence, pause_turn → stop; max_tokens,
+//     model_context_window_exceeded → length; tool_use → tool_calls;
+//     refusal → content_filter;
+//   - usage: prompt_tokens = input_tokens + cache_creation_input_tokens +
+//     cache_read_input_tokens (Anthropic counts them apart, OpenAI does
+//     not); completion_tokens = output_tokens;
+//     prompt_tokens_details.cached_tokens = cache_read_input_tokens, and
+//     cache_creation_tokens = cache_creation_input_tokens when not zero.
+//
+// A stream becomes chat.completion.chunk events: a role chunk at
+// message_start, a content (or reasoning_content) chunk per text (or
+// thinking) delta, a tool_calls chunk with id, type and name at each tool_use
+// block start and one with an arguments fragment per input_json_delta (the
+// tool call index counts tool_use blocks), a finish_reason chunk at
+// message_delta, a usage chunk (choices empty) at message_stop when the
+// request asked for stream_options.include_usage, then "data: [DONE]".
+// ping events are dropped; an error event becomes an OpenAI error event,
+// data: {"error": {"message", "type", "param", "code"}}, and ends the stream.
+
+// finishReason maps an Anthropic stop_reason to an OpenAI finish_reason.
+func finishReason(stop string) string {
+	switch stop {
+	case "max_tokens", "model_context_window_exceeded":
+		return "length"
+	case "tool_use":
+		return "tool_calls"
+	case "refusal":
+		return "content_filter"
+	}
+	return "stop"
+}
+
+type anUsage struct {
+	InputTokens              int64 `json:"input_tokens"`
+	OutputTokens             int64 `json:"output_tokens"`
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+}
+
+type anResponse struct {
+	ID      string `json:"id"`
+	Model   string `json:"model"`
+	Content []struct {
+		Type     string          `json:"type"`
+		Text     string          `json:"text"`
+		ID       string          `json:"id"`
+		Name     string          `json:"name"`
+		Input    json.RawMessage `json:"input"`
+		Thinking string          `json:"thinking"`
+	} `json:"content"`
+	StopReason string   `json:"stop_reason"`
+	Usage      *anUsage `json:"usage"`
+}
+
+type chatCompletion struct {
+	ID      string     `json:"id"`
+	Object  string     `json:"object"`
+	Created int64      `json:"created"`
+	Model   string     `json:"model"`
+	Choices []ccChoice `json:"choices"`
+	Usage   *oaUsage   `json:"usage,omitempty"`
+}
+
+type ccChoice struct {
+	Index        int       `json:"index"`
+	Message      ccMessage `json:"message"`
+	Logprobs     *struct{} `json:"logprobs"`
+	FinishReason string    `json:"finish_reason"`
+}
+
+type ccMessage struct {
+	Role             string       `json:"role"`
+	Content          *string      `json:"content"`
+	ReasoningContent string       `json:"reasoning_content,omitempty"`
+	ToolCalls        []ccToolCall `json:"tool_calls,omitempty"`
+}
+
+type ccToolCall struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+type oaUsage struct {
+	PromptTokens        int64 `json:"prompt_tokens"`
+	CompletionTokens    int64 `json:"completion_tokens"`
+	TotalTokens         int64 `json:"total_tokens"`
+	PromptTokensDetails struct {
+		CachedTokens        int64 `json:"cached_tokens"`
+		CacheCreationTokens int64 `json:"cache_creation_tokens,omitempty"`
+	} `json:"prompt_tokens_details"`
+}
+
+func openAIUsage(u anUsage) *oaUsage {
+	o := &oaUsage{
+		PromptTokens:     u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens,
+		CompletionTokens: u.OutputTokens,
+	}
+	o.TotalTokens = o.PromptTokens + o.CompletionTokens
+	o.PromptTokensDetails.CachedTokens = u.CacheReadInputTokens
+	o.PromptTokensDetails.CacheCreationTokens = u.CacheCreationInputTokens
+	return o
+}
+
+// fromAnthropic translates a Messages API response into a chat.completion.
+func fromAnthropic(b []byte, created int64) ([]byte, *Error) {
+	var in anResponse
+	if err := json.Unmarshal(b, &in); err != nil {
+		return nil, &Error{Class: ClassServer, StatusCode: http.StatusOK, Message: "upstream answered with an unreadable message", Type: "server_error", cause: err}
+	}
+	msg := ccMessage{Role: "assistant"}
+	var text, reasoning []byte
+	hasText := false
+	for _, c := range in.Content {
+		switch c.Type {
+		case "text":
+			text = append(text, c.Text...)
+			hasText = true
+		case "thinking":
+			reasoning = append(reasoning, c.Thinking...)
+		case "tool_use":
+			tc := ccToolCall{ID: c.ID, Type: "function"}
+			tc.Function.Name = c.Name
+			var args bytes.Buffer
+			if json.Compact(&args, c.Input) != nil || args.Len() == 0 {
+				args.Reset()
+				args.WriteString("{}")
+			}
+			tc.Function.Arguments = args.String()
+			msg.ToolCalls = append(msg.ToolCalls, tc)
+		}
+	}
+	if hasText || len(msg.ToolCalls) == 0 {
+		s := string(text)
+		msg.Content = &s
+	}
+	msg.ReasoningContent = string(reasoning)
+	out := chatCompletion{
+		ID: in.ID, Object: "chat.completion", Created: created, Model: in.Model,
+		Choices: []ccChoice{{Message: msg, FinishReason: finishReason(in.StopReason)}},
+	}
+	if in.Usage != nil {
+		out.Usage = openAIUsage(*in.Usage)
+	}
+	ob, err := json.Marshal(out)
+	if err != nil {
+		return nil, &Error{Class: ClassServer, Message: "cannot encode the translated answer", Type: "server_error", cause: err}
+	}
+	return ob, nil
+}
+
+// anthropicStream reads an Anthropic Messages SSE stream and yields it as
+// OpenAI chat.completion.chunk events, one upstream event at a time: a Read
+// never waits for more upstream events than the one it translates.
+type anthropicStream struct {
+	body         io.ReadCloser
+	r            *bufio.Reader
+	includeUsage bool
+	created      int64
+
+	prefix   []byte // `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[`
+	toolIdx  []int  // tool call index by content block index, -1 for other blocks
+	tools    int
+	usage    anUsage
+	finished bool // a finish_reason chunk was sent
+
+	line []byte // a line longer than the reader's buffer
+	data []byte // the current event's data
+	out  []byte // translated output not yet read
+	off  int
+	err  error // returned once out is drained
+}
+
+func newAnthropicStream(body io.ReadCloser, includeUsage bool, created int64) *anthropicStream {
+	return &anthropicStream{body: body, r: bufio.NewReaderSize(body, 8<<10), includeUsage: includeUsage, created: created}
+}
+
+// Read implements io.Reader.
+func (s *anthropicStream) Read(p []byte) (int, error) {
+	for s.off == len(s.out) {
+		if s.err != nil {
+			return 0, s.err
+		}
+		s.out, s.off = s.out[:0], 0
+		s.err = s.next()
+	}
+	n := copy(p, s.out[s.off:])
+	s.off += n
+	return n, nil
+}
+
+// Close closes the upstream body; a Read under way, or any later one,
+// fails.
+func (s *anthropicStream) Close() error { return s.body.Close() }
+
+// next reads one upstream event and translates it into s.out. It returns
+// io.EOF after the last event, and the read error (io.ErrUnexpectedEOF for
+// a stream cut before message_stop) when the upstream breaks.
+func (s *anthropicStream) next() error {
+	s.data = s.data[:0]
+	for {
+		line, err := s.readLine()
+		if err != nil {
+			if err == io.EOF {
+				if len(s.data) > 0 {
+					if done := s.event(s.data); done {
+						return io.EOF
+					}
+				}
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		if len(line) == 0 {
+			if len(s.data) == 0 {
+				continue
+			}
+			if done := s.event(s.data); done {
+				return io.EOF
+			}
+			return nil
+		}
+		if v, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+			if len(v) > 0 && v[0] == ' ' {
+				v = v[1:]
+			}
+			if len(s.data) > 0 {
+				s.data = append(s.data, '\n')
+			}
+			s.data = append(s.data, v...)
+		}
+		// event:, id:, retry: and comments carry nothing the data lacks.
+	}
+}
+
+// readLine returns the next line without its line ending. The slice is
+// valid until the next call.
+func (s *anthropicStream) readLine() ([]byte, error) {
+	line, err := s.r.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		s.line = append(s.line[:0], line...)
+		for err == bufio.ErrBufferFull {
+			line, err = s.r.ReadSlice('\n')
+			s.line = append(s.line, line...)
+		}
+		line = s.line
+	}
+	if err != nil && (err != io.EOF || len(line) == 0) {
+		return nil, err
+	}
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	return bytes.TrimSuffix(line, []byte("\r")), nil
+}
+
+// Chunk fragments.
+const (
+	chunkTail   = `,"logprobs":null,"finish_reason":null}]}` + "\n\n"
+	deltaOpen   = `{"index":0,"delta":{`
+	doneEvent   = "data: [DONE]\n\n"
+	fallbackIDs = `data: {"id":"","object":"chat.completion.chunk","created":0,"model":"","choices":[`
+)
+
+// event translates one event's data into s.out and reports whether the
+// stream is over.
+func (s *anthropicStream) event(data []byte) bool {
+	switch string(field(data, "type")) {
+	case `"message_start"`:
+		msg := field(data, "message")
+		s.readUsage(field(msg, "usage"))
+		s.prefix = append(s.prefix[:0], `data: {"id":`...)
+		s.prefix = appendRaw(s.prefix, field(msg, "id"))
+		s.prefix = append(s.prefix, `,"object":"chat.completion.chunk","created":`...)
+		s.prefix = strconv.AppendInt(s.prefix, s.created, 10)
+		s.prefix = append(s.prefix, `,"model":`...)
+		s.prefix = appendRaw(s.prefix, field(msg, "model"))
+		s.prefix = append(s.prefix, `,"choices":[`...)
+		s.chunk(`"role":"assistant","content":""}`, nil, "")
+
+	case `"content_block_start"`:
+		block := field(data, "content_block")
+		switch string(field(block, "type")) {
+		case `"tool_use"`:
+			idx := s.toolIndex(field(data, "index"), true)
+			s.open()
+			s.out = append(s.out, `"tool_calls":[{"index":`...)
+			s.out = strconv.AppendInt(s.out, int64(idx), 10)
+			s.out = append(s.out, `,"id":`...)
+			s.out = appendRaw(s.out, field(block, "id"))
+			s.out = append(s.out, `,"type":"function","function":{"name":`...)
+			s.out = appendRaw(s.out, field(block, "name"))
+			s.out = append(s.out, `,"arguments":""}}]}`...)
+			s.out = append(s.out, chunkTail...)
+		case `"text"`:
+			if t := field(block, "text"); isString(t) && len(t) > 2 {
+				s.chunk(`"content":`, t, "}")
+			}
+		}
+
+	case `"content_block_delta"`:
+		delta := field(data, "delta")
+		switch string(field(delta, "type")) {
+		case `"text_delta"`:
+			s.chunk(`"content":`, field(delta, "text"), "}")
+		case `"thinking_delta"`:
+			s.chunk(`"reasoning_content":`, field(delta, "thinking"), "}")
+		case `"input_json_delta"`:
+			pj := field(delta, "partial_json")
+			if !isString(pj) || len(pj) == 2 {
+				break
+			}
+			idx := s.toolIndex(field(data, "index"), false)
+			if idx < 0 {
+				break
+			}
+			s.open()
+			s.out = append(s.out, `"tool_calls":[{"index":`...)
+			s.out = strconv.AppendInt(s.out, int64(idx), 10)
+			s.out = append(s.out, `,"function":{"arguments":`...)
+			s.out = append(s.out, pj...)
+			s.out = append(s.out, `}}]}`...)
+			s.out = append(s.out, chunkTail...)
+		}
+
+	case `"message_delta"`:
+		s.readUsage(field(data, "usage"))
+		if sr := field(field(data, "delta"), "stop_reason"); isString(sr) {
+			s.finish(string(sr[1 : len(sr)-1]))
+		}
+
+	case `"message_stop"`:
+		if !s.finished {
+			s.finish("end_turn")
+		}
+		if s.includeUsage {
+			s.usageChunk()
+		}
+		s.out = append(s.out, doneEvent...)
+		return true
+
+	case `"error"`:
+		e := field(data, "error")
+		s.out = append(s.out, `data: {"error":{"message":`...)
+		if m := field(e, "message"); isString(m) {
+			s.out = append(s.out, m...)
+		} else {
+			s.out = append(s.out, `"upstream stream error"`...)
+		}
+		s.out = append(s.out, `,"type":`...)
+		if t := field(e, "type"); isString(t) {
+			s.out = append(s.out, t...)
+		} else {
+			s.out = append(s.out, `"server_error"`...)
+		}
+		s.out = append(s.out, `,"param":null,"code":null}}`+"\n\n"...)
+		return true
+	}
+	// ping, content_block_stop and unknown events add nothing.
+	return false
+}
+
+// open starts a chunk: the prefix and the opening of choice 0's delta.
+func (s *anthropicStream) open() {
+	if len(s.prefix) == 0 {
+		s.out = append(s.out, fallbackIDs...)
+	} else {
+		s.out = append(s.out, s.prefix...)
+	}
+	s.out = append(s.out, deltaOpen...)
+}
+
+// chunk appends a chunk whose delta is key, raw and closing; raw is a JSON
+// value copied as it is (null when missing).
+func (s *anthropicStream) chunk(key string, raw []byte, closing string) {
+	s.open()
+	s.out = append(s.out, key...)
+	if raw != nil {
+		s.out = appendRaw(s.out, raw)
+	}
+	s.out = append(s.out, closing...)
+	s.out = append(s.out, chunkTail...)
+}
+
+// finish appends the finish_reason chunk.
+func (s *anthropicStream) finish(stop string) {
+	s.finished = true
+	s.open()
+	s.out = append(s.out, `},"logprobs":null,"finish_reason":"`...)
+	s.out = append(s.out, finishReason(stop)...)
+	s.out = append(s.out, `"}]}`+"\n\n"...)
+}
+
+// usageChunk appends the usage chunk of stream_options.include_usage.
+func (s *anthropicStream) usageChunk() {
+	u := openAIUsage(s.usage)
+	if len(s.prefix) == 0 {
+		s.out = append(s.out, fallbackIDs...)
+	} else {
+		s.out = append(s.out, s.prefix...)
+	}
+	s.out = append(s.out, `],"usage":{"prompt_tokens":`...)
+	s.out = strconv.AppendInt(s.out, u.PromptTokens, 10)
+	s.out = append(s.out, `,"completion_tokens":`...)
+	s.out = strconv.AppendInt(s.out, u.CompletionTokens, 10)
+	s.out = append(s.out, `,"total_tokens":`...)
+	s.out = strconv.AppendInt(s.out, u.TotalTokens, 10)
+	s.out = append(s.out, `,"prompt_tokens_details":{"cached_tokens":`...)
+	s.out = strconv.AppendInt(s.out, u.PromptTokensDetails.CachedTokens, 10)
+	if n := u.PromptTokensDetails.CacheCreationTokens; n != 0 {
+		s.out = append(s.out, `,"cache_creation_tokens":`...)
+		s.out = strconv.AppendInt(s.out, n, 10)
+	}
+	s.out = append(s.out, `}}}`+"\n\n"...)
+}
+
+// readUsage takes the counts present in an Anthropic usage object; later
+// events carry cumulative counts, so each present count replaces the last.
+func (s *anthropicStream) readUsage(u []byte) {
+	if len(u) == 0 {
+		return
+	}
+	if v := field(u, "input_tokens"); v != nil {
+		s.usage.InputTokens = integer(v)
+	}
+	if v := field(u, "output_tokens"); v != nil {
+		s.usage.OutputTokens = integer(v)
+	}
+	if v := field(u, "cache_creation_input_tokens"); v != nil {
+		s.usage.CacheCreationInputTokens = integer(v)
+	}
+	if v := field(u, "cache_read_input_tokens"); v != nil {
+		s.usage.CacheReadInputTokens = integer(v)
+	}
+}
+
+// maxBlocks bounds the content block indexes the stream keeps track of.
+const maxBlocks = 4096
+
+// toolIndex returns the tool call index of the content block whose raw
+// index is given; start assigns the next one. It is -1 for a block that is
+// not a tool_use.
+func (s *anthropicStream) toolIndex(raw []byte, start bool) int {
+	b := int(integer(raw))
+	if b < 0 || b >= maxBlocks {
+		return -1
+	}
+	for len(s.toolIdx) <= b {
+		s.toolIdx = append(s.toolIdx, -1)
+	}
+	if start {
+		s.toolIdx[b] = s.tools
+		s.tools++
+	}
+	return s.toolIdx[b]
+}
+
+// appendRaw appends a raw JSON value, or null when there is none.
+func appendRaw(dst, raw []byte) []byte {
+	if len(raw) == 0 {
+		return append(dst, "null"...)
+	}
+	return append(dst, raw...)
+}

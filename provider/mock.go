@@ -1,0 +1,330 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// The mock adapter answers without a network, deterministically:
+//
+//   - the text is adapter_options.mock.reply, or "mock reply to: " and the
+//     text of the last user message cut to MockEchoLimit characters;
+//   - the id is "chatcmpl-mock-N", N counting the executor's calls from 1;
+//     the model is the request's upstream model;
+//   - usage counts words: prompt_tokens those of every message, completion
+//     tokens those of the reply;
+//   - latency_ms passes before the answer, fail_status fails the call as an
+//     upstream answering that status would;
+//   - a stream is a role chunk, one chunk per word (with the whitespace
+//     before it), chunk_delay_ms between two words, a finish_reason chunk,
+//     the usage chunk when stream_options.include_usage, and data: [DONE].
+
+// MockEchoLimit is how many characters of the last user message a mock
+// reply echoes.
+const MockEchoLimit = 200
+
+func (e *Executor) callMock(ctx context.Context, req *Request) (*Response, error) {
+	if d := time.Duration(e.mock.LatencyMS) * time.Millisecond; d > 0 {
+		if !sleep(ctx, d) {
+			return nil, canceled(ctx)
+		}
+	} else if ctx.Err() != nil {
+		return nil, canceled(ctx)
+	}
+	if st := e.mock.FailStatus; st != 0 {
+		body := `{"error":{"message":"mock failure (fail_status ` + strconv.Itoa(st) + `)","type":"","code":null}}`
+		return nil, classify(st, nil, []byte(body), e.now())
+	}
+
+	var in struct {
+		Model    string `json:"model"`
+		Messages []struct {
+			Role    string          `json:"role"`
+			Content json.RawMessage `json:"content"`
+		} `json:"messages"`
+		StreamOptions *struct {
+			IncludeUsage bool `json:"include_usage"`
+		} `json:"stream_options"`
+	}
+	if err := json.Unmarshal(req.Body, &in); err != nil {
+		return nil, invalid("request body is not a chat completion request: %v", err)
+	}
+	var prompt int64
+	last := ""
+	for _, m := range in.Messages {
+		t := messageText(m.Content)
+		prompt += int64(countWords(t))
+		if m.Role == "user" {
+			last = t
+		}
+	}
+	text := e.mock.Reply
+	if text == "" {
+		text = "mock reply to: " + truncate(last, MockEchoLimit)
+	}
+	model := req.UpstreamModel
+	if model == "" {
+		model = in.Model
+	}
+	id := "chatcmpl-mock-" + strconv.FormatUint(e.seq.Add(1), 10)
+	created := e.now().Unix()
+	completion := int64(countWords(text))
+
+	if !req.Stream {
+		b := make([]byte, 0, 256+len(text)+len(model))
+		b = append(b, `{"id":"`...)
+		b = append(b, id...)
+		b = append(b, `","object":"chat.completion","created":`...)
+		b = strconv.AppendInt(b, created, 10)
+		b = append(b, `,"model":`...)
+		b = appendString(b, model)
+		b = append(b, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
+		b = appendString(b, text)
+		b = append(b, `},"logprobs":null,"finish_reason":"stop"}],"usage":`...)
+		b = appendUsage(b, prompt, completion)
+		b = append(b, "}"...)
+		return &Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {contentTypeJSON}}, Body: &bytesBody{b: b}}, nil
+	}
+
+	s := &mockStream{
+		ctx:          ctx,
+		text:         text,
+		delay:        time.Duration(e.mock.ChunkDelayMS) * time.Millisecond,
+		includeUsage: in.StreamOptions != nil && in.StreamOptions.IncludeUsage,
+		prompt:       prompt,
+		completion:   completion,
+	}
+	s.prefix = append(s.prefix, `data: {"id":"`...)
+	s.prefix = append(s.prefix, id...)
+	s.prefix = append(s.prefix, `","object":"chat.completion.chunk","created":`...)
+	s.prefix = strconv.AppendInt(s.prefix, created, 10)
+	s.prefix = append(s.prefix, `,"model":`...)
+	s.prefix = appendString(s.prefix, model)
+	s.prefix = append(s.prefix, `,"choices":[`...)
+	return &Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {contentTypeSSE}}, Body: s}, nil
+}
+
+func appendUsage(b []byte, prompt, completion int64) []byte {
+	b = append(b, `{"prompt_tokens":`...)
+	b = strconv.AppendInt(b, prompt, 10)
+	b = append(b, `,"completion_tokens":`...)
+	b = strconv.AppendInt(b, completion, 10)
+	b = append(b, `,"total_tokens":`...)
+	b = strconv.AppendInt(b, prompt+completion, 10)
+	return append(b, '}')
+}
+
+// sleep waits d, or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// messageText is the text of an OpenAI message content: the string, or
+// the text parts joined by spaces.
+func messageText(content json.RawMessage) string {
+	var s string
+	if json.Unmarshal(content, &s) == nil {
+		return s
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if json.Unmarshal(content, &parts) != nil {
+		return ""
+	}
+	for _, p := range parts {
+		if p.Type == "text" && p.Text != "" {
+			if s != "" {
+				s += " "
+			}
+			s += p.Text
+		}
+	}
+	return s
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+}
+
+// countWords counts runs of non-space bytes.
+func countWords(s string) int {
+	n, in := 0, false
+	for i := 0; i < len(s); i++ {
+		if isSpace(s[i]) {
+			in = false
+		} else if !in {
+			in = true
+			n++
+		}
+	}
+	return n
+}
+
+// truncate cuts s to at most n runes.
+func truncate(s string, n int) string {
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
+	}
+	return s
+}
+
+// bytesBody is a response body held in memory.
+type bytesBody struct {
+	b   []byte
+	off int
+}
+
+func (r *bytesBody) Read(p []byte) (int, error) {
+	if r.off >= len(r.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b[r.off:])
+	r.off += n
+	return n, nil
+}
+
+// WriteTo lets io.Copy write the body in one call.
+func (r *bytesBody) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(r.b[r.off:])
+	r.off += n
+	return int64(n), err
+}
+
+func (r *bytesBody) Close() error { return nil }
+
+// Stream states.
+const (
+	mockRole = iota
+	mockWords
+	mockFinish
+	mockUsage
+	mockDone
+	mockEOF
+)
+
+// mockStream yields a mock reply as chat.completion.chunk events.
+type mockStream struct {
+	// ctx is the call's: like an upstream body, the stream ends with the
+	// call. It lives only as long as the body.
+	ctx          context.Context
+	prefix       []byte
+	text         string
+	pos          int
+	words        int
+	state        int
+	delay        time.Duration
+	timer        *time.Timer
+	includeUsage bool
+	prompt       int64
+	completion   int64
+	closed       atomic.Bool
+
+	out []byte
+	off int
+}
+
+// Read implements io.Reader.
+func (s *mockStream) Read(p []byte) (int, error) {
+	for s.off == len(s.out) {
+		if s.closed.Load() {
+			return 0, io.ErrClosedPipe
+		}
+		if s.state == mockEOF {
+			return 0, io.EOF
+		}
+		if err := s.ctx.Err(); err != nil {
+			return 0, err
+		}
+		if s.state == mockWords && s.words > 0 && s.delay > 0 {
+			if s.timer == nil {
+				s.timer = time.NewTimer(s.delay)
+			} else {
+				s.timer.Reset(s.delay)
+			}
+			select {
+			case <-s.timer.C:
+			case <-s.ctx.Done():
+				return 0, s.ctx.Err()
+			}
+		}
+		s.out, s.off = s.out[:0], 0
+		s.step()
+	}
+	n := copy(p, s.out[s.off:])
+	s.off += n
+	return n, nil
+}
+
+// step appends the next event to s.out.
+func (s *mockStream) step() {
+	switch s.state {
+	case mockRole:
+		s.out = append(s.out, s.prefix...)
+		s.out = append(s.out, `{"index":0,"delta":{"role":"assistant","content":""}`+chunkTail...)
+		s.state = mockWords
+		if countWords(s.text) == 0 {
+			s.state = mockFinish
+		}
+	case mockWords:
+		i := s.pos
+		for i < len(s.text) && isSpace(s.text[i]) {
+			i++
+		}
+		for i < len(s.text) && !isSpace(s.text[i]) {
+			i++
+		}
+		j := i
+		for j < len(s.text) && isSpace(s.text[j]) {
+			j++
+		}
+		if j == len(s.text) { // the last word takes the trailing space along
+			i = j
+			s.state = mockFinish
+		}
+		s.out = append(s.out, s.prefix...)
+		s.out = append(s.out, `{"index":0,"delta":{"content":`...)
+		s.out = appendString(s.out, s.text[s.pos:i])
+		s.out = append(s.out, "}"+chunkTail...)
+		s.pos = i
+		s.words++
+	case mockFinish:
+		s.out = append(s.out, s.prefix...)
+		s.out = append(s.out, `{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}`+"\n\n"...)
+		s.state = mockUsage
+		if !s.includeUsage {
+			s.state = mockDone
+		}
+	case mockUsage:
+		s.out = append(s.out, s.prefix...)
+		s.out = append(s.out, `],"usage":`...)
+		s.out = appendUsage(s.out, s.prompt, s.completion)
+		s.out = append(s.out, "}\n\n"...)
+		s.state = mockDone
+	case mockDone:
+		s.out = append(s.out, doneEvent...)
+		s.state = mockEOF
+	}
+}
+
+// Close ends the stream.
+func (s *mockStream) Close() error {
+	s.closed.Store(true)
+	return nil
+}

@@ -1,0 +1,159 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/awakend/awakend/registry"
+)
+
+func newMock(t *testing.T, o *registry.MockOptions) *Executor {
+	t.Helper()
+	return newExec(t, registry.ProviderSpec{Adapter: "mock", AdapterOptions: registry.AdapterOptions{Mock: o}}, time.Second)
+}
+
+func readAll(t *testing.T, resp *Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestMockReply(t *testing.T) {
+	e := newMock(t, nil)
+	body := `{"model":"alias","messages":[{"role":"system","content":"Be nice."},{"role":"user","content":"Hello  there"},{"role":"assistant","content":"Hi"},{"role":"user","content":[{"type":"text","text":"What is"},{"type":"text","text":"\"2+2\"?"}]}]}`
+	resp, err := e.Call(t.Context(), &Request{Body: []byte(body), UpstreamModel: "mock-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":"chatcmpl-mock-1","object":"chat.completion","created":1700000000,"model":"mock-1","choices":[{"index":0,"message":{"role":"assistant","content":"mock reply to: What is \"2+2\"?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":8,"completion_tokens":6,"total_tokens":14}}`
+	if got := readAll(t, resp); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if resp.Header.Get("Content-Type") != "application/json" || resp.StatusCode != 200 {
+		t.Errorf("%d %v", resp.StatusCode, resp.Header)
+	}
+	// The id counts calls.
+	resp, _ = e.Call(t.Context(), &Request{Body: []byte(body)})
+	if got := readAll(t, resp); !strings.Contains(got, `"id":"chatcmpl-mock-2"`) || !strings.Contains(got, `"model":"alias"`) {
+		t.Errorf("second call: %s", got)
+	}
+}
+
+func TestMockEchoTruncated(t *testing.T) {
+	e := newMock(t, &registry.MockOptions{})
+	long := strings.Repeat("é", MockEchoLimit+50)
+	resp, err := e.Call(t.Context(), &Request{Body: []byte(`{"messages":[{"role":"user","content":"` + long + `"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c chatCompletion
+	if err := json.Unmarshal([]byte(readAll(t, resp)), &c); err != nil {
+		t.Fatal(err)
+	}
+	if want := "mock reply to: " + strings.Repeat("é", MockEchoLimit); *c.Choices[0].Message.Content != want {
+		t.Errorf("content %q", *c.Choices[0].Message.Content)
+	}
+}
+
+func TestMockStream(t *testing.T) {
+	e := newMock(t, &registry.MockOptions{Reply: "Hi there,  friend "})
+	resp, err := e.Call(t.Context(), &Request{Body: []byte(`{"messages":[{"role":"user","content":"a b"}],"stream":true,"stream_options":{"include_usage":true}}`), UpstreamModel: "m", Stream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Errorf("Content-Type %q", resp.Header.Get("Content-Type"))
+	}
+	const p = `data: {"id":"chatcmpl-mock-1","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[`
+	want := p + `{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}` + "\n\n" +
+		p + `{"index":0,"delta":{"content":"Hi"},"logprobs":null,"finish_reason":null}]}` + "\n\n" +
+		p + `{"index":0,"delta":{"content":" there,"},"logprobs":null,"finish_reason":null}]}` + "\n\n" +
+		p + `{"index":0,"delta":{"content":"  friend "},"logprobs":null,"finish_reason":null}]}` + "\n\n" +
+		p + `{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}` + "\n\n" +
+		p + `],"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}}` + "\n\n" +
+		"data: [DONE]\n\n"
+	got := readAll(t, resp)
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	checkChunks(t, []byte(got))
+
+	// Without include_usage there is no usage chunk.
+	resp, _ = e.Call(t.Context(), &Request{Body: []byte(`{"messages":[],"stream":true}`), Stream: true})
+	if got := readAll(t, resp); strings.Contains(got, "usage") || !strings.HasSuffix(got, "data: [DONE]\n\n") {
+		t.Errorf("got %s", got)
+	}
+}
+
+func TestMockFailStatus(t *testing.T) {
+	for status, class := range map[int]Class{429: ClassRateLimit, 503: ClassOverloaded, 500: ClassServer, 401: ClassAuth, 400: ClassInvalidRequest} {
+		e := newMock(t, &registry.MockOptions{FailStatus: status})
+		_, err := e.Call(t.Context(), &Request{Body: []byte(`{}`)})
+		ue := asError(t, err)
+		if ue.Class != class || ue.StatusCode != status || !strings.Contains(ue.Message, "mock failure") {
+			t.Errorf("%d: %+v", status, ue)
+		}
+	}
+}
+
+func TestMockBadBody(t *testing.T) {
+	_, err := newMock(t, nil).Call(t.Context(), &Request{Body: []byte(`nope`)})
+	if ue := asError(t, err); ue.Class != ClassInvalidRequest {
+		t.Errorf("%v", err)
+	}
+}
+
+func TestMockTiming(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newMock(t, &registry.MockOptions{LatencyMS: 300, ChunkDelayMS: 50, Reply: "one two three four"})
+		start := time.Now()
+		resp, err := e.Call(t.Context(), &Request{Body: []byte(`{"stream":true}`), Stream: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d != 300*time.Millisecond {
+			t.Errorf("answered after %v, want latency_ms", d)
+		}
+		readAll(t, resp)
+		if d := time.Since(start); d != 300*time.Millisecond+3*50*time.Millisecond {
+			t.Errorf("stream took %v, want latency + 3 chunk delays", d)
+		}
+	})
+}
+
+func TestMockCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newMock(t, &registry.MockOptions{LatencyMS: 10_000, ChunkDelayMS: 1000})
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(time.Second, cancel)
+		_, err := e.Call(ctx, &Request{Body: []byte(`{}`)})
+		if ue := asError(t, err); ue.Class != ClassCanceled || !errors.Is(err, context.Canceled) {
+			t.Errorf("latency: %v", err)
+		}
+
+		e.mock.LatencyMS = 0
+		ctx, cancel = context.WithCancel(t.Context())
+		resp, err := e.Call(ctx, &Request{Body: []byte(`{"messages":[{"role":"user","content":"a b c"}]}`), Stream: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4096)
+		resp.Body.Read(buf) // role chunk
+		resp.Body.Read(buf) // first word
+		time.AfterFunc(500*time.Millisecond, cancel)
+		if _, err := io.ReadAll(resp.Body); !errors.Is(err, context.Canceled) {
+			t.Errorf("mid-stream: %v", err)
+		}
+		resp.Body.Close()
+	})
+}

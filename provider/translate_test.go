@@ -1,0 +1,395 @@
+package provider
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+var update = flag.Bool("update", false, "rewrite expected translation outputs in testdata from the current code")
+
+// created is the "created" time of translated answers in the tests.
+const created = 1700000000
+
+// testModel is the upstream model of translated requests in the tests.
+const testModel = "claude-sonnet-4-20250514"
+
+// txtCase is a testdata case: a comment header and named sections.
+type txtCase struct {
+	header   string
+	names    []string
+	sections map[string][]byte
+}
+
+func readCase(t *testing.T, path string) *txtCase {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &txtCase{sections: map[string][]byte{}}
+	name := ""
+	for _, line := range strings.SplitAfter(string(b), "\n") {
+		if n, ok := strings.CutPrefix(strings.TrimRight(line, "\n"), "-- "); ok && strings.HasSuffix(n, " --") {
+			name = strings.TrimSuffix(n, " --")
+			c.names = append(c.names, name)
+			c.sections[name] = []byte{}
+			continue
+		}
+		if name == "" {
+			c.header += line
+			continue
+		}
+		c.sections[name] = append(c.sections[name], line...)
+	}
+	if !strings.Contains(c.header, "Source:") {
+		t.Errorf("%s: the header names no source", path)
+	}
+	return c
+}
+
+func (c *txtCase) write(t *testing.T, path string) {
+	t.Helper()
+	var b bytes.Buffer
+	b.WriteString(c.header)
+	for _, n := range c.names {
+		b.WriteString("-- " + n + " --\n")
+		b.Write(c.sections[n])
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func cases(t *testing.T, dir string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", dir, "*.txt"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no cases in testdata/%s: %v", dir, err)
+	}
+	return files
+}
+
+// jsonEqual compares two JSON texts as values.
+func jsonEqual(t *testing.T, got, want []byte) {
+	t.Helper()
+	var g, w any
+	dg, dw := json.NewDecoder(bytes.NewReader(got)), json.NewDecoder(bytes.NewReader(want))
+	dg.UseNumber()
+	dw.UseNumber()
+	if err := dg.Decode(&g); err != nil {
+		t.Fatalf("got invalid JSON: %v\n%s", err, got)
+	}
+	if err := dw.Decode(&w); err != nil {
+		t.Fatalf("want invalid JSON: %v\n%s", err, want)
+	}
+	if !reflect.DeepEqual(g, w) {
+		gi, _ := json.MarshalIndent(g, "", "  ")
+		wi, _ := json.MarshalIndent(w, "", "  ")
+		t.Errorf("got:\n%s\nwant:\n%s", gi, wi)
+	}
+}
+
+func TestTranslateRequest(t *testing.T) {
+	for _, path := range cases(t, "request") {
+		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
+			c := readCase(t, path)
+			in := c.sections["openai.json"]
+			var probe struct {
+				Stream bool `json:"stream"`
+			}
+			if err := json.Unmarshal(in, &probe); err != nil {
+				t.Fatal(err)
+			}
+			got, _, err := toAnthropic(in, testModel, probe.Stream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			jsonEqual(t, got, c.sections["anthropic.json"])
+		})
+	}
+}
+
+func TestTranslateRequestIncludeUsage(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"messages":[],"stream":true,"stream_options":{"include_usage":true}}`:  true,
+		`{"messages":[],"stream":true,"stream_options":{"include_usage":false}}`: false,
+		`{"messages":[],"stream":true}`:                                          false,
+	} {
+		if _, got, err := toAnthropic([]byte(body), "m", true); err != nil || got != want {
+			t.Errorf("%s: include_usage = %v, %v; want %v", body, got, err, want)
+		}
+	}
+}
+
+func TestTranslateRequestErrors(t *testing.T) {
+	for _, tt := range []struct{ name, body, want string }{
+		{"not json", `{`, "not a chat completion request"},
+		{"n", `{"messages":[],"n":2}`, "n > 1"},
+		{"audio part", `{"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"x","format":"wav"}}]}]}`, `content part type "input_audio"`},
+		{"bad data url", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png,xyz"}}]}]}`, "data:<media type>;base64"},
+		{"ftp image", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"ftp://x/y.png"}}]}]}`, "http(s) or data: URL"},
+		{"image in system", `{"messages":[{"role":"system","content":[{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}]}`, "not allowed here"},
+		{"tool args", `{"messages":[{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"[1]"}}]}]}`, "not a JSON object"},
+		{"role", `{"messages":[{"role":"function","name":"f","content":"x"}]}`, `role "function"`},
+		{"effort", `{"messages":[],"reasoning_effort":"extreme"}`, `unknown reasoning_effort "extreme"`},
+		{"tool type", `{"messages":[],"tools":[{"type":"custom","custom":{"name":"x"}}]}`, `tool type "custom"`},
+		{"tool_choice", `{"messages":[],"tool_choice":"sometimes"}`, `unknown tool_choice "sometimes"`},
+		{"stop", `{"messages":[],"stop":7}`, "stop must be"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := toAnthropic([]byte(tt.body), "m", false)
+			if err == nil {
+				t.Fatal("translated")
+			}
+			if err.Class != ClassInvalidRequest || err.Retryable() || !strings.Contains(err.Message, tt.want) {
+				t.Errorf("got %v (class %s); want invalid_request with %q", err, err.Class, tt.want)
+			}
+		})
+	}
+}
+
+func TestTranslateToolIDs(t *testing.T) {
+	body := `{"messages":[{"role":"assistant","tool_calls":[{"id":"functions.get:0","type":"function","function":{"name":"get","arguments":""}}]},{"role":"tool","tool_call_id":"functions.get:0","content":"ok"}]}`
+	got, _, err := toAnthropic([]byte(body), "m", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonEqual(t, got, []byte(`{"model":"m","max_tokens":4096,"messages":[`+
+		`{"role":"assistant","content":[{"type":"tool_use","id":"functions_get_0","name":"get","input":{}}]},`+
+		`{"role":"user","content":[{"type":"tool_result","tool_use_id":"functions_get_0","content":"ok"}]}]}`))
+}
+
+func TestReasoningEffort(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		body      string
+		maxTokens int64
+		thinking  string // "" for none
+		sampling  bool   // temperature kept
+	}{
+		{"none", `"reasoning_effort":"none","temperature":0.5`, DefaultMaxTokens, "", true},
+		{"minimal", `"reasoning_effort":"minimal"`, 1024 + DefaultMaxTokens, `{"type":"enabled","budget_tokens":1024}`, false},
+		{"low", `"reasoning_effort":"low","temperature":0.5`, 2048 + DefaultMaxTokens, `{"type":"enabled","budget_tokens":2048}`, false},
+		{"medium", `"reasoning_effort":"medium"`, 8192 + DefaultMaxTokens, `{"type":"enabled","budget_tokens":8192}`, false},
+		{"high", `"reasoning_effort":"high"`, 16384 + DefaultMaxTokens, `{"type":"enabled","budget_tokens":16384}`, false},
+		{"xhigh", `"reasoning_effort":"xhigh"`, 32768 + DefaultMaxTokens, `{"type":"enabled","budget_tokens":32768}`, false},
+		{"max", `"reasoning_effort":"max"`, 32768 + DefaultMaxTokens, `{"type":"enabled","budget_tokens":32768}`, false},
+		{"fits under the cap", `"reasoning_effort":"medium","max_completion_tokens":32000`, 32000, `{"type":"enabled","budget_tokens":8192}`, false},
+		{"shrinks to half the cap", `"reasoning_effort":"high","max_tokens":10000`, 10000, `{"type":"enabled","budget_tokens":5000}`, false},
+		{"too small a cap", `"reasoning_effort":"high","max_tokens":2000,"temperature":0.5`, 2000, "", true},
+		{"thinking passes through", `"thinking":{"type":"enabled","budget_tokens":5000},"reasoning_effort":"low","temperature":0.5`, 5000 + DefaultMaxTokens, `{"type":"enabled","budget_tokens":5000}`, false},
+		{"thinking disabled", `"thinking":{"type":"disabled"},"temperature":0.5`, DefaultMaxTokens, `{"type":"disabled"}`, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, _, err := toAnthropic([]byte(`{"messages":[{"role":"user","content":"hi"}],`+tt.body+`}`), "m", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got struct {
+				MaxTokens   int64           `json:"max_tokens"`
+				Thinking    json.RawMessage `json:"thinking"`
+				Temperature *float64        `json:"temperature"`
+			}
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.MaxTokens != tt.maxTokens {
+				t.Errorf("max_tokens = %d, want %d", got.MaxTokens, tt.maxTokens)
+			}
+			if tt.thinking == "" && got.Thinking != nil {
+				t.Errorf("thinking = %s, want none", got.Thinking)
+			}
+			if tt.thinking != "" {
+				jsonEqual(t, got.Thinking, []byte(tt.thinking))
+			}
+			if (got.Temperature != nil) != tt.sampling {
+				t.Errorf("temperature = %v, want kept %v", got.Temperature, tt.sampling)
+			}
+		})
+	}
+}
+
+func TestTranslateResponse(t *testing.T) {
+	for _, path := range cases(t, "response") {
+		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
+			c := readCase(t, path)
+			got, err := fromAnthropic(c.sections["anthropic.json"], created)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *update {
+				var v any
+				_ = json.Unmarshal(got, &v)
+				ind, _ := json.MarshalIndent(v, "", "  ")
+				c.sections["openai.json"] = append(ind, '\n')
+				c.write(t, path)
+				return
+			}
+			jsonEqual(t, got, c.sections["openai.json"])
+		})
+	}
+}
+
+func TestTranslateResponseInvalid(t *testing.T) {
+	_, err := fromAnthropic([]byte(`<html>`), created)
+	if err == nil || err.Class != ClassServer {
+		t.Fatalf("got %v, want a server error", err)
+	}
+}
+
+// translateStream runs an Anthropic SSE body through the stream translator.
+func translateStream(t *testing.T, r io.Reader, includeUsage bool) ([]byte, error) {
+	t.Helper()
+	return io.ReadAll(newAnthropicStream(io.NopCloser(r), includeUsage, created))
+}
+
+func TestTranslateStream(t *testing.T) {
+	for _, path := range cases(t, "stream") {
+		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
+			c := readCase(t, path)
+			in := c.sections["anthropic.sse"]
+			for _, v := range []struct {
+				section string
+				usage   bool
+			}{{"openai.sse", false}, {"openai-usage.sse", true}} {
+				want, ok := c.sections[v.section]
+				if !ok {
+					continue
+				}
+				got, err := translateStream(t, bytes.NewReader(in), v.usage)
+				if err != nil {
+					t.Fatalf("%s: %v", v.section, err)
+				}
+				checkChunks(t, got)
+				if *update {
+					c.sections[v.section] = got
+					continue
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("%s:\ngot:\n%s\nwant:\n%s", v.section, got, want)
+				}
+				// However the upstream body is cut into reads, the
+				// translation is the same.
+				for name, r := range map[string]io.Reader{
+					"one byte":  iotest.OneByteReader(bytes.NewReader(in)),
+					"half":      iotest.HalfReader(bytes.NewReader(in)),
+					"crlf":      bytes.NewReader(bytes.ReplaceAll(in, []byte("\n"), []byte("\r\n"))),
+					"data-only": bytes.NewReader(dropEventLines(in)),
+				} {
+					if got2, err := translateStream(t, r, v.usage); err != nil || !bytes.Equal(got2, got) {
+						t.Errorf("%s, %s reads: %v\n%s", v.section, name, err, got2)
+					}
+				}
+			}
+			if *update {
+				c.write(t, path)
+			}
+		})
+	}
+}
+
+func dropEventLines(b []byte) []byte {
+	var out []byte
+	for _, l := range bytes.SplitAfter(b, []byte("\n")) {
+		if !bytes.HasPrefix(l, []byte("event:")) {
+			out = append(out, l...)
+		}
+	}
+	return out
+}
+
+// checkChunks checks that every event of an OpenAI stream is a data line
+// with a JSON object, or [DONE].
+func checkChunks(t *testing.T, sse []byte) {
+	t.Helper()
+	for _, ev := range strings.Split(strings.TrimSuffix(string(sse), "\n\n"), "\n\n") {
+		data, ok := strings.CutPrefix(ev, "data: ")
+		if !ok || strings.Contains(data, "\n") {
+			t.Errorf("malformed event %q", ev)
+			continue
+		}
+		if data == "[DONE]" {
+			continue
+		}
+		var v map[string]any
+		if err := json.Unmarshal([]byte(data), &v); err != nil {
+			t.Errorf("event is not a JSON object: %v: %s", err, data)
+		}
+	}
+}
+
+func TestTranslateStreamCut(t *testing.T) {
+	in := "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"x\"}}\n\n" +
+		"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n"
+	got, err := translateStream(t, strings.NewReader(in), false)
+	if err != io.ErrUnexpectedEOF {
+		t.Errorf("err = %v, want io.ErrUnexpectedEOF", err)
+	}
+	if !bytes.Contains(got, []byte(`"content":"Hi"`)) {
+		t.Errorf("the events before the cut were lost: %s", got)
+	}
+}
+
+// TestTranslateStreamEventByEvent proves that the translator yields each
+// event as soon as it has read it, without waiting for the next one.
+func TestTranslateStreamEventByEvent(t *testing.T) {
+	pr, pw := io.Pipe()
+	s := newAnthropicStream(pr, false, created)
+	events := []struct{ in, want string }{
+		{`{"type":"message_start","message":{"id":"m1","model":"x"}}`, `"role":"assistant"`},
+		{`{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"t1","name":"f","input":{}}}`, `"id":"t1","type":"function","function":{"name":"f","arguments":""}`},
+		{`{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"a\":"}}`, `"tool_calls":[{"index":0,"function":{"arguments":"{\"a\":"}}]`},
+	}
+	buf := make([]byte, 4096)
+	for _, ev := range events {
+		go func() { fmt.Fprintf(pw, "event: x\ndata: %s\n\n", ev.in) }()
+		n, err := s.Read(buf)
+		if err != nil || !strings.Contains(string(buf[:n]), ev.want) {
+			t.Fatalf("Read = %q, %v; want %s", buf[:n], err, ev.want)
+		}
+	}
+	pw.Close()
+	if _, err := s.Read(buf); err != io.ErrUnexpectedEOF {
+		t.Fatalf("after the cut: %v", err)
+	}
+}
+
+func TestField(t *testing.T) {
+	obj := []byte(` { "a" : 1, "b":"x\"}y", "c": {"d": [1, {"e": "]"}]}, "t": true, "n": null, "e\"k": 2 } `)
+	for key, want := range map[string]string{
+		"a": "1", "b": `"x\"}y"`, "c": `{"d": [1, {"e": "]"}]}`, "t": "true", "n": "null", `e\"k`: "2", "zz": "",
+	} {
+		if got := string(field(obj, key)); got != want {
+			t.Errorf("field(%q) = %q, want %q", key, got, want)
+		}
+	}
+	for _, bad := range []string{``, `[]`, `{`, `{"a"`, `{"a":`, `{"a":"x`, `{"a":{`, `{"a":1,`, `"s"`} {
+		if got := field([]byte(bad), "a"); got != nil && bad != `{"a":1,` {
+			t.Errorf("field(%q) = %q, want nil", bad, got)
+		}
+	}
+}
+
+func TestAppendString(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"b\`, "nl\n\r\t", "\x00\x1f", "héllo ✓ 😀", "\u2028\u2029", "bad\xffutf8", "<&>"} {
+		got := appendString(nil, s)
+		var back string
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Errorf("%q: invalid JSON %s: %v", s, got, err)
+			continue
+		}
+		want := strings.ToValidUTF8(s, "\ufffd")
+		if back != want {
+			t.Errorf("%q: round trip gave %q", s, back)
+		}
+	}
+}
