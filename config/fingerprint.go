@@ -1,0 +1,73 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"hash"
+	"io"
+	"slices"
+	"strings"
+)
+
+// fingerprint lists the referenced files and hashes every input.
+func (l *loader) fingerprint(contents [][]byte, readErrs []error) ([]string, string) {
+	h := sha256.New()
+	order := make([]int, len(l.cfg.Files))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(l.cfg.Files[a], l.cfg.Files[b]) })
+	for _, i := range order {
+		hashInput(h, 'f', l.cfg.Files[i], contents[i], readErrs[i])
+	}
+	keys := make([]refKey, 0, len(l.exp.files))
+	for k := range l.exp.files {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b refKey) int {
+		if c := strings.Compare(a.name, b.name); c != 0 {
+			return c
+		}
+		return boolCompare(a.credential, b.credential)
+	})
+	names := make([]string, 0, len(keys))
+	for _, k := range keys {
+		f := l.exp.files[k]
+		tag := byte('r')
+		if k.credential {
+			tag = 'c'
+		}
+		hashInput(h, tag, k.name, f.data, f.err)
+		if len(names) == 0 || names[len(names)-1] != k.name {
+			names = append(names, k.name)
+		}
+	}
+	return names, hex.EncodeToString(h.Sum(nil))
+}
+
+func boolCompare(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
+}
+
+// hashInput writes one input unambiguously: a tag, the length-prefixed
+// name, whether it could be read, and the length-prefixed contents (or
+// error).
+func hashInput(h hash.Hash, tag byte, name string, data []byte, err error) {
+	var buf [binary.MaxVarintLen64 + 2]byte
+	buf[0] = tag
+	h.Write(binary.AppendUvarint(buf[:1], uint64(len(name))))
+	io.WriteString(h, name)
+	buf[0] = 0
+	if err != nil {
+		buf[0], data = 1, []byte(errText(err))
+	}
+	h.Write(binary.AppendUvarint(buf[:1], uint64(len(data))))
+	h.Write(data)
+}

@@ -1,0 +1,272 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/awakend/awakend/registry"
+)
+
+// DefaultMaxFileSize is the size limit of a config file (and of a file a
+// ${file:…} or ${credential:…} reference reads) when Options sets none.
+const DefaultMaxFileSize = 8 << 20
+
+// Options are the loader's inputs from outside the directory.
+type Options struct {
+	// LookupEnv resolves ${VAR}; nil means no variable is set.
+	LookupEnv func(string) (string, bool)
+	// ReadFile reads files outside the directory: ${file:/abs/path} and
+	// ${credential:NAME}. nil makes those references an error.
+	ReadFile func(path string) ([]byte, error)
+	// CredentialsDir is $CREDENTIALS_DIRECTORY, where ${credential:NAME}
+	// looks; "" means credentials are unavailable.
+	CredentialsDir string
+	// MaxFileSize limits each file; 0 means DefaultMaxFileSize.
+	MaxFileSize int64
+	// AllowEmpty accepts a directory that declares no resources.
+	AllowEmpty bool
+}
+
+// Config is a loaded config directory: the specs it declares, in file
+// order, and where each was written. A Config from Load has no duplicate
+// ids and is ready for Build; it must not be modified.
+type Config struct {
+	Providers []registry.ProviderSpec
+	Models    []registry.ModelSpec
+	Pools     []registry.PoolSpec
+	Agents    []registry.AgentSpec
+
+	// Files are the config files read, in load order, relative to the
+	// directory and slash-separated.
+	Files []string
+	// Referenced are the files that ${file:…} and ${credential:…}
+	// references read, sorted: relative to the directory, or absolute.
+	Referenced []string
+	// Fingerprint is the hex SHA-256 of the sorted paths and contents of
+	// Files and Referenced. Equal fingerprints mean equal inputs (the
+	// environment aside).
+	Fingerprint string
+
+	resources chunks[resource] // in load order
+	fields    chunks[fieldPos]
+	index     [len(kinds)]map[string]int32 // the first resource of each kind with each id
+}
+
+// loader holds the state of one Load.
+type loader struct {
+	providers chunks[provider] // the specs while decoding, flattened into cfg at the end
+	models    chunks[model]
+	pools     chunks[pool]
+	agents    chunks[agent]
+
+	fsys   fs.FS
+	opts   Options
+	exp    expander
+	cfg    *Config
+	diags  []Diagnostic
+	items  int  // list entries seen, for CodeEmpty
+	failed bool // a file, or part of one, could not be decoded: resources may be missing
+}
+
+// Load reads every config file below the root of fsys and decodes the
+// resources they declare, checking syntax, fields, types, interpolation and
+// that ids are unique. It returns a *Error with every problem found; when
+// there are any, it also validates what could be decoded as Build would,
+// so that one run reports both kinds (leaving out registry diagnostics that
+// repeat a load problem, and missing-reference ones when a file could not
+// be read or parsed). Any other error means the root itself could not be
+// read.
+//
+// Load does no I/O but through fsys and opts.
+func Load(fsys fs.FS, opts Options) (*Config, error) {
+	if opts.MaxFileSize <= 0 {
+		opts.MaxFileSize = DefaultMaxFileSize
+	}
+	l := &loader{fsys: fsys, opts: opts, cfg: &Config{}}
+	l.exp = expander{fsys: fsys, opts: &l.opts}
+	if err := l.load(); err != nil {
+		return nil, err
+	}
+	if len(l.diags) > 0 {
+		diags := append(l.diags, l.cfg.validate(l.failed)...)
+		return nil, newError(diags, l.cfg.Fingerprint)
+	}
+	return l.cfg, nil
+}
+
+// LoadSet loads fsys and builds the result on base in one step; see Load
+// and Config.Build.
+func LoadSet(fsys fs.FS, opts Options, base *registry.Set, factory Factory) (*Config, *registry.Set, error) {
+	c, err := Load(fsys, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	set, err := c.Build(base, factory)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, set, nil
+}
+
+func (l *loader) load() error {
+	root, err := fs.Stat(l.fsys, ".")
+	if err != nil {
+		return fmt.Errorf("config directory: %w", err)
+	}
+	w := walker{fsys: l.fsys}
+	if err := w.walk(".", root); err != nil {
+		return fmt.Errorf("config directory: %w", err)
+	}
+	l.diags = w.diags
+	l.failed = len(w.diags) > 0
+	cfg := l.cfg
+	cfg.Files = w.files
+	contents := make([][]byte, len(w.files))
+	readErrs := make([]error, len(w.files))
+	for i, name := range w.files {
+		data, err := readFile(l.fsys, name, l.opts.MaxFileSize)
+		if err != nil {
+			l.failed = true
+			readErrs[i] = err
+			code, msg := CodeRead, "cannot read file: "+errText(err)
+			if _, big := err.(*tooLargeError); big {
+				code, msg = CodeTooLarge, err.Error()
+			}
+			l.diags = append(l.diags, Diagnostic{File: name, Code: code, Severity: string(registry.SeverityError), Message: msg})
+			continue
+		}
+		contents[i] = data
+		l.decodeFile(int32(i), name, data)
+	}
+	cfg.Providers = l.providers.flatten()
+	cfg.Models = l.models.flatten()
+	cfg.Pools = l.pools.flatten()
+	cfg.Agents = l.agents.flatten()
+	l.link()
+	if l.items == 0 && !l.failed && !l.opts.AllowEmpty {
+		msg := "the config directory declares no providers, models, model pools or agents"
+		if len(w.files) == 0 {
+			msg = "the config directory has no config files (*.yaml, *.yml, *.json)"
+		}
+		l.diags = append(l.diags, Diagnostic{Code: CodeEmpty, Severity: string(registry.SeverityError), Message: msg})
+	}
+	cfg.Referenced, cfg.Fingerprint = l.fingerprint(contents, readErrs)
+	return nil
+}
+
+// decodeFile parses the YAML documents of one file and decodes each. A
+// syntax error is reported and ends the file (yaml.v3 cannot resume after
+// one); the documents before it are kept.
+func (l *loader) decodeFile(ix int32, name string, data []byte) {
+	if strings.HasSuffix(name, ".json") {
+		data = jsonCompat(data)
+	}
+	d := decoder{l: l, file: name, ix: ix, cur: -1}
+	if err := parseYAML(data, d.document); err != nil {
+		l.failed = true
+		line, msg := syntaxError(err)
+		if l := problemLine(data, msg); l > 0 {
+			line = l
+		}
+		l.diags = append(l.diags, Diagnostic{File: name, Line: line, Code: CodeSyntax,
+			Severity: string(registry.SeverityError), Message: msg})
+	}
+}
+
+// maxProblemSearch is the largest file whose syntax errors problemLine
+// looks into: it parses the file up to 2·log2(lines) more times.
+const maxProblemSearch = 1 << 20
+
+// problemLine returns the line a YAML syntax error is about, or 0. yaml.v3
+// names the line where the enclosing block starts ("while parsing a block
+// mapping"), which may be far above the mistake, and no line at all for
+// the first line. The mistake is on the first line L such that the file's
+// first L lines fail to parse with the same message: shorter prefixes
+// parse, or fail differently (at their end).
+func problemLine(data []byte, msg string) int {
+	if len(data) > maxProblemSearch {
+		return 0
+	}
+	var ends []int // ends[i] is the end of line i+1, newline included
+	for i, c := range data {
+		if c == '\n' {
+			ends = append(ends, i+1)
+		}
+	}
+	if len(ends) == 0 || ends[len(ends)-1] != len(data) {
+		ends = append(ends, len(data))
+	}
+	fails := func(lines int) bool {
+		err := parseYAML(data[:ends[lines-1]], func(*yaml.Node) {})
+		if err == nil {
+			return false
+		}
+		_, m := syntaxError(err)
+		return m == msg
+	}
+	if !fails(len(ends)) {
+		return 0
+	}
+	lo, hi := 1, len(ends) // the answer is in [lo, hi]
+	for lo < hi {
+		if mid := (lo + hi) / 2; fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
+// parseYAML calls fn with each YAML document of data in turn. A syntax
+// error ends the parse (yaml.v3 cannot resume after one) and is returned;
+// the documents before it have been passed to fn.
+func parseYAML(data []byte, fn func(*yaml.Node)) error {
+	if !multiDocument(data) { // yaml.Unmarshal is a little faster than a Decoder
+		var doc yaml.Node
+		if err := yaml.Unmarshal(data, &doc); err != nil {
+			return err
+		}
+		fn(&doc)
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		fn(&doc)
+	}
+}
+
+// multiDocument reports whether data may hold more than one YAML document:
+// whether a line starts with a document marker ("---" or "...").
+func multiDocument(data []byte) bool {
+	return bytes.HasPrefix(data, []byte("---")) || bytes.HasPrefix(data, []byte("...")) ||
+		bytes.Contains(data, []byte("\n---")) || bytes.Contains(data, []byte("\n..."))
+}
+
+// syntaxError takes yaml.v3's "yaml: line 3: did not find expected key"
+// apart.
+func syntaxError(err error) (line int, msg string) {
+	msg = strings.TrimPrefix(err.Error(), "yaml: ")
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if n, after, ok := strings.Cut(rest, ": "); ok {
+			if l, err := strconv.Atoi(n); err == nil {
+				return l, after
+			}
+		}
+	}
+	return 0, msg
+}
