@@ -263,7 +263,6 @@ agents:
 		"a.yaml:8:27: error: model 'm3': provider_id must not be empty [required]",
 		"a.yaml:8:47: error: model 'm3': upstream_model must not be empty [required]",
 		"a.yaml:10:25: error: model pool 'pool': members must not be empty [pool_no_members]",
-		"a.yaml:12:14: error: model pool 'pool2': at least one member must have role member (all are failover_only) [pool_no_members]",
 		"a.yaml:12:37: error: model pool 'pool2': members[0].weight must be greater than 0 [pool_invalid_weight]",
 		"a.yaml:12:46: error: model pool 'pool2': members[0].role \"boss\" is not member or failover_only [invalid_value]",
 		"a.yaml:12:64: error: model pool 'pool2': model 'm' is a member more than once [pool_duplicate_member]",

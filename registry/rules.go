@@ -149,6 +149,7 @@ func CheckPool(p PoolSpec) []Diagnostic {
 			home = true
 		case RoleFailoverOnly:
 		default:
+			home = true // reported as an invalid role, not as "all failover_only"
 			c.add(CodeInvalidEnum, f+".role", "members[%d].role %q is not member or failover_only", i, m.Role)
 		}
 	}
