@@ -31,6 +31,10 @@ type Options struct {
 	MaxFileSize int64
 	// AllowEmpty accepts a directory that declares no resources.
 	AllowEmpty bool
+	// Cache, if set, keeps the parsed YAML of each file between loads, so
+	// that a reload parses only the files whose bytes changed. Decoding,
+	// interpolation and validation still run on every file.
+	Cache *Cache
 }
 
 // Config is a loaded config directory: the specs it declares, in file
@@ -157,6 +161,7 @@ func (l *loader) load() error {
 		l.diags = append(l.diags, Diagnostic{Code: CodeEmpty, Severity: string(registry.SeverityError), Message: msg})
 	}
 	cfg.Referenced, cfg.Fingerprint = l.fingerprint(contents, readErrs)
+	l.opts.Cache.keep(w.files)
 	return nil
 }
 
@@ -168,7 +173,7 @@ func (l *loader) decodeFile(ix int32, name string, data []byte) {
 		data = jsonCompat(data)
 	}
 	d := decoder{l: l, file: name, ix: ix, cur: -1}
-	if err := parseYAML(data, d.document); err != nil {
+	if err := l.opts.Cache.parse(name, data, d.document); err != nil {
 		l.failed = true
 		line, msg := syntaxError(err)
 		if l := problemLine(data, msg); l > 0 {

@@ -69,7 +69,7 @@ func writeAgents(dir string, f int, marker string) {
 // validate, diff and swap (the work of one applied reload).
 func BenchmarkOneFileEdit(b *testing.B) {
 	dir := writeLargeDir(b)
-	a := NewApplier(dir, config.Options{}, provider.New)
+	a := NewApplier(dir, config.Options{Cache: config.NewCache()}, provider.New)
 	ctx := context.Background()
 	if res := a.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup}); res.Outcome != reload.OutcomeApplied {
 		b.Fatal(res.Err)

@@ -56,6 +56,7 @@ func Run(ctx context.Context, o Options) error {
 		ReadFile:       os.ReadFile,
 		CredentialsDir: o.CredentialsDir,
 		AllowEmpty:     s.AllowEmpty,
+		Cache:          config.NewCache(),
 	}, provider.New)
 
 	res := applier.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup})

@@ -75,6 +75,9 @@ func diffKind(cs Changes, ns string, oldIDs, newIDs []string, oldSpec, newSpec f
 // changedFields names the top-level struct fields that differ, by their
 // JSON names (secret fields by their config names).
 func changedFields(a, b any) []string {
+	if reflect.DeepEqual(a, b) { // the common case, in one walk
+		return nil
+	}
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	t := va.Type()
 	var fields []string
