@@ -23,7 +23,9 @@ func TestCacheMatchesUncachedLoad(t *testing.T) {
 	}{
 		{"first load", func() {}},
 		{"unchanged", func() {}},
-		{"edit one file", func() { fsys["x.yaml"] = &fstest.MapFile{Data: []byte("agents:\n  - {id: b, model_id: m, system_prompt: hi}\n")} }},
+		{"edit one file", func() {
+			fsys["x.yaml"] = &fstest.MapFile{Data: []byte("agents:\n  - {id: b, model_id: m, system_prompt: hi}\n")}
+		}},
 		{"syntax error", func() { fsys["x.yaml"] = &fstest.MapFile{Data: []byte("agents:\n  - {id: b, model_id: m\n")} }},
 		{"syntax error again", func() {}},
 		{"graph error", func() { fsys["x.yaml"] = &fstest.MapFile{Data: []byte("agents:\n  - {id: b, model_id: ghost}\n")} }},
