@@ -26,6 +26,11 @@ type Applier struct {
 	opts    config.Options
 	factory Factory
 
+	// OnRebuild, if set, is called when a reload is about to rebuild the
+	// registry (its inputs changed, or it was forced) — not for a reload
+	// that finds nothing new, nor for the first load.
+	OnRebuild func(reload.Request)
+
 	mu          sync.Mutex // one apply at a time (the loop serializes too)
 	handle      *registry.Handle
 	fingerprint string // of the inputs the current snapshot came from
@@ -85,6 +90,9 @@ func (a *Applier) Apply(ctx context.Context, req reload.Request) reload.Result {
 	var base *registry.Set
 	if a.handle != nil {
 		base = a.handle.Current().Set
+		if a.OnRebuild != nil {
+			a.OnRebuild(req)
+		}
 	}
 	set, err := cfg.Build(base, a.factory)
 	if err != nil {

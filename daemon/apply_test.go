@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/awakend/awakend/config"
@@ -128,5 +129,22 @@ func TestApplyStartupInvalid(t *testing.T) {
 	res := a.Apply(context.Background(), reload.Request{Trigger: reload.TriggerStartup})
 	if res.Outcome != reload.OutcomeRejected || a.Handle() != nil {
 		t.Fatalf("startup on invalid dir = %+v, handle %v", res, a.Handle())
+	}
+}
+
+// OnRebuild (RELOADING=1) fires only for reloads that rebuild: not for
+// the first load, nor for a reload that finds the same inputs.
+func TestOnRebuild(t *testing.T) {
+	a, dir, _ := newTestApplier(t)
+	var rebuilt []reload.Trigger
+	a.OnRebuild = func(req reload.Request) { rebuilt = append(rebuilt, req.Trigger) }
+	ctx := context.Background()
+	a.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup})
+	a.Apply(ctx, reload.Request{Trigger: reload.TriggerRescan})
+	a.Apply(ctx, reload.Request{Trigger: reload.TriggerSignal, Force: true})
+	write(t, dir, "m.yaml", "models:\n  - {id: m2, provider_id: p, upstream_model: u}\n")
+	a.Apply(ctx, reload.Request{Trigger: reload.TriggerWatch})
+	if want := []reload.Trigger{reload.TriggerSignal, reload.TriggerWatch}; !slices.Equal(rebuilt, want) {
+		t.Fatalf("OnRebuild for %v, want %v", rebuilt, want)
 	}
 }

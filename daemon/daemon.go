@@ -68,6 +68,11 @@ func Run(ctx context.Context, o Options) error {
 	log.Info("config loaded", "dir", s.ConfigDir, "version", res.Version, "fingerprint", short(res.Fingerprint),
 		"resources", res.Changes, "took", time.Since(started))
 
+	// RELOADING=1 only when a reload rebuilds: the rescan every 30 s almost
+	// always finds nothing, and must not flip the unit to "reloading".
+	applier.OnRebuild = func(req reload.Request) {
+		o.Notifier.Reloading(fmt.Sprintf("reloading (%s), serving version %d", req.Trigger, handle.Version()))
+	}
 	var loop *reload.Loop
 	m := metrics.New(handle, func() reload.WatcherStatus { return loop.Status().Watcher })
 	loop = reload.New(applier.Apply, reload.Options{
@@ -76,15 +81,7 @@ func Run(ctx context.Context, o Options) error {
 		MaxWait:        s.Reload.MaxWait,
 		RescanInterval: rescanInterval(s.Reload.RescanInterval),
 		Logger:         log,
-		OnStart: func(req reload.Request) {
-			// The periodic rescan almost always finds nothing: do not flip
-			// the unit to "reloading" (and propagate reloads) every 30 s.
-			if req.Trigger == reload.TriggerRescan && !req.Force {
-				return
-			}
-			o.Notifier.Reloading(fmt.Sprintf("reloading (%s), serving version %d", req.Trigger, handle.Version()))
-		},
-		Initial: res,
+		Initial:        res,
 		OnResult: func(r reload.Result) {
 			m.ObserveReload(r)
 			o.Notifier.Ready(statusLine(handle, r))

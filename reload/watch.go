@@ -60,10 +60,14 @@ func newWatcher(dir string, log *slog.Logger, notify func(Request), report func(
 	}
 }
 
-// start sets up the watches for the first time.
+// start sets up the watches for the first time and asks for a rescan:
+// whatever changed between the caller's last read of the directory and the
+// watches being in place sent no event. The rescan also reports a directory
+// that vanished meanwhile.
 func (w *watcher) start() {
 	_ = w.setup()
 	w.publish()
+	w.notify(Request{Trigger: TriggerRescan})
 }
 
 // run handles events and errors, and retries a failed setup with backoff,

@@ -311,6 +311,11 @@ func TestWatcherHandle(t *testing.T) {
 			w := newWatcher(dir, discard(), got.notify, func(s WatcherStatus) { status = s })
 			defer w.close()
 			w.start()
+			// Changes made before the watches were up sent no event.
+			if !slices.Equal(got, recorder{TriggerRescan}) {
+				t.Fatalf("start notified %v, want one rescan", got)
+			}
+			got = nil
 			if tc.mkdir != "" {
 				must(t, os.MkdirAll(filepath.Join(dir, tc.mkdir), 0o755))
 			}
