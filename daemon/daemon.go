@@ -17,6 +17,7 @@ import (
 
 	"github.com/awakend/awakend/api"
 	"github.com/awakend/awakend/config"
+	"github.com/awakend/awakend/gateway"
 	"github.com/awakend/awakend/metrics"
 	"github.com/awakend/awakend/provider"
 	"github.com/awakend/awakend/registry"
@@ -93,17 +94,25 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", gateway.New(gateway.Options{
+		Handle:  handle,
+		Logger:  log,
+		Metrics: m.Registerer(),
+		APIKeys: s.Gateway.APIKeys,
+	}))
+	mux.Handle("/", api.New(api.Options{
+		Handle:      handle,
+		Reloader:    loop,
+		Metrics:     m.Handler(),
+		AdminToken:  s.Admin.Token,
+		Diagnostics: Diagnostics,
+		Logger:      log,
+		Version:     o.Version,
+		Started:     started,
+	}))
 	srv := &http.Server{
-		Handler: api.New(api.Options{
-			Handle:      handle,
-			Reloader:    loop,
-			Metrics:     m.Handler(),
-			AdminToken:  s.Admin.Token,
-			Diagnostics: Diagnostics,
-			Logger:      log,
-			Version:     o.Version,
-			Started:     started,
-		}),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

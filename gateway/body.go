@@ -1,0 +1,376 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+)
+
+// This file reads and rewrites chat completion bodies without decoding
+// them: json.Valid checks the whole body once, then a scanner walks the
+// top-level members and records where the few values the gateway reads
+// start and end. The upstream body is the client's bytes with those spans
+// replaced, so everything else passes through unchanged.
+
+// span is a half-open byte range of a body; a zero span is absent.
+type span struct{ start, end int }
+
+func (s span) ok() bool { return s.end > s.start }
+
+// chatBody is what the gateway reads of a chat completion request.
+type chatBody struct {
+	raw       []byte
+	model     span // the JSON string value
+	messages  span // the JSON array value
+	stream    bool
+	user      span // the JSON string value, if a string
+	reasoning bool // a reasoning_effort member is present
+	close     int  // index of the object's closing brace
+}
+
+// errBodyTooLarge is a request body over the gateway's limit.
+var errBodyTooLarge = errors.New("request body too large")
+
+// readBody reads r into dst (reusing its capacity) up to limit bytes.
+func readBody(dst []byte, r io.Reader, limit, hint int64) ([]byte, error) {
+	if hint > limit {
+		return dst, errBodyTooLarge
+	}
+	if hint > 0 && int64(cap(dst)) < hint+1 {
+		dst = make([]byte, 0, hint+1) // +1 to see EOF without growing
+	}
+	for {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		n, err := r.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if int64(len(dst)) > limit {
+			return dst, errBodyTooLarge
+		}
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
+}
+
+// parseChat validates b and finds the members the gateway reads. The
+// returned error is the answer to the client.
+func parseChat(b []byte) (chatBody, *apiError) {
+	c := chatBody{raw: b}
+	if !json.Valid(b) {
+		return c, newError(typeInvalidRequest, "invalid_json", "",
+			"We could not parse the JSON body of your request. The body must be a JSON object.")
+	}
+	it := objectIter{b: b}
+	if !it.open() {
+		return c, newError(typeInvalidRequest, "invalid_json", "", "The body of your request must be a JSON object.")
+	}
+	seen := 0
+	for {
+		key, v, ok := it.next()
+		if !ok {
+			break
+		}
+		bit := 0
+		switch string(key) {
+		case "model":
+			bit = 1
+			if b[v.start] != '"' {
+				return c, newError(typeInvalidRequest, "invalid_type", "model", "Invalid type for 'model': expected a string.")
+			}
+			c.model = v
+		case "messages":
+			bit = 2
+			if b[v.start] != '[' {
+				return c, newError(typeInvalidRequest, "invalid_type", "messages", "Invalid type for 'messages': expected an array of messages.")
+			}
+			c.messages = v
+		case "stream":
+			bit = 4
+			switch string(b[v.start:v.end]) {
+			case "true":
+				c.stream = true
+			case "false", "null":
+			default:
+				return c, newError(typeInvalidRequest, "invalid_type", "stream", "Invalid type for 'stream': expected a boolean.")
+			}
+		case "user":
+			bit = 8
+			if b[v.start] == '"' {
+				c.user = v
+			}
+		case "reasoning_effort":
+			bit = 16
+			c.reasoning = true
+		}
+		if bit != 0 {
+			if seen&bit != 0 {
+				return c, newError(typeInvalidRequest, "duplicate_key", string(key),
+					"The key '"+string(key)+"' appears more than once in the request body.")
+			}
+			seen |= bit
+		}
+	}
+	c.close = it.i - 1
+	if !c.model.ok() || c.model.end-c.model.start == 2 {
+		return c, newError(typeInvalidRequest, "missing_required_parameter", "model", "You must provide a model parameter.")
+	}
+	if !c.messages.ok() {
+		return c, newError(typeInvalidRequest, "missing_required_parameter", "messages", "Missing required parameter: 'messages'.")
+	}
+	return c, nil
+}
+
+// stringValue returns the content of the JSON string at s, decoding
+// escapes only when there are any.
+func (c *chatBody) stringValue(s span) []byte {
+	v := c.raw[s.start+1 : s.end-1]
+	if bytes.IndexByte(v, '\\') < 0 {
+		return v
+	}
+	var out string
+	if json.Unmarshal(c.raw[s.start:s.end], &out) != nil {
+		return v
+	}
+	return []byte(out)
+}
+
+// upstream appends the body to send for one attempt to dst: the client's
+// bytes with the model replaced by quotedModel (a JSON string), sysMsg
+// (a JSON message object, if any) inserted first in messages, and
+// reasoning (a `"reasoning_effort":…` member, if any) added at the end
+// when the client sent none.
+func (c *chatBody) upstream(dst, quotedModel, sysMsg, reasoning []byte) []byte {
+	type edit struct {
+		at, end int
+		a, b    []byte
+	}
+	var edits [3]edit
+	n := 0
+	edits[n] = edit{at: c.model.start, end: c.model.end, a: quotedModel}
+	n++
+	if len(sysMsg) > 0 {
+		at := c.messages.start + 1
+		sep := comma
+		if skipSpace(c.raw, at) < len(c.raw) && c.raw[skipSpace(c.raw, at)] == ']' {
+			sep = nil
+		}
+		edits[n] = edit{at: at, end: at, a: sysMsg, b: sep}
+		n++
+	}
+	if len(reasoning) > 0 && !c.reasoning {
+		edits[n] = edit{at: c.close, end: c.close, a: comma, b: reasoning}
+		n++
+	}
+	// At most three edits: sort by position.
+	for i := 1; i < n; i++ {
+		for j := i; j > 0 && edits[j].at < edits[j-1].at; j-- {
+			edits[j], edits[j-1] = edits[j-1], edits[j]
+		}
+	}
+	size := len(c.raw)
+	for _, e := range edits[:n] {
+		size += len(e.a) + len(e.b) - (e.end - e.at)
+	}
+	if cap(dst)-len(dst) < size {
+		dst = append(make([]byte, 0, len(dst)+size), dst...)
+	}
+	prev := 0
+	for _, e := range edits[:n] {
+		dst = append(dst, c.raw[prev:e.at]...)
+		dst = append(dst, e.a...)
+		dst = append(dst, e.b...)
+		prev = e.end
+	}
+	return append(dst, c.raw[prev:]...)
+}
+
+var comma = []byte{','}
+
+// objectIter walks the members of a JSON object. It never reads out of
+// bounds and always ends, whatever the input; on valid JSON it finds
+// exactly the object's members.
+type objectIter struct {
+	b []byte
+	i int
+}
+
+// open moves past the object's opening brace; false if there is none.
+func (it *objectIter) open() bool {
+	it.i = skipSpace(it.b, it.i)
+	if it.i >= len(it.b) || it.b[it.i] != '{' {
+		return false
+	}
+	it.i++
+	return true
+}
+
+// next returns the next member's key (escapes decoded) and value span,
+// or false after the last one. After the last member it.i is just past
+// the closing brace.
+func (it *objectIter) next() (key []byte, v span, ok bool) {
+	b := it.b
+	i := skipSpace(b, it.i)
+	if i < len(b) && b[i] == ',' {
+		i = skipSpace(b, i+1)
+	}
+	if i >= len(b) || b[i] != '"' {
+		if i < len(b) && b[i] == '}' {
+			i++
+		}
+		it.i = i
+		return nil, span{}, false
+	}
+	end, esc := endString(b, i)
+	key = b[i+1 : max(end-1, i+1)]
+	if esc {
+		var s string
+		if json.Unmarshal(b[i:end], &s) == nil {
+			key = []byte(s)
+		}
+	}
+	i = skipSpace(b, end)
+	if i < len(b) && b[i] == ':' {
+		i = skipSpace(b, i+1)
+	}
+	if i >= len(b) {
+		it.i = i
+		return nil, span{}, false
+	}
+	vend := skipValue(b, i)
+	it.i = vend
+	return key, span{i, vend}, true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// endString returns the index just past the closing quote of the string
+// that starts at b[i] == '"', and whether it holds escapes.
+func endString(b []byte, i int) (int, bool) {
+	esc := false
+	j := i + 1
+	for j < len(b) {
+		q := bytes.IndexByte(b[j:], '"')
+		if q < 0 {
+			return len(b), esc
+		}
+		bs := bytes.IndexByte(b[j:j+q], '\\')
+		if bs < 0 {
+			return j + q + 1, esc
+		}
+		esc = true
+		k := j + bs
+		for k < j+q {
+			if b[k] == '\\' {
+				k += 2
+			} else {
+				k++
+			}
+		}
+		if k == j+q {
+			return j + q + 1, esc // the quote is not escaped
+		}
+		j = k // the quote was escaped: look further
+	}
+	return len(b), esc
+}
+
+// skipValue returns the index just past the JSON value at b[i].
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		end, _ := endString(b, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i, _ = endString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	}
+	for i < len(b) {
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+		i++
+	}
+	return i
+}
+
+// usage finds the token counts of a chat.completion JSON body: the
+// top-level usage object's prompt_tokens and completion_tokens. ok is
+// false when the body has no usage.
+func usage(b []byte) (prompt, completion int, ok bool) {
+	it := objectIter{b: b}
+	if !it.open() {
+		return 0, 0, false
+	}
+	for {
+		key, v, more := it.next()
+		if !more {
+			return 0, 0, false
+		}
+		if string(key) != "usage" || b[v.start] != '{' {
+			continue
+		}
+		u := objectIter{b: b[:v.end], i: v.start}
+		u.open()
+		prompt, completion = -1, -1
+		for {
+			k, uv, more := u.next()
+			if !more {
+				break
+			}
+			switch string(k) {
+			case "prompt_tokens":
+				prompt = atoi(b[uv.start:uv.end])
+			case "completion_tokens":
+				completion = atoi(b[uv.start:uv.end])
+			}
+		}
+		return prompt, completion, prompt >= 0 && completion >= 0
+	}
+}
+
+// atoi parses a non-negative decimal integer, -1 if it is not one.
+func atoi(b []byte) int {
+	if len(b) == 0 || len(b) > 18 {
+		return -1
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}

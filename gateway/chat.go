@@ -1,0 +1,457 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/awakend/awakend/provider"
+	"github.com/awakend/awakend/registry"
+)
+
+// reqState is one request's bookkeeping and buffers; pooled.
+type reqState struct {
+	start    time.Time
+	id       string
+	route    string
+	version  uint64
+	stream   bool
+	attempts int
+	status   int
+
+	requested, served, provider string
+	okCounter                   prometheus.Counter
+	upstream, ttft              time.Duration
+	promptTokens                int
+	completionTokens            int
+	errMsg                      string
+
+	in  []byte     // the client's body
+	out []byte     // a non-streaming upstream answer
+	ev  []byte     // the SSE event being assembled
+	ord [8]*target // backing array of the attempt order
+}
+
+// maxPooledBuf is the largest buffer kept for reuse.
+const maxPooledBuf = 1 << 20
+
+var statePool = sync.Pool{New: func() any { return new(reqState) }}
+
+func getState() *reqState {
+	rs := statePool.Get().(*reqState)
+	rs.promptTokens, rs.completionTokens = -1, -1
+	return rs
+}
+
+func putState(rs *reqState) {
+	in, out, ev := rs.in[:0], rs.out[:0], rs.ev[:0]
+	if cap(in) > maxPooledBuf {
+		in = nil
+	}
+	if cap(out) > maxPooledBuf {
+		out = nil
+	}
+	if cap(ev) > maxPooledBuf {
+		ev = nil
+	}
+	*rs = reqState{in: in, out: out, ev: ev}
+	statePool.Put(rs)
+}
+
+func (rs *reqState) modelLabel() string {
+	if rs.requested == "" {
+		return "unknown"
+	}
+	return rs.requested
+}
+
+func (rs *reqState) providerLabel() string {
+	if rs.provider == "" {
+		return "none"
+	}
+	return rs.provider
+}
+
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
+
+// chat serves POST /v1/chat/completions.
+func (g *Gateway) chat(w http.ResponseWriter, r *http.Request, t *table, rs *reqState) {
+	var err error
+	rs.in, err = readBody(rs.in[:0], r.Body, g.maxBody, r.ContentLength)
+	if err != nil {
+		if errors.Is(err, errBodyTooLarge) {
+			w.Header().Set("Connection", "close")
+			g.fail(w, rs, http.StatusRequestEntityTooLarge, newError(typeInvalidRequest, "request_too_large", "",
+				"The request body exceeds the gateway's limit of "+strconv.FormatInt(g.maxBody, 10)+" bytes."))
+			return
+		}
+		if r.Context().Err() != nil {
+			rs.status = statusClientClosed
+			return
+		}
+		g.fail(w, rs, http.StatusBadRequest, newError(typeInvalidRequest, "invalid_body", "", "Reading the request body failed."))
+		return
+	}
+	body, perr := parseChat(rs.in)
+	if perr != nil {
+		g.fail(w, rs, http.StatusBadRequest, perr)
+		return
+	}
+	rs.stream = body.stream
+	name := body.stringValue(body.model)
+	rt := t.routes[string(name)]
+	if rt == nil {
+		g.fail(w, rs, http.StatusNotFound, newError(typeInvalidRequest, "model_not_found", "model",
+			"The model '"+clip(name)+"' does not exist"))
+		return
+	}
+	rs.requested = rt.name
+	if rt.remote {
+		g.fail(w, rs, http.StatusBadRequest, newError(typeInvalidRequest, "remote_agent", "model",
+			"The agent '"+rt.name+"' runs on a remote backend (endpoint); this gateway serves only local agents, models and model pools."))
+		return
+	}
+	p := rt.plan
+
+	var key uint64
+	if p.pool && p.home != registry.HomeRoundRobin && p.home != registry.HomeFirstHealthy {
+		switch {
+		case r.Header.Get(SessionHeader) != "":
+			key = fnv64(r.Header.Get(SessionHeader))
+		case body.user.ok():
+			key = fnv64b(body.stringValue(body.user))
+		default:
+			key = fnv64(rs.id)
+		}
+	}
+	order := p.order(key, rs.ord[:0])
+
+	ctx := r.Context()
+	var last *provider.Error
+	var openWait time.Duration
+	for _, tg := range order {
+		if rs.attempts >= p.maxTry {
+			break
+		}
+		if tg.caller == nil {
+			last = &provider.Error{Class: provider.ClassServer, Message: "provider '" + tg.providerID + "' cannot serve chat completions", Code: "provider_unsupported"}
+			rs.provider = tg.providerID
+			continue
+		}
+		now := g.clock()
+		ok, probe, wait := tg.breaker.allow(now)
+		if !ok && p.skipOpen() {
+			if openWait == 0 || wait < openWait {
+				openWait = wait
+			}
+			continue
+		}
+		rs.attempts++
+		rs.provider = tg.providerID
+		e := g.attempt(ctx, w, rs, rt, tg, &body)
+		switch {
+		case e == nil:
+			tg.breaker.success()
+			return
+		case e.Class == provider.ClassCanceled:
+			tg.breaker.release(probe)
+			rs.status, rs.errMsg = statusClientClosed, e.Message
+			return
+		case e.Class == errCommitted:
+			// The stream failed after its first event: the upstream did
+			// answer, and the error event is sent.
+			tg.breaker.success()
+			return
+		case e.Retryable():
+			tg.breaker.failure(g.clock(), g.openFor, g.failures, probe)
+		default:
+			tg.breaker.success() // the upstream answered
+		}
+		last = e
+		if !p.mayFailOver(e) {
+			break
+		}
+	}
+	g.failAll(w, rs, p, last, openWait)
+}
+
+// errClientGone is a write to the client that failed: it went away.
+var errClientGone = &provider.Error{Class: provider.ClassCanceled, Message: "writing to the client failed"}
+
+// errCommitted marks a stream that failed after its first event.
+const errCommitted provider.Class = "committed"
+
+// failAll answers a request no target served.
+func (g *Gateway) failAll(w http.ResponseWriter, rs *reqState, p *plan, last *provider.Error, openWait time.Duration) {
+	h := w.Header()
+	h[AttemptsHeader] = []string{strconv.Itoa(rs.attempts)}
+	if last == nil {
+		// Every target was skipped for an open breaker.
+		h["Retry-After"] = []string{retryAfterSecs(openWait)}
+		what := "model '" + p.id + "' is"
+		if p.pool {
+			what = "every member of model pool '" + p.id + "' is"
+		}
+		g.fail(w, rs, http.StatusServiceUnavailable, newError(typeServer, "circuit_open", "",
+			"The "+what+" unavailable: the upstream failed repeatedly and its circuit breaker is open."))
+		return
+	}
+	if last.Class == provider.ClassRateLimit && last.RetryAfter > 0 {
+		h["Retry-After"] = []string{retryAfterSecs(last.RetryAfter)}
+	}
+	g.fail(w, rs, statusOf(last), envelopeOf(last))
+}
+
+// attempt calls one target and, if it answers, forwards the answer. It
+// returns nil once the answer is forwarded, a failure that happened before
+// the first byte was written (the request may fail over), or, for a
+// stream that broke after its first event, an error of class
+// errCommitted (already reported to the client).
+func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, body *chatBody) *provider.Error {
+	req := provider.Request{
+		Body:          body.upstream(nil, tg.upstream, rt.sysMsg, rt.effort),
+		UpstreamModel: tg.upstreamName,
+		Stream:        body.stream,
+		RequestID:     rs.id,
+	}
+	start := g.now()
+	resp, err := tg.caller.Call(ctx, &req)
+	if err != nil {
+		g.observeUpstream(rs, tg, start)
+		return classify(ctx, err)
+	}
+	var e *provider.Error
+	if body.stream {
+		e = g.stream(ctx, w, rs, rt, tg, resp)
+	} else {
+		e = g.forward(ctx, w, rs, rt, tg, resp)
+	}
+	g.observeUpstream(rs, tg, start)
+	return e
+}
+
+func (g *Gateway) observeUpstream(rs *reqState, tg *target, start time.Time) {
+	d := g.now().Sub(start)
+	rs.upstream += d
+	tg.upstreamObs.Observe(d.Seconds())
+}
+
+// maxAnswer bounds a non-streaming answer read into memory.
+const maxAnswer = 64 << 20
+
+// forward relays a non-streaming answer: read whole (so that a failure
+// while reading can still fail over), then written at once.
+func (g *Gateway) forward(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, resp *provider.Response) *provider.Error {
+	defer resp.Body.Close()
+	var err error
+	rs.out, err = readBody(rs.out[:0], resp.Body, maxAnswer, -1)
+	if err != nil {
+		if ctx.Err() != nil {
+			return classify(ctx, err)
+		}
+		return &provider.Error{Class: provider.ClassServer, Message: "reading the upstream answer failed: " + err.Error()}
+	}
+	h := w.Header()
+	copyHeader(h, resp.Header)
+	if len(h["Content-Type"]) == 0 {
+		h["Content-Type"] = jsonContentType
+	}
+	h["Content-Length"] = []string{strconv.Itoa(len(rs.out))}
+	g.served(h, rs, rt, tg)
+	status := resp.StatusCode
+	if status == 0 {
+		status = http.StatusOK
+	}
+	rs.status = status
+	w.WriteHeader(status)
+	_, _ = w.Write(rs.out)
+	if p, c, ok := usage(rs.out); ok {
+		rs.promptTokens, rs.completionTokens = p, c
+	}
+	return nil
+}
+
+// served stamps the headers of a served completion and records who served.
+func (g *Gateway) served(h http.Header, rs *reqState, rt *route, tg *target) {
+	h[ModelHeader] = tg.modelHdr
+	h[ProviderHeader] = tg.provHdr
+	h[AttemptsHeader] = attemptsValue(rs.attempts)
+	rs.served = tg.modelID
+	rs.okCounter = g.m.okCounter(rt, tg)
+}
+
+var attemptValues = [...][]string{{"0"}, {"1"}, {"2"}, {"3"}, {"4"}}
+
+func attemptsValue(n int) []string {
+	if n < len(attemptValues) {
+		return attemptValues[n]
+	}
+	return []string{strconv.Itoa(n)}
+}
+
+// copyHeader copies the upstream's headers, less those that describe the
+// upstream connection or origin (cookies, Alt-Svc, HSTS) and the gateway's
+// own.
+func copyHeader(dst, src http.Header) {
+	for k, v := range src {
+		switch k {
+		case "Content-Length", "Content-Encoding", "Transfer-Encoding", "Connection", "Keep-Alive",
+			"Te", "Trailer", "Upgrade", "Proxy-Authenticate", "Proxy-Connection", "Set-Cookie",
+			"Alt-Svc", "Strict-Transport-Security", "X-Request-Id", ModelHeader, ProviderHeader, AttemptsHeader,
+			VersionHeader, "Date", "Server":
+			continue
+		}
+		dst[k] = v
+	}
+}
+
+var (
+	sseHeaders = map[string][]string{
+		"Content-Type":      {"text/event-stream"},
+		"Cache-Control":     {"no-cache"},
+		"X-Accel-Buffering": {"no"},
+	}
+	doneEvent  = []byte("data: [DONE]")
+	doneEvent2 = []byte("data:[DONE]")
+)
+
+// stream relays an SSE answer event by event: each event is assembled
+// from its lines, written whole and flushed. Nothing is written before the
+// first event, so an upstream that fails before it can still fail over.
+func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, resp *provider.Response) *provider.Error {
+	defer resp.Body.Close()
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(resp.Body)
+	defer func() {
+		br.Reset(nil)
+		readerPool.Put(br)
+	}()
+	rc := http.NewResponseController(w)
+	ev := rs.ev[:0]
+	defer func() { rs.ev = ev }()
+	written, data := false, false
+	for {
+		// One line, however long: a line longer than the reader's buffer
+		// comes in pieces.
+		start := len(ev)
+		var err error
+		for {
+			var piece []byte
+			piece, err = br.ReadSlice('\n')
+			ev = append(ev, piece...)
+			if err != bufio.ErrBufferFull {
+				break
+			}
+		}
+		line := ev[start:]
+		end := err == nil && (len(line) == 1 || (len(line) == 2 && line[0] == '\r'))
+		if err == io.EOF && len(ev) > 0 && (bytes.HasPrefix(ev, doneEvent) || bytes.HasPrefix(ev, doneEvent2)) {
+			ev = append(ev, "\n\n"...) // [DONE] without its blank line
+			end = true
+		}
+		if end {
+			if len(ev) == len(line) { // a blank line between events
+				ev = ev[:0]
+				continue
+			}
+			comment := ev[0] == ':'
+			if !written {
+				h := w.Header()
+				copyHeader(h, resp.Header)
+				for k, v := range sseHeaders {
+					h[k] = v
+				}
+				g.served(h, rs, rt, tg)
+				rs.status = http.StatusOK
+				w.WriteHeader(http.StatusOK)
+				written = true
+			}
+			if !comment && !data {
+				data = true
+				rs.ttft = g.now().Sub(rs.start)
+				tg.ttft.Observe(rs.ttft.Seconds())
+			}
+			if _, werr := w.Write(ev); werr != nil {
+				return errClientGone
+			}
+			if rc.Flush() != nil {
+				return errClientGone
+			}
+			if bytes.HasPrefix(ev, doneEvent) || bytes.HasPrefix(ev, doneEvent2) {
+				return nil
+			}
+			ev = ev[:0]
+			continue
+		}
+		if err == nil {
+			continue
+		}
+		// The upstream ended or failed without [DONE].
+		if ctx.Err() != nil {
+			return classify(ctx, err)
+		}
+		msg := "the upstream stream ended before [DONE]"
+		if err != io.EOF {
+			msg = "the upstream stream failed: " + err.Error()
+		}
+		if !written {
+			return &provider.Error{Class: provider.ClassServer, Message: msg}
+		}
+		g.streamError(w, rc, rs, msg)
+		return &provider.Error{Class: errCommitted, Message: msg}
+	}
+}
+
+// streamError ends a committed stream with an error event, and no [DONE].
+func (g *Gateway) streamError(w http.ResponseWriter, rc *http.ResponseController, rs *reqState, msg string) {
+	rs.errMsg = msg
+	b, _ := json.Marshal(envelope{newError(typeServer, "upstream_stream_error", "", msg)})
+	ev := make([]byte, 0, len(b)+8)
+	ev = append(ev, "data: "...)
+	ev = append(ev, b...)
+	ev = append(ev, "\n\n"...)
+	_, _ = w.Write(ev)
+	_ = rc.Flush()
+}
+
+// clip returns at most 200 bytes of a client's name, for messages.
+func clip[T []byte | string](name T) string {
+	if len(name) > 200 {
+		return string(name[:200]) + "…"
+	}
+	return string(name)
+}
+
+// models serves GET /v1/models and GET /v1/models/{id}.
+func (g *Gateway) models(w http.ResponseWriter, r *http.Request, t *table, rs *reqState) {
+	body := t.list
+	if id, ok := strings.CutPrefix(r.URL.Path, "/v1/models/"); ok {
+		rt := t.routes[id]
+		if rt == nil || rt.remote {
+			g.fail(w, rs, http.StatusNotFound, newError(typeInvalidRequest, "model_not_found", "model",
+				"The model '"+clip(id)+"' does not exist"))
+			return
+		}
+		rs.requested = rt.name
+		b, _ := json.Marshal(rt.object())
+		body = append(b, '\n')
+	}
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	rs.status = http.StatusOK
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}

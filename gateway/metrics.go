@@ -1,0 +1,109 @@
+package gateway
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// gatewayMetrics are the request metrics of DESIGN §7. Label values are
+// bounded: model is a registry id or "unknown", provider a provider id or
+// "none", code an HTTP status.
+type gatewayMetrics struct {
+	requests *prometheus.CounterVec
+	upstream *prometheus.HistogramVec
+	ttft     *prometheus.HistogramVec
+	overhead prometheus.Histogram
+}
+
+var (
+	upstreamBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+	ttftBuckets     = []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+	overheadBuckets = []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .1}
+)
+
+// newMetrics builds the collectors and registers them on reg, if any. A
+// collector already registered there (a second gateway on one registry)
+// is shared.
+func newMetrics(reg prometheus.Registerer) *gatewayMetrics {
+	m := &gatewayMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "awakend", Name: "requests_total",
+			Help: "Gateway requests by route, requested model (a registry id, or unknown), serving provider (or none) and HTTP status.",
+		}, []string{"route", "model", "provider", "code"}),
+		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "awakend", Name: "upstream_duration_seconds",
+			Help:    "Time of each upstream call, from the request to the end of the answer (of the stream, for streams).",
+			Buckets: upstreamBuckets,
+		}, []string{"provider"}),
+		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "awakend", Name: "time_to_first_token_seconds",
+			Help:    "Streaming requests: time from the request's arrival to the first data event forwarded to the client.",
+			Buckets: ttftBuckets,
+		}, []string{"provider"}),
+		overhead: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "awakend", Name: "gateway_overhead_seconds",
+			Help:    "Time a chat completion spent in the gateway: its total time minus the time of its upstream calls.",
+			Buckets: overheadBuckets,
+		}),
+	}
+	if reg != nil {
+		m.requests = register(reg, m.requests)
+		m.upstream = register(reg, m.upstream)
+		m.ttft = register(reg, m.ttft)
+		m.overhead = register(reg, m.overhead)
+	}
+	return m
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
+
+// request counts a finished request.
+func (m *gatewayMetrics) request(rs *reqState) {
+	if rs.status == 200 && rs.okCounter != nil {
+		rs.okCounter.Inc()
+		return
+	}
+	m.requests.WithLabelValues(rs.route, rs.modelLabel(), rs.providerLabel(), statusText(rs.status)).Inc()
+}
+
+// okCounter returns the cached counter of a 200 answer of route r served
+// by target t.
+func (m *gatewayMetrics) okCounter(r *route, t *target) prometheus.Counter {
+	slot := &r.ok[t.index]
+	if c := slot.Load(); c != nil {
+		return c.Counter
+	}
+	c := &counter{m.requests.WithLabelValues(routeChat, r.name, t.providerID, "200")}
+	slot.Store(c)
+	return c.Counter
+}
+
+func statusText(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 400:
+		return "400"
+	case 404:
+		return "404"
+	case 429:
+		return "429"
+	case 502:
+		return "502"
+	case 503:
+		return "503"
+	}
+	return strconv.Itoa(code)
+}

@@ -1,0 +1,404 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/awakend/awakend/provider"
+	"github.com/awakend/awakend/registry"
+)
+
+// pipeStream is an upstream stream the test writes event by event.
+func pipeStream() (*provider.Response, *io.PipeWriter) {
+	pr, pw := io.Pipe()
+	return &provider.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: pr}, pw
+}
+
+func serve(t *testing.T, h http.Handler) *httptest.Server {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func post(t *testing.T, ctx context.Context, url, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, "POST", url+"/v1/chat/completions", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// readEvent reads one SSE event (its lines up to the blank line).
+func readEvent(t *testing.T, br *bufio.Reader) string {
+	t.Helper()
+	var ev strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading an event: %v (so far %q)", err, ev.String())
+		}
+		if line == "\n" {
+			return ev.String()
+		}
+		ev.WriteString(line)
+	}
+}
+
+func TestStreamFlushesEachEvent(t *testing.T) {
+	w := newWorld()
+	f := w.provider("p")
+	w.model("m", "p")
+	resp, pw := pipeStream()
+	f.set(func(context.Context, *provider.Request) (*provider.Response, error) { return resp, nil })
+	g, _ := w.gw(t, Options{})
+	srv := serve(t, g)
+
+	// The headers come with the first event; write it in two pieces.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = io.WriteString(pw, "data: {\"n\":1")
+		_, _ = io.WriteString(pw, "}\n\n")
+	}()
+	res := post(t, t.Context(), srv.URL, `{"model":"m","messages":[],"stream":true}`)
+	defer res.Body.Close()
+	<-done
+	for k, want := range map[string]string{
+		"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+		ModelHeader: "m", ProviderHeader: "p", VersionHeader: "1",
+	} {
+		if got := res.Header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	br := bufio.NewReader(res.Body)
+	// The upstream holds the second event back: the first must arrive.
+	if ev := readEvent(t, br); ev != "data: {\"n\":1}\n" {
+		t.Fatalf("first event %q", ev)
+	}
+	go func() {
+		_, _ = io.WriteString(pw, ": ping\n\n")
+		_, _ = io.WriteString(pw, "event: x\r\ndata: {\"n\":2}\r\n\r\n")
+		_, _ = io.WriteString(pw, "data: [DONE]\n\n")
+		pw.Close()
+	}()
+	if ev := readEvent(t, br); ev != ": ping\n" {
+		t.Fatalf("keep-alive comment %q", ev)
+	}
+	rest, _ := io.ReadAll(br)
+	if string(rest) != "event: x\r\ndata: {\"n\":2}\r\n\r\ndata: [DONE]\n\n" {
+		t.Fatalf("rest %q", rest)
+	}
+}
+
+// After the first event the request is committed: an upstream failure
+// becomes an error event, and no other member is tried.
+func TestStreamErrorAfterFirstByte(t *testing.T) {
+	w := poolWorld(registry.HomeFirstHealthy, registry.DefaultSwitchPolicy(), "a", "b")
+	w.fakes["pa"].set(func(context.Context, *provider.Request) (*provider.Response, error) {
+		return &provider.Response{StatusCode: 200, Body: io.NopCloser(io.MultiReader(
+			strings.NewReader("data: {\"n\":1}\n\ndata: {\"partial"), &brokenReader{}))}, nil
+	})
+	g, _ := w.gw(t, Options{})
+	srv := serve(t, g)
+	res := post(t, t.Context(), srv.URL, `{"model":"pl","messages":[],"stream":true}`)
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	events := strings.Split(strings.TrimSuffix(string(body), "\n\n"), "\n\n")
+	if len(events) != 2 || events[0] != `data: {"n":1}` || !strings.HasPrefix(events[1], "data: {\"error\":") {
+		t.Fatalf("body %q", body)
+	}
+	var env struct{ Error apiError }
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(events[1], "data: ")), &env); err != nil || env.Error.Type != "server_error" {
+		t.Fatalf("error event %q: %v", events[1], err)
+	}
+	if strings.Contains(string(body), "[DONE]") {
+		t.Error("[DONE] after an error")
+	}
+	if n := w.fakes["pb"].calls(); n != 0 {
+		t.Errorf("failed over after the first byte: %d calls to b", n)
+	}
+	// Also a stream that just ends without [DONE].
+	w.fakes["pa"].set(func(context.Context, *provider.Request) (*provider.Response, error) {
+		return sse(`{"n":1}`), nil
+	})
+	res2 := post(t, t.Context(), srv.URL, `{"model":"pl","messages":[],"stream":true}`)
+	defer res2.Body.Close()
+	body, _ = io.ReadAll(res2.Body)
+	if !strings.HasPrefix(string(body), "data: {\"n\":1}\n\ndata: {\"error\":") {
+		t.Errorf("truncated stream: %q", body)
+	}
+}
+
+func TestClientDisconnectCancelsUpstream(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "json", true: "stream"}[stream], func(t *testing.T) {
+			w := newWorld()
+			f := w.provider("p")
+			w.model("m", "p")
+			called, canceled := make(chan struct{}), make(chan struct{})
+			f.set(func(ctx context.Context, req *provider.Request) (*provider.Response, error) {
+				if !req.Stream {
+					close(called)
+					<-ctx.Done()
+					close(canceled)
+					return nil, &provider.Error{Class: provider.ClassCanceled, Message: "canceled"}
+				}
+				// A stream that sent one event and waits for the next.
+				resp, pw := pipeStream()
+				go func() {
+					_, _ = io.WriteString(pw, "data: {}\n\n")
+					close(called)
+					<-ctx.Done()
+					close(canceled)
+					pw.CloseWithError(ctx.Err())
+				}()
+				return resp, nil
+			})
+			g, _ := w.gw(t, Options{})
+			srv := serve(t, g)
+			ctx, cancel := context.WithCancel(t.Context())
+			errc := make(chan error, 1)
+			go func() {
+				body := `{"model":"m","messages":[],"stream":` + map[bool]string{false: "false", true: "true"}[stream] + `}`
+				req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/chat/completions", strings.NewReader(body))
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil {
+					_, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+				}
+				errc <- err
+			}()
+			<-called
+			cancel()
+			select {
+			case <-canceled:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the upstream call's context was not cancelled")
+			}
+			if err := <-errc; !errors.Is(err, context.Canceled) {
+				t.Errorf("client error %v", err)
+			}
+		})
+	}
+}
+
+// A request keeps the snapshot it started with while the handle moves on.
+func TestInFlightKeepsSnapshot(t *testing.T) {
+	w := newWorld()
+	old := w.provider("old")
+	w.model("m", "old")
+	g, h := w.gw(t, Options{})
+
+	replaced := make(chan struct{})
+	old.set(func(context.Context, *provider.Request) (*provider.Response, error) {
+		<-replaced
+		return answer("served-by-old"), nil
+	})
+	w2 := newWorld()
+	w2.provider("new")
+	w2.model("m", "new")
+
+	done := make(chan result, 1)
+	go func() { done <- do(t, g, "POST", "/v1/chat/completions", chatReq("m")) }()
+	for old.calls() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if v := h.Replace(w2.set(t)); v != 2 {
+		t.Fatalf("version %d", v)
+	}
+	close(replaced)
+	res := <-done
+	if res.header.Get(VersionHeader) != "1" || res.header.Get(ProviderHeader) != "old" || !strings.Contains(res.body, "served-by-old") {
+		t.Errorf("in-flight request: v%s via %s: %s", res.header.Get(VersionHeader), res.header.Get(ProviderHeader), res.body)
+	}
+	// The next request uses the new snapshot.
+	res = do(t, g, "POST", "/v1/chat/completions", chatReq("m"))
+	if res.header.Get(VersionHeader) != "2" || res.header.Get(ProviderHeader) != "new" {
+		t.Errorf("next request: v%s via %s", res.header.Get(VersionHeader), res.header.Get(ProviderHeader))
+	}
+	if w2.fakes["new"].calls() != 1 || old.calls() != 1 {
+		t.Errorf("calls old %d new %d", old.calls(), w2.fakes["new"].calls())
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	w := poolWorld(registry.HomeFirstHealthy, registry.DefaultSwitchPolicy(), "a", "b")
+	w.fakes["pa"].set(failing(provider.ClassOverloaded, 503, 0))
+	g, _ := w.gw(t, Options{Metrics: reg})
+	do(t, g, "POST", "/v1/chat/completions", chatReq("pl"))
+	do(t, g, "POST", "/v1/chat/completions", chatReq("pl"))
+	do(t, g, "POST", "/v1/chat/completions", chatReq("b"))
+	do(t, g, "POST", "/v1/chat/completions", chatReq("a"))
+	do(t, g, "POST", "/v1/chat/completions", chatReq("client-made-up-name"))
+	do(t, g, "POST", "/v1/chat/completions", `{"model":"b","messages":[],"stream":true}`)
+	do(t, g, "GET", "/v1/models", "")
+
+	want := `
+# HELP awakend_requests_total Gateway requests by route, requested model (a registry id, or unknown), serving provider (or none) and HTTP status.
+# TYPE awakend_requests_total counter
+awakend_requests_total{code="200",model="b",provider="pb",route="chat_completions"} 2
+awakend_requests_total{code="200",model="pl",provider="pb",route="chat_completions"} 2
+awakend_requests_total{code="200",model="unknown",provider="none",route="models"} 1
+awakend_requests_total{code="404",model="unknown",provider="none",route="chat_completions"} 1
+awakend_requests_total{code="503",model="a",provider="pa",route="chat_completions"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "awakend_requests_total"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(g.m.upstream, "awakend_upstream_duration_seconds"); n != 3 {
+		t.Errorf("upstream duration series: %d, want one per provider", n)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]uint64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if h := m.GetHistogram(); h != nil {
+				counts[mf.GetName()] += h.GetSampleCount()
+			}
+		}
+	}
+	// Upstream calls: pl twice (a then b) = 4, b, a, b streaming = 7.
+	if counts["awakend_upstream_duration_seconds"] != 7 || counts["awakend_time_to_first_token_seconds"] != 1 ||
+		counts["awakend_gateway_overhead_seconds"] != 5 {
+		t.Errorf("histogram sample counts %v", counts)
+	}
+	// A second gateway on the same registry shares the collectors.
+	New(Options{Metrics: reg, Handle: registry.NewHandle(nil)})
+}
+
+func TestLogLine(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	w := newWorld()
+	w.provider("p")
+	w.model("m", "p")
+	w.agent(registry.AgentSpec{ID: "ag", ModelID: "m", SystemPrompt: "TOP-SECRET-PROMPT"})
+	w.providers[0].Spec.APIKey = "sk-upstream-secret"
+	g, _ := w.gw(t, Options{Logger: log, APIKeys: []string{"sk-client-secret"}})
+	body := `{"model":"ag","messages":[{"role":"user","content":"PRIVATE-USER-TEXT"}],"user":"PRIVATE-USER-ID"}`
+	res := do(t, g, "POST", "/v1/chat/completions", body, "Authorization", "Bearer sk-client-secret", "X-Request-ID", "rid-7")
+	if res.code != 200 {
+		t.Fatalf("%d %s", res.code, res.body)
+	}
+	do(t, g, "POST", "/v1/chat/completions", body, "Authorization", "Bearer sk-wrong-secret")
+
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d log lines:\n%s", len(lines), buf.String())
+	}
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]any{
+		"level": "INFO", "msg": "request", "id": "rid-7", "requested": "ag", "served": "m", "provider": "p",
+		"attempts": 1.0, "status": 200.0, "stream": false, "version": 1.0, "prompt_tokens": 7.0, "completion_tokens": 3.0,
+	} {
+		if rec[k] != want {
+			t.Errorf("%s = %v, want %v", k, rec[k], want)
+		}
+	}
+	for _, k := range []string{"took", "upstream"} {
+		if _, ok := rec[k]; !ok {
+			t.Errorf("no %s", k)
+		}
+	}
+	for _, secret := range []string{"SECRET", "PRIVATE", "sk-"} {
+		if strings.Contains(buf.String(), secret) {
+			t.Errorf("the log holds %q:\n%s", secret, buf.String())
+		}
+	}
+}
+
+// An event line longer than the relay's read buffer stays one line, even
+// when its newline falls just past the buffer's end.
+func TestStreamLongLines(t *testing.T) {
+	for _, n := range []int{32 << 10, 100 << 10} {
+		w := newWorld()
+		f := w.provider("p")
+		w.model("m", "p")
+		long := `{"x":"` + strings.Repeat("y", n-len(`data: {"x":""}`)) + `"}`
+		f.set(func(context.Context, *provider.Request) (*provider.Response, error) {
+			return sse(long, `{"n":2}`, "[DONE]"), nil
+		})
+		g, _ := w.gw(t, Options{})
+		res := do(t, g, "POST", "/v1/chat/completions", `{"model":"m","messages":[],"stream":true}`)
+		want := "data: " + long + "\n\ndata: {\"n\":2}\n\ndata: [DONE]\n\n"
+		if res.body != want {
+			t.Errorf("line of %d bytes: body differs (got %d bytes, want %d)", n, len(res.body), len(want))
+		}
+	}
+}
+
+// Requests keep flowing, each answered from one consistent snapshot, while
+// the handle is replaced again and again (run under -race).
+func TestReloadStorm(t *testing.T) {
+	w := poolWorld(registry.HomeDeterministic, registry.DefaultSwitchPolicy(), "a", "b")
+	w2 := poolWorld(registry.HomeRoundRobin, registry.DefaultSwitchPolicy(), "b", "c")
+	w2.fakes, w2.providers = w.fakes, w.providers
+	sets := []*registry.Set{w.set(t), w2.set(t)}
+	h := registry.NewHandle(sets[0]) // odd versions: sets[0], even: sets[1]
+	g := New(Options{Handle: h})
+
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer cancel()
+		for i := 1; i <= 200; i++ {
+			h.Replace(sets[i%2])
+			time.Sleep(50 * time.Microsecond)
+		}
+	})
+	errs := make(chan string, 8)
+	var served atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				served.Add(1)
+				res := do(t, g, "POST", "/v1/chat/completions", chatReq("pl"))
+				v, _ := strconv.Atoi(res.header.Get(VersionHeader))
+				served := res.header.Get(ModelHeader)
+				// Odd versions serve pool {a, b}, even ones {b, c}.
+				if res.code != 200 || (v%2 == 1 && served == "c") || (v%2 == 0 && served == "a") {
+					errs <- fmt.Sprintf("v%d served by %s: %d %s", v, served, res.code, res.body)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if served.Load() < 100 {
+		t.Errorf("only %d requests during the storm", served.Load())
+	}
+}
