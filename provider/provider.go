@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +47,11 @@ type Executor struct {
 	header  http.Header
 	tr      *http.Transport // ResponseHeaderTimeout is the provider's timeout
 	secrets []string        // scrubbed from every error message
+
+	// Draining: once retired (Close), the last call to finish closes the
+	// connections that calls in flight left idle.
+	inflight atomic.Int64
+	retired  atomic.Bool
 
 	// mock adapter
 	mock registry.MockOptions
@@ -146,14 +152,27 @@ func (e *Executor) Name() string { return e.kind }
 // Spec returns the spec the executor was built from.
 func (e *Executor) Spec() registry.ProviderSpec { return e.spec }
 
-// Close closes the executor's idle connections. Requests in flight finish;
-// their connections go idle afterwards and are closed by a further Close or
-// after the idle timeout (90 s).
+// Close retires the executor once no snapshot serves it: idle connections
+// close now, and the connections of calls still in flight close as soon as
+// the last of them finishes, so a provider replaced by a reload drains
+// rather than leaking its pool.
 func (e *Executor) Close() error {
-	if e.tr != nil {
+	if e.tr == nil {
+		return nil
+	}
+	e.retired.Store(true)
+	e.tr.CloseIdleConnections()
+	return nil
+}
+
+// begin and end bracket an upstream call; end closes the idle connections
+// of a retired executor when its last call finishes.
+func (e *Executor) begin() { e.inflight.Add(1) }
+
+func (e *Executor) end() {
+	if e.inflight.Add(-1) == 0 && e.retired.Load() {
 		e.tr.CloseIdleConnections()
 	}
-	return nil
 }
 
 // Call sends one chat completion request upstream; see Caller.
@@ -215,35 +234,44 @@ func (e *Executor) do(ctx context.Context, body []byte, stream bool, requestID s
 		Host:          e.url.Host,
 	}).WithContext(rctx)
 
+	e.begin()
 	resp, err := e.tr.RoundTrip(hr)
 	if err != nil {
 		if cancel != nil {
 			cancel()
 		}
+		e.end()
 		return nil, e.transportError(ctx, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		err := e.statusError(resp)
+		err := e.statusError(resp) // reads and closes the body
 		if cancel != nil {
 			cancel()
 		}
+		e.end()
 		return nil, err
 	}
-	if cancel != nil {
-		resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
-	}
+	resp.Body = &callBody{ReadCloser: resp.Body, cancel: cancel, e: e}
 	return resp, nil
 }
 
-// cancelBody releases a call's deadline when its body is closed.
-type cancelBody struct {
+// callBody ends a call when its body is closed: it releases the call's
+// deadline and, for a retired executor, its connection.
+type callBody struct {
 	io.ReadCloser
-	cancel context.CancelFunc
+	cancel context.CancelFunc // nil without a deadline
+	e      *Executor
+	once   sync.Once
 }
 
-func (b *cancelBody) Close() error {
+func (b *callBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.cancel()
+	b.once.Do(func() {
+		if b.cancel != nil {
+			b.cancel()
+		}
+		b.e.end()
+	})
 	return err
 }
 
