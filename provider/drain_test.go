@@ -29,25 +29,54 @@ func callOnce(t *testing.T, ex *Executor, stream bool) *Response {
 
 // A retired executor closes the connection of a call that was in flight
 // when it was retired, as soon as that call finishes.
-func TestCloseDrainsCallsInFlight(t *testing.T) {
+//
+// http.Transport.CloseIdleConnections alone covers a call that is already
+// waiting for its answer, but not one that starts after it (a request that
+// took the old snapshot just before the swap): that call re-enables idle
+// connections, and its connection would linger for the 90 s idle timeout.
+func TestCloseDrainsLateCall(t *testing.T) {
 	srv := providertest.NewServer(t)
-	hold := make(chan struct{})
-	srv.Enqueue(providertest.Reply{Chunks: []string{"a", "b"}, Hold: hold})
 	e, err := New(openaiSpec(srv.OpenAIURL()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ex := e.(*Executor)
-	resp := callOnce(t, ex, true)
-	ex.Close() // the reload retired it; the stream goes on
-	close(hold)
-	if _, err := io.ReadAll(resp.Body); err != nil {
-		t.Fatalf("stream cut by Close: %v", err)
-	}
+	ex.Close()
+	resp := callOnce(t, ex, false)
+	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Await(ctx, func(s providertest.Stats) bool { return s.Conns == 0 }); err != nil {
+		t.Fatalf("connection of a call on a retired executor still open: %+v", srv.Stats())
+	}
+}
+
+func TestCloseDrainsCallsInFlight(t *testing.T) {
+	srv := providertest.NewServer(t)
+	srv.Enqueue(providertest.Reply{HeaderDelay: 300 * time.Millisecond})
+	e, err := New(openaiSpec(srv.OpenAIURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := e.(*Executor)
+	done := make(chan *Response)
+	go func() { done <- callOnce(t, ex, false) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Await(ctx, func(s providertest.Stats) bool { return s.InFlight == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	ex.Close() // a reload retired it while the call waits for its answer
+	resp := <-done
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Fatalf("call cut by Close: %v", err)
+	}
+	resp.Body.Close()
+	// Without draining, the connection would idle for 90 s.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if err := srv.Await(ctx2, func(s providertest.Stats) bool { return s.Conns == 0 }); err != nil {
 		t.Fatalf("connection of the drained call still open: %+v", srv.Stats())
 	}
 }
