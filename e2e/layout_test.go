@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -319,5 +321,67 @@ func TestWatcherOverflow(t *testing.T) {
 	if !strings.Contains(s.Watcher.LastError, "overflow") || !s.Watcher.Up || s.LastReload.Trigger != "rescan" {
 		t.Fatalf("watcher %+v, last reload %+v; want the watcher up again with the overflow as its last error, and a rescan",
 			s.Watcher, s.LastReload)
+	}
+}
+
+// Edits behind a symlink that points out of the config directory are
+// watched (this was a bug the suite found).
+//
+// Discovery follows symlinks (DESIGN §2; config/discover.go), so a file
+// `agents.yaml -> /srv/shared/agents.yaml` or a directory
+// `team -> /srv/team` is part of the registry and of the fingerprint. The
+// watcher (reload/watch.go, addTree: "Symbolic links are not followed,
+// except dir itself") watches only real directories of the tree, so an
+// in-place edit of /srv/shared/agents.yaml or of /srv/team/x.yaml sends no
+// event. The daemon keeps serving the old content: until the periodic
+// rescan (30 s by default), forever with the rescan off. An explicit reload
+// shows the directory had changed (applied, +2 agents).
+//
+// Kubernetes ConfigMaps are not affected (their symlinks point into ..data,
+// inside the tree, which is watched); hand-made links to shared files or
+// directories are.
+//
+// Fix: when discovery follows a symlink out of the tree, watch the
+// target's directory (for a file) or tree (for a directory) too, and drop
+// those watches when the link goes; events there schedule a reload like
+// any other.
+func TestSymlinkTargetOutsideTree(t *testing.T) {
+	t.Parallel()
+	outside := t.TempDir()
+	write(t, outside, "agents.yaml", agentsFile("a"))
+	write(t, outside, "team/x.yaml", agentsFile("x"))
+	dir := t.TempDir()
+	write(t, dir, "providers.yaml", providersYAML)
+	write(t, dir, "models.yaml", modelsYAML)
+	for name, target := range map[string]string{"agents.yaml": "agents.yaml", "team": "team"} {
+		if err := os.Symlink(filepath.Join(outside, target), filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := start(t, dir)
+
+	write(t, outside, "agents.yaml", agentsFile("a", "a2"))
+	write(t, outside, "team/x.yaml", agentsFile("x", "x2"))
+
+	// Bounded wait, as the proof that nothing happened: a change the
+	// watcher saw is applied within the max wait (2 s) after it.
+	deadline := time.After(3 * time.Second)
+	for {
+		d.mu.Lock()
+		ch := d.changed
+		d.mu.Unlock()
+		if _, ids := d.agents(); slices.Equal(ids, []string{"a", "a2", "x", "x2"}) {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			_, before := d.agents()
+			code, body := d.post("/api/v1/reload?force=false")
+			var ans struct{ Result, Changes string }
+			json.Unmarshal(body, &ans)
+			t.Fatalf("edits behind symlinks out of the tree were not picked up in 3 s: serving %v; "+
+				"an explicit reload then answered HTTP %d %s (%s)", before, code, ans.Result, ans.Changes)
+		}
 	}
 }

@@ -137,7 +137,7 @@ func (w *watcher) handle(ev fsnotify.Event) {
 		_ = w.setup()
 		w.notify(Request{Trigger: TriggerRescan})
 		return
-	case ev.Name != w.root && !w.inTree(ev.Name):
+	case ev.Name != w.root && !w.inTree(ev.Name) && !w.dirs[filepath.Dir(ev.Name)]:
 		return // the parent itself, or a sibling of the root
 	}
 	w.notify(Request{Trigger: TriggerWatch})
@@ -187,7 +187,14 @@ func (w *watcher) setup() error {
 // rescan: files may have been written into it before its watch existed.
 func (w *watcher) grow(name string) {
 	fi, err := os.Lstat(name)
-	if err != nil || !fi.IsDir() {
+	if err != nil {
+		return
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		w.follow(name) // a new or retargeted link may point out of the tree
+		return
+	}
+	if !fi.IsDir() {
 		return
 	}
 	if err := w.addTree(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -207,9 +214,13 @@ func (w *watcher) forget(name string) {
 	}
 }
 
-// addTree watches dir and every directory below it. Symbolic links are not
-// followed, except dir itself.
+// addTree watches dir and every directory below it. A symbolic link that
+// leads out of the config tree gets its target watched too (see follow):
+// the loader follows links, so their targets are config.
 func (w *watcher) addTree(dir string) error {
+	if w.dirs[dir] {
+		return nil // reached twice through links
+	}
 	if err := w.add(dir); err != nil {
 		return err
 	}
@@ -219,6 +230,10 @@ func (w *watcher) addTree(dir string) error {
 		return err
 	}
 	for _, e := range entries {
+		if e.Type()&fs.ModeSymlink != 0 {
+			w.follow(filepath.Join(dir, e.Name()))
+			continue
+		}
 		if !e.IsDir() {
 			continue
 		}
@@ -228,6 +243,35 @@ func (w *watcher) addTree(dir string) error {
 		}
 	}
 	return nil
+}
+
+// follow watches where the link at name leads when that is outside the
+// config tree: the target directory's tree, or a target file's directory.
+// Links into the tree (Kubernetes' ..data) need nothing: the tree is
+// watched. Broken and looping links are left to the loader to report.
+func (w *watcher) follow(name string) {
+	target, err := filepath.EvalSymlinks(name)
+	if err != nil || target == w.root || w.inTree(target) {
+		return
+	}
+	fi, err := os.Stat(target)
+	if err != nil {
+		return
+	}
+	dir := target
+	if !fi.IsDir() {
+		dir = filepath.Dir(target)
+		if w.dirs[dir] {
+			return
+		}
+		if err := w.add(dir); err == nil {
+			w.dirs[dir] = true
+		}
+		return
+	}
+	if err := w.addTree(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		w.log.Warn("config watcher cannot watch a link's target", "link", name, "target", target, "error", err)
+	}
 }
 
 // add watches one path.

@@ -1,0 +1,29 @@
+// Package inference proves, end to end, that the real awakend binary serves
+// inference the way OpenAI clients expect. Its tests build ../../cmd/awakend
+// once, start it with a config directory they write, learn its readiness
+// from a NOTIFY_SOCKET datagram, and talk to it with the official OpenAI Go
+// SDK over real HTTP. The upstreams are providertest servers (OpenAI and
+// Anthropic wire formats) and the mock adapter. They show that:
+//
+//   - completions and streams from a mock agent, an openai provider and an
+//     anthropic provider (translated) arrive in OpenAI's shape, with their
+//     usage and the X-Awakend-Model/-Provider headers;
+//   - errors arrive as the SDK's *openai.Error (unknown model: 404
+//     model_not_found; no or a wrong client key: 401 invalid_api_key);
+//   - a pool fails over on a 503 before the first byte and not on a 400;
+//   - a client that disconnects cancels the upstream call;
+//   - a stream finishes on the snapshot (and upstream) it started on while a
+//     reload moves the model elsewhere, and the next request goes to the new
+//     upstream;
+//   - 100 applied reloads under steady load fail no request.
+//
+// BenchmarkGatewayOverhead measures what the gateway costs: the same fast
+// in-process upstream called directly and through the daemon, in
+// alternating blocks, at concurrency 1 and 16 (latency percentiles and the
+// added latency, throughput and its ratio), the time to the first stream
+// chunk, and the daemon's memory. BenchmarkGatewayInProcess serves the
+// same load from a gateway in the test process, for a CPU profile
+// (-cpuprofile) of the gateway and provider code.
+//
+// The package has no code of its own outside its tests.
+package inference
