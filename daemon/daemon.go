@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/awakend/awakend/api"
@@ -71,7 +72,11 @@ func Run(ctx context.Context, o Options) error {
 
 	// RELOADING=1 only when a reload rebuilds: the rescan every 30 s almost
 	// always finds nothing, and must not flip the unit to "reloading".
+	var stopping atomic.Bool // after STOPPING=1, reloads still draining stay quiet
 	applier.OnRebuild = func(req reload.Request) {
+		if stopping.Load() {
+			return
+		}
 		o.Notifier.Reloading(fmt.Sprintf("reloading (%s), serving version %d", req.Trigger, handle.Version()))
 	}
 	var loop *reload.Loop
@@ -85,7 +90,9 @@ func Run(ctx context.Context, o Options) error {
 		Initial:        res,
 		OnResult: func(r reload.Result) {
 			m.ObserveReload(r)
-			o.Notifier.Ready(statusLine(handle, r))
+			if !stopping.Load() {
+				o.Notifier.Ready(statusLine(handle, r))
+			}
 		},
 	})
 	m.ObserveReload(res)
@@ -152,6 +159,7 @@ func Run(ctx context.Context, o Options) error {
 	case err = <-serveErr:
 		err = fmt.Errorf("serve: %w", err)
 	}
+	stopping.Store(true)
 	o.Notifier.Stopping()
 	log.Info("shutting down", "timeout", s.Shutdown.Timeout)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.Shutdown.Timeout)
