@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -33,16 +34,9 @@ func check(args []string, stdout, stderr io.Writer) error {
 	if *format != "text" && *format != "json" {
 		return fmt.Errorf("check: --format %q: want text or json", *format)
 	}
-	if fs.NArg() > 1 {
-		return fmt.Errorf("check takes at most one directory, got %q", fs.Args())
-	}
-	s, _, err := config.LoadSettings(*sf.file, os.Environ(), nil)
+	s, dir, err := settingsAndDir(fs, sf)
 	if err != nil {
 		return err
-	}
-	dir := s.ConfigDir
-	if fs.NArg() == 1 {
-		dir = fs.Arg(0)
 	}
 	set, rep, err := loadDir(dir, s)
 	if err != nil {
@@ -68,6 +62,23 @@ func check(args []string, stdout, stderr io.Writer) error {
 		return invalid(errReported)
 	}
 	return nil
+}
+
+// settingsAndDir reads the settings and the optional DIR argument of check
+// and diff; DIR defaults to the settings' config_dir.
+func settingsAndDir(fs *flag.FlagSet, sf *settingsFlags) (config.Settings, string, error) {
+	if fs.NArg() > 1 {
+		return config.Settings{}, "", fmt.Errorf("%s takes at most one directory, got %q", fs.Name(), fs.Args())
+	}
+	s, _, err := config.LoadSettings(*sf.file, os.Environ(), nil)
+	if err != nil {
+		return s, "", err
+	}
+	dir := s.ConfigDir
+	if fs.NArg() == 1 {
+		dir = fs.Arg(0)
+	}
+	return s, dir, nil
 }
 
 // loadDir loads and builds dir as the daemon does. A config that does not

@@ -7,12 +7,9 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
-	"github.com/awakend/awakend/config"
-	"github.com/awakend/awakend/provider"
 	"github.com/awakend/awakend/registry"
 )
 
@@ -30,16 +27,9 @@ func diff(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := parseInterspersed(fs, args); err != nil {
 		return usageError(err)
 	}
-	if fs.NArg() > 1 {
-		return fmt.Errorf("diff takes at most one directory, got %q", fs.Args())
-	}
-	s, _, err := config.LoadSettings(*sf.file, os.Environ(), nil)
+	s, dir, err := settingsAndDir(fs, sf)
 	if err != nil {
 		return err
-	}
-	dir := s.ConfigDir
-	if fs.NArg() == 1 {
-		dir = fs.Arg(0)
 	}
 	next, rep, err := loadDir(dir, s)
 	if err != nil {
@@ -201,5 +191,3 @@ func comparable(s *registry.Set) *registry.Set {
 }
 
 func pathEscape(s string) string { return url.PathEscape(s) }
-
-var _ = provider.New

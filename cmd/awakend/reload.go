@@ -80,4 +80,3 @@ func daemonClient(settingsFile, url string, timeout time.Duration) (*client, err
 	}
 	return newClient(url, s.Admin.Token, timeout), nil
 }
-
