@@ -19,26 +19,6 @@ func notFound(w http.ResponseWriter, noun, id string) {
 	writeError(w, http.StatusNotFound, typeInvalidRequest, "not_found", noun+" '"+id+"' not found")
 }
 
-func (s *server) listProviders(w http.ResponseWriter, _ *http.Request, snap *registry.Snapshot) {
-	ids := snap.Set.ProviderIDs()
-	data := make([]providerView, 0, len(ids))
-	for _, id := range ids {
-		p, _ := snap.Set.Provider(id)
-		data = append(data, newProviderView(p.Spec))
-	}
-	writeJSON(w, http.StatusOK, list[providerView]{data})
-}
-
-func (s *server) getProvider(w http.ResponseWriter, r *http.Request, snap *registry.Snapshot) {
-	id := r.PathValue("id")
-	p, ok := snap.Set.Provider(id)
-	if !ok {
-		notFound(w, "provider", id)
-		return
-	}
-	writeJSON(w, http.StatusOK, newProviderView(p.Spec))
-}
-
 func (s *server) removalPreview(w http.ResponseWriter, r *http.Request, snap *registry.Snapshot) {
 	id := r.PathValue("id")
 	pv, err := snap.Set.PreviewRemoveProvider(id)
@@ -51,66 +31,6 @@ func (s *server) removalPreview(w http.ResponseWriter, r *http.Request, snap *re
 		return
 	}
 	writeJSON(w, http.StatusOK, pv)
-}
-
-func (s *server) listModels(w http.ResponseWriter, _ *http.Request, snap *registry.Snapshot) {
-	ids := snap.Set.ModelIDs()
-	data := make([]registry.ModelSpec, 0, len(ids))
-	for _, id := range ids {
-		m, _ := snap.Set.Model(id)
-		data = append(data, m)
-	}
-	writeJSON(w, http.StatusOK, list[registry.ModelSpec]{data})
-}
-
-func (s *server) getModel(w http.ResponseWriter, r *http.Request, snap *registry.Snapshot) {
-	id := r.PathValue("id")
-	m, ok := snap.Set.Model(id)
-	if !ok {
-		notFound(w, "model", id)
-		return
-	}
-	writeJSON(w, http.StatusOK, m)
-}
-
-func (s *server) listPools(w http.ResponseWriter, _ *http.Request, snap *registry.Snapshot) {
-	ids := snap.Set.PoolIDs()
-	data := make([]registry.PoolSpec, 0, len(ids))
-	for _, id := range ids {
-		p, _ := snap.Set.Pool(id)
-		data = append(data, p)
-	}
-	writeJSON(w, http.StatusOK, list[registry.PoolSpec]{data})
-}
-
-func (s *server) getPool(w http.ResponseWriter, r *http.Request, snap *registry.Snapshot) {
-	id := r.PathValue("id")
-	p, ok := snap.Set.Pool(id)
-	if !ok {
-		notFound(w, "model pool", id)
-		return
-	}
-	writeJSON(w, http.StatusOK, p)
-}
-
-func (s *server) listAgents(w http.ResponseWriter, _ *http.Request, snap *registry.Snapshot) {
-	ids := snap.Set.AgentIDs()
-	data := make([]agentView, 0, len(ids))
-	for _, id := range ids {
-		a, _ := snap.Set.Agent(id)
-		data = append(data, newAgentView(a))
-	}
-	writeJSON(w, http.StatusOK, list[agentView]{data})
-}
-
-func (s *server) getAgent(w http.ResponseWriter, r *http.Request, snap *registry.Snapshot) {
-	id := r.PathValue("id")
-	a, ok := snap.Set.Agent(id)
-	if !ok {
-		notFound(w, "agent", id)
-		return
-	}
-	writeJSON(w, http.StatusOK, newAgentView(a))
 }
 
 // resolveAgent resolves agents only: a model or pool id is a 404 here.
@@ -388,3 +308,42 @@ func (s *server) reload(w http.ResponseWriter, r *http.Request, _ *registry.Snap
 		Fingerprint:     res.Fingerprint,
 	})
 }
+
+// resource serves one kind of resource: its list, sorted by id, and its
+// items by id, each through view (which keeps secrets out).
+type resource[S, V any] struct {
+	noun string                                // for 404s: "model pool"
+	ids  func(*registry.Set) []string          // sorted
+	get  func(*registry.Set, string) (S, bool) // one item
+	view func(S) V                             // what is served
+}
+
+func (k resource[S, V]) list(w http.ResponseWriter, _ *http.Request, snap *registry.Snapshot) {
+	ids := k.ids(snap.Set)
+	data := make([]V, 0, len(ids))
+	for _, id := range ids {
+		v, _ := k.get(snap.Set, id)
+		data = append(data, k.view(v))
+	}
+	writeJSON(w, http.StatusOK, list[V]{data})
+}
+
+func (k resource[S, V]) item(w http.ResponseWriter, r *http.Request, snap *registry.Snapshot) {
+	id := r.PathValue("id")
+	v, ok := k.get(snap.Set, id)
+	if !ok {
+		notFound(w, k.noun, id)
+		return
+	}
+	writeJSON(w, http.StatusOK, k.view(v))
+}
+
+func same[T any](v T) T { return v }
+
+var (
+	providers = resource[registry.Provider, providerView]{"provider", (*registry.Set).ProviderIDs, (*registry.Set).Provider,
+		func(p registry.Provider) providerView { return newProviderView(p.Spec) }}
+	models = resource[registry.ModelSpec, registry.ModelSpec]{"model", (*registry.Set).ModelIDs, (*registry.Set).Model, same[registry.ModelSpec]}
+	pools  = resource[registry.PoolSpec, registry.PoolSpec]{"model pool", (*registry.Set).PoolIDs, (*registry.Set).Pool, same[registry.PoolSpec]}
+	agents = resource[registry.AgentSpec, agentView]{"agent", (*registry.Set).AgentIDs, (*registry.Set).Agent, newAgentView}
+)
