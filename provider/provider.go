@@ -275,16 +275,10 @@ func (b *callBody) Close() error {
 	return err
 }
 
-// body is a request body that can be read once; GetBody makes fresh ones.
-type body struct{ bytes.Reader }
-
-func newBody(b []byte) *body {
-	r := new(body)
-	r.Reset(b)
-	return r
-}
-
-func (*body) Close() error { return nil }
+// newBody wraps a request body so that net/http knows it is in memory
+// (a NopCloser around a *bytes.Reader) and sends it with the headers in
+// one write, rather than flushing the headers first.
+func newBody(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
 
 // Content types of the answers the gateway receives.
 const (
