@@ -10,6 +10,8 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"runtime"
@@ -17,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -205,11 +208,22 @@ func (tg *target) firstChunk(c *http.Client) (time.Duration, error) {
 	return ttfc, nil
 }
 
-// sample is the latencies of one target in one phase, and the wall time
-// of its blocks.
+// sample is the latencies of one target in one phase, the wall time of
+// its blocks, and the CPU time the test process (client and in-process
+// upstream) used during them.
 type sample struct {
 	lat  []time.Duration
 	wall time.Duration
+	cpu  time.Duration
+}
+
+// selfCPU returns the CPU time, user and system, the test process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // block runs n requests at concurrency conc (conc goroutines, each sending
@@ -219,7 +233,7 @@ func (s *sample) block(c *http.Client, conc, n int, do func(*http.Client) (time.
 	lats := make([][]time.Duration, conc)
 	errs := make([]error, conc)
 	var wg sync.WaitGroup
-	t0 := time.Now()
+	t0, cpu0 := time.Now(), selfCPU()
 	for g := range conc {
 		lats[g] = make([]time.Duration, 0, per)
 		wg.Go(func() {
@@ -235,6 +249,7 @@ func (s *sample) block(c *http.Client, conc, n int, do func(*http.Client) (time.
 	}
 	wg.Wait()
 	s.wall += time.Since(t0)
+	s.cpu += selfCPU() - cpu0
 	for _, l := range lats {
 		s.lat = append(s.lat, l...)
 	}
@@ -255,12 +270,14 @@ type stats struct {
 	p50, p90, p99 time.Duration
 	rps           float64
 	n             int
+	cpu           time.Duration // the test process's, per request
 }
 
 func (s *sample) stats() stats {
 	l := slices.Clone(s.lat)
 	slices.Sort(l)
-	return stats{pct(l, .50), pct(l, .90), pct(l, .99), float64(len(l)) / s.wall.Seconds(), len(l)}
+	return stats{pct(l, .50), pct(l, .90), pct(l, .99), float64(len(l)) / s.wall.Seconds(), len(l),
+		s.cpu / time.Duration(max(len(l), 1))}
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
@@ -298,20 +315,62 @@ const (
 	benchStreams = 200  // streams per block at concurrency 1
 )
 
-// upstreamEnv makes the test binary serve the benchmark upstream in its
-// own process instead of running tests (see TestMain).
-const upstreamEnv = "INFERENCE_UPSTREAM_PROCESS"
+// candidateEnv names another awakend binary that BenchmarkGatewayOverhead
+// measures in the same run, as the target "candidate" (at warn, upstream
+// in the test process, like "gateway"): a change to the gateway is best
+// judged against the current build block by block, not run by run.
+const candidateEnv = "INFERENCE_CANDIDATE_BINARY"
 
-// serveUpstreamProcess serves the benchmark upstream on a loopback port,
-// prints its base_url, and exits when its standard input closes (when the
-// benchmark that started it ends, or dies).
-func serveUpstreamProcess() int {
+// helperEnv makes the test binary serve, in a process of its own, instead
+// of running tests (see TestMain): "upstream" is the benchmark upstream,
+// "proxy=URL" a bare reverse proxy to the upstream at base_url URL.
+const helperEnv = "INFERENCE_HELPER"
+
+// serveHelper serves what role names on a loopback port, prints its
+// base_url, and returns when its standard input closes (when the benchmark
+// that started it ends, or dies).
+func serveHelper(role string) int {
+	var h http.Handler = http.HandlerFunc(serveUpstream)
+	if to, ok := strings.CutPrefix(role, "proxy="); ok {
+		u, err := url.Parse(to)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		// The floor of any Go proxy: net/http on both sides and nothing
+		// else, with a pool like the openai executor's. Streams are
+		// flushed event by event (ReverseProxy does so for
+		// text/event-stream).
+		rp := &httputil.ReverseProxy{
+			Rewrite: func(r *httputil.ProxyRequest) {
+				r.SetURL(u)
+				r.Out.URL.Path = r.In.URL.Path
+			},
+			Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second, DisableCompression: true},
+		}
+		// The request body is read first, as the gateway does: streamed
+		// through, it breaks streams at random (golang/go#40747: writing
+		// the response closes the inbound body while the transport may
+		// still read it, and the upstream connection is torn down).
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+			rp.ServeHTTP(w, r)
+		})
+	} else if role != "upstream" {
+		fmt.Fprintf(os.Stderr, "%s=%s: unknown role\n", helperEnv, role)
+		return 2
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(serveUpstream), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Println("http://" + ln.Addr().String() + "/v1")
 	go func() { _ = srv.Serve(ln) }()
 	_, _ = io.Copy(io.Discard, os.Stdin)
@@ -319,12 +378,12 @@ func serveUpstreamProcess() int {
 	return 0
 }
 
-// startUpstreamProcess runs the benchmark upstream in a process of its own
-// and returns its base_url.
-func startUpstreamProcess(tb testing.TB) string {
+// startHelper runs the test binary as a helper process in role (see
+// helperEnv) and returns the base_url it serves.
+func startHelper(tb testing.TB, role string) string {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), upstreamEnv+"=1")
+	cmd.Env = append(os.Environ(), helperEnv+"="+role)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -340,12 +399,12 @@ func startUpstreamProcess(tb testing.TB) string {
 	tb.Cleanup(func() {
 		stdin.Close()
 		if err := cmd.Wait(); err != nil {
-			tb.Errorf("upstream process: %v", err)
+			tb.Errorf("helper process %s: %v", role, err)
 		}
 	})
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
-		tb.Fatalf("upstream process: %v", err)
+		tb.Fatalf("helper process %s: %v", role, err)
 	}
 	return strings.TrimSpace(line)
 }
@@ -363,6 +422,9 @@ func startUpstreamProcess(tb testing.TB) string {
 //   - c16, 16 goroutines each sending one request after the other: the
 //     same, and the throughput of each and the gateway's share of direct;
 //   - ttfc, streams at concurrency 1: time to the first data: line;
+//   - per phase, the daemon's own view from its metrics: the mean time its
+//     handler spent besides the upstream call (awakend_gateway_overhead_
+//     seconds) and the mean upstream call;
 //   - the daemon's VmRSS and VmHWM after the run.
 //
 // The upstream runs in the test process, as the client does ("direct",
@@ -371,14 +433,21 @@ func startUpstreamProcess(tb testing.TB) string {
 // the process, while the gateway path crosses processes twice; with the
 // upstream apart, each path pays its own process switches, as client,
 // gateway and upstream do in production. Both comparisons are reported.
+// "proxy" is a bare httputil.ReverseProxy in a process of its own, between
+// the client and the in-process upstream as the gateway is: the cost of an
+// extra HTTP hop through net/http with no gateway logic, the floor any Go
+// proxy starts from on this machine.
 //
 // The daemons log at warn, so that the per-request Info line is not what
 // is measured; "gateway+log" is a daemon logging every request at info
-// (JSON, to a file). One iteration is one full measurement (about 40 s on
-// two cores); ns/op is its wall time.
+// (JSON, to a file). With INFERENCE_CANDIDATE_BINARY set, a daemon running
+// that binary is measured too, as "candidate". The table goes to standard
+// output. One iteration is one full measurement (about 30 s on two cores);
+// ns/op is its wall time.
 func BenchmarkGatewayOverhead(b *testing.B) {
 	up := startUpstream(b)
-	sep := startUpstreamProcess(b)
+	sep := startHelper(b, "upstream")
+	proxy := startHelper(b, "proxy="+up.url)
 	config := func(baseURL string) map[string]string {
 		return map[string]string{"bench.yaml": `providers:
   - {id: bench, adapter: openai, base_url: "` + baseURL + `"}
@@ -396,63 +465,190 @@ models:
 		return &target{name: name, url: d.url + "/v1/chat/completions", body: benchBody("m", false), stream: benchBody("m", true)}
 	}
 	targets := []*target{
-		direct("direct", up.url), gw("gateway", quiet), gw("gateway+log", logged),
+		direct("direct", up.url), gw("gateway", quiet), gw("gateway+log", logged), direct("proxy", proxy),
 		direct("direct:sep", sep), gw("gateway:sep", quietSep),
 	}
-	// baseline is the direct target each gateway target is compared with.
-	baseline := map[string]string{"gateway": "direct", "gateway+log": "direct", "gateway:sep": "direct:sep"}
+	// baseline is the direct target each other target is compared with.
+	baseline := map[string]string{"gateway": "direct", "gateway+log": "direct", "proxy": "direct", "gateway:sep": "direct:sep"}
+	if cand := os.Getenv(candidateEnv); cand != "" {
+		d := start(b, configDir(b, config(up.url)), options{logLevel: "warn", binary: cand})
+		targets = append(targets, gw("candidate", d))
+		baseline["candidate"] = "direct"
+	}
 	client := &http.Client{Transport: &http.Transport{
 		MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second, DisableCompression: true,
 	}}
 	b.Cleanup(client.CloseIdleConnections)
 
-	type phase struct {
-		name string
-		conc int
-		n    int
-		do   func(*target) func(*http.Client) (time.Duration, error)
-	}
-	phases := []phase{
-		{"c1", 1, benchC1, func(t *target) func(*http.Client) (time.Duration, error) { return t.complete }},
-		{"c16", 16, benchC16, func(t *target) func(*http.Client) (time.Duration, error) { return t.complete }},
-		{"ttfc", 1, benchStreams, func(t *target) func(*http.Client) (time.Duration, error) { return t.firstChunk }},
-	}
-
 	for b.Loop() {
-		// Warm-up: connections, the daemons' pools and their heaps.
-		for _, tg := range targets {
-			for _, ph := range phases {
-				var s sample
-				if err := s.block(client, ph.conc, ph.n/2, ph.do(tg)); err != nil {
-					b.Fatal(err)
-				}
+		// The daemon's own view of each phase, from its metrics.
+		views := map[string]inside{}
+		var last inside
+		res, err := measure(client, targets, func(ph string) {
+			h, err := scrape(client, quiet)
+			if err != nil {
+				b.Fatal(err)
 			}
-		}
-		res := results{}
-		for _, ph := range phases {
-			samples := make([]sample, len(targets))
-			for round := range benchBlocks {
-				for i := range targets {
-					if round%2 == 1 {
-						i = len(targets) - 1 - i
-					}
-					if err := samples[i].block(client, ph.conc, ph.n, ph.do(targets[i])); err != nil {
-						b.Fatal(err)
-					}
-				}
+			if ph != "" {
+				views[ph] = h.minus(last)
 			}
-			res[ph.name] = map[string]stats{}
-			for i, tg := range targets {
-				res[ph.name][tg.name] = samples[i].stats()
-			}
+			last = h
+		})
+		if err != nil {
+			b.Fatal(err)
 		}
 		var mem [2]float64
-		var err error
 		if mem[0], mem[1], err = memory(quiet.cmd.Process.Pid); err != nil {
 			b.Fatal(err)
 		}
-		res.report(b, targets, baseline, mem)
+		res.report(b, targets, baseline, views, mem)
 	}
+}
+
+// inside is the daemon's own account of its work: the sums and counts of
+// its awakend_gateway_overhead_seconds (a request's time in the gateway's
+// handler less its upstream call) and awakend_upstream_duration_seconds
+// (the upstream call, from the request sent to the answer relayed), and
+// the CPU time it has used.
+type inside struct {
+	overheadSum, upstreamSum     float64
+	overheadCount, upstreamCount float64
+	cpu                          float64 // seconds, user and system
+}
+
+func (h inside) minus(o inside) inside {
+	return inside{h.overheadSum - o.overheadSum, h.upstreamSum - o.upstreamSum,
+		h.overheadCount - o.overheadCount, h.upstreamCount - o.upstreamCount, h.cpu - o.cpu}
+}
+
+// means returns the mean overhead, upstream call and CPU time per request,
+// in µs.
+func (h inside) means() (overhead, upstream, cpu float64) {
+	n := max(h.overheadCount, 1)
+	return 1e6 * h.overheadSum / n, 1e6 * h.upstreamSum / max(h.upstreamCount, 1), 1e6 * h.cpu / n
+}
+
+// clockTick is the unit of the CPU times in /proc/<pid>/stat (USER_HZ,
+// 100 on Linux).
+const clockTick = 100
+
+// cpuSeconds returns the user and system CPU time process pid has used.
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name (in parentheses): state is the
+	// 3rd field of the line, utime the 14th, stime the 15th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	user, err1 := strconv.ParseFloat(f[11], 64)
+	sys, err2 := strconv.ParseFloat(f[12], 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return (user + sys) / clockTick, nil
+}
+
+// scrape reads the daemon's histograms from GET /metrics, and its CPU
+// time.
+func scrape(c *http.Client, d *daemon) (inside, error) {
+	resp, err := c.Get(d.url + "/metrics")
+	if err != nil {
+		return inside{}, err
+	}
+	defer resp.Body.Close()
+	var h inside
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		series, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		var dst *float64
+		switch name, _, _ := strings.Cut(series, "{"); name {
+		case "awakend_gateway_overhead_seconds_sum":
+			dst = &h.overheadSum
+		case "awakend_gateway_overhead_seconds_count":
+			dst = &h.overheadCount
+		case "awakend_upstream_duration_seconds_sum":
+			dst = &h.upstreamSum
+		case "awakend_upstream_duration_seconds_count":
+			dst = &h.upstreamCount
+		default:
+			continue
+		}
+		f, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			return inside{}, fmt.Errorf("/metrics: %s: %v", sc.Text(), err)
+		}
+		*dst += f
+	}
+	if err := sc.Err(); err != nil {
+		return inside{}, err
+	}
+	if resp.StatusCode != http.StatusOK || h.overheadCount == 0 {
+		return inside{}, fmt.Errorf("/metrics: HTTP %d, no awakend_gateway_overhead_seconds", resp.StatusCode)
+	}
+	h.cpu, err = cpuSeconds(d.cmd.Process.Pid)
+	return h, err
+}
+
+// phase is one part of a measurement.
+type phase struct {
+	name string
+	conc int // client goroutines
+	n    int // requests per block
+	do   func(*target) func(*http.Client) (time.Duration, error)
+}
+
+var phases = []phase{
+	{"c1", 1, benchC1, func(t *target) func(*http.Client) (time.Duration, error) { return t.complete }},
+	{"c16", 16, benchC16, func(t *target) func(*http.Client) (time.Duration, error) { return t.complete }},
+	{"ttfc", 1, benchStreams, func(t *target) func(*http.Client) (time.Duration, error) { return t.firstChunk }},
+}
+
+// measure warms the targets up, then runs each phase in benchBlocks rounds
+// of one block per target, in turn (reversed every other round). It calls
+// mark, if set, with "" after the warm-up and with each phase's name after
+// it.
+func measure(client *http.Client, targets []*target, mark func(phase string)) (results, error) {
+	if mark == nil {
+		mark = func(string) {}
+	}
+	// Warm-up: connections, the daemons' pools and their heaps.
+	for _, tg := range targets {
+		for _, ph := range phases {
+			var s sample
+			if err := s.block(client, ph.conc, ph.n/2, ph.do(tg)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	mark("")
+	res := results{}
+	for _, ph := range phases {
+		samples := make([]sample, len(targets))
+		for round := range benchBlocks {
+			for i := range targets {
+				if round%2 == 1 {
+					i = len(targets) - 1 - i
+				}
+				if err := samples[i].block(client, ph.conc, ph.n, ph.do(targets[i])); err != nil {
+					return nil, err
+				}
+			}
+		}
+		res[ph.name] = map[string]stats{}
+		for i, tg := range targets {
+			res[ph.name][tg.name] = samples[i].stats()
+		}
+		mark(ph.name)
+	}
+	return res, nil
 }
 
 // results are a run's stats by phase and target.
@@ -470,15 +666,17 @@ func p99(s stats) time.Duration { return s.p99 }
 
 // report prints BenchmarkGatewayOverhead's table to standard output and
 // reports its key figures as metrics.
-func (r results) report(b *testing.B, targets []*target, baseline map[string]string, mem [2]float64) {
+func (r results) report(b *testing.B, targets []*target, baseline map[string]string, views map[string]inside, mem [2]float64) {
 	var t strings.Builder
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Fprintf(&t, "\nBenchmarkGatewayOverhead: %d CPUs, load average %s (after the run)\n", runtime.NumCPU(), strings.TrimSpace(string(load)))
-	t.WriteString("  direct, gateway: upstream in the test process; direct:sep, gateway:sep: upstream in a process of its own\n")
+	t.WriteString("  direct, gateway, proxy: upstream in the test process; direct:sep, gateway:sep: upstream in a process of its own\n")
+	t.WriteString("  proxy: a bare httputil.ReverseProxy in a process of its own, the floor of any Go HTTP proxy\n")
 	t.WriteString("  gateway*: awakend serve --log-level warn; gateway+log: --log-level info --log-format json (a line per request, to a file)\n")
 	t.WriteString("  +pXX: gateway − its direct baseline; ratio: gateway req/s ÷ its direct baseline's\n")
-	fmt.Fprintf(&t, "%-5s %-12s %6s %8s %8s %8s %8s %8s %8s %8s %6s\n",
-		"phase", "target", "n", "p50 µs", "p90 µs", "p99 µs", "+p50", "+p90", "+p99", "req/s", "ratio")
+	t.WriteString("  cpu: CPU time of the test process (client, and the upstream unless :sep) per request\n")
+	fmt.Fprintf(&t, "%-5s %-12s %6s %8s %8s %8s %8s %8s %8s %8s %6s %7s\n",
+		"phase", "target", "n", "p50 µs", "p90 µs", "p99 µs", "+p50", "+p90", "+p99", "req/s", "ratio", "cpu µs")
 	for _, ph := range []string{"c1", "c16", "ttfc"} {
 		for _, tg := range targets {
 			s := r[ph][tg.name]
@@ -492,9 +690,16 @@ func (r results) report(b *testing.B, targets []*target, baseline map[string]str
 			fmt.Fprintf(&t, " %8.0f", s.rps)
 			if ok && ph == "c16" {
 				fmt.Fprintf(&t, " %6.2f", s.rps/r[ph][base].rps)
+			} else {
+				fmt.Fprintf(&t, " %6s", "")
 			}
-			t.WriteString("\n")
+			fmt.Fprintf(&t, " %7.1f\n", us(s.cpu))
 		}
+	}
+	t.WriteString("inside the gateway daemon, mean per request (its metrics; gateway_overhead = handler time less the upstream call):\n")
+	for _, ph := range []string{"c1", "c16", "ttfc"} {
+		o, u, cpu := views[ph].means()
+		fmt.Fprintf(&t, "  %-5s gateway_overhead %6.1f µs, upstream_duration %7.1f µs, daemon CPU (user+sys) %6.1f µs\n", ph, o, u, cpu)
 	}
 	fmt.Fprintf(&t, "memory of the gateway daemon after the run: VmRSS %.1f MB, VmHWM %.1f MB\n", mem[0], mem[1])
 
@@ -504,7 +709,11 @@ func (r results) report(b *testing.B, targets []*target, baseline map[string]str
 		}
 		return "MISSED"
 	}
-	for _, pair := range [][2]string{{"gateway", "direct"}, {"gateway:sep", "direct:sep"}} {
+	pairs := [][2]string{{"gateway", "direct"}, {"gateway:sep", "direct:sep"}, {"proxy", "direct"}}
+	if _, ok := baseline["candidate"]; ok {
+		pairs = append(pairs, [2]string{"candidate", "direct"})
+	}
+	for _, pair := range pairs {
 		g, d := pair[0], pair[1]
 		a50, a99 := r.added("c1", g, d, p50), r.added("c1", g, d, p99)
 		ratio := r["c16"][g].rps / r["c16"][d].rps
@@ -527,6 +736,17 @@ func (r results) report(b *testing.B, targets []*target, baseline map[string]str
 	b.ReportMetric(r["c16"]["gateway:sep"].rps/r["c16"]["direct:sep"].rps, "sep-c16-ratio")
 	b.ReportMetric(us(r.added("ttfc", "gateway:sep", "direct:sep", p50)), "sep-ttfc-added-p50-us")
 	b.ReportMetric(us(r.added("c1", "gateway+log", "gateway", p50)), "log-cost-p50-us")
+	b.ReportMetric(us(r.added("c1", "proxy", "direct", p50)), "proxy-added-p50-us")
+	b.ReportMetric(r["c16"]["proxy"].rps/r["c16"]["direct"].rps, "proxy-c16-ratio")
+	b.ReportMetric(us(r.added("ttfc", "proxy", "direct", p50)), "proxy-ttfc-added-p50-us")
+	if _, ok := baseline["candidate"]; ok {
+		b.ReportMetric(us(r.added("c1", "candidate", "direct", p50)), "candidate-added-p50-us")
+		b.ReportMetric(r["c16"]["candidate"].rps/r["c16"]["direct"].rps, "candidate-c16-ratio")
+	}
+	o, _, _ := views["c1"].means()
+	_, _, cpu := views["c16"].means()
+	b.ReportMetric(o, "c1-in-handler-us")
+	b.ReportMetric(cpu, "c16-daemon-cpu-us-per-req")
 	b.ReportMetric(mem[0], "rss-MB")
 	b.ReportMetric(mem[1], "hwm-MB")
 }
@@ -537,7 +757,7 @@ func (r results) report(b *testing.B, targets []*target, baseline map[string]str
 // registered, logging at warn, behind net/http on a loopback port), in the
 // test process, so that a CPU profile shows where the gateway's time goes:
 //
-//	go test -run '^$' -bench InProcess/c16 -cpuprofile cpu.out ./e2e/inference/
+//	go test -run '^$' -bench 'InProcess/c16$' -cpuprofile cpu.out ./e2e/inference/
 //	go tool pprof -top -cum cpu.out
 //
 // The client and the upstream run in the same process and appear in the

@@ -38,8 +38,8 @@ const binaryEnv = "INFERENCE_AWAKEND_BINARY"
 const waitTimeout = 60 * time.Second
 
 func TestMain(m *testing.M) {
-	if os.Getenv(upstreamEnv) != "" {
-		os.Exit(serveUpstreamProcess())
+	if role := os.Getenv(helperEnv); role != "" {
+		os.Exit(serveHelper(role))
 	}
 	dir, err := os.MkdirTemp("", "awakend-inference-")
 	if err != nil {
@@ -48,8 +48,8 @@ func TestMain(m *testing.M) {
 	}
 	binary = filepath.Join(dir, "awakend")
 	if prebuilt := os.Getenv(binaryEnv); prebuilt != "" {
-		// A binary built elsewhere: a candidate to compare in the
-		// benchmark, for example.
+		// A binary built elsewhere, a release build say (with -race
+		// for a test run under the race detector).
 		binary = prebuilt
 	} else {
 		args := []string{"build", "-o", binary}
@@ -99,6 +99,7 @@ type daemon struct {
 type options struct {
 	env      []string // extra environment, NAME=value
 	logLevel string   // --log-level; "" is info
+	binary   string   // the awakend to run; "" is the package's binary
 }
 
 // start runs awakend serve on the config directory dir and returns once it
@@ -154,7 +155,7 @@ func launch(tb testing.TB, dir string, o options) (*daemon, bool) {
 		tb.Fatal(err)
 	}
 	defer logf.Close() // the child has its own descriptor
-	d.cmd = exec.Command(binary, "serve",
+	d.cmd = exec.Command(cmp.Or(o.binary, binary), "serve",
 		"--settings", "/dev/null",
 		"--listen", addr,
 		"--config-dir", dir,

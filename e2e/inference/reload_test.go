@@ -67,9 +67,14 @@ func TestReloadsUnderLoad(t *testing.T) {
 			failures = append(failures, fmt.Sprintf(format, args...))
 		}
 	}
-	var wg sync.WaitGroup
+	// The reloads start once every client has had an answer, so that the
+	// load is on before the first reload, however slow the machine.
+	var wg, warm sync.WaitGroup
+	warm.Add(stormClients)
 	for g := range stormClients {
 		wg.Go(func() {
+			var once sync.Once
+			defer once.Do(warm.Done)
 			seen := map[uint64]int{}
 			defer func() {
 				mu.Lock()
@@ -88,6 +93,7 @@ func TestReloadsUnderLoad(t *testing.T) {
 				// no request is cut by the test itself.
 				cc, err := c.Chat.Completions.New(context.WithoutCancel(ctx), params(model), option.WithResponseInto(&raw))
 				sent.Add(1)
+				once.Do(warm.Done)
 				if err != nil {
 					fail("%s: %v", model, err)
 					continue
@@ -107,6 +113,7 @@ func TestReloadsUnderLoad(t *testing.T) {
 		})
 	}
 
+	warm.Wait()
 	last := v0
 	for rev := 1; rev <= stormReloads; rev++ {
 		write(t, dir, "agents.yaml", agents(rev))
