@@ -148,3 +148,22 @@ func TestOnRebuild(t *testing.T) {
 		t.Fatalf("OnRebuild for %v, want %v", rebuilt, want)
 	}
 }
+
+func TestStatusLine(t *testing.T) {
+	a, _, _ := newTestApplier(t)
+	a.Apply(context.Background(), reload.Request{Trigger: reload.TriggerStartup})
+	h := a.Handle()
+	for _, tt := range []struct {
+		res  reload.Result
+		want string
+	}{
+		{reload.Result{Outcome: reload.OutcomeApplied}, "serving version 1"},
+		{reload.Result{Outcome: reload.OutcomeRejected, Err: errors.New("a.yaml:1:1: error: x [syntax]")}, "serving version 1; last reload rejected: a.yaml:1:1: error: x [syntax]"},
+		// A rescan of the same rejected files must not hide the problem.
+		{reload.Result{Outcome: reload.OutcomeUnchanged, Err: errors.New("still bad")}, "serving version 1; last reload rejected: still bad"},
+	} {
+		if got := statusLine(h, tt.res); got != tt.want {
+			t.Errorf("statusLine(%s) = %q, want %q", tt.res.Outcome, got, tt.want)
+		}
+	}
+}
