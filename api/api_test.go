@@ -553,6 +553,15 @@ func TestReload(t *testing.T) {
 			},
 		},
 		{
+			// The same files that were rejected before, without force: the
+			// loop says unchanged, but what is on disk still does not serve.
+			name:   "unchanged but still rejected",
+			query:  "?force=false",
+			result: reload.Result{Outcome: reload.OutcomeUnchanged, Version: 1, Err: rejectErr, Fingerprint: "fp3"},
+			status: 422, wantForce: false, wantVersion: "1",
+			check: wantField("result", "rejected"),
+		},
+		{
 			name:   "stopped loop",
 			err:    reload.ErrStopped,
 			status: 503, wantForce: true, wantVersion: "1",
