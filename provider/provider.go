@@ -12,7 +12,10 @@
 //
 // Each HTTP executor owns one http.Transport, so that a reload that keeps a
 // provider's spec keeps its warm connections, and a changed or removed
-// provider's connections can be closed once drained.
+// provider's connections can be closed once drained. A plain http://
+// upstream reached without a proxy is called on the caller's goroutine
+// over a pool of the executor's own instead (see conn.go); https and
+// proxied upstreams keep http.Transport.
 package provider
 
 import (
@@ -46,6 +49,7 @@ type Executor struct {
 	url     *url.URL
 	header  http.Header
 	tr      *http.Transport // ResponseHeaderTimeout is the provider's timeout
+	fast    *fast           // plain http:// without a proxy; nil otherwise
 	secrets []string        // scrubbed from every error message
 
 	// Draining: once retired (Close), the last call to finish closes the
@@ -143,6 +147,7 @@ func build(spec registry.ProviderSpec, timeout time.Duration) (*Executor, error)
 		// events back until a compressed block fills.
 		DisableCompression: true,
 	}
+	e.fast = newFast(u, h, dial)
 	return e, nil
 }
 
@@ -162,6 +167,9 @@ func (e *Executor) Close() error {
 	}
 	e.retired.Store(true)
 	e.tr.CloseIdleConnections()
+	if e.fast != nil {
+		e.fast.closeIdle()
+	}
 	return nil
 }
 
@@ -172,6 +180,9 @@ func (e *Executor) begin() { e.inflight.Add(1) }
 func (e *Executor) end() {
 	if e.inflight.Add(-1) == 0 && e.retired.Load() {
 		e.tr.CloseIdleConnections()
+		if e.fast != nil {
+			e.fast.closeIdle()
+		}
 	}
 }
 
@@ -209,6 +220,9 @@ func (e *Executor) callOpenAI(ctx context.Context, req *Request) (*Response, err
 // when the body is closed, where http.Client.Timeout would start a
 // goroutine per request.
 func (e *Executor) do(ctx context.Context, body []byte, stream bool, requestID string) (*http.Response, error) {
+	if e.fast != nil && validHeader(requestID) {
+		return e.doFast(ctx, body, stream, requestID)
+	}
 	h := e.header
 	if requestID != "" {
 		h = make(http.Header, len(e.header)+1)
