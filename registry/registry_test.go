@@ -449,3 +449,20 @@ func TestValidationErrorFormatAndDedup(t *testing.T) {
 		t.Fatalf("diagnostic = %+v", d)
 	}
 }
+
+func TestDraftIsBuiltOnce(t *testing.T) {
+	d := NewDraft(seedSet(t))
+	s, err := d.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("writing to a built draft did not panic")
+		}
+		if _, ok := s.Agent("late"); ok {
+			t.Fatal("a write to the draft after Build changed the set")
+		}
+	}()
+	d.Agents["late"] = agent("late", "m")
+}

@@ -70,7 +70,7 @@ func (s *Set) ToolIDs() []string { return slices.Sorted(maps.Keys(s.tools)) }
 func (s *Set) PluginIDs() []string { return slices.Sorted(maps.Keys(s.plugins)) }
 
 // Draft is a mutable registry under construction. Build validates it as a
-// whole and returns a new Set; the draft's maps are not shared with it.
+// whole and turns it into a new Set; a draft is built once.
 type Draft struct {
 	Providers map[string]Provider
 	Models    map[string]ModelSpec
@@ -97,6 +97,13 @@ func NewDraft(base *Set) *Draft {
 	}
 }
 
+func orEmpty[V any](m map[string]V) map[string]V {
+	if m == nil {
+		return map[string]V{}
+	}
+	return m
+}
+
 func cloneMap[V any](m map[string]V) map[string]V {
 	c := make(map[string]V, len(m))
 	maps.Copy(c, m)
@@ -105,16 +112,19 @@ func cloneMap[V any](m map[string]V) map[string]V {
 
 // Build validates the draft and returns the new set, or a *ValidationError
 // listing every problem: the spec rules of each resource first, then the
-// graph (references between resources).
+// graph (references between resources). The set takes the draft's maps
+// over (a large registry is not copied again): Build empties the draft, so
+// that writing to it afterwards panics instead of changing the set.
 func (d *Draft) Build() (*Set, error) {
 	s := &Set{
-		providers: cloneMap(d.Providers),
-		models:    cloneMap(d.Models),
-		pools:     cloneMap(d.Pools),
-		agents:    cloneMap(d.Agents),
-		tools:     cloneMap(d.Tools),
-		plugins:   cloneMap(d.Plugins),
+		providers: orEmpty(d.Providers),
+		models:    orEmpty(d.Models),
+		pools:     orEmpty(d.Pools),
+		agents:    orEmpty(d.Agents),
+		tools:     orEmpty(d.Tools),
+		plugins:   orEmpty(d.Plugins),
 	}
+	*d = Draft{}
 	s.providerIDs = slices.Sorted(maps.Keys(s.providers))
 	s.modelIDs = slices.Sorted(maps.Keys(s.models))
 	s.poolIDs = slices.Sorted(maps.Keys(s.pools))
