@@ -70,14 +70,22 @@ func Run(ctx context.Context, o Options) error {
 	log.Info("config loaded", "dir", s.ConfigDir, "version", res.Version, "fingerprint", short(res.Fingerprint),
 		"resources", res.Changes, "took", time.Since(started))
 
-	// RELOADING=1 only when a reload rebuilds: the rescan every 30 s almost
-	// always finds nothing, and must not flip the unit to "reloading".
+	// RELOADING=1 at the start of every forced reload (SIGHUP, the API):
+	// with Type=notify-reload, systemd waits for it after sending SIGHUP,
+	// even if the reload then fails to load. A reload the watcher or the
+	// rescan started announces itself only once it knows it will rebuild:
+	// the rescan every 30 s almost always finds nothing, and must not flip
+	// the unit to "reloading".
 	var stopping atomic.Bool // after STOPPING=1, reloads still draining stay quiet
-	applier.OnRebuild = func(req reload.Request) {
-		if stopping.Load() {
-			return
+	reloading := func(req reload.Request) {
+		if !stopping.Load() {
+			o.Notifier.Reloading(fmt.Sprintf("reloading (%s), serving version %d", req.Trigger, handle.Version()))
 		}
-		o.Notifier.Reloading(fmt.Sprintf("reloading (%s), serving version %d", req.Trigger, handle.Version()))
+	}
+	applier.OnRebuild = func(req reload.Request) {
+		if !req.Force {
+			reloading(req)
+		}
 	}
 	var loop *reload.Loop
 	m := metrics.New(handle, func() reload.WatcherStatus { return loop.Status().Watcher })
@@ -88,6 +96,11 @@ func Run(ctx context.Context, o Options) error {
 		RescanInterval: rescanInterval(s.Reload.RescanInterval),
 		Logger:         log,
 		Initial:        res,
+		OnStart: func(req reload.Request) {
+			if req.Force {
+				reloading(req)
+			}
+		},
 		OnResult: func(r reload.Result) {
 			m.ObserveReload(r)
 			if !stopping.Load() {

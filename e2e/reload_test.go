@@ -541,3 +541,27 @@ func TestChangeRightAfterReady(t *testing.T) {
 		})
 	}
 }
+
+// With Type=notify-reload, systemd sends SIGHUP and waits for RELOADING=1:
+// a forced reload announces itself even when the directory then fails to
+// load, and READY=1 follows. A reload the watcher started on the same
+// broken file does not (it never gets to rebuild).
+func TestSIGHUPAnnouncesRejectedReload(t *testing.T) {
+	t.Parallel()
+	dir := baseDir(t)
+	d := start(t, dir)
+	write(t, dir, "agents.yaml", "agents: [\n")
+	d.waitUntil("the broken edit rejected", func(s status) bool { return s.count("watch", "rejected") == 1 })
+	if n := d.noteCount("RELOADING=1"); n != 0 {
+		t.Fatalf("%d RELOADING=1 for a watcher reload that did not rebuild, want 0", n)
+	}
+	readies := d.noteCount("READY=1")
+	d.signal(syscall.SIGHUP)
+	d.waitUntil("the SIGHUP reload rejected", func(s status) bool { return s.count("signal", "rejected") == 1 })
+	if n := d.noteCount("RELOADING=1"); n != 1 {
+		t.Fatalf("%d RELOADING=1 after SIGHUP on a broken directory, want 1", n)
+	}
+	if d.noteCount("READY=1") != readies+1 {
+		t.Fatal("no READY=1 after the rejected SIGHUP reload")
+	}
+}
