@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitCode(err, stderr)
 }
 
-// exitError carries an exit code; its message, if any, has been printed.
+// codeError carries the exit code an error should end the command with.
 type codeError struct {
 	code int
 	err  error
@@ -84,7 +84,7 @@ func (e *codeError) Unwrap() error { return e.err }
 // invalid marks an error as "the config was rejected" (exit 1).
 func invalid(err error) error { return &codeError{code: exitInvalid, err: err} }
 
-// reported marks an error whose details were already printed.
+// errReported marks an error whose details were already printed.
 var errReported = errors.New("reported")
 
 func exitCode(err error, stderr io.Writer) int {
