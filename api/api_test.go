@@ -553,11 +553,11 @@ func TestReload(t *testing.T) {
 			},
 		},
 		{
-			// The same files that were rejected before, without force: the
-			// loop says unchanged, but what is on disk still does not serve.
-			name:   "unchanged but still rejected",
+			// The same files that were rejected before, without force: a
+			// repeated rejection is still a rejection.
+			name:   "repeated rejection",
 			query:  "?force=false",
-			result: reload.Result{Outcome: reload.OutcomeUnchanged, Version: 1, Err: rejectErr, Fingerprint: "fp3"},
+			result: reload.Result{Outcome: reload.OutcomeRejected, Repeated: true, Version: 1, Err: rejectErr, Fingerprint: "fp3"},
 			status: 422, wantForce: false, wantVersion: "1",
 			check: wantField("result", "rejected"),
 		},

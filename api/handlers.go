@@ -274,11 +274,6 @@ func (s *server) reload(w http.ResponseWriter, r *http.Request, _ *registry.Snap
 	}
 
 	out := outcome(res)
-	if res.Err != nil {
-		// Unchanged inputs that were rejected before are still rejected:
-		// what is on disk is not what serves.
-		out = reload.OutcomeRejected
-	}
 	version := cmp.Or(res.Version, serving)
 	if out == reload.OutcomeRejected {
 		s.log.Warn("admin reload", "remote", remote, "force", force, "trigger", res.Trigger,

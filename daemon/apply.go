@@ -119,14 +119,12 @@ func (a *Applier) Apply(ctx context.Context, req reload.Request) reload.Result {
 }
 
 // reject records a rejected reload. Inputs identical to those rejected last
-// time, reloaded without force (the watcher, the rescan), are "unchanged"
-// with the error kept, so a broken directory left alone is not re-reported
-// as a fresh rejection every rescan.
+// time, reloaded without force (the watcher, the rescan), are marked
+// Repeated, so that a broken directory left alone is not logged as a fresh
+// rejection every rescan; it stays rejected everywhere else.
 func (a *Applier) reject(res reload.Result, req reload.Request, err error) reload.Result {
 	res.Outcome, res.Err = reload.OutcomeRejected, err
-	if res.Fingerprint != "" && !req.Force && res.Fingerprint == a.rejected {
-		res.Outcome = reload.OutcomeUnchanged
-	}
+	res.Repeated = res.Fingerprint != "" && !req.Force && res.Fingerprint == a.rejected
 	a.rejected = res.Fingerprint
 	return res
 }

@@ -90,13 +90,17 @@ func TestApply(t *testing.T) {
 	if a.Handle().Version() != 2 {
 		t.Fatal("rejected reload changed the served version")
 	}
-	// The same broken files again, unforced: unchanged, still with the error.
-	res = apply(reload.TriggerRescan, false)
-	if res.Outcome != reload.OutcomeUnchanged || res.Err == nil {
-		t.Fatalf("rescan of rejected files = %+v, want unchanged with the error", res)
+	if res.Repeated {
+		t.Fatal("a first rejection is marked repeated")
 	}
-	// Forced: rejected again.
-	if res := apply(reload.TriggerSignal, true); res.Outcome != reload.OutcomeRejected {
+	// The same broken files again, unforced: rejected, marked repeated so
+	// that it is not logged as news.
+	res = apply(reload.TriggerRescan, false)
+	if res.Outcome != reload.OutcomeRejected || res.Err == nil || !res.Repeated {
+		t.Fatalf("rescan of rejected files = %+v, want a repeated rejection", res)
+	}
+	// Forced: rejected again, and not a mere repeat (the operator asked).
+	if res := apply(reload.TriggerSignal, true); res.Outcome != reload.OutcomeRejected || res.Repeated {
 		t.Fatalf("forced reload of rejected files = %+v", res)
 	}
 	// Back to the applied files (A→B→A): unchanged, no error, same version.
@@ -160,7 +164,7 @@ func TestStatusLine(t *testing.T) {
 		{reload.Result{Outcome: reload.OutcomeApplied}, "serving version 1"},
 		{reload.Result{Outcome: reload.OutcomeRejected, Err: errors.New("a.yaml:1:1: error: x [syntax]")}, "serving version 1; last reload rejected: a.yaml:1:1: error: x [syntax]"},
 		// A rescan of the same rejected files must not hide the problem.
-		{reload.Result{Outcome: reload.OutcomeUnchanged, Err: errors.New("still bad")}, "serving version 1; last reload rejected: still bad"},
+		{reload.Result{Outcome: reload.OutcomeRejected, Repeated: true, Err: errors.New("still bad")}, "serving version 1; last reload rejected: still bad"},
 	} {
 		if got := statusLine(h, tt.res); got != tt.want {
 			t.Errorf("statusLine(%s) = %q, want %q", tt.res.Outcome, got, tt.want)

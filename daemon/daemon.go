@@ -187,12 +187,11 @@ func Run(ctx context.Context, o Options) error {
 	return err
 }
 
-// statusLine is the STATUS= systemd shows: the version served and, while
-// the directory holds a rejected config (rejected, or unchanged since it
-// was), why the running config was kept.
+// statusLine is the STATUS= systemd shows: the version served and, after
+// a rejected reload, why the running config was kept.
 func statusLine(h *registry.Handle, r reload.Result) string {
 	line := fmt.Sprintf("serving version %d", h.Version())
-	if r.Err != nil {
+	if r.Outcome == reload.OutcomeRejected && r.Err != nil {
 		msg := r.Err.Error()
 		if i := len(msg); i > 200 {
 			msg = msg[:200] + "…"

@@ -116,13 +116,7 @@ func (m *Metrics) ObserveReload(res reload.Result) {
 		}
 		m.lastSuccessTime.Set(float64(at.UnixNano()) / 1e9)
 	case reload.OutcomeUnchanged:
-		// Unchanged with an error: the directory still holds inputs that
-		// were rejected before.
-		if res.Err == nil {
-			m.lastSuccessful.Set(1)
-		} else {
-			m.lastSuccessful.Set(0)
-		}
+		m.lastSuccessful.Set(1)
 	case reload.OutcomeRejected:
 		m.lastSuccessful.Set(0)
 	}

@@ -90,7 +90,11 @@ type Result struct {
 	Changes     string // for applied: a summary, e.g. "+2 agents, ~1 provider (base_url)"
 	// Err is why a reload was rejected. It may wrap diagnostics; callers use
 	// errors.As.
-	Err      error
+	Err error
+	// Repeated marks a rejected reload of the very inputs the previous
+	// reload rejected, asked for by the watcher or the rescan: nothing new
+	// to tell the operator, so it is logged at Debug.
+	Repeated bool
 	Started  time.Time
 	Duration time.Duration
 }
@@ -421,6 +425,9 @@ func (l *Loop) logResult(ctx context.Context, res Result) {
 		attrs = append(attrs, "changes", res.Changes)
 	case res.Outcome == OutcomeRejected:
 		level = slog.LevelWarn
+		if res.Repeated {
+			level = slog.LevelDebug
+		}
 		attrs = append(attrs, "error", res.Err)
 	case res.Trigger == TriggerWatch || res.Trigger == TriggerRescan:
 		level = slog.LevelDebug

@@ -1,9 +1,12 @@
 package reload
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -544,5 +547,21 @@ func TestInitialResultSeedsStatus(t *testing.T) {
 	}
 	if n := st.Counts[Key{TriggerStartup, OutcomeApplied}]; n != 1 {
 		t.Fatalf("startup/applied count = %d, want 1", n)
+	}
+}
+
+// A repeated rejection (the same broken inputs, found again by the watcher
+// or the rescan) is logged at Debug; a first one at Warn.
+func TestRepeatedRejectionLoggedAtDebug(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(func(context.Context, Request) Result { return Result{} },
+		Options{Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	rejected := Result{Trigger: TriggerRescan, Outcome: OutcomeRejected, Err: errors.New("bad")}
+	l.logResult(context.Background(), rejected)
+	rejected.Repeated = true
+	l.logResult(context.Background(), rejected)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "level=WARN") || !strings.Contains(lines[1], "level=DEBUG") {
+		t.Fatalf("log:\n%s\nwant a WARN line, then a DEBUG line", buf.String())
 	}
 }
