@@ -104,20 +104,6 @@ func Load(fsys fs.FS, opts Options) (*Config, error) {
 	return l.cfg, nil
 }
 
-// LoadSet loads fsys and builds the result on base in one step; see Load
-// and Config.Build.
-func LoadSet(fsys fs.FS, opts Options, base *registry.Set, factory Factory) (*Config, *registry.Set, error) {
-	c, err := Load(fsys, opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	set, err := c.Build(base, factory)
-	if err != nil {
-		return nil, nil, err
-	}
-	return c, set, nil
-}
-
 func (l *loader) load() error {
 	root, err := fs.Stat(l.fsys, ".")
 	if err != nil {

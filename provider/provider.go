@@ -37,10 +37,9 @@ import (
 // AnthropicVersion is the anthropic-version header sent to the Messages API.
 const AnthropicVersion = "2023-06-01"
 
-// Executor calls one upstream provider. It holds the provider's spec and,
-// for the HTTP adapters, its connection pool. It is safe for concurrent use.
+// Executor calls one upstream provider. For the HTTP adapters it holds the
+// provider's connection pool. It is safe for concurrent use.
 type Executor struct {
-	spec    registry.ProviderSpec
 	kind    string
 	timeout time.Duration
 
@@ -80,7 +79,7 @@ func build(spec registry.ProviderSpec, timeout time.Duration) (*Executor, error)
 	if !ok {
 		return nil, fmt.Errorf("provider %q: unknown adapter %q", spec.ID, spec.Adapter)
 	}
-	e := &Executor{spec: spec, kind: a.Kind, timeout: timeout, now: time.Now}
+	e := &Executor{kind: a.Kind, timeout: timeout, now: time.Now}
 	if a.Kind == registry.KindMock {
 		if spec.AdapterOptions.Mock != nil {
 			e.mock = *spec.AdapterOptions.Mock
@@ -153,9 +152,6 @@ func build(spec registry.ProviderSpec, timeout time.Duration) (*Executor, error)
 
 // Name is the adapter kind: "openai", "anthropic" or "mock".
 func (e *Executor) Name() string { return e.kind }
-
-// Spec returns the spec the executor was built from.
-func (e *Executor) Spec() registry.ProviderSpec { return e.spec }
 
 // Close retires the executor once no snapshot serves it: idle connections
 // close now, and the connections of calls still in flight close as soon as

@@ -24,7 +24,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
 	}
-	s, _, err := config.LoadSettings(*sf.file, os.Environ(), sf.overrides(fs))
+	s, file, err := config.LoadSettings(*sf.file, os.Environ(), sf.overrides(fs))
 	if err != nil {
 		return err
 	}
@@ -32,6 +32,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if file == "" {
+		file = "(none)"
+	}
+	log.Debug("settings", "file", file, "settings", fmt.Sprintf("%+v", s.Redacted()))
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
