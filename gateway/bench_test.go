@@ -152,21 +152,16 @@ func newTransport() *http.Transport {
 	return &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}
 }
 
-// BenchmarkOverhead compares a client calling the providertest upstream
-// directly with the same client calling it through the gateway and the
-// real openai executor, over loopback HTTP, at concurrency 1 and 16
-// (DESIGN §9). The difference of ns/op at c1 is the latency the gateway
-// adds; the ratio of ns/op at c16 is the share of direct throughput it
-// keeps. On a small machine the gateway's extra HTTP legs compete with
-// the client and upstream for the same cores.
-func BenchmarkOverhead(b *testing.B) {
+// upstreamAndGateway starts a providertest upstream and a gateway serving
+// model m through a real openai executor on it (upstream model up-m).
+func upstreamAndGateway(b *testing.B) (*providertest.Server, *httptest.Server) {
 	up := providertest.NewServer(b)
 	spec := registry.ProviderSpec{ID: "p", Adapter: "openai", BaseURL: up.OpenAIURL(), TimeoutSecs: 30}
 	ex, err := provider.New(spec)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ex.(provider.Caller).Close()
+	b.Cleanup(func() { ex.(provider.Caller).Close() })
 	set, err := registry.Rebuild(nil, registry.Update{
 		Providers: []registry.Provider{{Spec: spec, Executor: ex}},
 		Models:    []registry.ModelSpec{{ID: "m", ProviderID: "p", UpstreamModel: "up-m"}},
@@ -175,7 +170,19 @@ func BenchmarkOverhead(b *testing.B) {
 		b.Fatal(err)
 	}
 	gw := httptest.NewServer(New(Options{Handle: registry.NewHandle(set), Logger: discard}))
-	defer gw.Close()
+	b.Cleanup(gw.Close)
+	return up, gw
+}
+
+// BenchmarkOverhead compares a client calling the providertest upstream
+// directly with the same client calling it through the gateway and the
+// real openai executor, over loopback HTTP, at concurrency 1 and 16
+// (DESIGN §9). The difference of ns/op at c1 is the latency the gateway
+// adds; the ratio of ns/op at c16 is the share of direct throughput it
+// keeps. On a small machine the gateway's extra HTTP legs compete with
+// the client and upstream for the same cores.
+func BenchmarkOverhead(b *testing.B) {
+	up, gw := upstreamAndGateway(b)
 	body := benchBody("m")
 	direct := benchBody("up-m")
 
@@ -212,22 +219,7 @@ func BenchmarkOverhead(b *testing.B) {
 // both see the same machine load, and reports the median and 99th
 // percentile of each and of their difference.
 func BenchmarkAddedLatency(b *testing.B) {
-	up := providertest.NewServer(b)
-	spec := registry.ProviderSpec{ID: "p", Adapter: "openai", BaseURL: up.OpenAIURL(), TimeoutSecs: 30}
-	ex, err := provider.New(spec)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ex.(provider.Caller).Close()
-	set, err := registry.Rebuild(nil, registry.Update{
-		Providers: []registry.Provider{{Spec: spec, Executor: ex}},
-		Models:    []registry.ModelSpec{{ID: "m", ProviderID: "p", UpstreamModel: "up-m"}},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	gw := httptest.NewServer(New(Options{Handle: registry.NewHandle(set), Logger: discard}))
-	defer gw.Close()
+	up, gw := upstreamAndGateway(b)
 	client := &http.Client{Transport: newTransport()}
 	defer client.CloseIdleConnections()
 	call := func(url string, body []byte) time.Duration {
