@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/awakend/awakend/internal/h1"
 	"log/slog"
 	"net"
 	"net/http"
@@ -131,10 +132,11 @@ func Run(ctx context.Context, o Options) error {
 		Version:     o.Version,
 		Started:     started,
 	}))
-	srv := &http.Server{
+	srv := &h1.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		IdleTimeout:       5 * time.Minute,
+		Logger:            log,
 	}
 
 	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
