@@ -22,15 +22,24 @@ const (
 	fastIdleTimeout = 90 * time.Second
 )
 
+// fastPeekAfter is how long a connection rests in the pool before it is
+// checked for a close by the server on its reuse. A server closes idle
+// connections after seconds (nginx 75 s, Node and uvicorn 5 s, gunicorn
+// 2 s); a younger connection is reused unchecked, which spares a syscall a
+// call under load, and the rare one closed meanwhile is retried
+// (errFastRetry).
+const fastPeekAfter = time.Second
+
 // fast is an HTTP/1.1 client for a plain http:// upstream reached without
 // a proxy. It writes a request and reads its answer on the calling
 // goroutine, over a pool of keep-alive connections, where http.Transport
 // hands each request to a connection's writeLoop and readLoop goroutines
 // and back: two goroutine switches fewer per call.
 type fast struct {
-	addr   string // host:port to dial
-	prefix []byte // request line and fixed headers, up to Content-Length
-	dialer net.Dialer
+	addr      string // host:port to dial
+	prefix    []byte // request line and fixed headers, up to Content-Length
+	dialer    net.Dialer
+	peekAfter time.Duration // fastPeekAfter; tests lower it
 
 	mu   sync.Mutex
 	idle []*fconn // most recently used last
@@ -69,7 +78,7 @@ func newFast(u *url.URL, h http.Header, dial time.Duration) *fast {
 			b = append(b, "\r\n"...)
 		}
 	}
-	return &fast{addr: addr, prefix: b, dialer: net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}}
+	return &fast{addr: addr, prefix: b, dialer: net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}, peekAfter: fastPeekAfter}
 }
 
 // get returns an idle connection still open, or nil.
@@ -85,7 +94,8 @@ func (f *fast) get(now time.Time) *fconn {
 		f.idle[n-1] = nil
 		f.idle = f.idle[:n-1]
 		f.mu.Unlock()
-		if now.Sub(pc.idleAt) < fastIdleTimeout && pc.br.Buffered() == 0 && alive(pc.c) {
+		idle := now.Sub(pc.idleAt)
+		if idle < fastIdleTimeout && pc.br.Buffered() == 0 && (idle < f.peekAfter || alive(pc.c)) {
 			return pc
 		}
 		pc.c.Close()

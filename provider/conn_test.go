@@ -92,12 +92,24 @@ func staleServer(t *testing.T, closing string) (base string, conns func() int) {
 }
 
 // A call on a pooled connection the server has since closed goes again on
-// a fresh connection, as net/http does for a request it could not send.
+// a fresh connection, as net/http does for a request it could not send:
+// a connection that rested in the pool long enough is checked before its
+// reuse ("idle"), a younger one is retried once the close shows
+// ("idle-young", "read").
 func TestFastStaleConnection(t *testing.T) {
-	for _, closing := range []string{"idle", "read"} {
-		t.Run(closing, func(t *testing.T) {
+	for _, tt := range []struct {
+		name, closing string
+		peekAfter     time.Duration
+	}{
+		{"idle", "idle", 0},
+		{"idle-young", "idle", time.Hour},
+		{"read", "read", time.Hour},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			closing := tt.closing
 			base, conns := staleServer(t, closing)
 			e := newExec(t, registry.ProviderSpec{Adapter: "openai", BaseURL: base}, 5*time.Second)
+			e.fast.peekAfter = tt.peekAfter
 			for i := range 3 {
 				if closing == "idle" {
 					time.Sleep(20 * time.Millisecond) // let the close arrive
