@@ -209,8 +209,8 @@ func (tg *target) firstChunk(c *http.Client) (time.Duration, error) {
 }
 
 // sample is the latencies of one target in one phase, the wall time of
-// its blocks, and the CPU time the test process (client and in-process
-// upstream) used during them.
+// its blocks, and the CPU time the test process (the client, and in
+// BenchmarkGatewayInProcess everything) used during them.
 type sample struct {
 	lat  []time.Duration
 	wall time.Duration
@@ -410,8 +410,9 @@ func startHelper(tb testing.TB, role string) string {
 }
 
 // BenchmarkGatewayOverhead measures what the daemon's gateway adds to a
-// chat completion (DESIGN §9): a fast upstream is called directly and
-// through the real awakend binary (one openai provider, one model), over
+// chat completion (DESIGN §9): a fast upstream, in a process of its own
+// as a provider is, is called directly ("direct") and through the real
+// awakend binary ("gateway": one openai provider, one model), over
 // loopback HTTP, by one client. Each phase runs blocks of requests,
 // alternating the targets block by block (and their order round by round)
 // so that noise from the rest of the machine falls on all of them alike,
@@ -427,53 +428,37 @@ func startHelper(tb testing.TB, role string) string {
 //     seconds) and the mean upstream call;
 //   - the daemon's VmRSS and VmHWM after the run.
 //
-// The upstream runs in the test process, as the client does ("direct",
-// "gateway"), and, for a second baseline, in a process of its own
-// ("direct:sep", "gateway:sep"). In-process, the direct call never leaves
-// the process, while the gateway path crosses processes twice; with the
-// upstream apart, each path pays its own process switches, as client,
-// gateway and upstream do in production. Both comparisons are reported.
 // "proxy" is a bare httputil.ReverseProxy in a process of its own, between
-// the client and the in-process upstream as the gateway is: the cost of an
-// extra HTTP hop through net/http with no gateway logic, the floor any Go
-// proxy starts from on this machine.
+// the client and the upstream as the gateway is: the cost of an extra HTTP
+// hop through net/http with no gateway logic, the floor a Go proxy built
+// on net/http starts from on this machine.
 //
 // The daemons log at warn, so that the per-request Info line is not what
 // is measured; "gateway+log" is a daemon logging every request at info
 // (JSON, to a file). With INFERENCE_CANDIDATE_BINARY set, a daemon running
 // that binary is measured too, as "candidate". The table goes to standard
-// output. One iteration is one full measurement (about 30 s on two cores);
+// output. One iteration is one full measurement (about 25 s on two cores);
 // ns/op is its wall time.
 func BenchmarkGatewayOverhead(b *testing.B) {
-	up := startUpstream(b)
-	sep := startHelper(b, "upstream")
-	proxy := startHelper(b, "proxy="+up.url)
-	config := func(baseURL string) map[string]string {
-		return map[string]string{"bench.yaml": `providers:
-  - {id: bench, adapter: openai, base_url: "` + baseURL + `"}
+	up := startHelper(b, "upstream")
+	proxy := startHelper(b, "proxy="+up)
+	config := map[string]string{"bench.yaml": `providers:
+  - {id: bench, adapter: openai, base_url: "` + up + `"}
 models:
   - {id: m, provider_id: bench, upstream_model: up-m}
 `}
-	}
-	quiet := start(b, configDir(b, config(up.url)), options{logLevel: "warn"})
-	logged := start(b, configDir(b, config(up.url)), options{logLevel: "info"})
-	quietSep := start(b, configDir(b, config(sep)), options{logLevel: "warn"})
+	quiet := start(b, configDir(b, config), options{logLevel: "warn"})
+	logged := start(b, configDir(b, config), options{logLevel: "info"})
 	direct := func(name, baseURL string) *target {
 		return &target{name: name, url: baseURL + "/chat/completions", body: benchBody("up-m", false), stream: benchBody("up-m", true)}
 	}
 	gw := func(name string, d *daemon) *target {
 		return &target{name: name, url: d.url + "/v1/chat/completions", body: benchBody("m", false), stream: benchBody("m", true)}
 	}
-	targets := []*target{
-		direct("direct", up.url), gw("gateway", quiet), gw("gateway+log", logged), direct("proxy", proxy),
-		direct("direct:sep", sep), gw("gateway:sep", quietSep),
-	}
-	// baseline is the direct target each other target is compared with.
-	baseline := map[string]string{"gateway": "direct", "gateway+log": "direct", "proxy": "direct", "gateway:sep": "direct:sep"}
+	targets := []*target{direct("direct", up), gw("gateway", quiet), gw("gateway+log", logged), direct("proxy", proxy)}
 	if cand := os.Getenv(candidateEnv); cand != "" {
-		d := start(b, configDir(b, config(up.url)), options{logLevel: "warn", binary: cand})
+		d := start(b, configDir(b, config), options{logLevel: "warn", binary: cand})
 		targets = append(targets, gw("candidate", d))
-		baseline["candidate"] = "direct"
 	}
 	client := &http.Client{Transport: &http.Transport{
 		MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second, DisableCompression: true,
@@ -501,7 +486,7 @@ models:
 		if mem[0], mem[1], err = memory(quiet.cmd.Process.Pid); err != nil {
 			b.Fatal(err)
 		}
-		res.report(b, targets, baseline, views, mem)
+		res.report(b, targets, views, mem)
 	}
 }
 
@@ -654,10 +639,15 @@ func measure(client *http.Client, targets []*target, mark func(phase string)) (r
 // results are a run's stats by phase and target.
 type results map[string]map[string]stats
 
-// added is how much later target's q-quantile is than its baseline's in
-// phase ph.
-func (r results) added(ph, target, base string, q func(stats) time.Duration) time.Duration {
-	return q(r[ph][target]) - q(r[ph][base])
+// added is how much later target's q-quantile is than direct's in phase
+// ph.
+func (r results) added(ph, target string, q func(stats) time.Duration) time.Duration {
+	return q(r[ph][target]) - q(r[ph]["direct"])
+}
+
+// ratio is target's share of direct's throughput at concurrency 16.
+func (r results) ratio(target string) float64 {
+	return r["c16"][target].rps / r["c16"]["direct"].rps
 }
 
 func p50(s stats) time.Duration { return s.p50 }
@@ -665,31 +655,29 @@ func p90(s stats) time.Duration { return s.p90 }
 func p99(s stats) time.Duration { return s.p99 }
 
 // report prints BenchmarkGatewayOverhead's table to standard output and
-// reports its key figures as metrics.
-func (r results) report(b *testing.B, targets []*target, baseline map[string]string, views map[string]inside, mem [2]float64) {
+// reports its key figures as metrics. Every target is compared with
+// "direct".
+func (r results) report(b *testing.B, targets []*target, views map[string]inside, mem [2]float64) {
 	var t strings.Builder
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Fprintf(&t, "\nBenchmarkGatewayOverhead: %d CPUs, load average %s (after the run)\n", runtime.NumCPU(), strings.TrimSpace(string(load)))
-	t.WriteString("  direct, gateway, proxy: upstream in the test process; direct:sep, gateway:sep: upstream in a process of its own\n")
-	t.WriteString("  proxy: a bare httputil.ReverseProxy in a process of its own, the floor of any Go HTTP proxy\n")
-	t.WriteString("  gateway*: awakend serve --log-level warn; gateway+log: --log-level info --log-format json (a line per request, to a file)\n")
-	t.WriteString("  +pXX: gateway − its direct baseline; ratio: gateway req/s ÷ its direct baseline's\n")
-	t.WriteString("  cpu: CPU time of the test process (client, and the upstream unless :sep) per request\n")
+	t.WriteString("  direct: the upstream, in a process of its own; proxy: a bare httputil.ReverseProxy to it, in a process of its own\n")
+	t.WriteString("  gateway: awakend serve --log-level warn; gateway+log: --log-level info --log-format json (a line per request, to a file)\n")
+	t.WriteString("  +pXX: target − direct; ratio: target req/s ÷ direct's; cpu: the client's CPU time per request\n")
 	fmt.Fprintf(&t, "%-5s %-12s %6s %8s %8s %8s %8s %8s %8s %8s %6s %7s\n",
 		"phase", "target", "n", "p50 µs", "p90 µs", "p99 µs", "+p50", "+p90", "+p99", "req/s", "ratio", "cpu µs")
 	for _, ph := range []string{"c1", "c16", "ttfc"} {
 		for _, tg := range targets {
 			s := r[ph][tg.name]
 			fmt.Fprintf(&t, "%-5s %-12s %6d %8.0f %8.0f %8.0f", ph, tg.name, s.n, us(s.p50), us(s.p90), us(s.p99))
-			base, ok := baseline[tg.name]
-			if ok {
-				fmt.Fprintf(&t, " %8.0f %8.0f %8.0f", us(r.added(ph, tg.name, base, p50)), us(r.added(ph, tg.name, base, p90)), us(r.added(ph, tg.name, base, p99)))
+			if tg.name != "direct" {
+				fmt.Fprintf(&t, " %8.0f %8.0f %8.0f", us(r.added(ph, tg.name, p50)), us(r.added(ph, tg.name, p90)), us(r.added(ph, tg.name, p99)))
 			} else {
 				fmt.Fprintf(&t, " %8s %8s %8s", "", "", "")
 			}
 			fmt.Fprintf(&t, " %8.0f", s.rps)
-			if ok && ph == "c16" {
-				fmt.Fprintf(&t, " %6.2f", s.rps/r[ph][base].rps)
+			if tg.name != "direct" && ph == "c16" {
+				fmt.Fprintf(&t, " %6.2f", r.ratio(tg.name))
 			} else {
 				fmt.Fprintf(&t, " %6s", "")
 			}
@@ -709,39 +697,33 @@ func (r results) report(b *testing.B, targets []*target, baseline map[string]str
 		}
 		return "MISSED"
 	}
-	pairs := [][2]string{{"gateway", "direct"}, {"gateway:sep", "direct:sep"}, {"proxy", "direct"}}
-	if _, ok := baseline["candidate"]; ok {
-		pairs = append(pairs, [2]string{"candidate", "direct"})
-	}
-	for _, pair := range pairs {
-		g, d := pair[0], pair[1]
-		a50, a99 := r.added("c1", g, d, p50), r.added("c1", g, d, p99)
-		ratio := r["c16"][g].rps / r["c16"][d].rps
-		ttfc := r.added("ttfc", g, d, p50)
-		fmt.Fprintf(&t, "targets, %s vs %s: c1 +p50 %.0f µs < 150 %s; c1 +p99 %.0f µs < 500 %s; c16 ratio %.2f ≥ 0.40 %s; ttfc +p50 %.0f µs < 200 %s\n",
-			g, d, us(a50), verdict(a50 < 150*time.Microsecond), us(a99), verdict(a99 < 500*time.Microsecond),
+	for _, tg := range targets[1:] {
+		if tg.name == "gateway+log" {
+			continue
+		}
+		g := tg.name
+		a50, a99 := r.added("c1", g, p50), r.added("c1", g, p99)
+		ratio, ttfc := r.ratio(g), r.added("ttfc", g, p50)
+		fmt.Fprintf(&t, "targets, %s: c1 +p50 %.0f µs < 150 %s; c1 +p99 %.0f µs < 500 %s; c16 ratio %.2f ≥ 0.40 %s; ttfc +p50 %.0f µs < 200 %s\n",
+			g, us(a50), verdict(a50 < 150*time.Microsecond), us(a99), verdict(a99 < 500*time.Microsecond),
 			ratio, verdict(ratio >= 0.4), us(ttfc), verdict(ttfc < 200*time.Microsecond))
 	}
 	fmt.Print(t.String())
 
-	b.ReportMetric(us(r.added("c1", "gateway", "direct", p50)), "added-p50-us")
-	b.ReportMetric(us(r.added("c1", "gateway", "direct", p90)), "added-p90-us")
-	b.ReportMetric(us(r.added("c1", "gateway", "direct", p99)), "added-p99-us")
-	b.ReportMetric(us(r.added("c16", "gateway", "direct", p50)), "c16-added-p50-us")
-	b.ReportMetric(us(r.added("c16", "gateway", "direct", p99)), "c16-added-p99-us")
-	b.ReportMetric(r["c16"]["gateway"].rps/r["c16"]["direct"].rps, "c16-ratio")
-	b.ReportMetric(us(r.added("ttfc", "gateway", "direct", p50)), "ttfc-added-p50-us")
-	b.ReportMetric(us(r.added("c1", "gateway:sep", "direct:sep", p50)), "sep-added-p50-us")
-	b.ReportMetric(us(r.added("c1", "gateway:sep", "direct:sep", p99)), "sep-added-p99-us")
-	b.ReportMetric(r["c16"]["gateway:sep"].rps/r["c16"]["direct:sep"].rps, "sep-c16-ratio")
-	b.ReportMetric(us(r.added("ttfc", "gateway:sep", "direct:sep", p50)), "sep-ttfc-added-p50-us")
-	b.ReportMetric(us(r.added("c1", "gateway+log", "gateway", p50)), "log-cost-p50-us")
-	b.ReportMetric(us(r.added("c1", "proxy", "direct", p50)), "proxy-added-p50-us")
-	b.ReportMetric(r["c16"]["proxy"].rps/r["c16"]["direct"].rps, "proxy-c16-ratio")
-	b.ReportMetric(us(r.added("ttfc", "proxy", "direct", p50)), "proxy-ttfc-added-p50-us")
-	if _, ok := baseline["candidate"]; ok {
-		b.ReportMetric(us(r.added("c1", "candidate", "direct", p50)), "candidate-added-p50-us")
-		b.ReportMetric(r["c16"]["candidate"].rps/r["c16"]["direct"].rps, "candidate-c16-ratio")
+	b.ReportMetric(us(r.added("c1", "gateway", p50)), "added-p50-us")
+	b.ReportMetric(us(r.added("c1", "gateway", p90)), "added-p90-us")
+	b.ReportMetric(us(r.added("c1", "gateway", p99)), "added-p99-us")
+	b.ReportMetric(us(r.added("c16", "gateway", p50)), "c16-added-p50-us")
+	b.ReportMetric(us(r.added("c16", "gateway", p99)), "c16-added-p99-us")
+	b.ReportMetric(r.ratio("gateway"), "c16-ratio")
+	b.ReportMetric(us(r.added("ttfc", "gateway", p50)), "ttfc-added-p50-us")
+	b.ReportMetric(us(r.added("c1", "gateway+log", p50)-r.added("c1", "gateway", p50)), "log-cost-p50-us")
+	b.ReportMetric(us(r.added("c1", "proxy", p50)), "proxy-added-p50-us")
+	b.ReportMetric(r.ratio("proxy"), "proxy-c16-ratio")
+	b.ReportMetric(us(r.added("ttfc", "proxy", p50)), "proxy-ttfc-added-p50-us")
+	if _, ok := r["c1"]["candidate"]; ok {
+		b.ReportMetric(us(r.added("c1", "candidate", p50)), "candidate-added-p50-us")
+		b.ReportMetric(r.ratio("candidate"), "candidate-c16-ratio")
 	}
 	o, _, _ := views["c1"].means()
 	_, _, cpu := views["c16"].means()
