@@ -46,24 +46,23 @@ var aLongTimeAgo = time.Unix(1, 0)
 type conn struct {
 	srv    *Server
 	rwc    net.Conn
-	ctx    context.Context // the server's: Close cancels it
 	remote string
 	cr     connReader
 	br     *bufio.Reader
 	bw     *bufio.Writer
-	held   []byte   // an answer's start, before its headers go out
-	date   [29]byte // Date header scratch
+	held   []byte // an answer's start, before its headers go out
 	st     atomic.Int32
 	born   time.Time
 
 	// The watch for the client going away (see Server.WatchAfter).
-	mu       sync.Mutex    // guards armed and watching
-	armed    *response     // the request a watch is due for
-	watching chan struct{} // closed when the running watch ends
+	mu       sync.Mutex              // guards cancel, armed and watching
+	cancel   context.CancelCauseFunc // cancels the running request's context
+	armed    *response               // the request a watch is due for
+	watching chan struct{}           // closed when the running watch ends
 }
 
-func newConn(s *Server, rwc net.Conn, ctx context.Context) *conn {
-	c := &conn{srv: s, rwc: rwc, ctx: ctx, remote: rwc.RemoteAddr().String(), born: time.Now()}
+func newConn(s *Server, rwc net.Conn) *conn {
+	c := &conn{srv: s, rwc: rwc, remote: rwc.RemoteAddr().String(), born: time.Now()}
 	c.cr.c = rwc
 	c.cr.limit = -1
 	c.br = bufio.NewReaderSize(&c.cr, bufSize)
@@ -229,9 +228,18 @@ func (c *conn) serveRequest(req *http.Request) bool {
 		delete(req.Header, "Expect")
 		w.expect = req.ContentLength != 0
 	}
-	ctx, cancel := context.WithCancelCause(c.ctx)
+	// The request's context is not a child of a server-wide one, whose
+	// children every request would lock in turn: Close cancels each
+	// connection's request itself.
+	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(context.Canceled)
 	w.cancel = cancel
+	c.mu.Lock()
+	c.cancel = cancel
+	c.mu.Unlock()
+	if c.srv.cut.Load() {
+		cancel(http.ErrServerClosed)
+	}
 	req = req.WithContext(ctx)
 	req.RemoteAddr = c.remote
 	if req.Body == http.NoBody {
@@ -246,7 +254,10 @@ func (c *conn) serveRequest(req *http.Request) bool {
 	ok := c.handle(w, req)
 	c.disarm()
 	cancel(context.Canceled)
-	if !ok || c.ctx.Err() != nil {
+	c.mu.Lock()
+	c.cancel = nil
+	c.mu.Unlock()
+	if !ok || c.srv.cut.Load() {
 		// The handler panicked, or Close cut the request: its answer,
 		// likely empty, must not pass for a complete one.
 		return false
@@ -265,6 +276,15 @@ func (c *conn) serveRequest(req *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// cancelRequest cancels the running request's context, if any.
+func (c *conn) cancelRequest(cause error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cancel != nil {
+		c.cancel(cause)
+	}
 }
 
 // handle runs the handler, and reports false if it panicked. A panic is

@@ -220,7 +220,7 @@ func (w *response) commit(final bool, next []byte) {
 	}
 	if _, ok := h["Date"]; !ok {
 		bw.WriteString("Date: ")
-		bw.Write(time.Now().UTC().AppendFormat(w.c.date[:0], http.TimeFormat))
+		bw.Write(w.c.srv.dateValue(time.Now()))
 		bw.WriteString("\r\n")
 	}
 	switch {

@@ -54,12 +54,12 @@ type Server struct {
 	Logger *slog.Logger
 
 	closed atomic.Bool // Shutdown or Close was called
+	cut    atomic.Bool // Close was called
+	date   atomic.Pointer[date]
 
 	mu        sync.Mutex
 	listeners map[*net.Listener]struct{}
 	conns     map[*conn]struct{}
-	base      context.Context
-	cancel    context.CancelFunc // cancels base: Close
 	watches   *watchQueue
 	idleWake  chan struct{} // a connection ended or went idle (Shutdown waits on it)
 }
@@ -148,14 +148,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // Close stops the server at once: it closes the listeners and every
-// connection, and cancels the context of every request running.
+// connection, and cancels the context of every request running, with
+// the cause http.ErrServerClosed.
 func (s *Server) Close() error {
+	s.cut.Store(true)
 	s.stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.cancel()
 	s.watches.stop()
 	for c := range s.conns {
+		c.cancelRequest(http.ErrServerClosed)
 		c.rwc.Close()
 	}
 	return nil
@@ -173,8 +175,7 @@ func (s *Server) stop() {
 }
 
 func (s *Server) init() {
-	if s.base == nil {
-		s.base, s.cancel = context.WithCancel(context.Background())
+	if s.conns == nil {
 		s.listeners = map[*net.Listener]struct{}{}
 		s.conns = map[*conn]struct{}{}
 		s.idleWake = make(chan struct{})
@@ -206,7 +207,7 @@ func (s *Server) newConn(rwc net.Conn) *conn {
 	if s.closed.Load() {
 		return nil
 	}
-	c := newConn(s, rwc, s.base)
+	c := newConn(s, rwc)
 	s.conns[c] = struct{}{}
 	return c
 }
@@ -247,4 +248,21 @@ func (s *Server) maxHeaderBytes() int {
 		return s.MaxHeaderBytes
 	}
 	return http.DefaultMaxHeaderBytes
+}
+
+// date is a Date header's value, formatted once a second.
+type date struct {
+	sec   int64
+	value []byte
+}
+
+// dateValue returns the Date header's value for now.
+func (s *Server) dateValue(now time.Time) []byte {
+	sec := now.Unix()
+	if d := s.date.Load(); d != nil && d.sec == sec {
+		return d.value
+	}
+	d := &date{sec, now.UTC().AppendFormat(nil, http.TimeFormat)}
+	s.date.Store(d)
+	return d.value
 }

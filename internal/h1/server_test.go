@@ -204,8 +204,8 @@ func TestShutdown(t *testing.T) {
 			t.Error("the server still accepts connections")
 		}
 		srv.Close()
-		if err := wait(t, b.causes, "the handler"); !errors.Is(err, context.Canceled) {
-			t.Errorf("the request's cause = %v, want context.Canceled", err)
+		if err := wait(t, b.causes, "the handler"); !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("the request's cause = %v, want http.ErrServerClosed", err)
 		}
 		if b, err := io.ReadAll(c); len(b) > 0 {
 			t.Errorf("the closed connection answered %q, %v", b, err)
@@ -311,8 +311,8 @@ func TestClose(t *testing.T) {
 		t.Fatalf("Close = %v", err)
 	}
 	for range conns {
-		if err := wait(t, b.causes, "a handler"); !errors.Is(err, context.Canceled) {
-			t.Errorf("a running request's cause = %v, want context.Canceled", err)
+		if err := wait(t, b.causes, "a handler"); !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("a running request's cause = %v, want http.ErrServerClosed", err)
 		}
 	}
 	for _, c := range append(conns, idle) {
