@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,14 +116,13 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/v1/", gateway.New(gateway.Options{
+	gw := gateway.New(gateway.Options{
 		Handle:  handle,
 		Logger:  log,
 		Metrics: m.Registerer(),
 		APIKeys: s.Gateway.APIKeys,
-	}))
-	mux.Handle("/", api.New(api.Options{
+	})
+	rest := api.New(api.Options{
 		Handle:      handle,
 		Reloader:    loop,
 		Metrics:     m.Handler(),
@@ -131,9 +131,18 @@ func Run(ctx context.Context, o Options) error {
 		Logger:      log,
 		Version:     o.Version,
 		Started:     started,
-	}))
+	})
+	// The gateway routes /v1/ itself, so its requests, the hot path, skip
+	// a ServeMux's pattern matching; the API has its own mux.
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/") {
+			gw.ServeHTTP(w, r)
+			return
+		}
+		rest.ServeHTTP(w, r)
+	})
 	srv := &h1.Server{
-		Handler:           mux,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		Logger:            log,
