@@ -8,7 +8,7 @@ import (
 )
 
 // This file reads and rewrites chat completion bodies without decoding
-// them: json.Valid checks the whole body once, then a scanner walks the
+// them: validJSON checks the whole body once, then a scanner walks the
 // top-level members and records where the few values the gateway reads
 // start and end. The upstream body is the client's bytes with those spans
 // replaced, so everything else passes through unchanged.
@@ -62,7 +62,7 @@ func readBody(dst []byte, r io.Reader, limit, hint int64) ([]byte, error) {
 // returned error is the answer to the client.
 func parseChat(b []byte) (chatBody, *apiError) {
 	c := chatBody{raw: b}
-	if !json.Valid(b) {
+	if !validJSON(b) {
 		return c, newError(typeInvalidRequest, "invalid_json", "",
 			"We could not parse the JSON body of your request. The body must be a JSON object.")
 	}
