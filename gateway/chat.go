@@ -381,6 +381,9 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, rs *reqStat
 				rs.ttft = g.now().Sub(rs.start)
 				tg.ttft.Observe(rs.ttft.Seconds())
 			}
+			if !comment {
+				streamUsage(ev, rs)
+			}
 			if _, werr := w.Write(ev); werr != nil {
 				return errClientGone
 			}
@@ -409,6 +412,27 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, rs *reqStat
 		}
 		g.streamError(w, rc, rs, msg)
 		return &provider.Error{Class: errCommitted, Message: msg}
+	}
+}
+
+// usageKey starts a chunk's usage member; the last chunk of a stream
+// carries the counts when the client asked for them
+// (stream_options.include_usage), the others "usage":null or none.
+var usageKey = []byte(`"usage"`)
+
+// streamUsage records the token counts of a stream's usage chunk, ev (one
+// "data: {…}" event).
+func streamUsage(ev []byte, rs *reqState) {
+	if !bytes.Contains(ev, usageKey) {
+		return
+	}
+	b := bytes.TrimSpace(ev)
+	b, ok := bytes.CutPrefix(b, []byte("data:"))
+	if !ok {
+		return
+	}
+	if p, c, ok := usage(bytes.TrimSpace(b)); ok {
+		rs.promptTokens, rs.completionTokens = p, c
 	}
 }
 

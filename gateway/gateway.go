@@ -104,8 +104,9 @@
 //
 // Each request logs one line at Info ("request") with its id, the name
 // requested and the model that served, provider, attempts, status,
-// stream, durations, config version and, for non-streaming answers, the
-// token usage the upstream reported (streams are not scanned for it). No
+// stream, durations, config version and the token usage the upstream
+// reported (a stream reports it when the client asked for it with
+// stream_options.include_usage). No
 // bodies, prompts or keys are logged. Metrics: awakend_requests_total
 // {route, model, provider, code} where model is a registry id or
 // "unknown", awakend_upstream_duration_seconds{provider},

@@ -337,6 +337,47 @@ func TestLogLine(t *testing.T) {
 	}
 }
 
+// A stream's log line has the token counts of its usage chunk, when the
+// upstream sent one; the other chunks' "usage":null count for nothing.
+func TestStreamLogsUsage(t *testing.T) {
+	const chunk = `{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}`
+	for _, tt := range []struct {
+		name   string
+		events []string
+		want   map[string]any // absent: nil
+	}{
+		{"usage chunk", []string{chunk, `{"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":4,"total_tokens":15}}`, "[DONE]"},
+			map[string]any{"prompt_tokens": 11.0, "completion_tokens": 4.0}},
+		{"spaced", []string{chunk, `{"choices": [], "usage" : {"prompt_tokens": 2, "completion_tokens": 1}}`, "[DONE]"},
+			map[string]any{"prompt_tokens": 2.0, "completion_tokens": 1.0}},
+		{"none", []string{chunk, "[DONE]"}, map[string]any{"prompt_tokens": nil, "completion_tokens": nil}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			w := newWorld()
+			f := w.provider("p")
+			w.model("m", "p")
+			f.set(func(context.Context, *provider.Request) (*provider.Response, error) {
+				return sse(tt.events...), nil
+			})
+			g, _ := w.gw(t, Options{Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+			res := do(t, g, "POST", "/v1/chat/completions", `{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}}`)
+			if res.code != 200 || !strings.HasSuffix(res.body, "data: [DONE]\n\n") {
+				t.Fatalf("%d %q", res.code, res.body)
+			}
+			var rec map[string]any
+			if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+				t.Fatalf("%v: %s", err, buf.String())
+			}
+			for k, want := range tt.want {
+				if rec[k] != want {
+					t.Errorf("%s = %v, want %v", k, rec[k], want)
+				}
+			}
+		})
+	}
+}
+
 // An event line longer than the relay's read buffer stays one line, even
 // when its newline falls just past the buffer's end.
 func TestStreamLongLines(t *testing.T) {
