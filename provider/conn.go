@@ -174,7 +174,7 @@ func alive(c net.Conn) bool {
 // went out, and the request may go again on a fresh one.
 var errFastRetry = errors.New("server closed idle connection")
 
-// doFast is do over the fast client.
+// doFast is send over the fast client.
 func (e *Executor) doFast(ctx context.Context, body []byte, stream bool, requestID string) (*http.Response, error) {
 	var deadline time.Time
 	if e.timeout > 0 {

@@ -209,13 +209,30 @@ func (e *Executor) callOpenAI(ctx context.Context, req *Request) (*Response, err
 
 // do posts body to the executor's endpoint. It returns the response when the
 // upstream answered 2xx, and an *Error otherwise; the caller owns the body.
+// The executor's timeout bounds a whole answer; for a stream, the wait for
+// its headers and then for each next byte (see idleBody).
+func (e *Executor) do(ctx context.Context, body []byte, stream bool, requestID string) (*http.Response, error) {
+	if !stream || e.timeout <= 0 {
+		return e.send(ctx, body, stream, requestID)
+	}
+	sctx, cancel := context.WithCancelCause(ctx)
+	resp, err := e.send(sctx, body, true, requestID)
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	resp.Body = newIdleBody(resp.Body, e.timeout, sctx, cancel)
+	return resp, nil
+}
+
+// send is do without a stream's idle bound.
 //
 // It calls the transport directly rather than through an http.Client: no
 // redirect is followed (a 3xx is an error that says to fix base_url), and
 // the total timeout of a non-stream call is a context deadline released
 // when the body is closed, where http.Client.Timeout would start a
 // goroutine per request.
-func (e *Executor) do(ctx context.Context, body []byte, stream bool, requestID string) (*http.Response, error) {
+func (e *Executor) send(ctx context.Context, body []byte, stream bool, requestID string) (*http.Response, error) {
 	if e.fast != nil && validHeader(requestID) {
 		return e.doFast(ctx, body, stream, requestID)
 	}
@@ -282,6 +299,64 @@ func (b *callBody) Close() error {
 		}
 		b.e.end()
 	})
+	return err
+}
+
+// idleBody is the body of a stream whose upstream may stall: when no
+// byte arrived for the executor's timeout, it cancels the call (which
+// closes the connection) and its Read says why. One timer per stream,
+// re-armed only when it fires, rather than reset on every read.
+type idleBody struct {
+	io.ReadCloser
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	timeout time.Duration
+	start   time.Time
+	last    atomic.Int64 // when a read last returned bytes, as time since start
+	timer   *time.Timer
+}
+
+func newIdleBody(rc io.ReadCloser, timeout time.Duration, ctx context.Context, cancel context.CancelCauseFunc) *idleBody {
+	b := &idleBody{ReadCloser: rc, ctx: ctx, cancel: cancel, timeout: timeout, start: time.Now()}
+	b.timer = time.AfterFunc(timeout, b.check)
+	return b
+}
+
+// errIdle is the cause of a stream's cancellation by its idle bound.
+type errIdle time.Duration
+
+func (e errIdle) Error() string {
+	return "the upstream sent nothing for " + time.Duration(e).String()
+}
+
+// check runs when the timer fires: it ends the stream if it has been idle
+// for the whole timeout, and waits for the rest of it otherwise.
+func (b *idleBody) check() {
+	idle := time.Since(b.start) - time.Duration(b.last.Load())
+	if idle < b.timeout {
+		b.timer.Reset(b.timeout - idle)
+		return
+	}
+	b.cancel(errIdle(b.timeout))
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.last.Store(int64(time.Since(b.start)))
+	}
+	if err != nil && err != io.EOF {
+		if cause, ok := context.Cause(b.ctx).(errIdle); ok {
+			err = &Error{Class: ClassTimeout, Message: cause.Error()}
+		}
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	err := b.ReadCloser.Close()
+	b.cancel(nil)
 	return err
 }
 

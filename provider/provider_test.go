@@ -266,6 +266,35 @@ func TestStreamTimeoutIsToHeaders(t *testing.T) {
 	}
 }
 
+// A stream whose upstream stalls ends once nothing arrived for the
+// provider's timeout: the read fails with a timeout error that says so,
+// and the upstream sees its connection close.
+func TestStreamIdleTimeout(t *testing.T) {
+	for _, adapter := range []string{"openai", "anthropic"} {
+		t.Run(adapter, func(t *testing.T) {
+			srv := providertest.NewServer(t)
+			base := srv.OpenAIURL()
+			if adapter == "anthropic" {
+				base = srv.AnthropicURL()
+			}
+			e := newExec(t, registry.ProviderSpec{Adapter: adapter, BaseURL: base}, 200*time.Millisecond)
+			srv.Enqueue(providertest.Reply{Chunks: []string{"one", " two"}, Hold: make(chan struct{})})
+			resp, err := e.Call(t.Context(), &Request{Body: []byte(`{"stream":true,"messages":[]}`), Stream: true, UpstreamModel: "m"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			readUntil(t, resp.Body, `"content":"one"`)
+			_, err = io.ReadAll(resp.Body)
+			var ue *Error
+			if !errors.As(err, &ue) || ue.Class != ClassTimeout || !strings.Contains(ue.Message, "sent nothing for 200ms") {
+				t.Fatalf("read after the stall: %v, want a timeout saying so", err)
+			}
+			await(t, srv, "the upstream to see the connection close", func(s providertest.Stats) bool { return s.Canceled == 1 && s.InFlight == 0 })
+		})
+	}
+}
+
 func TestTimeout(t *testing.T) {
 	for _, stream := range []bool{false, true} {
 		srv := providertest.NewServer(t)
