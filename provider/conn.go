@@ -22,6 +22,10 @@ const (
 	fastIdleTimeout = 90 * time.Second
 )
 
+// fastKeepBuf is the largest request buffer a connection keeps for its
+// next request: a long conversation's does not stay pinned to the pool.
+const fastKeepBuf = 64 << 10
+
 // fastPeekAfter is how long a connection rests in the pool before it is
 // checked for a close by the server on its reuse. A server closes idle
 // connections after seconds (nginx 75 s, Node and uvicorn 5 s, gunicorn
@@ -49,6 +53,7 @@ type fast struct {
 type fconn struct {
 	c      net.Conn
 	br     *bufio.Reader
+	wbuf   []byte // the last request written, its capacity kept for the next
 	idleAt time.Time
 	reused bool
 }
@@ -236,7 +241,10 @@ func (e *Executor) roundTrip(ctx context.Context, body []byte, stream bool, requ
 // exchange writes the request on pc and reads the answer's headers.
 func (e *Executor) exchange(pc *fconn, body []byte, requestID string) (*http.Response, error) {
 	f := e.fast
-	buf := make([]byte, 0, len(f.prefix)+len(requestID)+64+len(body))
+	buf := pc.wbuf[:0]
+	if n := len(f.prefix) + len(requestID) + 64 + len(body); cap(buf) < n {
+		buf = make([]byte, 0, n)
+	}
 	buf = append(buf, f.prefix...)
 	if requestID != "" {
 		buf = append(buf, "X-Request-Id: "...)
@@ -247,6 +255,9 @@ func (e *Executor) exchange(pc *fconn, body []byte, requestID string) (*http.Res
 	buf = strconv.AppendInt(buf, int64(len(body)), 10)
 	buf = append(buf, "\r\n\r\n"...)
 	buf = append(buf, body...)
+	if cap(buf) <= fastKeepBuf {
+		pc.wbuf = buf
+	}
 	if _, err := pc.c.Write(buf); err != nil {
 		if pc.reused && isReset(err) {
 			return nil, fmt.Errorf("%w: %w", errFastRetry, err)
@@ -254,7 +265,7 @@ func (e *Executor) exchange(pc *fconn, body []byte, requestID string) (*http.Res
 		return nil, err
 	}
 	for {
-		resp, err := http.ReadResponse(pc.br, &http.Request{Method: http.MethodPost})
+		resp, err := http.ReadResponse(pc.br, postRequest)
 		if err != nil {
 			if pc.reused && isReset(err) {
 				return nil, fmt.Errorf("%w: %w", errFastRetry, err)
@@ -268,6 +279,10 @@ func (e *Executor) exchange(pc *fconn, body []byte, requestID string) (*http.Res
 		return resp, nil
 	}
 }
+
+// postRequest is what http.ReadResponse is told the request was: it
+// reads only the method, so one value serves every call.
+var postRequest = &http.Request{Method: http.MethodPost}
 
 // isReset reports whether err says the peer closed the connection.
 func isReset(err error) bool {
