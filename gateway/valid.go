@@ -16,7 +16,7 @@ var plain = func() (t [256]bool) {
 // validJSON reports whether b is one JSON value, as json.Valid does. It
 // is one pass with no call per byte: json.Valid's scanner makes one, and
 // a chat request's bulk is the text of its messages, which this walks
-// through in a tight loop (about eight times faster).
+// through in a tight loop (about four times faster).
 func validJSON(b []byte) bool {
 	var fixed [64]byte
 	open := fixed[:0] // the containers open: '{' or '['

@@ -232,8 +232,6 @@ func (c *conn) serveRequest(req *http.Request) bool {
 	// children every request would lock in turn: Close cancels each
 	// connection's request itself.
 	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(context.Canceled)
-	w.cancel = cancel
 	c.mu.Lock()
 	c.cancel = cancel
 	c.mu.Unlock()
@@ -278,7 +276,8 @@ func (c *conn) serveRequest(req *http.Request) bool {
 	return true
 }
 
-// cancelRequest cancels the running request's context, if any.
+// cancelRequest cancels the running request's context, if any: Close
+// does, and a watch that sees the client go.
 func (c *conn) cancelRequest(cause error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -2,7 +2,6 @@ package h1
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -23,7 +22,6 @@ type response struct {
 	c      *conn
 	req    *http.Request
 	body   body
-	cancel context.CancelCauseFunc
 	header http.Header
 	status int
 	head   bool // a HEAD request: the body is counted, not sent

@@ -116,14 +116,14 @@ func (c *conn) startWatch(w *response) {
 	c.armed = nil
 	done := make(chan struct{})
 	c.watching = done
-	go c.watch(w, done)
+	go c.watch(done)
 }
 
 // watch blocks reading the connection while the request runs: EOF or an
 // error means the client went away, and the request's context is
 // cancelled; a byte is the start of the client's next request, kept for
 // it; disarm ends the wait. It closes done when it returns.
-func (c *conn) watch(w *response, done chan struct{}) {
+func (c *conn) watch(done chan struct{}) {
 	defer close(done)
 	var b [1]byte
 	n, err := c.rwc.Read(b[:])
@@ -132,7 +132,7 @@ func (c *conn) watch(w *response, done chan struct{}) {
 		c.cr.keep(b[0])
 	case errors.Is(err, os.ErrDeadlineExceeded): // disarmed
 	default:
-		w.cancel(ErrClientGone)
+		c.cancelRequest(ErrClientGone)
 	}
 }
 
