@@ -22,6 +22,14 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // newExec builds an executor with a timeout in any unit, closed at cleanup.
+// baseURL is srv's base_url for adapter.
+func baseURL(srv *providertest.Server, adapter string) string {
+	if adapter == "anthropic" {
+		return srv.AnthropicURL()
+	}
+	return srv.OpenAIURL()
+}
+
 func newExec(t testing.TB, spec registry.ProviderSpec, timeout time.Duration) *Executor {
 	t.Helper()
 	if spec.ID == "" {
@@ -225,10 +233,7 @@ func TestStreamNoBuffering(t *testing.T) {
 	for _, adapter := range []string{"openai", "anthropic"} {
 		t.Run(adapter, func(t *testing.T) {
 			srv := providertest.NewServer(t)
-			base := srv.OpenAIURL()
-			if adapter == "anthropic" {
-				base = srv.AnthropicURL()
-			}
+			base := baseURL(srv, adapter)
 			e := newExec(t, registry.ProviderSpec{Adapter: adapter, BaseURL: base}, 5*time.Second)
 			hold := make(chan struct{})
 			srv.Enqueue(providertest.Reply{Chunks: []string{"first", " second"}, Hold: hold})
@@ -273,10 +278,7 @@ func TestStreamIdleTimeout(t *testing.T) {
 	for _, adapter := range []string{"openai", "anthropic"} {
 		t.Run(adapter, func(t *testing.T) {
 			srv := providertest.NewServer(t)
-			base := srv.OpenAIURL()
-			if adapter == "anthropic" {
-				base = srv.AnthropicURL()
-			}
+			base := baseURL(srv, adapter)
 			e := newExec(t, registry.ProviderSpec{Adapter: adapter, BaseURL: base}, 200*time.Millisecond)
 			srv.Enqueue(providertest.Reply{Chunks: []string{"one", " two"}, Hold: make(chan struct{})})
 			resp, err := e.Call(t.Context(), &Request{Body: []byte(`{"stream":true,"messages":[]}`), Stream: true, UpstreamModel: "m"})
@@ -342,10 +344,7 @@ func TestCancel(t *testing.T) {
 	for _, adapter := range []string{"openai", "anthropic"} {
 		t.Run("mid-stream "+adapter, func(t *testing.T) {
 			srv := providertest.NewServer(t)
-			base := srv.OpenAIURL()
-			if adapter == "anthropic" {
-				base = srv.AnthropicURL()
-			}
+			base := baseURL(srv, adapter)
 			e := newExec(t, registry.ProviderSpec{Adapter: adapter, BaseURL: base}, 10*time.Second)
 			srv.Enqueue(providertest.Reply{Chunks: []string{"one", " two"}, Hold: make(chan struct{})})
 			ctx, cancel := context.WithCancel(t.Context())
@@ -418,10 +417,7 @@ func TestUpstreamErrors(t *testing.T) {
 	} {
 		t.Run(tt.adapter+" "+http.StatusText(tt.reply.Status), func(t *testing.T) {
 			srv := providertest.NewServer(t)
-			base := srv.OpenAIURL()
-			if tt.adapter == "anthropic" {
-				base = srv.AnthropicURL()
-			}
+			base := baseURL(srv, tt.adapter)
 			e := newExec(t, registry.ProviderSpec{Adapter: tt.adapter, BaseURL: base}, 5*time.Second)
 			srv.Enqueue(tt.reply, tt.reply)
 			for _, stream := range []bool{false, true} {
@@ -446,10 +442,7 @@ func TestNoSecretsInErrors(t *testing.T) {
 	const key, hdr = "sk-live-0123456789abcdef", "hdr-secret-98765"
 	srv := providertest.NewServer(t)
 	for _, adapter := range []string{"openai", "anthropic"} {
-		base := srv.OpenAIURL()
-		if adapter == "anthropic" {
-			base = srv.AnthropicURL()
-		}
+		base := baseURL(srv, adapter)
 		e := newExec(t, registry.ProviderSpec{Adapter: adapter, BaseURL: base, APIKey: key,
 			AdapterOptions: registry.AdapterOptions{Headers: map[string]string{"X-Tenant-Token": hdr}}}, 5*time.Second)
 		srv.Enqueue(providertest.Reply{Status: 401, Body: `{"error":{"message":"Incorrect API key provided: ` + key + ` (tenant ` + hdr + `)","type":"invalid_request_error","code":"invalid_api_key"}}`})
