@@ -106,7 +106,7 @@ func (c *conn) serve() {
 		} else if idle > 0 {
 			c.rwc.SetReadDeadline(time.Time{})
 		}
-		req, err := http.ReadRequest(c.br)
+		req, err := readRequest(c.br)
 		hit := c.cr.hit
 		c.cr.limit, c.cr.hit = -1, false
 		if err != nil {

@@ -11,10 +11,12 @@
 // Server.WatchAfter, so a quick request costs no goroutine at all and a
 // long one (any real inference) is still cancelled when its client leaves.
 //
-// Requests are parsed by http.ReadRequest; responses are framed as
-// net/http frames them (Content-Length when the handler's answer is
-// complete and small, chunked once it flushes or outgrows the buffer,
-// close-delimited for HTTP/1.0), with 100-continue, pipelining,
+// A plain request whose head arrived whole is parsed here, with half
+// http.ReadRequest's allocations; any other is read by http.ReadRequest,
+// which the fast path is fuzzed against. Responses are framed as net/http
+// frames them (Content-Length when the handler's answer is complete and
+// small, chunked once it flushes or outgrows the buffer, close-delimited
+// for HTTP/1.0), with 100-continue, pipelining,
 // keep-alive, header limits and timeouts, graceful Shutdown and Close.
 // There is no TLS, HTTP/2 or Hijack: the daemon listens on loopback or
 // behind a proxy.

@@ -1,0 +1,208 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/awakend/awakend/internal/httphead"
+)
+
+// readRequest reads the next request on br. A plain request whose head is
+// buffered whole (nearly all of them: clients send a head in one write) is
+// parsed by parseRequest; any other goes to http.ReadRequest, which reads
+// what it needs and decides. parseRequest is held to http.ReadRequest's
+// result by FuzzParseRequest.
+func readRequest(br *bufio.Reader) (*http.Request, error) {
+	if req := parseRequest(br); req != nil {
+		return req, nil
+	}
+	return http.ReadRequest(br)
+}
+
+// parseRequest returns the request whose head br holds whole, and consumes
+// the head, or returns nil, consuming nothing, when the head is not whole
+// or is anything but plain: an HTTP/1.0 or 1.1 request for a path of
+// unreserved characters, without a query, with at most one Content-Length
+// and Host, no Transfer-Encoding, Trailer or Pragma, and a Connection
+// header, if any, of close or keep-alive.
+func parseRequest(br *bufio.Reader) *http.Request {
+	buf, _ := br.Peek(br.Buffered())
+	head := httphead.Cut(buf)
+	if head == nil {
+		return nil
+	}
+	line, fields, ok := httphead.Line(head)
+	if !ok {
+		return nil
+	}
+	method, rest, ok := bytes.Cut(line, sp)
+	if !ok || !httphead.Token(method) {
+		return nil
+	}
+	uri, proto, ok := bytes.Cut(rest, sp)
+	if !ok || !plainPath(uri) {
+		return nil
+	}
+	req := &http.Request{ProtoMajor: 1}
+	switch string(proto) {
+	case "HTTP/1.1":
+		req.Proto, req.ProtoMinor = "HTTP/1.1", 1
+	case "HTTP/1.0":
+		req.Proto, req.Close = "HTTP/1.0", true
+	default:
+		return nil
+	}
+	h, ok := httphead.Fields(fields)
+	if !ok {
+		return nil
+	}
+	// What http.ReadRequest treats in ways of its own: chunked bodies,
+	// trailers, Pragma's Cache-Control, Connection token lists, repeated
+	// framing headers (refused, or deduplicated).
+	for _, k := range [...]string{"Transfer-Encoding", "Trailer", "Pragma"} {
+		if _, ok := h[k]; ok {
+			return nil
+		}
+	}
+	if len(h["Host"]) > 1 {
+		return nil
+	}
+	if v, ok := h["Connection"]; ok {
+		switch {
+		case len(v) != 1:
+			return nil
+		case asciiEqualFold(v[0], "close"):
+			req.Close = true
+		case asciiEqualFold(v[0], "keep-alive"):
+			req.Close = false
+		default:
+			return nil
+		}
+	}
+	req.Body = http.NoBody
+	if v, ok := h["Content-Length"]; ok {
+		n, ok := contentLength(v)
+		if !ok {
+			return nil
+		}
+		req.ContentLength = n
+		if n > 0 {
+			req.Body = &fixedBody{r: br, n: n}
+		}
+	}
+	req.Method = internMethod(method)
+	req.RequestURI = string(uri)
+	req.URL = &url.URL{Path: req.RequestURI}
+	req.Header = h
+	if v := h["Host"]; len(v) == 1 {
+		req.Host = v[0]
+		delete(h, "Host") // as http.ReadRequest does
+	}
+	br.Discard(len(head))
+	return req
+}
+
+var sp = []byte(" ")
+
+// plainPath reports whether uri is an absolute path of unreserved
+// characters (RFC 3986 §2.3) and slashes, not starting with two slashes:
+// one url.ParseRequestURI takes as it is.
+func plainPath(uri []byte) bool {
+	if len(uri) == 0 || uri[0] != '/' || len(uri) > 1 && uri[1] == '/' {
+		return false
+	}
+	for _, c := range uri {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '/', c == '-', c == '.', c == '_', c == '~':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// contentLength parses a lone Content-Length of 1 to 18 digits.
+func contentLength(v []string) (int64, bool) {
+	if len(v) != 1 || len(v[0]) == 0 || len(v[0]) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(v[0]); i++ {
+		c := v[0][i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// internMethod returns the method as a string, without allocating for the
+// common ones.
+func internMethod(m []byte) string {
+	switch string(m) {
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodPost:
+		return http.MethodPost
+	case http.MethodHead:
+		return http.MethodHead
+	case http.MethodPut:
+		return http.MethodPut
+	case http.MethodDelete:
+		return http.MethodDelete
+	case http.MethodOptions:
+		return http.MethodOptions
+	}
+	return string(m)
+}
+
+// asciiEqualFold reports whether s equals the lower-case ASCII t, ignoring
+// case (ASCII only, as HTTP tokens compare).
+func asciiEqualFold(s, t string) bool {
+	if len(s) != len(t) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != t[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// fixedBody is a request body of a known length, read from the
+// connection as net/http reads it: io.EOF with its last bytes, and
+// io.ErrUnexpectedEOF if the connection ends before them.
+type fixedBody struct {
+	r *bufio.Reader
+	n int64 // bytes left
+}
+
+func (b *fixedBody) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.r.Read(p)
+	b.n -= int64(n)
+	switch {
+	case b.n == 0:
+		err = io.EOF
+	case err == io.EOF:
+		err, b.n = io.ErrUnexpectedEOF, 0 // then io.EOF, as net/http's body
+	}
+	return n, err
+}
+
+func (b *fixedBody) Close() error { return nil }
