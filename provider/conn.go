@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/awakend/awakend/internal/rawconn"
 )
 
 // Limits of a fast pool, as the executor's http.Transport has them.
@@ -211,6 +213,7 @@ func (e *Executor) roundTrip(ctx context.Context, body []byte, stream bool, requ
 		if err != nil {
 			return nil, err
 		}
+		c = rawconn.Wrap(c) // no runtime bookkeeping around its system calls
 		pc = &fconn{c: c, br: bufio.NewReaderSize(c, 4096)}
 	}
 	if err := ctx.Err(); err != nil {

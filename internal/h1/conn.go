@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/awakend/awakend/internal/rawconn"
 )
 
 // ErrClientGone is the cause of a request's cancellation when its client
@@ -63,10 +65,13 @@ type conn struct {
 
 func newConn(s *Server, rwc net.Conn) *conn {
 	c := &conn{srv: s, rwc: rwc, remote: rwc.RemoteAddr().String(), born: time.Now()}
-	c.cr.c = rwc
+	// Requests are read and answers written without the runtime's system
+	// call bookkeeping (rawconn); the watch reads rwc.
+	raw := rawconn.Wrap(rwc)
+	c.cr.c = raw
 	c.cr.limit = -1
 	c.br = bufio.NewReaderSize(&c.cr, bufSize)
-	c.bw = bufio.NewWriterSize(rwc, bufSize)
+	c.bw = bufio.NewWriterSize(raw, bufSize)
 	c.held = make([]byte, 0, bufSize)
 	return c
 }
