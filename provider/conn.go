@@ -268,7 +268,7 @@ func (e *Executor) exchange(pc *fconn, body []byte, requestID string) (*http.Res
 		return nil, err
 	}
 	for {
-		resp, err := http.ReadResponse(pc.br, postRequest)
+		resp, err := readResponse(pc.br)
 		if err != nil {
 			if pc.reused && isReset(err) {
 				return nil, fmt.Errorf("%w: %w", errFastRetry, err)

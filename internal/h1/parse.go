@@ -3,7 +3,6 @@ package h1
 import (
 	"bufio"
 	"bytes"
-	"io"
 	"net/http"
 	"net/url"
 
@@ -74,9 +73,9 @@ func parseRequest(br *bufio.Reader) *http.Request {
 		switch {
 		case len(v) != 1:
 			return nil
-		case asciiEqualFold(v[0], "close"):
+		case httphead.EqualFold(v[0], "close"):
 			req.Close = true
-		case asciiEqualFold(v[0], "keep-alive"):
+		case httphead.EqualFold(v[0], "keep-alive"):
 			req.Close = false
 		default:
 			return nil
@@ -84,13 +83,13 @@ func parseRequest(br *bufio.Reader) *http.Request {
 	}
 	req.Body = http.NoBody
 	if v, ok := h["Content-Length"]; ok {
-		n, ok := contentLength(v)
+		n, ok := httphead.ContentLength(v)
 		if !ok {
 			return nil
 		}
 		req.ContentLength = n
 		if n > 0 {
-			req.Body = &fixedBody{r: br, n: n}
+			req.Body = httphead.Body(br, n)
 		}
 	}
 	req.Method = internMethod(method)
@@ -125,22 +124,6 @@ func plainPath(uri []byte) bool {
 	return true
 }
 
-// contentLength parses a lone Content-Length of 1 to 18 digits.
-func contentLength(v []string) (int64, bool) {
-	if len(v) != 1 || len(v[0]) == 0 || len(v[0]) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(v[0]); i++ {
-		c := v[0][i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
-}
-
 // internMethod returns the method as a string, without allocating for the
 // common ones.
 func internMethod(m []byte) string {
@@ -160,49 +143,3 @@ func internMethod(m []byte) string {
 	}
 	return string(m)
 }
-
-// asciiEqualFold reports whether s equals the lower-case ASCII t, ignoring
-// case (ASCII only, as HTTP tokens compare).
-func asciiEqualFold(s, t string) bool {
-	if len(s) != len(t) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != t[i] {
-			return false
-		}
-	}
-	return true
-}
-
-// fixedBody is a request body of a known length, read from the
-// connection as net/http reads it: io.EOF with its last bytes, and
-// io.ErrUnexpectedEOF if the connection ends before them.
-type fixedBody struct {
-	r *bufio.Reader
-	n int64 // bytes left
-}
-
-func (b *fixedBody) Read(p []byte) (int, error) {
-	if b.n <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > b.n {
-		p = p[:b.n]
-	}
-	n, err := b.r.Read(p)
-	b.n -= int64(n)
-	switch {
-	case b.n == 0:
-		err = io.EOF
-	case err == io.EOF:
-		err, b.n = io.ErrUnexpectedEOF, 0 // then io.EOF, as net/http's body
-	}
-	return n, err
-}
-
-func (b *fixedBody) Close() error { return nil }

@@ -1,6 +1,7 @@
 // Package httphead reads the head of an HTTP/1.x message — its start line
 // and header fields — when it is wholly buffered and plainly formed, into
-// what net/http would make of it, at a fraction of the cost.
+// what net/http would make of it, at a fraction of the cost; and a body
+// of known length after it, as net/http reads one.
 //
 // It never reports a malformed message: whatever it does not accept (a
 // head split across reads, a bare LF, an obsolete line folding, a byte
@@ -11,7 +12,9 @@
 package httphead
 
 import (
+	"bufio"
 	"bytes"
+	"io"
 	"net/http"
 )
 
@@ -197,3 +200,71 @@ func Token(s []byte) bool {
 	}
 	return len(s) > 0
 }
+
+// ContentLength parses a lone Content-Length of 1 to 18 digits, which
+// net/http reads as the same number; any other (several, signed, blank,
+// huge) is declined.
+func ContentLength(v []string) (int64, bool) {
+	if len(v) != 1 || len(v[0]) == 0 || len(v[0]) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(v[0]); i++ {
+		c := v[0][i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// EqualFold reports whether s equals the lower-case token t, ignoring
+// ASCII case, as HTTP compares tokens.
+func EqualFold(s, t string) bool {
+	if len(s) != len(t) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != t[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Body returns the body of n > 0 bytes that follows a head on r, read
+// as net/http reads it: io.EOF with its last bytes, io.ErrUnexpectedEOF
+// if the connection ends before them, then io.EOF. Close does nothing.
+func Body(r *bufio.Reader, n int64) io.ReadCloser {
+	return &fixedBody{r: r, n: n}
+}
+
+type fixedBody struct {
+	r *bufio.Reader
+	n int64 // bytes left
+}
+
+func (b *fixedBody) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.r.Read(p)
+	b.n -= int64(n)
+	switch {
+	case b.n == 0:
+		err = io.EOF
+	case err == io.EOF:
+		err, b.n = io.ErrUnexpectedEOF, 0 // then io.EOF, as net/http's body
+	}
+	return n, err
+}
+
+func (b *fixedBody) Close() error { return nil }
