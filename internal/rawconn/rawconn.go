@@ -27,7 +27,9 @@ import (
 )
 
 // Conn is a TCP connection read and written with raw system calls. Its
-// other methods are the connection's.
+// other methods are the connection's. Unlike a net.Conn, it takes one
+// Read and one Write at a time (as a bufio.Reader and a bufio.Writer use
+// it); a concurrent reader reads the connection itself.
 type Conn struct {
 	*net.TCPConn
 	rc syscall.RawConn
