@@ -1,7 +1,6 @@
 package h1
 
 import (
-	"bufio"
 	"errors"
 	"net/http"
 	"strconv"
@@ -56,7 +55,7 @@ func (w *response) WriteHeader(code int) {
 		// with the headers set so far; the final one follows.
 		bw := w.c.bw
 		writeStatus(bw, code)
-		w.header.Write(bw)
+		writeHeader(bw, w.header)
 		bw.WriteString("\r\n")
 		bw.Flush()
 		if code == http.StatusContinue {
@@ -207,7 +206,7 @@ func (w *response) commit(final bool, next []byte) {
 	delete(h, "Connection")
 
 	writeStatus(bw, w.status)
-	h.Write(bw)
+	writeHeader(bw, h)
 	if length != "" {
 		bw.WriteString("Content-Length: ")
 		bw.WriteString(length)
@@ -254,19 +253,6 @@ func (w *response) finish() error {
 // bodyAllowed reports whether an answer with status code may have a body.
 func bodyAllowed(code int) bool {
 	return code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified
-}
-
-// writeStatus writes a status line.
-func writeStatus(bw *bufio.Writer, code int) {
-	bw.WriteString("HTTP/1.1 ")
-	bw.WriteString(strconv.Itoa(code))
-	bw.WriteByte(' ')
-	if text := http.StatusText(code); text != "" {
-		bw.WriteString(text)
-	} else {
-		bw.WriteString("status code " + strconv.Itoa(code))
-	}
-	bw.WriteString("\r\n")
 }
 
 // hasToken reports whether a comma-separated header value holds token,
