@@ -37,12 +37,7 @@ func readResponse(br *bufio.Reader) (*http.Response, error) {
 // Transfer-Encoding (not both), no Trailer or Pragma header, and a
 // Connection header, if any, of close or keep-alive.
 func parseResponse(br *bufio.Reader) *http.Response {
-	buf, _ := br.Peek(br.Buffered())
-	head := httphead.Cut(buf)
-	if head == nil {
-		return nil
-	}
-	line, fields, ok := httphead.Line(head)
+	head, line, fields, ok := httphead.Next(br)
 	if !ok || len(line) < 12 || string(line[:9]) != "HTTP/1.1 " || len(line) > 12 && line[12] != ' ' {
 		return nil
 	}

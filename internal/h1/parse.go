@@ -28,12 +28,7 @@ func readRequest(br *bufio.Reader) (*http.Request, error) {
 // and Host, no Transfer-Encoding, Trailer or Pragma, and a Connection
 // header, if any, of close or keep-alive.
 func parseRequest(br *bufio.Reader) *http.Request {
-	buf, _ := br.Peek(br.Buffered())
-	head := httphead.Cut(buf)
-	if head == nil {
-		return nil
-	}
-	line, fields, ok := httphead.Line(head)
+	head, line, fields, ok := httphead.Next(br)
 	if !ok {
 		return nil
 	}

@@ -18,9 +18,22 @@ import (
 	"net/http"
 )
 
-// Cut returns the head at the start of b, through the empty line that
+// Next returns the head buffered at the start of br, through the empty
+// line that ends it, split into its start line (without CRLF) and its
+// header fields, without consuming it. ok is false when br does not hold
+// a whole head, or its start line is empty or holds a CR.
+func Next(br *bufio.Reader) (head, line, fields []byte, ok bool) {
+	buf, _ := br.Peek(br.Buffered())
+	if head = cut(buf); head == nil {
+		return nil, nil, nil, false
+	}
+	line, fields, ok = split(head)
+	return head, line, fields, ok
+}
+
+// cut returns the head at the start of b, through the empty line that
 // ends it, or nil when b does not hold a whole head.
-func Cut(b []byte) []byte {
+func cut(b []byte) []byte {
 	i := bytes.Index(b, crlfcrlf)
 	if i < 0 {
 		return nil
@@ -30,10 +43,10 @@ func Cut(b []byte) []byte {
 
 var crlfcrlf = []byte("\r\n\r\n")
 
-// Line splits a head's start line off: it returns the line without its
+// split splits a head's start line off: it returns the line without its
 // CRLF and the header fields after it, or ok false when the line is empty
 // or holds a CR of its own.
-func Line(head []byte) (line, fields []byte, ok bool) {
+func split(head []byte) (line, fields []byte, ok bool) {
 	i := bytes.IndexByte(head, '\n')
 	if i < 2 || head[i-1] != '\r' {
 		return nil, nil, false

@@ -74,22 +74,28 @@ func checkFields(t *testing.T, in []byte) bool {
 	return true
 }
 
-func TestCutAndLine(t *testing.T) {
-	in := []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\nbody")
-	head := Cut(in)
-	if string(head) != "GET / HTTP/1.1\r\nHost: x\r\n\r\n" {
-		t.Fatalf("Cut = %q", head)
+func TestNext(t *testing.T) {
+	next := func(in string) (head, line, fields []byte, ok bool) {
+		br := bufio.NewReader(bytes.NewReader([]byte(in)))
+		br.Peek(len(in))
+		head, line, fields, ok = Next(br)
+		if br.Buffered() != len(in) {
+			t.Errorf("Next(%q) consumed bytes", in)
+		}
+		return head, line, fields, ok
 	}
-	line, fields, ok := Line(head)
-	if !ok || string(line) != "GET / HTTP/1.1" || string(fields) != "Host: x\r\n\r\n" {
-		t.Fatalf("Line = %q, %q, %v", line, fields, ok)
+	head, line, fields, ok := next("GET / HTTP/1.1\r\nHost: x\r\n\r\nbody")
+	if !ok || string(head) != "GET / HTTP/1.1\r\nHost: x\r\n\r\n" || string(line) != "GET / HTTP/1.1" || string(fields) != "Host: x\r\n\r\n" {
+		t.Fatalf("Next = %q, %q, %q, %v", head, line, fields, ok)
 	}
-	if Cut([]byte("GET / HTTP/1.1\r\nHost: x\r\n")) != nil {
-		t.Error("Cut found a head in an unfinished one")
-	}
-	for _, bad := range []string{"GET /\rx HTTP/1.1\r\n\r\n", "\r\n\r\n", "GET / HTTP/1.1\n\r\n\r\n"} {
-		if _, _, ok := Line(Cut([]byte(bad))); ok {
-			t.Errorf("Line took %q", bad)
+	for _, bad := range []string{
+		"GET / HTTP/1.1\r\nHost: x\r\n", // unfinished
+		"GET /\rx HTTP/1.1\r\n\r\n",
+		"\r\n\r\n",
+		"GET / HTTP/1.1\n\r\n\r\n",
+	} {
+		if _, _, _, ok := next(bad); ok {
+			t.Errorf("Next took %q", bad)
 		}
 	}
 }
