@@ -23,11 +23,12 @@ import (
 var ErrClientGone = errors.New("the client closed the connection")
 
 // A connection is new until its first request, active while it reads or
-// answers one, idle between requests.
+// answers one, idle between requests, closed once the sweep closed it.
 const (
 	stateNew int32 = iota
 	stateActive
 	stateIdle
+	stateClosed
 )
 
 const (
@@ -54,6 +55,7 @@ type conn struct {
 	bw     *bufio.Writer
 	held   []byte // an answer's start, before its headers go out
 	st     atomic.Int32
+	waited atomic.Int32 // sweeps since it began to wait for a request (sweep.go)
 	born   time.Time
 
 	// The watch for the client going away (see Server.WatchAfter).
@@ -88,42 +90,39 @@ func (c *conn) serve() {
 	s := c.srv
 	for {
 		// A new connection has ReadHeaderTimeout to send its first
-		// request, a kept one IdleTimeout to start its next; the header
-		// timeout runs again from the request's first byte.
-		idle := s.IdleTimeout
-		if c.st.Load() == stateNew {
-			idle = s.ReadHeaderTimeout
-		}
-		if idle > 0 {
-			c.rwc.SetReadDeadline(time.Now().Add(idle))
-		}
+		// request, a kept one IdleTimeout to start its next: the sweep
+		// closes it past that (sweep.go).
+		waiting := c.st.Load()
 		// The limit counts what Peek reads too: set after it, it would
 		// let the headers run a buffer (4 KiB) past it.
 		c.cr.limit = int64(s.maxHeaderBytes()) + 4096 // net/http's slack for the request line
 		if _, err := c.br.Peek(1); err != nil {
 			return
 		}
-		c.st.Store(stateActive)
-		deadline := false
-		if d := s.ReadHeaderTimeout; d > 0 {
-			c.rwc.SetReadDeadline(time.Now().Add(d))
-			deadline = true
-		} else if idle > 0 {
+		if !c.st.CompareAndSwap(waiting, stateActive) {
+			return // swept as its first byte came
+		}
+		req := parseRequest(c.br)
+		var err error
+		if req == nil {
+			// The head is not all here, or not plain: net/http reads
+			// it, within ReadHeaderTimeout from its first byte.
+			if d := s.ReadHeaderTimeout; d > 0 {
+				c.rwc.SetReadDeadline(time.Now().Add(d))
+			}
+			req, err = http.ReadRequest(c.br)
 			c.rwc.SetReadDeadline(time.Time{})
 		}
-		req, err := readRequest(c.br)
 		hit := c.cr.hit
 		c.cr.limit, c.cr.hit = -1, false
 		if err != nil {
 			c.reject(err, hit)
 			return
 		}
-		if deadline {
-			c.rwc.SetReadDeadline(time.Time{})
-		}
 		if !c.serveRequest(req) {
 			return
 		}
+		c.waited.Store(0)
 		c.st.Store(stateIdle)
 		if s.closed.Load() {
 			return

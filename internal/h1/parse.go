@@ -9,21 +9,11 @@ import (
 	"github.com/awakend/awakend/internal/httphead"
 )
 
-// readRequest reads the next request on br. A plain request whose head is
-// buffered whole (nearly all of them: clients send a head in one write) is
-// parsed by parseRequest; any other goes to http.ReadRequest, which reads
-// what it needs and decides. parseRequest is held to http.ReadRequest's
-// result by FuzzParseRequest.
-func readRequest(br *bufio.Reader) (*http.Request, error) {
-	if req := parseRequest(br); req != nil {
-		return req, nil
-	}
-	return http.ReadRequest(br)
-}
-
 // parseRequest returns the request whose head br holds whole, and consumes
 // the head, or returns nil, consuming nothing, when the head is not whole
-// or is anything but plain: an HTTP/1.0 or 1.1 request for a path of
+// or is anything but plain (http.ReadRequest then reads it; a head is
+// nearly always whole, clients sending it in one write, and
+// FuzzParseRequest holds this to http.ReadRequest's result): an HTTP/1.0 or 1.1 request for a path of
 // unreserved characters, without a query, with at most one Content-Length
 // and Host, no Transfer-Encoding, Trailer or Pragma, and a Connection
 // header, if any, of close or keep-alive.

@@ -161,7 +161,10 @@ func BenchmarkReadRequest(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		read func(*bufio.Reader) (*http.Request, error)
-	}{{"parseRequest", readRequest}, {"http.ReadRequest", http.ReadRequest}} {
+	}{
+		{"parseRequest", func(br *bufio.Reader) (*http.Request, error) { return parseRequest(br), nil }},
+		{"http.ReadRequest", http.ReadRequest},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
 			r := bytes.NewReader(in)
 			br := bufio.NewReaderSize(r, 4096)

@@ -64,6 +64,9 @@ type Server struct {
 	conns     map[*conn]struct{}
 	watches   *watchQueue
 	idleWake  chan struct{} // a connection ended or went idle (Shutdown waits on it)
+
+	sweepTimer *time.Timer // the sweep of waiting connections (sweep.go)
+	sweeping   bool
 }
 
 // DefaultWatchAfter is Server.WatchAfter's default. A request answered
@@ -171,6 +174,7 @@ func (s *Server) stop() {
 	defer s.mu.Unlock()
 	s.init()
 	s.closed.Store(true)
+	s.stopSweepLocked()
 	for ln := range s.listeners {
 		(*ln).Close()
 	}
@@ -211,6 +215,7 @@ func (s *Server) newConn(rwc net.Conn) *conn {
 	}
 	c := newConn(s, rwc)
 	s.conns[c] = struct{}{}
+	s.startSweepLocked()
 	return c
 }
 

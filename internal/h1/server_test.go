@@ -364,6 +364,44 @@ func TestTimeouts(t *testing.T) {
 	}
 }
 
+// TestTimeoutsSpareActiveConnections: the sweep that enforces the idle
+// timeout closes only connections that wait for a request: not one whose
+// request runs longer than the timeout, nor one kept busy by requests
+// that come more often than the timeout, for many timeouts in a row.
+func TestTimeoutsSpareActiveConnections(t *testing.T) {
+	const d = 40 * time.Millisecond
+	f := serve(t, &h1.Server{
+		ReadHeaderTimeout: d,
+		IdleTimeout:       d,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/slow" {
+				time.Sleep(4 * d)
+			}
+			io.WriteString(w, "ok")
+		}),
+	})
+	c := dial(t, f.addr)
+	br := bufio.NewReader(c)
+	write(t, c, "GET /slow HTTP/1.1\r\nHost: h1.test\r\n\r\n")
+	if _, body := readResponse(t, br, http.MethodGet); body != "ok" {
+		t.Fatalf("slow request: answer %q", body)
+	}
+	for i := range 10 {
+		time.Sleep(d / 2)
+		write(t, c, get11)
+		if _, body := readResponse(t, br, http.MethodGet); body != "ok" {
+			t.Fatalf("request %d, %v after the last: answer %q", i, d/2, body)
+		}
+	}
+	start := time.Now()
+	if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
+		t.Errorf("read %q, %v; want the server to close the idle connection", rest, err)
+	}
+	if took := time.Since(start); took < d*4/5 {
+		t.Errorf("closed after %v idle, before the %v timeout", took, d)
+	}
+}
+
 func TestPanic(t *testing.T) {
 	tests := []struct {
 		name  string
