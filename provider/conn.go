@@ -53,11 +53,26 @@ type fast struct {
 
 // fconn is one connection of a fast pool.
 type fconn struct {
-	c      net.Conn
-	br     *bufio.Reader
-	wbuf   []byte // the last request written, its capacity kept for the next
-	idleAt time.Time
-	reused bool
+	c             net.Conn
+	br            *bufio.Reader
+	wbuf          []byte // the last request written, its capacity kept for the next
+	idleAt        time.Time
+	reused        bool
+	writeDeadline bool // the call set one
+}
+
+// writeWaitsOver is the size of a request past which its write may wait
+// for the upstream to read it: half the send buffer a Linux TCP socket
+// starts with (16 KiB, net.ipv4.tcp_wmem). A smaller request goes into
+// the buffer at once, whatever the upstream does.
+const writeWaitsOver = 8 << 10
+
+// clearWriteDeadline clears the write deadline of the call, if it set one.
+func (pc *fconn) clearWriteDeadline() {
+	if pc.writeDeadline {
+		pc.c.SetWriteDeadline(time.Time{})
+		pc.writeDeadline = false
+	}
 }
 
 // newFast returns the fast client for u, or nil when u must go through
@@ -102,6 +117,9 @@ func (f *fast) get(now time.Time) *fconn {
 		f.idle = f.idle[:n-1]
 		f.mu.Unlock()
 		idle := now.Sub(pc.idleAt)
+		if idle >= f.peekAfter {
+			pc.c.SetReadDeadline(time.Time{}) // the last call's, past by now, would fail the peek
+		}
 		if idle < fastIdleTimeout && pc.br.Buffered() == 0 && (idle < f.peekAfter || alive(pc.c)) {
 			return pc
 		}
@@ -220,7 +238,14 @@ func (e *Executor) roundTrip(ctx context.Context, body []byte, stream bool, requ
 		f.put(pc, e.retired.Load())
 		return nil, err
 	}
-	pc.c.SetDeadline(deadline)
+	// The timeout bounds the answer's head. The request's write needs a
+	// deadline of its own only when it may not fit the socket's buffer
+	// at once: a runtime timer set and cleared is about 1 µs a call.
+	pc.c.SetReadDeadline(deadline)
+	pc.writeDeadline = len(body) > writeWaitsOver && !deadline.IsZero()
+	if pc.writeDeadline {
+		pc.c.SetWriteDeadline(deadline)
+	}
 	// Cancelling ctx aborts the call, as net/http does: the upstream sees
 	// its connection close at once, even mid-stream.
 	stop := context.AfterFunc(ctx, func() { pc.c.Close() })
@@ -235,8 +260,9 @@ func (e *Executor) roundTrip(ctx context.Context, body []byte, stream bool, requ
 		return nil, err
 	}
 	if stream {
-		pc.c.SetDeadline(time.Time{}) // the timeout is to the headers only
+		pc.c.SetReadDeadline(time.Time{}) // the timeout is to the headers only
 	}
+	pc.clearWriteDeadline()
 	resp.Body = &fastBody{rc: resp.Body, pc: pc, e: e, ctx: ctx, stop: stop, keep: !resp.Close}
 	return resp, nil
 }
@@ -324,7 +350,7 @@ func (b *fastBody) Close() error {
 	b.done = true
 	stopped := b.stop()
 	if b.eof && b.keep && stopped && b.pc.br.Buffered() == 0 {
-		b.pc.c.SetDeadline(time.Time{})
+		// The read deadline stays: the next call sets its own.
 		b.e.fast.put(b.pc, b.e.retired.Load())
 	} else {
 		b.pc.c.Close()

@@ -161,3 +161,71 @@ func TestFastConcurrent(t *testing.T) {
 	e.Close()
 	await(t, srv, "the idle connections to close", func(s providertest.Stats) bool { return s.Conns == 0 })
 }
+
+// A call leaves its read deadline on the pooled connection, past by the
+// time the connection is used again: the next call, checked for a stale
+// connection or not, still gets that connection.
+func TestFastDeadlineLeftOnIdleConnection(t *testing.T) {
+	for _, peekAfter := range []time.Duration{0, time.Hour} {
+		srv := providertest.NewServer(t)
+		e := newExec(t, registry.ProviderSpec{Adapter: "openai", BaseURL: srv.OpenAIURL()}, 30*time.Millisecond)
+		e.fast.peekAfter = peekAfter
+		call := func(i int) *fconn {
+			t.Helper()
+			resp, err := e.Call(t.Context(), &Request{Body: []byte(`{}`)})
+			if err != nil {
+				t.Fatalf("peekAfter %v, call %d: %v", peekAfter, i, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			e.fast.mu.Lock()
+			defer e.fast.mu.Unlock()
+			if len(e.fast.idle) != 1 {
+				t.Fatalf("peekAfter %v, call %d: %d idle connections, want 1", peekAfter, i, len(e.fast.idle))
+			}
+			return e.fast.idle[0]
+		}
+		first := call(0)
+		time.Sleep(60 * time.Millisecond) // the first call's deadline passes
+		if call(1) != first {
+			t.Errorf("peekAfter %v: the second call did not reuse the connection", peekAfter)
+		}
+	}
+}
+
+// A request too large to go into the socket's buffer at once, to an
+// upstream that never reads it, times out in the write.
+func TestFastWriteTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var accepted []net.Conn
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted = append(accepted, c) // held open, never read
+		}
+	})
+	t.Cleanup(func() {
+		l.Close()
+		wg.Wait()
+		for _, c := range accepted {
+			c.Close()
+		}
+	})
+	e := newExec(t, registry.ProviderSpec{Adapter: "openai", BaseURL: "http://" + l.Addr().String() + "/v1"}, 100*time.Millisecond)
+	body := []byte(`{"messages":"` + strings.Repeat("x", 64<<20) + `"}`)
+	start := time.Now()
+	_, err = e.Call(t.Context(), &Request{Body: body})
+	if ue := asError(t, err); ue.Class != ClassTimeout {
+		t.Errorf("err = %v (class %s), want a timeout", err, ue.Class)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the call took %v with a 100ms timeout", took)
+	}
+}
