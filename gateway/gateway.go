@@ -280,7 +280,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if g.handle == nil {
 		g.fail(w, rs, http.StatusServiceUnavailable, errNotReady)
-		g.finish(r.Context(), rs)
+		g.finish(r.Context(), w, rs)
 		return
 	}
 	snap := g.handle.Current()
@@ -312,7 +312,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, rs, http.StatusNotFound, newError(typeInvalidRequest, "unknown_url", "",
 			"Unknown request URL: "+r.Method+" "+r.URL.Path+"."))
 	}
-	g.finish(r.Context(), rs)
+	g.finish(r.Context(), w, rs)
 }
 
 func (g *Gateway) methodNotAllowed(w http.ResponseWriter, r *http.Request, rs *reqState, allow string) {
@@ -363,9 +363,16 @@ func validID(s string) bool {
 	return true
 }
 
-// finish records the request's metrics and logs its line.
-func (g *Gateway) finish(ctx context.Context, rs *reqState) {
+// finish sends the answer, then records the request's metrics and logs
+// its line: the client does not wait for that bookkeeping (the log line
+// is a write of its own, 5 to 30 µs at concurrency 1).
+func (g *Gateway) finish(ctx context.Context, w http.ResponseWriter, rs *reqState) {
 	took := g.now().Sub(rs.start)
+	if rs.status != statusClientClosed {
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush() // every answer here has its Content-Length, or is a stream
+		}
+	}
 	g.m.request(rs)
 	if rs.route == routeChat && rs.attempts > 0 {
 		g.m.overhead.Observe((took - rs.upstream).Seconds())

@@ -2,11 +2,16 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/awakend/awakend/registry"
@@ -448,4 +453,58 @@ func FuzzUpstream(f *testing.F) {
 			}
 		}
 	})
+}
+
+// blockingLog is a slog handler whose Handle waits for release.
+type blockingLog struct {
+	logged  chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingLog) Enabled(context.Context, slog.Level) bool { return true }
+func (b *blockingLog) Handle(context.Context, slog.Record) error {
+	b.logged <- struct{}{}
+	<-b.release
+	return nil
+}
+func (b *blockingLog) WithAttrs([]slog.Attr) slog.Handler { return b }
+func (b *blockingLog) WithGroup(string) slog.Handler      { return b }
+
+// TestAnswerBeforeLogLine: the client has its whole answer before the
+// request's log line is written, whatever that write costs.
+func TestAnswerBeforeLogLine(t *testing.T) {
+	for _, tc := range []struct{ name, body string }{
+		{"answer", chatReq("m")},
+		{"error", chatReq("nope")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log := &blockingLog{logged: make(chan struct{}, 1), release: make(chan struct{})}
+			g, _ := basicWorld().gw(t, Options{Logger: slog.New(log)})
+			srv := httptest.NewServer(g)
+			defer srv.Close()
+			defer close(log.release)
+			got := make(chan error, 1)
+			go func() {
+				resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(tc.body))
+				if err == nil {
+					_, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+				}
+				got <- err
+			}()
+			select {
+			case err := <-got:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no answer while the log line is being written")
+			}
+			select {
+			case <-log.logged:
+			case <-time.After(5 * time.Second):
+				t.Fatal("no log line")
+			}
+		})
+	}
 }
