@@ -38,11 +38,14 @@ import (
 type Server struct {
 	Handler http.Handler
 
-	// ReadHeaderTimeout bounds the reading of a request's headers, from
-	// their first byte; 0 is no limit.
+	// ReadHeaderTimeout bounds the wait for a new connection's first
+	// request, and the reading of a request's headers from their first
+	// byte; 0 is no limit.
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout bounds the wait for the next request on a keep-alive
-	// connection; 0 is no limit.
+	// connection; 0 is no limit. A connection waiting for a request is
+	// closed between its timeout and an eighth of the shorter timeout
+	// after it (sweep.go).
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds the size of a request's headers, request line
 	// included; 0 is http.DefaultMaxHeaderBytes (1 MiB).
