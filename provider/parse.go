@@ -64,16 +64,13 @@ func parseResponse(br *bufio.Reader) *http.Response {
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		StatusCode: code, Header: h, Request: postRequest,
 	}
-	if v, ok := h["Connection"]; ok {
-		switch {
-		case len(v) != 1:
-			return nil
-		case httphead.EqualFold(v[0], "close"):
-			resp.Close = true
-			delete(h, "Connection") // as http.ReadResponse does
-		case !httphead.EqualFold(v[0], "keep-alive"):
-			return nil
-		}
+	closing, _, ok := httphead.Connection(h)
+	if !ok {
+		return nil
+	}
+	if closing {
+		resp.Close = true
+		delete(h, "Connection") // as http.ReadResponse does
 	}
 	te, chunked := h["Transfer-Encoding"]
 	cl, sized := h["Content-Length"]

@@ -54,17 +54,11 @@ func parseRequest(br *bufio.Reader) *http.Request {
 	if len(h["Host"]) > 1 {
 		return nil
 	}
-	if v, ok := h["Connection"]; ok {
-		switch {
-		case len(v) != 1:
-			return nil
-		case httphead.EqualFold(v[0], "close"):
-			req.Close = true
-		case httphead.EqualFold(v[0], "keep-alive"):
-			req.Close = false
-		default:
-			return nil
-		}
+	switch closing, present, ok := httphead.Connection(h); {
+	case !ok:
+		return nil
+	case present:
+		req.Close = closing // keep-alive keeps an HTTP/1.0 connection too
 	}
 	req.Body = http.NoBody
 	if v, ok := h["Content-Length"]; ok {

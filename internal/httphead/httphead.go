@@ -232,6 +232,26 @@ func ContentLength(v []string) (int64, bool) {
 	return n, true
 }
 
+// Connection reads a head's Connection header when it is plain: it
+// reports whether the header says close; ok is false when there are
+// several, or the one is neither close nor keep-alive (a list, an
+// upgrade), which net/http reads token by token. present reports whether
+// there is one.
+func Connection(h http.Header) (closing, present, ok bool) {
+	v, present := h["Connection"]
+	switch {
+	case !present:
+		return false, false, true
+	case len(v) != 1:
+		return false, true, false
+	case EqualFold(v[0], "close"):
+		return true, true, true
+	case EqualFold(v[0], "keep-alive"):
+		return false, true, true
+	}
+	return false, true, false
+}
+
 // EqualFold reports whether s equals the lower-case token t, ignoring
 // ASCII case, as HTTP compares tokens.
 func EqualFold(s, t string) bool {
