@@ -36,10 +36,11 @@ type reqState struct {
 	completionTokens            int
 	errMsg                      string
 
-	in  []byte     // the client's body
-	out []byte     // a non-streaming upstream answer
-	ev  []byte     // the SSE event being assembled
-	ord [8]*target // backing array of the attempt order
+	in        []byte     // the client's body
+	out       []byte     // a non-streaming upstream answer
+	forwarded bool       // out was forwarded whole
+	ev        []byte     // the SSE event being assembled
+	ord       [8]*target // backing array of the attempt order
 }
 
 // maxPooledBuf is the largest buffer kept for reuse.
@@ -275,9 +276,7 @@ func (g *Gateway) forward(ctx context.Context, w http.ResponseWriter, rs *reqSta
 	rs.status = status
 	w.WriteHeader(status)
 	_, _ = w.Write(rs.out)
-	if p, c, ok := usage(rs.out); ok {
-		rs.promptTokens, rs.completionTokens = p, c
-	}
+	rs.forwarded = true // its usage is read for the log line, after the answer is sent
 	return nil
 }
 

@@ -380,6 +380,11 @@ func (g *Gateway) finish(ctx context.Context, w http.ResponseWriter, rs *reqStat
 	if !g.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
+	if rs.forwarded {
+		if p, c, ok := usage(rs.out); ok {
+			rs.promptTokens, rs.completionTokens = p, c
+		}
+	}
 	attrs := make([]slog.Attr, 0, 16)
 	attrs = append(attrs,
 		slog.String("id", rs.id),

@@ -508,3 +508,20 @@ func TestAnswerBeforeLogLine(t *testing.T) {
 		})
 	}
 }
+
+// TestLogLineTokens: a completion's log line carries the token counts of
+// its answer's usage, read after the answer is sent.
+func TestLogLineTokens(t *testing.T) {
+	var buf bytes.Buffer
+	g, _ := basicWorld().gw(t, Options{Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	if r := do(t, g, http.MethodPost, "/v1/chat/completions", chatReq("m")); r.code != http.StatusOK {
+		t.Fatalf("status %d: %s", r.code, r.body)
+	}
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("log line %q: %v", buf.String(), err)
+	}
+	if line["prompt_tokens"] != 7.0 || line["completion_tokens"] != 3.0 {
+		t.Errorf("log line %s: want prompt_tokens 7, completion_tokens 3", buf.String())
+	}
+}
