@@ -79,7 +79,7 @@ func parseResponse(br *bufio.Reader) *http.Response {
 		return nil
 	case chunked:
 		delete(h, "Transfer-Encoding")
-		resp.ContentLength, resp.TransferEncoding = -1, chunkedEncoding
+		resp.ContentLength, resp.TransferEncoding = -1, []string{"chunked"}
 		resp.Body = &chunkedBody{cr: httputil.NewChunkedReader(br), br: br, resp: resp}
 	case sized:
 		n, ok := httphead.ContentLength(cl)
@@ -97,8 +97,6 @@ func parseResponse(br *bufio.Reader) *http.Response {
 	br.Discard(len(head))
 	return resp
 }
-
-var chunkedEncoding = []string{"chunked"}
 
 // status returns a status line's code and reason, without allocating for
 // the usual ones.
