@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+
+	"github.com/awakend/awakend/internal/jsonscan"
 )
 
 // This file reads and rewrites chat completion bodies without decoding
@@ -157,7 +159,7 @@ func (c *chatBody) upstream(dst, quotedModel, sysMsg, reasoning []byte) []byte {
 	if len(sysMsg) > 0 {
 		at := c.messages.start + 1
 		sep := comma
-		if skipSpace(c.raw, at) < len(c.raw) && c.raw[skipSpace(c.raw, at)] == ']' {
+		if jsonscan.SkipSpace(c.raw, at) < len(c.raw) && c.raw[jsonscan.SkipSpace(c.raw, at)] == ']' {
 			sep = nil
 		}
 		edits[n] = edit{at: at, end: at, a: sysMsg, b: sep}
@@ -202,7 +204,7 @@ type objectIter struct {
 
 // open moves past the object's opening brace; false if there is none.
 func (it *objectIter) open() bool {
-	it.i = skipSpace(it.b, it.i)
+	it.i = jsonscan.SkipSpace(it.b, it.i)
 	if it.i >= len(it.b) || it.b[it.i] != '{' {
 		return false
 	}
@@ -215,9 +217,9 @@ func (it *objectIter) open() bool {
 // the closing brace.
 func (it *objectIter) next() (key []byte, v span, ok bool) {
 	b := it.b
-	i := skipSpace(b, it.i)
+	i := jsonscan.SkipSpace(b, it.i)
 	if i < len(b) && b[i] == ',' {
-		i = skipSpace(b, i+1)
+		i = jsonscan.SkipSpace(b, i+1)
 	}
 	if i >= len(b) || b[i] != '"' {
 		if i < len(b) && b[i] == '}' {
@@ -226,7 +228,7 @@ func (it *objectIter) next() (key []byte, v span, ok bool) {
 		it.i = i
 		return nil, span{}, false
 	}
-	end, esc := endString(b, i)
+	end, esc, _ := jsonscan.String(b, i)
 	key = b[i+1 : max(end-1, i+1)]
 	if esc {
 		var s string
@@ -234,95 +236,17 @@ func (it *objectIter) next() (key []byte, v span, ok bool) {
 			key = []byte(s)
 		}
 	}
-	i = skipSpace(b, end)
+	i = jsonscan.SkipSpace(b, end)
 	if i < len(b) && b[i] == ':' {
-		i = skipSpace(b, i+1)
+		i = jsonscan.SkipSpace(b, i+1)
 	}
 	if i >= len(b) {
 		it.i = i
 		return nil, span{}, false
 	}
-	vend := skipValue(b, i)
+	vend, _ := jsonscan.Value(b, i)
 	it.i = vend
 	return key, span{i, vend}, true
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) {
-		switch b[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
-}
-
-// endString returns the index just past the closing quote of the string
-// that starts at b[i] == '"', and whether it holds escapes.
-func endString(b []byte, i int) (int, bool) {
-	esc := false
-	j := i + 1
-	for j < len(b) {
-		q := bytes.IndexByte(b[j:], '"')
-		if q < 0 {
-			return len(b), esc
-		}
-		bs := bytes.IndexByte(b[j:j+q], '\\')
-		if bs < 0 {
-			return j + q + 1, esc
-		}
-		esc = true
-		k := j + bs
-		for k < j+q {
-			if b[k] == '\\' {
-				k += 2
-			} else {
-				k++
-			}
-		}
-		if k == j+q {
-			return j + q + 1, esc // the quote is not escaped
-		}
-		j = k // the quote was escaped: look further
-	}
-	return len(b), esc
-}
-
-// skipValue returns the index just past the JSON value at b[i].
-func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		end, _ := endString(b, i)
-		return end
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i, _ = endString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	}
-	for i < len(b) {
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return i
-		}
-		i++
-	}
-	return i
 }
 
 // usage finds the token counts of a chat.completion JSON body: the

@@ -1,5 +1,7 @@
 package gateway
 
+import "github.com/awakend/awakend/internal/jsonscan"
+
 // maxDepth is encoding/json's nesting limit, which validJSON keeps so
 // that it accepts exactly what json.Valid accepts.
 const maxDepth = 10000
@@ -20,7 +22,7 @@ var plain = func() (t [256]bool) {
 func validJSON(b []byte) bool {
 	var fixed [64]byte
 	open := fixed[:0] // the containers open: '{' or '['
-	i := skipSpace(b, 0)
+	i := jsonscan.SkipSpace(b, 0)
 	for {
 		// A value starts at i.
 		if i >= len(b) {
@@ -33,7 +35,7 @@ func validJSON(b []byte) bool {
 				return false
 			}
 			open = append(open, c)
-			i = skipSpace(b, i+1)
+			i = jsonscan.SkipSpace(b, i+1)
 			if i < len(b) && b[i] == c+2 { // '}' or ']'
 				open = open[:len(open)-1]
 				i++
@@ -62,7 +64,7 @@ func validJSON(b []byte) bool {
 		// A value ended at i: close containers until another value is
 		// due, or the end.
 		for {
-			i = skipSpace(b, i)
+			i = jsonscan.SkipSpace(b, i)
 			if len(open) == 0 {
 				return i == len(b)
 			}
@@ -78,7 +80,7 @@ func validJSON(b []byte) bool {
 			if b[i] != ',' {
 				return false
 			}
-			i = skipSpace(b, i+1)
+			i = jsonscan.SkipSpace(b, i+1)
 			if top == '{' {
 				if i, ok = member(b, i); !ok {
 					return false
@@ -99,11 +101,11 @@ func member(b []byte, i int) (int, bool) {
 	if !ok {
 		return i, false
 	}
-	i = skipSpace(b, i)
+	i = jsonscan.SkipSpace(b, i)
 	if i >= len(b) || b[i] != ':' {
 		return i, false
 	}
-	return skipSpace(b, i+1), true
+	return jsonscan.SkipSpace(b, i+1), true
 }
 
 // str checks the string that starts at b[i] == '"' and returns the index

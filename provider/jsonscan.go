@@ -1,9 +1,13 @@
 package provider
 
-import "unicode/utf8"
+import (
+	"unicode/utf8"
 
-// A tiny JSON scanner for the stream translation path. Stream events are
-// small objects of which a few members are needed; finding them in place,
+	"github.com/awakend/awakend/internal/jsonscan"
+)
+
+// JSON in place for the stream translation path. Stream events are small
+// objects of which a few members are needed; finding them with jsonscan,
 // and copying JSON strings through as raw tokens, translates an event
 // without allocating. Inputs are trusted to be JSON as upstream sent it;
 // malformed input makes the lookups fail, never panic.
@@ -12,106 +16,39 @@ import "unicode/utf8"
 // object obj, or nil when obj is not an object or has no such member. Keys
 // are compared as they are written, escapes and all.
 func field(obj []byte, key string) []byte {
-	i := skipSpace(obj, 0)
+	i := jsonscan.SkipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
 		return nil
 	}
 	i++
 	for {
-		i = skipSpace(obj, i)
+		i = jsonscan.SkipSpace(obj, i)
 		if i >= len(obj) || obj[i] != '"' {
 			return nil
 		}
-		ke := skipString(obj, i)
-		if ke < 0 {
+		ke, _, ok := jsonscan.String(obj, i)
+		if !ok {
 			return nil
 		}
 		k := obj[i+1 : ke-1]
-		i = skipSpace(obj, ke)
+		i = jsonscan.SkipSpace(obj, ke)
 		if i >= len(obj) || obj[i] != ':' {
 			return nil
 		}
-		i = skipSpace(obj, i+1)
-		ve := skipValue(obj, i)
-		if ve < 0 {
+		i = jsonscan.SkipSpace(obj, i+1)
+		ve, ok := jsonscan.Value(obj, i)
+		if !ok {
 			return nil
 		}
 		if string(k) == key {
 			return obj[i:ve]
 		}
-		i = skipSpace(obj, ve)
+		i = jsonscan.SkipSpace(obj, ve)
 		if i >= len(obj) || obj[i] != ',' {
 			return nil
 		}
 		i++
 	}
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index after the string starting at b[i] == '"',
-// or -1.
-func skipString(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return -1
-}
-
-// skipValue returns the index after the value starting at b[i], or -1.
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				j = skipString(b, j)
-				if j < 0 {
-					return -1
-				}
-				j--
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	}
-	j := i
-	for j < len(b) {
-		switch b[j] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			if j == i {
-				return -1
-			}
-			return j
-		}
-		j++
-	}
-	if j == i {
-		return -1
-	}
-	return j
 }
 
 // isString reports whether raw is a JSON string token.
