@@ -78,9 +78,11 @@ func TestRealOpenAI(t *testing.T) {
 	}
 }
 
-func TestRealFailover(t *testing.T) {
-	a, b := providertest.NewServer(t), providertest.NewServer(t)
-	url := realGateway(t, registry.Update{
+// realPool serves pool "pl" over models a (on upstream a) and b (on b),
+// first healthy, through real openai executors; it returns the gateway's URL.
+func realPool(t *testing.T, a, b *providertest.Server) string {
+	t.Helper()
+	return realGateway(t, registry.Update{
 		Providers: []registry.Provider{
 			realProvider(t, registry.ProviderSpec{ID: "pa", Adapter: "openai", BaseURL: a.OpenAIURL()}),
 			realProvider(t, registry.ProviderSpec{ID: "pb", Adapter: "openai", BaseURL: b.OpenAIURL()}),
@@ -90,6 +92,11 @@ func TestRealFailover(t *testing.T) {
 			Switch:  registry.DefaultSwitchPolicy(),
 			Members: []registry.PoolMember{{ModelID: "a", Role: registry.RoleMember}, {ModelID: "b", Role: registry.RoleMember}}}},
 	})
+}
+
+func TestRealFailover(t *testing.T) {
+	a, b := providertest.NewServer(t), providertest.NewServer(t)
+	url := realPool(t, a, b)
 
 	for _, tt := range []struct {
 		name     string
@@ -123,16 +130,7 @@ func TestRealFailover(t *testing.T) {
 
 func TestRealStreamBreaksAfterFirstChunk(t *testing.T) {
 	a, b := providertest.NewServer(t), providertest.NewServer(t)
-	url := realGateway(t, registry.Update{
-		Providers: []registry.Provider{
-			realProvider(t, registry.ProviderSpec{ID: "pa", Adapter: "openai", BaseURL: a.OpenAIURL()}),
-			realProvider(t, registry.ProviderSpec{ID: "pb", Adapter: "openai", BaseURL: b.OpenAIURL()}),
-		},
-		Models: []registry.ModelSpec{{ID: "a", ProviderID: "pa", UpstreamModel: "a-up"}, {ID: "b", ProviderID: "pb", UpstreamModel: "b-up"}},
-		Pools: []registry.PoolSpec{{ID: "pl", Routing: registry.PoolRouting{Home: registry.HomeFirstHealthy},
-			Switch:  registry.DefaultSwitchPolicy(),
-			Members: []registry.PoolMember{{ModelID: "a", Role: registry.RoleMember}, {ModelID: "b", Role: registry.RoleMember}}}},
-	})
+	url := realPool(t, a, b)
 	a.Enqueue(providertest.Reply{Break: providertest.BreakAbort, BreakAfter: 1})
 	res := post(t, t.Context(), url, `{"model":"pl","messages":[],"stream":true}`)
 	body, _ := io.ReadAll(res.Body)
