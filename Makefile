@@ -19,13 +19,10 @@ build:
 run: build
 	./$(BIN) serve --config-dir examples/configs --settings /dev/null --log-level debug
 
-## test: vet, formatting, the whole suite under the race detector, then the raw socket paths without it
+## test: vet, formatting, and the whole suite under the race detector
 test: vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo 'gofmt needed:'; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 ./...
-	@# Under -race, sockets are read and written through the runtime
-	@# (internal/rawconn); this run covers the raw system calls.
-	$(GO) test -count=1 ./internal/rawconn ./internal/h1 ./provider ./e2e/inference
 
 ## bench: every benchmark, once, with memory figures
 bench:

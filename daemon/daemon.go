@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/awakend/awakend/internal/h1"
 	"log/slog"
 	"net"
 	"net/http"
@@ -141,11 +140,11 @@ func Run(ctx context.Context, o Options) error {
 		}
 		rest.ServeHTTP(w, r)
 	})
-	srv := &h1.Server{
+	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       5 * time.Minute,
-		Logger:            log,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
 	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))

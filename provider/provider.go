@@ -12,10 +12,7 @@
 //
 // Each HTTP executor owns one http.Transport, so that a reload that keeps a
 // provider's spec keeps its warm connections, and a changed or removed
-// provider's connections can be closed once drained. A plain http://
-// upstream reached without a proxy is called on the caller's goroutine
-// over a pool of the executor's own instead (see conn.go); https and
-// proxied upstreams keep http.Transport.
+// provider's connections can be closed once drained.
 package provider
 
 import (
@@ -48,7 +45,6 @@ type Executor struct {
 	url     *url.URL
 	header  http.Header
 	tr      *http.Transport // ResponseHeaderTimeout is the provider's timeout
-	fast    *fast           // plain http:// without a proxy; nil otherwise
 	secrets []string        // scrubbed from every error message
 
 	// Draining: once retired (Close), the last call to finish closes the
@@ -146,7 +142,6 @@ func build(spec registry.ProviderSpec, timeout time.Duration) (*Executor, error)
 		// events back until a compressed block fills.
 		DisableCompression: true,
 	}
-	e.fast = newFast(u, h, dial)
 	return e, nil
 }
 
@@ -163,9 +158,6 @@ func (e *Executor) Close() error {
 	}
 	e.retired.Store(true)
 	e.tr.CloseIdleConnections()
-	if e.fast != nil {
-		e.fast.closeIdle()
-	}
 	return nil
 }
 
@@ -176,9 +168,6 @@ func (e *Executor) begin() { e.inflight.Add(1) }
 func (e *Executor) end() {
 	if e.inflight.Add(-1) == 0 && e.retired.Load() {
 		e.tr.CloseIdleConnections()
-		if e.fast != nil {
-			e.fast.closeIdle()
-		}
 	}
 }
 
@@ -233,9 +222,6 @@ func (e *Executor) do(ctx context.Context, body []byte, stream bool, requestID s
 // when the body is closed, where http.Client.Timeout would start a
 // goroutine per request.
 func (e *Executor) send(ctx context.Context, body []byte, stream bool, requestID string) (*http.Response, error) {
-	if e.fast != nil && validHeader(requestID) {
-		return e.doFast(ctx, body, stream, requestID)
-	}
 	h := e.header
 	if requestID != "" {
 		h = make(http.Header, len(e.header)+1)

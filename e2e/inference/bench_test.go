@@ -26,7 +26,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/awakend/awakend/gateway"
-	"github.com/awakend/awakend/internal/h1"
 	"github.com/awakend/awakend/provider"
 	"github.com/awakend/awakend/registry"
 )
@@ -737,7 +736,7 @@ func (r results) report(b *testing.B, targets []*target, views map[string]inside
 // BenchmarkGatewayInProcess serves BenchmarkGatewayOverhead's load from a
 // gateway wired as the daemon wires it (gateway.New over a registry handle
 // whose provider has the real openai executor of provider.New, metrics
-// registered, logging at warn, behind h1.Server on a loopback port), in the
+// registered, logging at warn, behind http.Server on a loopback port), in the
 // test process, so that a CPU profile shows where the gateway's time goes:
 //
 //	go test -run '^$' -bench 'InProcess/c16$' -cpuprofile cpu.out ./e2e/inference/
@@ -770,7 +769,7 @@ func BenchmarkGatewayInProcess(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := &h1.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
