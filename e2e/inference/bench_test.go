@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/awakend/awakend/e2e/harness"
 	"github.com/awakend/awakend/gateway"
 	"github.com/awakend/awakend/provider"
 	"github.com/awakend/awakend/registry"
@@ -447,17 +449,20 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 models:
   - {id: m, provider_id: bench, upstream_model: up-m}
 `}
-	quiet := start(b, configDir(b, config), options{logLevel: "warn"})
-	logged := start(b, configDir(b, config), options{logLevel: "info"})
+	// Each daemon writes its log to a file, as a service does, not to a
+	// pipe the benchmark would have to drain.
+	logs := b.TempDir()
+	quiet := start(b, harness.ConfigDir(b, config), harness.Options{LogLevel: "warn", LogFile: filepath.Join(logs, "gateway.log")})
+	logged := start(b, harness.ConfigDir(b, config), harness.Options{LogLevel: "info", LogFile: filepath.Join(logs, "gateway+log.log")})
 	direct := func(name, baseURL string) *target {
 		return &target{name: name, url: baseURL + "/chat/completions", body: benchBody("up-m", false), stream: benchBody("up-m", true)}
 	}
 	gw := func(name string, d *daemon) *target {
-		return &target{name: name, url: d.url + "/v1/chat/completions", body: benchBody("m", false), stream: benchBody("m", true)}
+		return &target{name: name, url: d.URL + "/v1/chat/completions", body: benchBody("m", false), stream: benchBody("m", true)}
 	}
 	targets := []*target{direct("direct", up), gw("gateway", quiet), gw("gateway+log", logged), direct("proxy", proxy)}
 	if cand := os.Getenv(candidateEnv); cand != "" {
-		d := start(b, configDir(b, config), options{logLevel: "warn", binary: cand})
+		d := start(b, harness.ConfigDir(b, config), harness.Options{LogLevel: "warn", LogFile: filepath.Join(logs, "candidate.log"), Binary: cand})
 		targets = append(targets, gw("candidate", d))
 	}
 	client := &http.Client{Transport: &http.Transport{
@@ -483,7 +488,7 @@ models:
 			b.Fatal(err)
 		}
 		var mem [2]float64
-		if mem[0], mem[1], err = memory(quiet.cmd.Process.Pid); err != nil {
+		if mem[0], mem[1], err = memory(quiet.Pid()); err != nil {
 			b.Fatal(err)
 		}
 		res.report(b, targets, views, mem)
@@ -540,7 +545,7 @@ func cpuSeconds(pid int) (float64, error) {
 // scrape reads the daemon's histograms from GET /metrics, and its CPU
 // time.
 func scrape(c *http.Client, d *daemon) (inside, error) {
-	resp, err := c.Get(d.url + "/metrics")
+	resp, err := c.Get(d.URL + "/metrics")
 	if err != nil {
 		return inside{}, err
 	}
@@ -578,7 +583,7 @@ func scrape(c *http.Client, d *daemon) (inside, error) {
 	if resp.StatusCode != http.StatusOK || h.overheadCount == 0 {
 		return inside{}, fmt.Errorf("/metrics: HTTP %d, no awakend_gateway_overhead_seconds", resp.StatusCode)
 	}
-	h.cpu, err = cpuSeconds(d.cmd.Process.Pid)
+	h.cpu, err = cpuSeconds(d.Pid())
 	return h, err
 }
 

@@ -1,8 +1,8 @@
 // Package inference proves, end to end, that the real awakend binary serves
-// inference the way OpenAI clients expect. Its tests build ../../cmd/awakend
-// once, start it with a config directory they write, learn its readiness
-// from a NOTIFY_SOCKET datagram, and talk to it with the official OpenAI Go
-// SDK over real HTTP. The upstreams are providertest servers (OpenAI and
+// inference the way OpenAI clients expect. Its tests build cmd/awakend once
+// and start it with a config directory they write, through e2e/harness
+// (which learns its readiness from a NOTIFY_SOCKET datagram), and talk to it
+// with the official OpenAI Go SDK over real HTTP. The upstreams are providertest servers (OpenAI and
 // Anthropic wire formats) and the mock adapter. They show that:
 //
 //   - completions and streams from a mock agent, an openai provider and an
