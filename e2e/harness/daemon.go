@@ -112,20 +112,6 @@ func Start(tb testing.TB, dir string, o Options) *Daemon {
 // collect its output; it does not wait for anything.
 func launch(tb testing.TB, dir string, o Options) *Daemon {
 	tb.Helper()
-	sockDir := o.NotifyDir
-	if sockDir == "" {
-		sockDir = tb.TempDir()
-	}
-	sock := filepath.Join(sockDir, fmt.Sprintf("notify-%d.sock", sockets.Add(1)))
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if o.Unprivileged {
-		if err := os.Chmod(sock, 0o777); err != nil {
-			tb.Fatal(err)
-		}
-	}
 	addr := freeAddr(tb)
 	scheme := "http://"
 	if o.TLS != nil {
@@ -137,6 +123,43 @@ func launch(tb testing.TB, dir string, o Options) *Daemon {
 			TLSClientConfig: o.TLS, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 4,
 		}},
 		exited: make(chan struct{}), changed: make(chan struct{}),
+	}
+	d.cmd = exec.Command(cmp.Or(o.Binary, Binary), append([]string{"serve",
+		"--config-dir", dir,
+		"--listen", addr,
+		"--settings", cmp.Or(o.Settings, os.DevNull),
+		"--log-format", cmp.Or(o.LogFormat, "text"),
+		"--log-level", cmp.Or(o.LogLevel, "debug"),
+	}, o.Args...)...)
+	if o.Unprivileged && os.Geteuid() == 0 {
+		d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	}
+	if o.LogFile != "" {
+		f, err := os.Create(o.LogFile)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer f.Close() // the child has its own descriptor
+		d.cmd.Stdout, d.cmd.Stderr = f, f
+	} else {
+		w := &logWriter{d}
+		d.cmd.Stdout, d.cmd.Stderr = w, w
+	}
+
+	sockDir := o.NotifyDir
+	if sockDir == "" {
+		sockDir = tb.TempDir()
+	}
+	sock := filepath.Join(sockDir, fmt.Sprintf("notify-%d.sock", sockets.Add(1)))
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if o.Unprivileged {
+		if err := os.Chmod(sock, 0o777); err != nil {
+			conn.Close()
+			tb.Fatal(err)
+		}
 	}
 	notesDone := make(chan struct{})
 	go func() {
@@ -153,33 +176,13 @@ func launch(tb testing.TB, dir string, o Options) *Daemon {
 			d.mu.Unlock()
 		}
 	}()
-
-	d.cmd = exec.Command(cmp.Or(o.Binary, Binary), append([]string{"serve",
-		"--config-dir", dir,
-		"--listen", addr,
-		"--settings", cmp.Or(o.Settings, os.DevNull),
-		"--log-format", cmp.Or(o.LogFormat, "text"),
-		"--log-level", cmp.Or(o.LogLevel, "debug"),
-	}, o.Args...)...)
-	// No periodic rescan: every reload a test sees is one it caused.
+	// No periodic rescan: every reload a test sees is one it caused. The
+	// options' environment comes last, so it can say otherwise.
 	d.cmd.Env = append(Environ(), "NOTIFY_SOCKET="+sock, "AWAKEND_RELOAD__RESCAN_INTERVAL=0s")
 	d.cmd.Env = append(d.cmd.Env, o.Env...)
-	if o.Unprivileged && os.Geteuid() == 0 {
-		d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	}
-	if o.LogFile != "" {
-		f, err := os.Create(o.LogFile)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		defer f.Close() // the child has its own descriptor
-		d.cmd.Stdout, d.cmd.Stderr = f, f
-	} else {
-		w := &logWriter{d}
-		d.cmd.Stdout, d.cmd.Stderr = w, w
-	}
 	if err := d.cmd.Start(); err != nil {
 		conn.Close()
+		<-notesDone
 		tb.Fatal(err)
 	}
 	waitDone := make(chan struct{})
