@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/awakend/awakend/e2e/harness"
 )
 
 // badDir is a config directory with three problems in b.yaml: a duplicate
@@ -14,8 +16,8 @@ import (
 func badDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	write(t, dir, "a.yaml", providersYAML+modelsYAML+"agents:\n  - {id: a, model_id: m}\n")
-	write(t, dir, "b.yaml", "agents:\n  - {id: a, model_id: m}\n  - id: b\n    model_id: ghost\n    max_round: 3\n")
+	harness.Write(t, dir, "a.yaml", providersYAML+modelsYAML+"agents:\n  - {id: a, model_id: m}\n")
+	harness.Write(t, dir, "b.yaml", "agents:\n  - {id: a, model_id: m}\n  - id: b\n    model_id: ghost\n    max_round: 3\n")
 	return dir
 }
 
@@ -33,21 +35,21 @@ var diagLine = regexp.MustCompile(`^[^\s:]+:\d+:\d+: error: .+ \[[a-z_]+\]$`)
 // own file:line:col line, like nginx -t; it never becomes ready.
 func TestStartupInvalid(t *testing.T) {
 	t.Parallel()
-	r := run(t, nil, "serve", "--config-dir", badDir(t), "--listen", "127.0.0.1:0", "--settings", "/dev/null", "--log-format", "text")
-	if r.code != 1 {
-		t.Fatalf("exit code %d, want 1; stderr:\n%s", r.code, r.stderr)
+	r := harness.Run(t, nil, "serve", "--config-dir", badDir(t), "--listen", "127.0.0.1:0", "--settings", "/dev/null", "--log-format", "text")
+	if r.Code != 1 {
+		t.Fatalf("exit code %d, want 1; stderr:\n%s", r.Code, r.Stderr)
 	}
 	var diags []string
-	for _, line := range strings.Split(r.stderr, "\n") {
+	for _, line := range strings.Split(r.Stderr, "\n") {
 		if diagLine.MatchString(line) {
 			diags = append(diags, line)
 		}
 	}
 	if !slices.Equal(diags, badLines) {
-		t.Fatalf("diagnostic lines on stderr:\n%s\nwant:\n%s\nstderr:\n%s", strings.Join(diags, "\n"), strings.Join(badLines, "\n"), r.stderr)
+		t.Fatalf("diagnostic lines on stderr:\n%s\nwant:\n%s\nstderr:\n%s", strings.Join(diags, "\n"), strings.Join(badLines, "\n"), r.Stderr)
 	}
-	if strings.Contains(r.stderr, "msg=serving") {
-		t.Fatalf("an invalid directory was served:\n%s", r.stderr)
+	if strings.Contains(r.Stderr, "msg=serving") {
+		t.Fatalf("an invalid directory was served:\n%s", r.Stderr)
 	}
 }
 
@@ -55,12 +57,12 @@ func TestStartupInvalid(t *testing.T) {
 func TestStartupMissingDirectory(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "nope")
-	r := run(t, nil, "serve", "--config-dir", dir, "--listen", "127.0.0.1:0", "--settings", "/dev/null", "--log-format", "text")
-	if r.code == 0 {
-		t.Fatalf("exit code 0 for a missing directory; stderr:\n%s", r.stderr)
+	r := harness.Run(t, nil, "serve", "--config-dir", dir, "--listen", "127.0.0.1:0", "--settings", "/dev/null", "--log-format", "text")
+	if r.Code == 0 {
+		t.Fatalf("exit code 0 for a missing directory; stderr:\n%s", r.Stderr)
 	}
-	if !strings.Contains(r.stderr, "config directory "+dir+": no such file or directory") {
-		t.Fatalf("stderr does not say the directory is missing:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "config directory "+dir+": no such file or directory") {
+		t.Fatalf("stderr does not say the directory is missing:\n%s", r.Stderr)
 	}
 }
 
@@ -70,29 +72,29 @@ func TestCheck(t *testing.T) {
 	t.Parallel()
 	t.Run("valid", func(t *testing.T) {
 		t.Parallel()
-		r := run(t, nil, "check", "../examples/configs", "--settings", "/dev/null")
-		if r.code != 0 || !regexp.MustCompile(`^ok: \d+ providers?, \d+ models?, \d+ pools?, \d+ agents?\n$`).MatchString(r.stdout) {
-			t.Fatalf("exit %d, stdout %q, stderr %q; want 0 and one ok: line", r.code, r.stdout, r.stderr)
+		r := harness.Run(t, nil, "check", "../examples/configs", "--settings", "/dev/null")
+		if r.Code != 0 || !regexp.MustCompile(`^ok: \d+ providers?, \d+ models?, \d+ pools?, \d+ agents?\n$`).MatchString(r.Stdout) {
+			t.Fatalf("exit %d, stdout %q, stderr %q; want 0 and one ok: line", r.Code, r.Stdout, r.Stderr)
 		}
 	})
 	t.Run("invalid", func(t *testing.T) {
 		t.Parallel()
-		r := run(t, nil, "check", badDir(t), "--settings", "/dev/null")
+		r := harness.Run(t, nil, "check", badDir(t), "--settings", "/dev/null")
 		want := strings.Join(badLines, "\n") + "\n3 errors in 1 file\n"
-		if r.code != 1 || r.stdout != want {
-			t.Fatalf("exit %d, stdout:\n%s\nwant exit 1, stdout:\n%s", r.code, r.stdout, want)
+		if r.Code != 1 || r.Stdout != want {
+			t.Fatalf("exit %d, stdout:\n%s\nwant exit 1, stdout:\n%s", r.Code, r.Stdout, want)
 		}
 	})
 	t.Run("json", func(t *testing.T) {
 		t.Parallel()
-		r := run(t, nil, "check", badDir(t), "--format", "json", "--settings", "/dev/null")
+		r := harness.Run(t, nil, "check", badDir(t), "--format", "json", "--settings", "/dev/null")
 		var rep struct {
-			Valid       bool         `json:"valid"`
-			Diagnostics []diagnostic `json:"diagnostics"`
-			Summary     string       `json:"summary"`
+			Valid       bool                 `json:"valid"`
+			Diagnostics []harness.Diagnostic `json:"diagnostics"`
+			Summary     string               `json:"summary"`
 		}
-		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
-			t.Fatalf("stdout is not JSON: %v\n%s", err, r.stdout)
+		if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
+			t.Fatalf("stdout is not JSON: %v\n%s", err, r.Stdout)
 		}
 		type pos struct {
 			file         string
@@ -104,16 +106,16 @@ func TestCheck(t *testing.T) {
 			got = append(got, pos{d.File, d.Line, d.Column, d.Code})
 		}
 		want := []pos{{"b.yaml", 2, 10, "duplicate_id"}, {"b.yaml", 4, 15, "agent_missing_model"}, {"b.yaml", 5, 5, "unknown_field"}}
-		if r.code != 1 || rep.Valid || !slices.Equal(got, want) || rep.Summary != "3 errors in 1 file" {
-			t.Fatalf("exit %d, valid %v, diagnostics %+v, summary %q; want 1, false, %+v", r.code, rep.Valid, got, rep.Summary, want)
+		if r.Code != 1 || rep.Valid || !slices.Equal(got, want) || rep.Summary != "3 errors in 1 file" {
+			t.Fatalf("exit %d, valid %v, diagnostics %+v, summary %q; want 1, false, %+v", r.Code, rep.Valid, got, rep.Summary, want)
 		}
 	})
 	t.Run("missing", func(t *testing.T) {
 		t.Parallel()
 		dir := filepath.Join(t.TempDir(), "nope")
-		r := run(t, nil, "check", dir, "--settings", "/dev/null")
-		if r.code != 2 || !strings.Contains(r.stderr, dir) || !strings.Contains(r.stderr, "no such file or directory") {
-			t.Fatalf("exit %d, stderr %q; want 2 naming the missing directory", r.code, r.stderr)
+		r := harness.Run(t, nil, "check", dir, "--settings", "/dev/null")
+		if r.Code != 2 || !strings.Contains(r.Stderr, dir) || !strings.Contains(r.Stderr, "no such file or directory") {
+			t.Fatalf("exit %d, stderr %q; want 2 naming the missing directory", r.Code, r.Stderr)
 		}
 	})
 }
@@ -126,42 +128,42 @@ func TestCheck(t *testing.T) {
 func TestReloadCommand(t *testing.T) {
 	t.Parallel()
 	dir := baseDir(t)
-	d := startWith(t, dir, options{env: []string{"AWAKEND_RELOAD__DEBOUNCE=10m", "AWAKEND_RELOAD__MAX_WAIT=10m"}, rescanPending: true})
-	reload := func(env ...string) cli {
+	d := startWith(t, dir, options{Options: harness.Options{Env: []string{"AWAKEND_RELOAD__DEBOUNCE=10m", "AWAKEND_RELOAD__MAX_WAIT=10m"}}, rescanPending: true})
+	reload := func(env ...string) harness.Result {
 		t.Helper()
 		if len(env) > 0 {
-			return run(t, env, "reload", "--settings", "/dev/null")
+			return harness.Run(t, env, "reload", "--settings", "/dev/null")
 		}
-		return run(t, nil, "reload", "--url", d.url, "--settings", "/dev/null")
+		return harness.Run(t, nil, "reload", "--url", d.URL, "--settings", "/dev/null")
 	}
 
-	replace(t, dir, "agents.yaml", agentsFile("a", "b"))
-	if r := reload(); r.code != 0 || r.stdout != "applied: version 2 (+1 agent)\n" {
-		t.Fatalf("applied: exit %d, stdout %q, stderr %q; want 0, %q", r.code, r.stdout, r.stderr, "applied: version 2 (+1 agent)\n")
+	harness.Replace(t, dir, "agents.yaml", agentsFile("a", "b"))
+	if r := reload(); r.Code != 0 || r.Stdout != "applied: version 2 (+1 agent)\n" {
+		t.Fatalf("applied: exit %d, stdout %q, stderr %q; want 0, %q", r.Code, r.Stdout, r.Stderr, "applied: version 2 (+1 agent)\n")
 	}
 
-	replace(t, dir, "agents.yaml", "agents:\n  - {id: a, model_id: ghost}\n")
+	harness.Replace(t, dir, "agents.yaml", "agents:\n  - {id: a, model_id: ghost}\n")
 	r := reload()
 	want := "agents.yaml:2:23: error: agent 'a' references missing model 'ghost' [agent_missing_model]\n" +
 		"awakend: reload rejected: 1 problem; still serving version 2\n"
-	if r.code != 1 || r.stderr != want {
-		t.Fatalf("rejected: exit %d, stderr:\n%s\nwant exit 1, stderr:\n%s", r.code, r.stderr, want)
+	if r.Code != 1 || r.Stderr != want {
+		t.Fatalf("rejected: exit %d, stderr:\n%s\nwant exit 1, stderr:\n%s", r.Code, r.Stderr, want)
 	}
 	if v, ids := d.agents(); v != 2 || !slices.Equal(ids, []string{"a", "b"}) {
 		t.Fatalf("after the rejected reload: version %d, agents %v; want 2, [a b]", v, ids)
 	}
 
-	replace(t, dir, "agents.yaml", agentsFile("a", "b", "c"))
-	if r := reload("AWAKEND_LISTEN=" + strings.TrimPrefix(d.url, "http://")); r.code != 0 || r.stdout != "applied: version 3 (+1 agent)\n" {
-		t.Fatalf("through AWAKEND_LISTEN: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	harness.Replace(t, dir, "agents.yaml", agentsFile("a", "b", "c"))
+	if r := reload("AWAKEND_LISTEN=" + d.Addr); r.Code != 0 || r.Stdout != "applied: version 3 (+1 agent)\n" {
+		t.Fatalf("through AWAKEND_LISTEN: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
-	if r := reload(); r.code != 0 || r.stdout != "unchanged: version 3\n" {
-		t.Fatalf("nothing to do: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	if r := reload(); r.Code != 0 || r.Stdout != "unchanged: version 3\n" {
+		t.Fatalf("nothing to do: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
 
-	d.stop()
-	if r := reload(); r.code != 2 || !strings.Contains(r.stderr, "not running") {
-		t.Fatalf("no daemon: exit %d, stderr %q; want 2, not running", r.code, r.stderr)
+	d.Stop()
+	if r := reload(); r.Code != 2 || !strings.Contains(r.Stderr, "not running") {
+		t.Fatalf("no daemon: exit %d, stderr %q; want 2, not running", r.Code, r.Stderr)
 	}
 }
 
@@ -172,7 +174,7 @@ func TestReloadCommand(t *testing.T) {
 func TestDiffCommand(t *testing.T) {
 	t.Parallel()
 	running := t.TempDir()
-	write(t, running, "all.yaml", `providers:
+	harness.Write(t, running, "all.yaml", `providers:
   - {id: p, adapter: openai, base_url: "http://a.example/v1"}
   - {id: q, adapter: mock}
 models:
@@ -188,7 +190,7 @@ agents:
   - {id: c, model_id: pool}
 `)
 	next := t.TempDir()
-	write(t, next, "all.yaml", `providers:
+	harness.Write(t, next, "all.yaml", `providers:
   - {id: p, adapter: openai, base_url: "http://b.example/v1"}
 models:
   - {id: keep, provider_id: p, upstream_model: u2}
@@ -198,7 +200,7 @@ agents:
 `)
 	d := start(t, running)
 
-	r := run(t, nil, "diff", next, "--url", d.url, "--settings", "/dev/null")
+	r := harness.Run(t, nil, "diff", next, "--url", d.URL, "--settings", "/dev/null")
 	want := "reloading " + next + " would change version 1:\n" +
 		"  ~ provider p (base_url)\n" +
 		"  - provider q\n" +
@@ -210,21 +212,21 @@ agents:
 		"  - agent c\n" +
 		"  + agent x\n" +
 		"+1 agent, ~1 provider (base_url), -1 provider, -2 models, -1 model pool, -2 agents\n"
-	if r.code != 0 || r.stdout != want {
-		t.Fatalf("exit %d, stdout:\n%s\nstderr:\n%s\nwant exit 0, stdout:\n%s", r.code, r.stdout, r.stderr, want)
+	if r.Code != 0 || r.Stdout != want {
+		t.Fatalf("exit %d, stdout:\n%s\nstderr:\n%s\nwant exit 0, stdout:\n%s", r.Code, r.Stdout, r.Stderr, want)
 	}
 
-	r = run(t, nil, "diff", running, "--url", d.url, "--settings", "/dev/null")
-	if r.code != 0 || r.stdout != "no changes: "+running+" matches the running version 1\n" {
-		t.Fatalf("diff of the running directory: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	r = harness.Run(t, nil, "diff", running, "--url", d.URL, "--settings", "/dev/null")
+	if r.Code != 0 || r.Stdout != "no changes: "+running+" matches the running version 1\n" {
+		t.Fatalf("diff of the running directory: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
 
-	r = run(t, nil, "diff", badDir(t), "--url", d.url, "--settings", "/dev/null")
-	if r.code != 1 || !strings.Contains(r.stderr, badLines[0]) {
-		t.Fatalf("diff of an invalid directory: exit %d, stderr %q; want 1 with the diagnostics", r.code, r.stderr)
+	r = harness.Run(t, nil, "diff", badDir(t), "--url", d.URL, "--settings", "/dev/null")
+	if r.Code != 1 || !strings.Contains(r.Stderr, badLines[0]) {
+		t.Fatalf("diff of an invalid directory: exit %d, stderr %q; want 1 with the diagnostics", r.Code, r.Stderr)
 	}
 
-	if s := d.status(); s.Version != 1 || s.total() != d.base.total() {
+	if s := d.Status(); s.Version != 1 || s.Total() != d.base.Total() {
 		t.Fatalf("diff changed the daemon: version %d, reloads %+v", s.Version, s.Reloads)
 	}
 }

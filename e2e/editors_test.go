@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/awakend/awakend/e2e/harness"
 )
 
 // An in-place overwrite (`cat > f`, most programs) is applied and the new
@@ -18,17 +20,17 @@ func TestInPlaceOverwrite(t *testing.T) {
 	dir := baseDir(t)
 	d := start(t, dir)
 
-	write(t, dir, "agents.yaml", agentsFile("a", "b"))
+	harness.Write(t, dir, "agents.yaml", agentsFile("a", "b"))
 	s := d.waitAgents("a", "b")
-	if s.Version != 2 || s.lastResult() != "applied" || s.LastReload.Trigger != "watch" {
+	if s.Version != 2 || s.LastResult() != "applied" || s.LastReload.Trigger != "watch" {
 		t.Fatalf("after overwrite: version %d, last reload %+v; want version 2 applied by watch", s.Version, s.LastReload)
 	}
-	if code, _, body := d.get("/api/v1/agents/b"); code != http.StatusOK {
+	if code, _, body := d.Get("/api/v1/agents/b"); code != http.StatusOK {
 		t.Fatalf("GET /api/v1/agents/b: HTTP %d: %s", code, body)
 	}
 	// The outcome is logged with trigger, result, version, fingerprint,
 	// duration and what changed.
-	d.waitLog(regexp.MustCompile(`level=INFO msg="config reload" trigger=watch result=applied version=2 fingerprint=[0-9a-f]{64} took=\S+ changes="\+1 agent"`))
+	d.WaitLog(regexp.MustCompile(`level=INFO msg="config reload" trigger=watch result=applied version=2 fingerprint=[0-9a-f]{64} took=\S+ changes="\+1 agent"`))
 }
 
 // A slow writer truncates the file, pauses, writes half, pauses, writes the
@@ -67,11 +69,11 @@ func TestSlowWriter(t *testing.T) {
 	}
 
 	s := d.waitAgents("a", "b", "c", "d")
-	if s.Version != 2 || s.watched("applied") != 1 {
+	if s.Version != 2 || s.Watched("applied") != 1 {
 		t.Fatalf("final content is version %d after %d applied watcher reloads; want version 2, 1 applied (an intermediate state went live)",
-			s.Version, s.watched("applied"))
+			s.Version, s.Watched("applied"))
 	}
-	if n := s.count("", "rejected"); n != 0 {
+	if n := s.Count("", "rejected"); n != 0 {
 		t.Fatalf("%d rejected reloads", n)
 	}
 }
@@ -83,10 +85,10 @@ func TestRenameOver(t *testing.T) {
 	dir := baseDir(t)
 	d := start(t, dir)
 
-	replace(t, dir, "agents.yaml", agentsFile("c"))
+	harness.Replace(t, dir, "agents.yaml", agentsFile("c"))
 	s := d.waitAgents("c")
-	if s.Version != 2 || s.watched("applied") != 1 {
-		t.Fatalf("version %d after %d applied reloads, want version 2 after 1", s.Version, s.watched("applied"))
+	if s.Version != 2 || s.Watched("applied") != 1 {
+		t.Fatalf("version %d after %d applied reloads, want version 2 after 1", s.Version, s.Watched("applied"))
 	}
 }
 
@@ -118,9 +120,9 @@ func TestVimSave(t *testing.T) {
 	}
 
 	s := d.waitAgents("a", "v")
-	if s.Version != 2 || s.watched("applied") != 1 || s.count("", "rejected") != 0 {
+	if s.Version != 2 || s.Watched("applied") != 1 || s.Count("", "rejected") != 0 {
 		t.Fatalf("version %d, %d applied, %d rejected; want version 2, 1 applied, 0 rejected",
-			s.Version, s.watched("applied"), s.count("", "rejected"))
+			s.Version, s.Watched("applied"), s.Count("", "rejected"))
 	}
 }
 
@@ -139,11 +141,11 @@ func TestEmacsFilesIgnored(t *testing.T) {
 	if err := os.Symlink("root@host.1234:1700000000", lock); err != nil {
 		t.Fatal(err)
 	}
-	write(t, dir, "#agents.yaml#", broken)
-	write(t, dir, "agents.yaml~", broken)
+	harness.Write(t, dir, "#agents.yaml#", broken)
+	harness.Write(t, dir, "agents.yaml~", broken)
 	// Any event schedules a reload, so one comes; it finds nothing new.
-	s := d.waitReload(d.base)
-	if s.lastResult() != "unchanged" || s.Version != 1 {
+	s := d.WaitReload(d.base)
+	if s.LastResult() != "unchanged" || s.Version != 1 {
 		t.Fatalf("reload after emacs's files appeared: version %d, %+v; want unchanged version 1", s.Version, s.LastReload)
 	}
 
@@ -151,14 +153,14 @@ func TestEmacsFilesIgnored(t *testing.T) {
 	if err := os.Rename(f, f+"~"); err != nil {
 		t.Fatal(err)
 	}
-	write(t, dir, "agents.yaml", agentsFile("a", "e"))
-	remove(t, dir, "#agents.yaml#")
-	remove(t, dir, ".#agents.yaml")
+	harness.Write(t, dir, "agents.yaml", agentsFile("a", "e"))
+	harness.Remove(t, dir, "#agents.yaml#")
+	harness.Remove(t, dir, ".#agents.yaml")
 
 	s = d.waitAgents("a", "e")
-	if s.Version != 2 || s.watched("applied") != 1 || s.count("", "rejected") != 0 {
+	if s.Version != 2 || s.Watched("applied") != 1 || s.Count("", "rejected") != 0 {
 		t.Fatalf("version %d, %d applied, %d rejected; want version 2, 1 applied, 0 rejected",
-			s.Version, s.watched("applied"), s.count("", "rejected"))
+			s.Version, s.Watched("applied"), s.Count("", "rejected"))
 	}
 }
 
@@ -178,17 +180,17 @@ func TestIgnoredNames(t *testing.T) {
 		"agents.yaml.tmp", "agents.yaml.bak", "agents.yaml.dpkg-dist", "agents.yaml.dpkg-old", "agents.yaml.rpmsave",
 		"agents.dpkg-new.yaml",
 	} {
-		write(t, dir, name, broken)
+		harness.Write(t, dir, name, broken)
 	}
-	s := d.waitReload(d.base)
-	if s.lastResult() != "unchanged" || s.Version != 1 {
+	s := d.WaitReload(d.base)
+	if s.LastResult() != "unchanged" || s.Version != 1 {
 		t.Fatalf("reload after the ignored files appeared: version %d, %+v; want unchanged version 1", s.Version, s.LastReload)
 	}
 
-	write(t, dir, "agents.yaml", agentsFile("a", "i"))
+	harness.Write(t, dir, "agents.yaml", agentsFile("a", "i"))
 	s = d.waitAgents("a", "i")
-	if s.Version != 2 || s.count("", "rejected") != 0 {
-		t.Fatalf("version %d with %d rejected reloads; want version 2, none rejected", s.Version, s.count("", "rejected"))
+	if s.Version != 2 || s.Count("", "rejected") != 0 {
+		t.Fatalf("version %d with %d rejected reloads; want version 2, none rejected", s.Version, s.Count("", "rejected"))
 	}
 }
 
@@ -199,10 +201,10 @@ func TestIgnoredNames(t *testing.T) {
 func TestSymlinkRetarget(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	write(t, dir, "providers.yaml", providersYAML)
-	write(t, dir, "models.yaml", modelsYAML)
-	write(t, dir, ".versions/a.yaml", agentsFile("a"))
-	write(t, dir, ".versions/b.yaml", agentsFile("b"))
+	harness.Write(t, dir, "providers.yaml", providersYAML)
+	harness.Write(t, dir, "models.yaml", modelsYAML)
+	harness.Write(t, dir, ".versions/a.yaml", agentsFile("a"))
+	harness.Write(t, dir, ".versions/b.yaml", agentsFile("b"))
 	link := filepath.Join(dir, "agents.yaml")
 	if err := os.Symlink(".versions/a.yaml", link); err != nil {
 		t.Fatal(err)
@@ -223,7 +225,7 @@ func TestSymlinkRetarget(t *testing.T) {
 		t.Fatalf("retargeted to b.yaml: version %d, want 2", s.Version)
 	}
 
-	write(t, dir, ".versions/b.yaml", agentsFile("b", "b2"))
+	harness.Write(t, dir, ".versions/b.yaml", agentsFile("b", "b2"))
 	if s := d.waitAgents("b", "b2"); s.Version != 3 {
 		t.Fatalf("edited the target: version %d, want 3", s.Version)
 	}
@@ -236,22 +238,22 @@ func TestConstantWritesConverge(t *testing.T) {
 	dir := baseDir(t)
 	d := start(t, dir)
 
-	before := d.noteCount("READY=1")
+	before := d.NoteCount("READY=1")
 	began := time.Now()
 	n := 0
 	for ; time.Since(began) < 3500*time.Millisecond; n++ {
-		write(t, dir, "agents.yaml", agentsFile("a", fmt.Sprintf("w%03d", n)))
+		harness.Write(t, dir, "agents.yaml", agentsFile("a", fmt.Sprintf("w%03d", n)))
 		time.Sleep(50 * time.Millisecond) // the writer's pace: the scenario, not synchronization
 	}
 	// The last write's own reload comes 250 ms after it: what finished so
 	// far was forced by the max wait.
-	during := d.noteCount("READY=1") - before
+	during := d.NoteCount("READY=1") - before
 	if during < 1 {
 		t.Fatalf("no reload finished during %v of constant writes; the max wait should force one every 2 s", time.Since(began))
 	}
 	s := d.waitAgents("a", fmt.Sprintf("w%03d", n-1))
-	if s.count("", "rejected") != 0 {
-		t.Fatalf("%d rejected reloads", s.count("", "rejected"))
+	if s.Count("", "rejected") != 0 {
+		t.Fatalf("%d rejected reloads", s.Count("", "rejected"))
 	}
-	t.Logf("%d writes: %d reloads during them, %d in all", n, during, s.watched("")-d.base.watched(""))
+	t.Logf("%d writes: %d reloads during them, %d in all", n, during, s.Watched("")-d.base.Watched(""))
 }

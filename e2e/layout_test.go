@@ -14,21 +14,23 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/awakend/awakend/e2e/harness"
 )
 
 // Deleting one file applies a registry without its resources.
 func TestDeleteFile(t *testing.T) {
 	t.Parallel()
 	dir := baseDir(t)
-	write(t, dir, "extra.yaml", agentsFile("b"))
+	harness.Write(t, dir, "extra.yaml", agentsFile("b"))
 	d := start(t, dir)
 
-	remove(t, dir, "extra.yaml")
+	harness.Remove(t, dir, "extra.yaml")
 	s := d.waitAgents("a")
 	if s.Version != 2 || s.Resources["agents"] != 1 {
 		t.Fatalf("version %d, resources %v; want version 2 with 1 agent", s.Version, s.Resources)
 	}
-	if code, _, _ := d.get("/api/v1/agents/b"); code != http.StatusNotFound {
+	if code, _, _ := d.Get("/api/v1/agents/b"); code != http.StatusNotFound {
 		t.Fatalf("GET /api/v1/agents/b after its file was deleted: HTTP %d, want 404", code)
 	}
 }
@@ -41,14 +43,14 @@ func TestDirectoryVanishes(t *testing.T) {
 	dir := t.TempDir()
 	// One file, so that the directory is either whole or empty (rejected)
 	// at any moment of its removal: no partial registry can go live.
-	write(t, dir, "all.yaml", providersYAML+modelsYAML+agentsFile("a"))
+	harness.Write(t, dir, "all.yaml", providersYAML+modelsYAML+agentsFile("a"))
 	d := start(t, dir)
 
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	s := d.waitUntil("the vanished directory is rejected", func(s status) bool {
-		return s.lastResult() == "rejected" && strings.Contains(s.LastReload.Error, "no such file or directory")
+	s := d.WaitStatus("the vanished directory is rejected", func(s harness.Status) bool {
+		return s.LastResult() == "rejected" && strings.Contains(s.LastReload.Error, "no such file or directory")
 	})
 	if s.Version != 1 || len(s.LastReload.Diagnostics) == 0 || !strings.Contains(s.LastReload.Error, dir) {
 		t.Fatalf("status after the directory vanished: version %d, last reload %+v; want version 1 and an error naming %s",
@@ -57,20 +59,20 @@ func TestDirectoryVanishes(t *testing.T) {
 	if _, ids := d.agents(); !slices.Equal(ids, []string{"a"}) {
 		t.Fatalf("agents %v while the directory is gone, want the old [a]", ids)
 	}
-	if code, _, _ := d.get("/readyz"); code != http.StatusOK {
+	if code, _, _ := d.Get("/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz: HTTP %d while the old registry serves", code)
 	}
 
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	write(t, dir, "all.yaml", providersYAML+modelsYAML+agentsFile("b"))
+	harness.Write(t, dir, "all.yaml", providersYAML+modelsYAML+agentsFile("b"))
 	if s := d.waitAgents("b"); s.Version != 2 {
 		t.Fatalf("recreated directory: version %d, want 2", s.Version)
 	}
 
 	// The new directory is watched: an edit in it applies.
-	write(t, dir, "all.yaml", providersYAML+modelsYAML+agentsFile("c"))
+	harness.Write(t, dir, "all.yaml", providersYAML+modelsYAML+agentsFile("c"))
 	s = d.waitAgents("c")
 	if s.Version != 3 || !s.Watcher.Up {
 		t.Fatalf("edit in the recreated directory: version %d, watcher %+v; want version 3, watcher up", s.Version, s.Watcher)
@@ -92,7 +94,7 @@ type configMap struct {
 func (c *configMap) publish(ts string, files map[string]string) {
 	c.t.Helper()
 	for name, content := range files {
-		write(c.t, c.dir, filepath.Join(ts, name), content)
+		harness.Write(c.t, c.dir, filepath.Join(ts, name), content)
 	}
 	tmp := filepath.Join(c.dir, "..data_tmp")
 	if err := os.Symlink(ts, tmp); err != nil {
@@ -111,7 +113,7 @@ func (c *configMap) publish(ts string, files map[string]string) {
 		}
 	}
 	if c.current != "" {
-		remove(c.t, c.dir, c.current)
+		harness.Remove(c.t, c.dir, c.current)
 	}
 	c.current = ts
 }
@@ -131,8 +133,8 @@ func TestKubernetesConfigMap(t *testing.T) {
 	}
 	cm.publish("..2024_c", map[string]string{"base.yaml": base, "agents.yaml": agentsFile("c1", "c2")})
 	s := d.waitAgents("c1", "c2")
-	if s.Version != 3 || s.count("", "rejected") != 0 {
-		t.Fatalf("after the swap to ..2024_c: version %d, %d rejected; want version 3, none rejected", s.Version, s.count("", "rejected"))
+	if s.Version != 3 || s.Count("", "rejected") != 0 {
+		t.Fatalf("after the swap to ..2024_c: version %d, %d rejected; want version 3, none rejected", s.Version, s.Count("", "rejected"))
 	}
 }
 
@@ -145,12 +147,12 @@ func TestNewSubdirectory(t *testing.T) {
 	dir := baseDir(t)
 	d := start(t, dir)
 
-	write(t, dir, "team/deep/x.yaml", agentsFile("x"))
+	harness.Write(t, dir, "team/deep/x.yaml", agentsFile("x"))
 	if s := d.waitAgents("a", "x"); s.Version != 2 {
 		t.Fatalf("new subdirectory: version %d, want 2", s.Version)
 	}
 
-	write(t, dir, "team/deep/x.yaml", agentsFile("x", "y"))
+	harness.Write(t, dir, "team/deep/x.yaml", agentsFile("x", "y"))
 	s := d.waitAgents("a", "x", "y")
 	if s.Version != 3 {
 		t.Fatalf("edit in the new subdirectory: version %d, want 3", s.Version)
@@ -163,7 +165,7 @@ func TestNewSubdirectory(t *testing.T) {
 	if err := os.Rename(filepath.Join(dir, "team"), filepath.Join(dir, "team2")); err != nil {
 		t.Fatal(err)
 	}
-	write(t, dir, "team2/deep/x.yaml", agentsFile("x", "y", "z"))
+	harness.Write(t, dir, "team2/deep/x.yaml", agentsFile("x", "y", "z"))
 	s = d.waitAgents("a", "x", "y", "z")
 	if s.Version != 4 || s.Watcher.Dirs != 3 || !s.Watcher.Up {
 		t.Fatalf("edit in the renamed subdirectory: version %d, watcher %+v; want version 4, up with 3 directories", s.Version, s.Watcher)
@@ -185,12 +187,12 @@ func TestPermissionDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(shared, "conf.d")
-	write(t, dir, "providers.yaml", providersYAML)
-	write(t, dir, "models.yaml", modelsYAML)
-	write(t, dir, "agents.yaml", agentsFile("a"))
-	d := startWith(t, dir, options{unprivileged: true, notifyDir: shared})
+	harness.Write(t, dir, "providers.yaml", providersYAML)
+	harness.Write(t, dir, "models.yaml", modelsYAML)
+	harness.Write(t, dir, "agents.yaml", agentsFile("a"))
+	d := startWith(t, dir, options{Options: harness.Options{Unprivileged: true, NotifyDir: shared}})
 	if os.Geteuid() == 0 {
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.Pid()))
 		if err != nil || !regexp.MustCompile(`(?m)^Uid:\s+65534\s`).Match(st) {
 			t.Fatalf("the daemon does not run as nobody (%v):\n%s", err, st)
 		}
@@ -200,10 +202,10 @@ func TestPermissionDenied(t *testing.T) {
 	if err := os.Chmod(f, 0); err != nil {
 		t.Fatal(err)
 	}
-	s := d.waitUntil("the unreadable file is rejected", func(s status) bool {
-		return s.lastResult() == "rejected" && s.LastReload.hasCode("read")
+	s := d.WaitStatus("the unreadable file is rejected", func(s harness.Status) bool {
+		return s.LastResult() == "rejected" && s.LastReload.HasCode("read")
 	})
-	i := slices.IndexFunc(s.LastReload.Diagnostics, func(d diagnostic) bool { return d.Code == "read" })
+	i := slices.IndexFunc(s.LastReload.Diagnostics, func(d harness.Diagnostic) bool { return d.Code == "read" })
 	if dg := s.LastReload.Diagnostics[i]; dg.File != "agents.yaml" || !strings.Contains(dg.Message, "permission denied") {
 		t.Fatalf("diagnostic %+v, want agents.yaml: permission denied", dg)
 	}
@@ -214,11 +216,11 @@ func TestPermissionDenied(t *testing.T) {
 	if err := os.Chmod(f, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s = d.waitReload(s)
-	if s.lastResult() != "unchanged" || s.Version != 1 || s.LastReload.Error != "" {
+	s = d.WaitReload(s)
+	if s.LastResult() != "unchanged" || s.Version != 1 || s.LastReload.Error != "" {
 		t.Fatalf("readable again: version %d, last reload %+v; want unchanged version 1 without error", s.Version, s.LastReload)
 	}
-	if m := d.metric("awakend_config_last_reload_successful"); m != 1 {
+	if m := d.Metric("awakend_config_last_reload_successful"); m != 1 {
 		t.Fatalf("awakend_config_last_reload_successful = %v after recovery, want 1", m)
 	}
 }
@@ -232,14 +234,14 @@ func TestEmptiedDirectory(t *testing.T) {
 	d := start(t, dir)
 
 	for _, name := range []string{"providers.yaml", "models.yaml", "agents.yaml"} {
-		remove(t, dir, name)
+		harness.Remove(t, dir, name)
 	}
-	s := d.waitUntil("the empty directory is rejected", func(s status) bool {
-		return s.lastResult() == "rejected" && s.LastReload.hasCode("empty")
+	s := d.WaitStatus("the empty directory is rejected", func(s harness.Status) bool {
+		return s.LastResult() == "rejected" && s.LastReload.HasCode("empty")
 	})
-	if _, ids := d.agents(); s.Version != 1 || !slices.Equal(ids, []string{"a"}) || s.count("", "applied") != 1 {
+	if _, ids := d.agents(); s.Version != 1 || !slices.Equal(ids, []string{"a"}) || s.Count("", "applied") != 1 {
 		t.Fatalf("version %d, agents %v, %d applied; want the old version 1 with [a] and only the start-up applied",
-			s.Version, ids, s.count("", "applied"))
+			s.Version, ids, s.Count("", "applied"))
 	}
 }
 
@@ -251,7 +253,7 @@ func TestConfigDirSymlinkSwapped(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
 	for _, v := range []string{"v1", "v2"} {
-		write(t, root, filepath.Join(v, "all.yaml"), providersYAML+modelsYAML+agentsFile(v))
+		harness.Write(t, root, filepath.Join(v, "all.yaml"), providersYAML+modelsYAML+agentsFile(v))
 	}
 	cur := filepath.Join(root, "current")
 	if err := os.Symlink("v1", cur); err != nil {
@@ -268,7 +270,7 @@ func TestConfigDirSymlinkSwapped(t *testing.T) {
 	if s := d.waitAgents("v2"); s.Version != 2 {
 		t.Fatalf("after the swap: version %d, want 2", s.Version)
 	}
-	write(t, root, "v2/all.yaml", providersYAML+modelsYAML+agentsFile("v2", "v2b"))
+	harness.Write(t, root, "v2/all.yaml", providersYAML+modelsYAML+agentsFile("v2", "v2b"))
 	if s := d.waitAgents("v2", "v2b"); s.Version != 3 {
 		t.Fatalf("edit in the new release: version %d, want 3", s.Version)
 	}
@@ -298,12 +300,12 @@ func TestWatcherOverflow(t *testing.T) {
 		defer f.Close()
 		junk[i] = f
 	}
-	d.signal(syscall.SIGSTOP)
-	defer d.cmd.Process.Signal(syscall.SIGCONT) // should the test fail before it continues it
+	d.Signal(syscall.SIGSTOP)
+	defer syscall.Kill(d.Pid(), syscall.SIGCONT) // should the test fail before it continues it
 	// A signal is delivered asynchronously: wait until the process has
 	// stopped (WNOWAIT leaves the state for nobody else to miss).
 	var info unix.Siginfo
-	if err := unix.Waitid(unix.P_PID, d.cmd.Process.Pid, &info, unix.WSTOPPED|unix.WNOWAIT, nil); err != nil {
+	if err := unix.Waitid(unix.P_PID, d.Pid(), &info, unix.WSTOPPED|unix.WNOWAIT, nil); err != nil {
 		t.Fatal(err)
 	}
 	for range limit {
@@ -314,8 +316,8 @@ func TestWatcherOverflow(t *testing.T) {
 		}
 	}
 	// The queue is full: the edit's own events are lost.
-	write(t, dir, "agents.yaml", agentsFile("a", "o"))
-	d.signal(syscall.SIGCONT)
+	harness.Write(t, dir, "agents.yaml", agentsFile("a", "o"))
+	d.Signal(syscall.SIGCONT)
 
 	s := d.waitAgents("a", "o")
 	if !strings.Contains(s.Watcher.LastError, "overflow") || !s.Watcher.Up || s.LastReload.Trigger != "rescan" {
@@ -325,34 +327,21 @@ func TestWatcherOverflow(t *testing.T) {
 }
 
 // Edits behind a symlink that points out of the config directory are
-// watched (this was a bug the suite found).
-//
-// Discovery follows symlinks (DESIGN §2; config/discover.go), so a file
-// `agents.yaml -> /srv/shared/agents.yaml` or a directory
-// `team -> /srv/team` is part of the registry and of the fingerprint. The
-// watcher (reload/watch.go, addTree: "Symbolic links are not followed,
-// except dir itself") watches only real directories of the tree, so an
-// in-place edit of /srv/shared/agents.yaml or of /srv/team/x.yaml sends no
-// event. The daemon keeps serving the old content: until the periodic
-// rescan (30 s by default), forever with the rescan off. An explicit reload
-// shows the directory had changed (applied, +2 agents).
-//
-// Kubernetes ConfigMaps are not affected (their symlinks point into ..data,
-// inside the tree, which is watched); hand-made links to shared files or
-// directories are.
-//
-// Fix: when discovery follows a symlink out of the tree, watch the
-// target's directory (for a file) or tree (for a directory) too, and drop
-// those watches when the link goes; events there schedule a reload like
-// any other.
+// applied. Discovery follows symlinks, so a file `agents.yaml ->
+// /srv/shared/agents.yaml` or a directory `team -> /srv/team` is part of
+// the registry and of the fingerprint; the watcher watches where such a
+// link leads (a target file's directory, a target directory's tree), so an
+// in-place edit there schedules a reload like any other. With the periodic
+// rescan off, nothing else would notice it. (Kubernetes ConfigMaps' links
+// point into ..data, inside the tree, which is watched anyway.)
 func TestSymlinkTargetOutsideTree(t *testing.T) {
 	t.Parallel()
 	outside := t.TempDir()
-	write(t, outside, "agents.yaml", agentsFile("a"))
-	write(t, outside, "team/x.yaml", agentsFile("x"))
+	harness.Write(t, outside, "agents.yaml", agentsFile("a"))
+	harness.Write(t, outside, "team/x.yaml", agentsFile("x"))
 	dir := t.TempDir()
-	write(t, dir, "providers.yaml", providersYAML)
-	write(t, dir, "models.yaml", modelsYAML)
+	harness.Write(t, dir, "providers.yaml", providersYAML)
+	harness.Write(t, dir, "models.yaml", modelsYAML)
 	for name, target := range map[string]string{"agents.yaml": "agents.yaml", "team": "team"} {
 		if err := os.Symlink(filepath.Join(outside, target), filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
@@ -360,16 +349,14 @@ func TestSymlinkTargetOutsideTree(t *testing.T) {
 	}
 	d := start(t, dir)
 
-	write(t, outside, "agents.yaml", agentsFile("a", "a2"))
-	write(t, outside, "team/x.yaml", agentsFile("x", "x2"))
+	harness.Write(t, outside, "agents.yaml", agentsFile("a", "a2"))
+	harness.Write(t, outside, "team/x.yaml", agentsFile("x", "x2"))
 
 	// Bounded wait, as the proof that nothing happened: a change the
 	// watcher saw is applied within the max wait (2 s) after it.
 	deadline := time.After(3 * time.Second)
 	for {
-		d.mu.Lock()
-		ch := d.changed
-		d.mu.Unlock()
+		ch := d.Changed()
 		if _, ids := d.agents(); slices.Equal(ids, []string{"a", "a2", "x", "x2"}) {
 			return
 		}
@@ -377,7 +364,7 @@ func TestSymlinkTargetOutsideTree(t *testing.T) {
 		case <-ch:
 		case <-deadline:
 			_, before := d.agents()
-			code, body := d.post("/api/v1/reload?force=false")
+			code, body := d.Post("/api/v1/reload?force=false")
 			var ans struct{ Result, Changes string }
 			json.Unmarshal(body, &ans)
 			t.Fatalf("edits behind symlinks out of the tree were not picked up in 3 s: serving %v; "+

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/awakend/awakend/e2e/harness"
 )
 
 // A burst of 200 in-place writes across 20 files, spread over about a
@@ -26,13 +28,13 @@ func TestBurst(t *testing.T) {
 	const files, writes = 20, 200
 	want := []string{"a"}
 	for f := range files {
-		write(t, dir, fmt.Sprintf("f%02d.yaml", f), agentsFile(fmt.Sprintf("f%02d-init", f)))
+		harness.Write(t, dir, fmt.Sprintf("f%02d.yaml", f), agentsFile(fmt.Sprintf("f%02d-init", f)))
 	}
 	d := start(t, dir)
 
 	for i := range writes {
 		f := i % files
-		write(t, dir, fmt.Sprintf("f%02d.yaml", f), agentsFile(fmt.Sprintf("f%02d-w%03d", f, i)))
+		harness.Write(t, dir, fmt.Sprintf("f%02d.yaml", f), agentsFile(fmt.Sprintf("f%02d-w%03d", f, i)))
 		if i >= writes-files {
 			want = append(want, fmt.Sprintf("f%02d-w%03d", f, i))
 		}
@@ -40,14 +42,14 @@ func TestBurst(t *testing.T) {
 	}
 
 	s := d.waitAgents(want...)
-	burst := s.watched("") - d.base.watched("")
-	if burst > 2 || s.count("", "rejected") != 0 {
-		t.Fatalf("the burst caused %d watcher reloads (%d rejected), want at most 2, none rejected", burst, s.count("", "rejected"))
+	burst := s.Watched("") - d.base.Watched("")
+	if burst > 2 || s.Count("", "rejected") != 0 {
+		t.Fatalf("the burst caused %d watcher reloads (%d rejected), want at most 2, none rejected", burst, s.Count("", "rejected"))
 	}
 
-	write(t, dir, "marker.yaml", agentsFile("marker"))
+	harness.Write(t, dir, "marker.yaml", agentsFile("marker"))
 	s = d.waitAgents(append(want, "marker")...)
-	if n := s.watched("") - d.base.watched(""); n != burst+1 {
+	if n := s.Watched("") - d.base.Watched(""); n != burst+1 {
 		t.Fatalf("%d watcher reloads after the marker edit, want %d (the burst's) + 1", n, burst)
 	}
 	t.Logf("burst of %d writes: %d watcher reloads, version %d", writes, burst, s.Version)
@@ -60,13 +62,13 @@ func TestRevertAfterApplied(t *testing.T) {
 	dir := baseDir(t)
 	d := start(t, dir)
 
-	replace(t, dir, "agents.yaml", agentsFile("b"))
+	harness.Replace(t, dir, "agents.yaml", agentsFile("b"))
 	if s := d.waitAgents("b"); s.Version != 2 {
 		t.Fatalf("B: version %d, want 2", s.Version)
 	}
-	replace(t, dir, "agents.yaml", agentsFile("a"))
+	harness.Replace(t, dir, "agents.yaml", agentsFile("a"))
 	s := d.waitAgents("a")
-	if s.Version != 3 || s.lastResult() != "applied" {
+	if s.Version != 3 || s.LastResult() != "applied" {
 		t.Fatalf("A again: version %d, last reload %+v; want applied version 3", s.Version, s.LastReload)
 	}
 }
@@ -79,21 +81,21 @@ func TestRevertAfterRejected(t *testing.T) {
 	dir := baseDir(t)
 	d := start(t, dir)
 
-	replace(t, dir, "agents.yaml", "agents:\n  - {id: b, model_id: ghost}\n")
-	s := d.waitUntil("B is rejected", func(s status) bool { return s.lastResult() == "rejected" })
+	harness.Replace(t, dir, "agents.yaml", "agents:\n  - {id: b, model_id: ghost}\n")
+	s := d.WaitStatus("B is rejected", func(s harness.Status) bool { return s.LastResult() == "rejected" })
 	if _, ids := d.agents(); s.Version != 1 || !slices.Equal(ids, []string{"a"}) {
 		t.Fatalf("B rejected: version %d, agents %v; want version 1, [a]", s.Version, ids)
 	}
 
-	replace(t, dir, "agents.yaml", agentsFile("a"))
-	s = d.waitReload(s)
-	if s.Version != 1 || s.lastResult() != "unchanged" || s.LastReload.Error != "" || len(s.LastReload.Diagnostics) != 0 {
+	harness.Replace(t, dir, "agents.yaml", agentsFile("a"))
+	s = d.WaitReload(s)
+	if s.Version != 1 || s.LastResult() != "unchanged" || s.LastReload.Error != "" || len(s.LastReload.Diagnostics) != 0 {
 		t.Fatalf("A again: version %d, last reload %+v; want unchanged version 1, no error", s.Version, s.LastReload)
 	}
 	if _, ids := d.agents(); !slices.Equal(ids, []string{"a"}) {
 		t.Fatalf("agents %v, want [a]", ids)
 	}
-	if m := d.metric("awakend_config_last_reload_successful"); m != 1 {
+	if m := d.Metric("awakend_config_last_reload_successful"); m != 1 {
 		t.Fatalf("awakend_config_last_reload_successful = %v, want 1", m)
 	}
 }
@@ -106,10 +108,10 @@ func TestRecoveryStatusAndMetrics(t *testing.T) {
 	d := start(t, dir)
 
 	const successful, reloads, version = "awakend_config_last_reload_successful", "awakend_config_reloads_total", "awakend_registry_version"
-	watch := func(result string) float64 { return d.metric(reloads, "trigger", "watch", "result", result) }
+	watch := func(result string) float64 { return d.Metric(reloads, "trigger", "watch", "result", result) }
 	check := func(step string, wantOK, wantRejected, wantApplied, wantVersion float64) {
 		t.Helper()
-		got := []float64{d.metric(successful), watch("rejected"), watch("applied"), d.metric(version)}
+		got := []float64{d.Metric(successful), watch("rejected"), watch("applied"), d.Metric(version)}
 		want := []float64{wantOK, wantRejected, wantApplied, wantVersion}
 		if !slices.Equal(got, want) {
 			t.Fatalf("%s: last_reload_successful, reloads{watch,rejected}, reloads{watch,applied}, registry_version = %v, want %v",
@@ -118,15 +120,15 @@ func TestRecoveryStatusAndMetrics(t *testing.T) {
 	}
 
 	// The last reload is the watcher's start-up rescan, which found nothing.
-	s := d.status()
-	if s.Version != 1 || s.count("startup", "applied") != 1 || s.lastResult() != "unchanged" {
+	s := d.Status()
+	if s.Version != 1 || s.Count("startup", "applied") != 1 || s.LastResult() != "unchanged" {
 		t.Fatalf("start: version %d, reloads %+v, last %+v", s.Version, s.Reloads, s.LastReload)
 	}
 	check("start", 1, 0, 0, 1)
-	started := d.metric("awakend_config_last_reload_success_timestamp_seconds")
+	started := d.Metric("awakend_config_last_reload_success_timestamp_seconds")
 
-	write(t, dir, "agents.yaml", "agents:\n  - {id: a, model_id: ghost}\n")
-	s = d.waitUntil("the invalid edit is rejected", func(s status) bool { return s.lastResult() == "rejected" })
+	harness.Write(t, dir, "agents.yaml", "agents:\n  - {id: a, model_id: ghost}\n")
+	s = d.WaitStatus("the invalid edit is rejected", func(s harness.Status) bool { return s.LastResult() == "rejected" })
 	if s.Version != 1 || s.LastReload.Trigger != "watch" || len(s.LastReload.Diagnostics) != 1 {
 		t.Fatalf("invalid: version %d, last reload %+v", s.Version, s.LastReload)
 	}
@@ -134,15 +136,15 @@ func TestRecoveryStatusAndMetrics(t *testing.T) {
 		t.Fatalf("diagnostic %+v, want agents.yaml:2:23 [agent_missing_model]", dg)
 	}
 	check("invalid", 0, 1, 0, 1)
-	d.waitLog(regexp.MustCompile(`level=WARN msg="config reload" trigger=watch result=rejected version=1 .*error=".*\[agent_missing_model\]"`))
+	d.WaitLog(regexp.MustCompile(`level=WARN msg="config reload" trigger=watch result=rejected version=1 .*error=".*\[agent_missing_model\]"`))
 
-	write(t, dir, "agents.yaml", agentsFile("a", "b"))
+	harness.Write(t, dir, "agents.yaml", agentsFile("a", "b"))
 	s = d.waitAgents("a", "b")
-	if s.Version != 2 || s.lastResult() != "applied" || s.LastReload.Changes != "+1 agent" {
+	if s.Version != 2 || s.LastResult() != "applied" || s.LastReload.Changes != "+1 agent" {
 		t.Fatalf("valid: version %d, last reload %+v; want applied version 2, +1 agent", s.Version, s.LastReload)
 	}
 	check("valid again", 1, 1, 1, 2)
-	if ts := d.metric("awakend_config_last_reload_success_timestamp_seconds"); ts <= started {
+	if ts := d.Metric("awakend_config_last_reload_success_timestamp_seconds"); ts <= started {
 		t.Fatalf("last_reload_success_timestamp_seconds %v did not move past %v", ts, started)
 	}
 }
@@ -155,9 +157,9 @@ func TestDuplicateAcrossFiles(t *testing.T) {
 	dir := baseDir(t)
 	d := start(t, dir)
 
-	write(t, dir, "zz.yaml", agentsFile("a"))
-	s := d.waitUntil("the duplicate is rejected", func(s status) bool { return s.lastResult() == "rejected" })
-	i := slices.IndexFunc(s.LastReload.Diagnostics, func(d diagnostic) bool { return d.Code == "duplicate_id" })
+	harness.Write(t, dir, "zz.yaml", agentsFile("a"))
+	s := d.WaitStatus("the duplicate is rejected", func(s harness.Status) bool { return s.LastResult() == "rejected" })
+	i := slices.IndexFunc(s.LastReload.Diagnostics, func(d harness.Diagnostic) bool { return d.Code == "duplicate_id" })
 	if i < 0 {
 		t.Fatalf("no duplicate_id diagnostic in %+v", s.LastReload.Diagnostics)
 	}
@@ -178,10 +180,10 @@ func TestSIGHUPStorm(t *testing.T) {
 	d := start(t, baseDir(t))
 
 	for range 50 {
-		d.signal(syscall.SIGHUP)
+		d.Signal(syscall.SIGHUP)
 	}
-	d.waitUntil("a signal reload finished", func(s status) bool { return s.count("signal", "") > 0 })
-	resp, err := client.Post(d.url+"/api/v1/reload", "", nil)
+	d.WaitStatus("a signal reload finished", func(s harness.Status) bool { return s.Count("signal", "") > 0 })
+	resp, err := d.Client().Post(d.URL+"/api/v1/reload", "", nil)
 	if err != nil {
 		t.Fatalf("POST /api/v1/reload after the SIGHUPs: %v", err)
 	}
@@ -190,16 +192,16 @@ func TestSIGHUPStorm(t *testing.T) {
 		t.Fatalf("POST /api/v1/reload after the SIGHUPs: HTTP %d", resp.StatusCode)
 	}
 
-	s := d.status()
-	signals, api := s.count("signal", ""), s.count("api", "")
+	s := d.Status()
+	signals, api := s.Count("signal", ""), s.Count("api", "")
 	// The API request may coalesce with a queued SIGHUP and take its label.
-	if signals > 10 || api > 1 || s.total() != d.base.total()+signals+api {
+	if signals > 10 || api > 1 || s.Total() != d.base.Total()+signals+api {
 		t.Fatalf("reloads %+v: want at most 10 signal, at most 1 api, nothing else", s.Reloads)
 	}
-	if s.count("", "unchanged")-d.base.count("", "unchanged") != signals+api || s.Version != 1 {
+	if s.Count("", "unchanged")-d.base.Count("", "unchanged") != signals+api || s.Version != 1 {
 		t.Fatalf("reloads %+v at version %d: the files did not change, so every forced rebuild is unchanged", s.Reloads, s.Version)
 	}
-	if code, _, _ := d.get("/healthz"); code != http.StatusOK {
+	if code, _, _ := d.Get("/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz: HTTP %d", code)
 	}
 	t.Logf("50 SIGHUPs: %d signal reloads, %d api", signals, api)
@@ -213,14 +215,14 @@ func TestSIGHUPStorm(t *testing.T) {
 func TestShutdownDuringReloads(t *testing.T) {
 	t.Parallel()
 	dir := baseDir(t)
-	// Enough agents that a reload takes a while (~100 ms under the race
-	// detector), so that SIGTERM lands while one runs.
+	// Enough agents (a thousand) that a reload takes a while, so that
+	// SIGTERM lands while one runs.
 	for f := range 20 {
 		ids := make([]string, 50)
 		for i := range ids {
 			ids[i] = fmt.Sprintf("s%02d-%02d", f, i)
 		}
-		write(t, dir, fmt.Sprintf("s%02d.yaml", f), agentsFile(ids...))
+		harness.Write(t, dir, fmt.Sprintf("s%02d.yaml", f), agentsFile(ids...))
 	}
 	d := start(t, dir, "AWAKEND_SHUTDOWN__TIMEOUT=5s")
 
@@ -234,7 +236,7 @@ func TestShutdownDuringReloads(t *testing.T) {
 	for range 3 {
 		wg.Go(func() {
 			for {
-				resp, err := client.Post(d.url+"/api/v1/reload", "", nil)
+				resp, err := d.Client().Post(d.URL+"/api/v1/reload", "", nil)
 				if err != nil {
 					return // refused, or cut while idle: the server is closing
 				}
@@ -253,14 +255,14 @@ func TestShutdownDuringReloads(t *testing.T) {
 		})
 	}
 	// An API reload has started: its requests are in flight.
-	d.waitNote("STATUS=reloading (api)", waitTimeout)
+	d.WaitNote("STATUS=reloading (api)")
 	for range 10 {
-		d.signal(syscall.SIGHUP)
+		d.Signal(syscall.SIGHUP)
 	}
 	termSent.Store(true)
 	sent := time.Now()
-	d.signal(syscall.SIGTERM)
-	code := d.waitExit(15 * time.Second)
+	d.Signal(syscall.SIGTERM)
+	code := d.WaitExit(15 * time.Second)
 	took := time.Since(sent)
 	wg.Wait()
 
@@ -270,11 +272,11 @@ func TestShutdownDuringReloads(t *testing.T) {
 	if took > 6*time.Second {
 		t.Fatalf("exited %v after SIGTERM, beyond the 5s shutdown timeout", took)
 	}
-	if !strings.Contains(d.logs(), "msg=stopped") {
+	if !strings.Contains(d.Logs(), "msg=stopped") {
 		t.Fatal(`no "stopped" in the log`)
 	}
-	d.waitExitNote()
-	if !d.sawNote("STOPPING=1") {
+	d.WaitExitNote()
+	if !d.SawNote("STOPPING=1") {
 		t.Fatal("no STOPPING=1 notification")
 	}
 	for c := range codes {
@@ -344,14 +346,14 @@ func checkGeneration(ctx context.Context, c *http.Client, url string) (uint64, e
 func TestReloadStormConsistentReads(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	write(t, dir, "providers.yaml", providersYAML)
-	write(t, dir, "models.yaml", modelsYAML)
-	write(t, dir, "gen.yaml", genFile(0))
+	harness.Write(t, dir, "providers.yaml", providersYAML)
+	harness.Write(t, dir, "models.yaml", modelsYAML)
+	harness.Write(t, dir, "gen.yaml", genFile(0))
 	d := start(t, dir)
 
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
-	readers := &http.Client{Timeout: waitTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	readers := &http.Client{Timeout: harness.Timeout, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	var wg sync.WaitGroup
 	var reads atomic.Int64
 	var mu sync.Mutex
@@ -360,7 +362,7 @@ func TestReloadStormConsistentReads(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				v, err := checkGeneration(ctx, readers, d.url)
+				v, err := checkGeneration(ctx, readers, d.URL)
 				if err != nil && ctx.Err() != nil {
 					return // cancelled mid-request: the storm is over
 				}
@@ -381,10 +383,10 @@ func TestReloadStormConsistentReads(t *testing.T) {
 
 	const reloadCount = 1000
 	for n := 1; n <= reloadCount; n++ {
-		replace(t, dir, "gen.yaml", genFile(n))
+		harness.Replace(t, dir, "gen.yaml", genFile(n))
 		// force=false: the new generation is a change; the watcher may have
 		// applied it first, then this reload is unchanged at the same version.
-		code, body := d.post("/api/v1/reload?force=false")
+		code, body := d.Post("/api/v1/reload?force=false")
 		var ans struct {
 			Result  string `json:"result"`
 			Version uint64 `json:"version"`
@@ -404,8 +406,8 @@ func TestReloadStormConsistentReads(t *testing.T) {
 	if reads.Load() < 100 || len(versions) < 10 {
 		t.Fatalf("%d reads saw %d versions: the readers did not overlap the reloads", reads.Load(), len(versions))
 	}
-	d.stop()
-	if strings.Contains(d.logs(), "WARNING: DATA RACE") {
+	d.Stop()
+	if strings.Contains(d.Logs(), "WARNING: DATA RACE") {
 		t.Fatal("the daemon reported a data race")
 	}
 	t.Logf("%d reloads, %d consistent reads of %d versions", reloadCount, reads.Load(), len(versions))
@@ -418,18 +420,18 @@ func TestReloadStormConsistentReads(t *testing.T) {
 func TestSIGHUPForcesRebuild(t *testing.T) {
 	t.Parallel()
 	dir := baseDir(t)
-	write(t, dir, "providers.yaml", "providers:\n  - {id: p, adapter: mock, api_key: \"${TEST_KEY}\"}\n")
+	harness.Write(t, dir, "providers.yaml", "providers:\n  - {id: p, adapter: mock, api_key: \"${TEST_KEY}\"}\n")
 	d := start(t, dir, "TEST_KEY=k1")
 
 	for i := uint64(1); i <= 2; i++ {
-		d.signal(syscall.SIGHUP)
-		s := d.waitUntil(fmt.Sprintf("%d signal reloads", i), func(s status) bool { return s.count("signal", "") == i })
-		if s.count("signal", "unchanged") != i || s.Version != 1 || s.LastReload.Trigger != "signal" || s.lastResult() != "unchanged" {
+		d.Signal(syscall.SIGHUP)
+		s := d.WaitStatus(fmt.Sprintf("%d signal reloads", i), func(s harness.Status) bool { return s.Count("signal", "") == i })
+		if s.Count("signal", "unchanged") != i || s.Version != 1 || s.LastReload.Trigger != "signal" || s.LastResult() != "unchanged" {
 			t.Fatalf("after SIGHUP %d: version %d, reloads %+v, last %+v; want %d unchanged signal reloads at version 1",
 				i, s.Version, s.Reloads, s.LastReload, i)
 		}
 	}
-	if m := d.metric("awakend_config_reloads_total", "trigger", "signal", "result", "unchanged"); m != 2 {
+	if m := d.Metric("awakend_config_reloads_total", "trigger", "signal", "result", "unchanged"); m != 2 {
 		t.Fatalf("reloads_total{signal,unchanged} = %v, want 2", m)
 	}
 }
@@ -450,9 +452,9 @@ func TestSecretsNeverLeak(t *testing.T) {
 			"    adapter_options: {headers: {Authorization: \"Bearer ${TEST_SECRET}\"}}\n" + extra
 	}
 	dir := t.TempDir()
-	write(t, dir, "providers.yaml", provider("${TEST_SECRET}", ""))
-	write(t, dir, "models.yaml", modelsYAML)
-	write(t, dir, "agents.yaml", "agents:\n  - {id: a, model_id: m}\n"+
+	harness.Write(t, dir, "providers.yaml", provider("${TEST_SECRET}", ""))
+	harness.Write(t, dir, "models.yaml", modelsYAML)
+	harness.Write(t, dir, "agents.yaml", "agents:\n  - {id: a, model_id: m}\n"+
 		"  - id: remote\n    endpoint: {base_url: \"https://agents.example\", auth: {type: bearer, token: \"${TEST_SECRET}\"}}\n")
 	d := start(t, dir, "TEST_SECRET="+secret)
 
@@ -468,30 +470,30 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 
 	// Applied: the key rotates (still the secret, plus a suffix).
-	replace(t, dir, "providers.yaml", provider("${TEST_SECRET}-rotated", ""))
-	d.waitUntil("the rotated key is applied", func(s status) bool { return s.Version == 2 })
+	harness.Replace(t, dir, "providers.yaml", provider("${TEST_SECRET}-rotated", ""))
+	d.WaitStatus("the rotated key is applied", func(s harness.Status) bool { return s.Version == 2 })
 
 	// Rejected: errors right next to the secret, and one that quotes a
 	// base URL carrying it.
-	replace(t, dir, "providers.yaml", provider("${TEST_SECRET}", "    bogus: \"${TEST_SECRET}\"\n")+
+	harness.Replace(t, dir, "providers.yaml", provider("${TEST_SECRET}", "    bogus: \"${TEST_SECRET}\"\n")+
 		"  - {id: q, adapter: openai, base_url: \"ftp://user:${TEST_SECRET}@upstream.example\"}\n")
-	d.waitUntil("the broken edit is rejected", func(s status) bool { return s.lastResult() == "rejected" })
-	resp, err := client.Post(d.url+"/api/v1/reload", "", nil)
+	d.WaitStatus("the broken edit is rejected", func(s harness.Status) bool { return s.LastResult() == "rejected" })
+	resp, err := d.Client().Post(d.URL+"/api/v1/reload", "", nil)
 	record("POST /api/v1/reload (rejected)", resp, err)
 	if resp.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("forced reload of the broken edit: %s, want 422", resp.Status)
 	}
 	for _, path := range []string{"/api/v1/status", "/metrics"} {
-		resp, err := client.Get(d.url + path)
+		resp, err := d.Client().Get(d.URL + path)
 		record("GET "+path+" (rejected)", resp, err)
 	}
 
 	// Valid again, then forced.
-	replace(t, dir, "providers.yaml", provider("${TEST_SECRET}", ""))
-	d.waitUntil("the fixed edit is applied", func(s status) bool { return s.Version == 3 })
-	d.signal(syscall.SIGHUP)
-	d.waitUntil("the forced reload finished", func(s status) bool { return s.count("signal", "") == 1 })
-	resp, err = client.Post(d.url+"/api/v1/reload", "", nil)
+	harness.Replace(t, dir, "providers.yaml", provider("${TEST_SECRET}", ""))
+	d.WaitStatus("the fixed edit is applied", func(s harness.Status) bool { return s.Version == 3 })
+	d.Signal(syscall.SIGHUP)
+	d.WaitStatus("the forced reload finished", func(s harness.Status) bool { return s.Count("signal", "") == 1 })
+	resp, err = d.Client().Post(d.URL+"/api/v1/reload", "", nil)
 	record("POST /api/v1/reload", resp, err)
 
 	for _, path := range []string{
@@ -499,17 +501,17 @@ func TestSecretsNeverLeak(t *testing.T) {
 		"/api/v1/models", "/api/v1/models/m", "/api/v1/model-pools", "/api/v1/agents", "/api/v1/agents/a",
 		"/api/v1/agents/remote", "/api/v1/agents/a/resolve", "/api/v1/nope", "/v1/models", "/healthz", "/readyz", "/metrics",
 	} {
-		resp, err := client.Get(d.url + path)
+		resp, err := d.Client().Get(d.URL + path)
 		record("GET "+path, resp, err)
 	}
-	d.stop()
+	d.Stop()
 
 	for _, r := range seen {
 		if strings.Contains(r, secret) {
 			t.Errorf("a response carries the secret:\n%s", r)
 		}
 	}
-	if strings.Contains(d.logs(), secret) {
+	if strings.Contains(d.Logs(), secret) {
 		t.Errorf("the log carries the secret")
 	}
 	if !strings.Contains(seen[0], "base_url") || !strings.Contains(seen[0], "bogus") {
@@ -529,12 +531,12 @@ func TestChangeRightAfterReady(t *testing.T) {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			t.Parallel()
 			dir := baseDir(t)
-			d := launch(t, dir, options{})
-			d.waitNote("READY=1", waitTimeout)
+			// harness.Start returns on READY=1, before start would wait for
+			// the watcher.
+			d := &daemon{Daemon: harness.Start(t, dir, harness.Options{}), t: t}
 			// As soon as the daemon says it is ready, as a deploy script
 			// would after `systemctl start` returns.
-			write(t, dir, "agents.yaml", agentsFile("a", "b"))
-			d.url = "http://" + d.waitLog(regexp.MustCompile(`msg=serving listen=(\S+)`))[1]
+			harness.Write(t, dir, "agents.yaml", agentsFile("a", "b"))
 			if s := d.waitAgents("a", "b"); s.Version != 2 {
 				t.Fatalf("version %d, want 2", s.Version)
 			}
@@ -550,18 +552,18 @@ func TestSIGHUPAnnouncesRejectedReload(t *testing.T) {
 	t.Parallel()
 	dir := baseDir(t)
 	d := start(t, dir)
-	write(t, dir, "agents.yaml", "agents: [\n")
-	d.waitUntil("the broken edit rejected", func(s status) bool { return s.count("watch", "rejected") == 1 })
-	if n := d.noteCount("RELOADING=1"); n != 0 {
+	harness.Write(t, dir, "agents.yaml", "agents: [\n")
+	d.WaitStatus("the broken edit rejected", func(s harness.Status) bool { return s.Count("watch", "rejected") == 1 })
+	if n := d.NoteCount("RELOADING=1"); n != 0 {
 		t.Fatalf("%d RELOADING=1 for a watcher reload that did not rebuild, want 0", n)
 	}
-	readies := d.noteCount("READY=1")
-	d.signal(syscall.SIGHUP)
-	d.waitUntil("the SIGHUP reload rejected", func(s status) bool { return s.count("signal", "rejected") == 1 })
-	if n := d.noteCount("RELOADING=1"); n != 1 {
+	readies := d.NoteCount("READY=1")
+	d.Signal(syscall.SIGHUP)
+	d.WaitStatus("the SIGHUP reload rejected", func(s harness.Status) bool { return s.Count("signal", "rejected") == 1 })
+	if n := d.NoteCount("RELOADING=1"); n != 1 {
 		t.Fatalf("%d RELOADING=1 after SIGHUP on a broken directory, want 1", n)
 	}
-	if d.noteCount("READY=1") != readies+1 {
+	if d.NoteCount("READY=1") != readies+1 {
 		t.Fatal("no READY=1 after the rejected SIGHUP reload")
 	}
 }

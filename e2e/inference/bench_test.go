@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/awakend/awakend/e2e/harness"
 	"github.com/awakend/awakend/gateway"
 	"github.com/awakend/awakend/provider"
 	"github.com/awakend/awakend/registry"
@@ -140,6 +142,7 @@ type target struct {
 	url    string // the chat completions URL
 	body   []byte
 	stream []byte
+	pid    int // the process that serves it, whose CPU time is its own; 0 if none
 }
 
 // complete sends one non-streaming request and returns its latency (to
@@ -271,13 +274,14 @@ type stats struct {
 	rps           float64
 	n             int
 	cpu           time.Duration // the test process's, per request
+	server        time.Duration // the target's process's, per request (0 without one)
 }
 
 func (s *sample) stats() stats {
 	l := slices.Clone(s.lat)
 	slices.Sort(l)
-	return stats{pct(l, .50), pct(l, .90), pct(l, .99), float64(len(l)) / s.wall.Seconds(), len(l),
-		s.cpu / time.Duration(max(len(l), 1))}
+	return stats{p50: pct(l, .50), p90: pct(l, .90), p99: pct(l, .99), rps: float64(len(l)) / s.wall.Seconds(), n: len(l),
+		cpu: s.cpu / time.Duration(max(len(l), 1))}
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
@@ -378,9 +382,15 @@ func serveHelper(role string) int {
 	return 0
 }
 
+// helper is a helper process (see helperEnv).
+type helper struct {
+	url string // the base_url it serves
+	pid int
+}
+
 // startHelper runs the test binary as a helper process in role (see
-// helperEnv) and returns the base_url it serves.
-func startHelper(tb testing.TB, role string) string {
+// helperEnv) and returns once it serves.
+func startHelper(tb testing.TB, role string) helper {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), helperEnv+"="+role)
@@ -406,59 +416,82 @@ func startHelper(tb testing.TB, role string) string {
 	if err != nil {
 		tb.Fatalf("helper process %s: %v", role, err)
 	}
-	return strings.TrimSpace(line)
+	return helper{url: strings.TrimSpace(line), pid: cmd.Process.Pid}
 }
 
+// The gateway's goals, each against the bare ReverseProxy ("proxy")
+// measured in the same run.
+const (
+	goalAdded      = 1.0  // c1 latency added to direct's, p50 and p99: at most the proxy's
+	goalThroughput = 1.15 // c16 requests per second: at least 1.15 times the proxy's
+	goalCPU        = 1.0  // c16 CPU time per request of its process: less than the proxy's
+	goalTTFC       = 1.1  // time to the first chunk, p50: at most 1.1 times the proxy's
+	goalRSS        = 25.0 // the daemon's VmRSS after the run, MB: under this
+)
+
 // BenchmarkGatewayOverhead measures what the daemon's gateway adds to a
-// chat completion (DESIGN §9): a fast upstream, in a process of its own
-// as a provider is, is called directly ("direct") and through the real
-// awakend binary ("gateway": one openai provider, one model), over
-// loopback HTTP, by one client. Each phase runs blocks of requests,
-// alternating the targets block by block (and their order round by round)
-// so that noise from the rest of the machine falls on all of them alike,
-// after a warm-up:
+// chat completion and compares it with a bare httputil.ReverseProxy. A
+// fast upstream, in a process of its own as a provider is, is called
+// directly ("direct"), through the real awakend binary ("gateway": one
+// openai provider, one model), and through "proxy": a bare ReverseProxy in
+// a process of its own, between the client and the upstream as the
+// gateway is, the cost of an extra HTTP hop through net/http with no
+// gateway logic. All over loopback HTTP, by one client. Each phase runs
+// blocks of requests, alternating the targets block by block (and their
+// order round by round) so that noise from the rest of the machine falls
+// on all of them alike, after a warm-up:
 //
 //   - c1, concurrency 1: latency p50/p90/p99 of each target and the latency
-//     the gateway adds (gateway − direct, percentile by percentile);
+//     it adds to direct's, percentile by percentile;
 //   - c16, 16 goroutines each sending one request after the other: the
-//     same, and the throughput of each and the gateway's share of direct;
+//     same, and the throughput of each;
 //   - ttfc, streams at concurrency 1: time to the first data: line;
+//   - per phase and target, the CPU time per request of the client and of
+//     the target's own process (the daemon, the proxy), from /proc;
 //   - per phase, the daemon's own view from its metrics: the mean time its
 //     handler spent besides the upstream call (awakend_gateway_overhead_
 //     seconds) and the mean upstream call;
 //   - the daemon's VmRSS and VmHWM after the run.
 //
-// "proxy" is a bare httputil.ReverseProxy in a process of its own, between
-// the client and the upstream as the gateway is: the cost of an extra HTTP
-// hop through net/http with no gateway logic, the floor a Go proxy built
-// on net/http starts from on this machine.
+// The figures that judge the gateway are ratios to the proxy's in the same
+// run (see the goal constants): the added latency at c1, the throughput
+// and the CPU per request at c16, the time to the first chunk, each
+// reported as a metric (vs-proxy-…) and in the table with its goal.
 //
 // The daemons log at warn, so that the per-request Info line is not what
 // is measured; "gateway+log" is a daemon logging every request at info
 // (JSON, to a file). With INFERENCE_CANDIDATE_BINARY set, a daemon running
-// that binary is measured too, as "candidate". The table goes to standard
-// output. One iteration is one full measurement (about 25 s on two cores);
-// ns/op is its wall time.
+// that binary is measured too, as "candidate", and compared with the proxy
+// like the gateway. The table goes to standard output. One iteration is
+// one full measurement; ns/op is its wall time.
 func BenchmarkGatewayOverhead(b *testing.B) {
 	up := startHelper(b, "upstream")
-	proxy := startHelper(b, "proxy="+up)
+	proxy := startHelper(b, "proxy="+up.url)
 	config := map[string]string{"bench.yaml": `providers:
-  - {id: bench, adapter: openai, base_url: "` + up + `"}
+  - {id: bench, adapter: openai, base_url: "` + up.url + `"}
 models:
   - {id: m, provider_id: bench, upstream_model: up-m}
 `}
-	quiet := start(b, configDir(b, config), options{logLevel: "warn"})
-	logged := start(b, configDir(b, config), options{logLevel: "info"})
-	direct := func(name, baseURL string) *target {
-		return &target{name: name, url: baseURL + "/chat/completions", body: benchBody("up-m", false), stream: benchBody("up-m", true)}
+	// Each daemon writes its log to a file, as a service does, not to a
+	// pipe the benchmark would have to drain.
+	logs := b.TempDir()
+	serve := func(name, level, binary string) *daemon {
+		return start(b, harness.ConfigDir(b, config), harness.Options{
+			LogLevel: level, LogFile: filepath.Join(logs, name+".log"), Binary: binary,
+		})
+	}
+	quiet := serve("gateway", "warn", "")
+	logged := serve("gateway+log", "info", "")
+	direct := func(name string, h helper) *target {
+		return &target{name: name, url: h.url + "/chat/completions", body: benchBody("up-m", false), stream: benchBody("up-m", true), pid: h.pid}
 	}
 	gw := func(name string, d *daemon) *target {
-		return &target{name: name, url: d.url + "/v1/chat/completions", body: benchBody("m", false), stream: benchBody("m", true)}
+		return &target{name: name, url: d.URL + "/v1/chat/completions", body: benchBody("m", false), stream: benchBody("m", true), pid: d.Pid()}
 	}
-	targets := []*target{direct("direct", up), gw("gateway", quiet), gw("gateway+log", logged), direct("proxy", proxy)}
+	// The upstream serves every target: its CPU is no one's.
+	targets := []*target{direct("direct", helper{url: up.url}), gw("gateway", quiet), gw("gateway+log", logged), direct("proxy", proxy)}
 	if cand := os.Getenv(candidateEnv); cand != "" {
-		d := start(b, configDir(b, config), options{logLevel: "warn", binary: cand})
-		targets = append(targets, gw("candidate", d))
+		targets = append(targets, gw("candidate", serve("candidate", "warn", cand)))
 	}
 	client := &http.Client{Transport: &http.Transport{
 		MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second, DisableCompression: true,
@@ -470,10 +503,7 @@ models:
 		views := map[string]inside{}
 		var last inside
 		res, err := measure(client, targets, func(ph string) {
-			h, err := scrape(client, quiet)
-			if err != nil {
-				b.Fatal(err)
-			}
+			h := scrape(b, quiet)
 			if ph != "" {
 				views[ph] = h.minus(last)
 			}
@@ -483,42 +513,58 @@ models:
 			b.Fatal(err)
 		}
 		var mem [2]float64
-		if mem[0], mem[1], err = memory(quiet.cmd.Process.Pid); err != nil {
+		if mem[0], mem[1], err = memory(quiet.Pid()); err != nil {
 			b.Fatal(err)
 		}
-		res.report(b, targets, views, mem)
+		proxyRSS, _, err := memory(proxy.pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res.report(b, targets, views, mem, proxyRSS)
 	}
 }
 
 // inside is the daemon's own account of its work: the sums and counts of
 // its awakend_gateway_overhead_seconds (a request's time in the gateway's
 // handler less its upstream call) and awakend_upstream_duration_seconds
-// (the upstream call, from the request sent to the answer relayed), and
-// the CPU time it has used.
+// (the upstream call, from the request sent to the answer relayed).
 type inside struct {
 	overheadSum, upstreamSum     float64
 	overheadCount, upstreamCount float64
-	cpu                          float64 // seconds, user and system
 }
 
 func (h inside) minus(o inside) inside {
 	return inside{h.overheadSum - o.overheadSum, h.upstreamSum - o.upstreamSum,
-		h.overheadCount - o.overheadCount, h.upstreamCount - o.upstreamCount, h.cpu - o.cpu}
+		h.overheadCount - o.overheadCount, h.upstreamCount - o.upstreamCount}
 }
 
-// means returns the mean overhead, upstream call and CPU time per request,
-// in µs.
-func (h inside) means() (overhead, upstream, cpu float64) {
-	n := max(h.overheadCount, 1)
-	return 1e6 * h.overheadSum / n, 1e6 * h.upstreamSum / max(h.upstreamCount, 1), 1e6 * h.cpu / n
+// means returns the mean overhead and upstream call per request, in µs.
+func (h inside) means() (overhead, upstream float64) {
+	return 1e6 * h.overheadSum / max(h.overheadCount, 1), 1e6 * h.upstreamSum / max(h.upstreamCount, 1)
+}
+
+// scrape reads the daemon's histograms from GET /metrics.
+func scrape(tb testing.TB, d *daemon) inside {
+	tb.Helper()
+	ss := d.Metrics()
+	h := inside{
+		overheadSum:   ss.Sum("awakend_gateway_overhead_seconds_sum"),
+		overheadCount: ss.Sum("awakend_gateway_overhead_seconds_count"),
+		upstreamSum:   ss.Sum("awakend_upstream_duration_seconds_sum"),
+		upstreamCount: ss.Sum("awakend_upstream_duration_seconds_count"),
+	}
+	if h.overheadCount == 0 {
+		tb.Fatal("/metrics: no awakend_gateway_overhead_seconds")
+	}
+	return h
 }
 
 // clockTick is the unit of the CPU times in /proc/<pid>/stat (USER_HZ,
 // 100 on Linux).
 const clockTick = 100
 
-// cpuSeconds returns the user and system CPU time process pid has used.
-func cpuSeconds(pid int) (float64, error) {
+// cpuTime returns the user and system CPU time process pid has used.
+func cpuTime(pid int) (time.Duration, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, err
@@ -529,57 +575,12 @@ func cpuSeconds(pid int) (float64, error) {
 	if len(f) < 13 {
 		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
 	}
-	user, err1 := strconv.ParseFloat(f[11], 64)
-	sys, err2 := strconv.ParseFloat(f[12], 64)
+	user, err1 := strconv.ParseInt(f[11], 10, 64)
+	sys, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
-	return (user + sys) / clockTick, nil
-}
-
-// scrape reads the daemon's histograms from GET /metrics, and its CPU
-// time.
-func scrape(c *http.Client, d *daemon) (inside, error) {
-	resp, err := c.Get(d.url + "/metrics")
-	if err != nil {
-		return inside{}, err
-	}
-	defer resp.Body.Close()
-	var h inside
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		series, value, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
-			continue
-		}
-		var dst *float64
-		switch name, _, _ := strings.Cut(series, "{"); name {
-		case "awakend_gateway_overhead_seconds_sum":
-			dst = &h.overheadSum
-		case "awakend_gateway_overhead_seconds_count":
-			dst = &h.overheadCount
-		case "awakend_upstream_duration_seconds_sum":
-			dst = &h.upstreamSum
-		case "awakend_upstream_duration_seconds_count":
-			dst = &h.upstreamCount
-		default:
-			continue
-		}
-		f, err := strconv.ParseFloat(value, 64)
-		if err != nil {
-			return inside{}, fmt.Errorf("/metrics: %s: %v", sc.Text(), err)
-		}
-		*dst += f
-	}
-	if err := sc.Err(); err != nil {
-		return inside{}, err
-	}
-	if resp.StatusCode != http.StatusOK || h.overheadCount == 0 {
-		return inside{}, fmt.Errorf("/metrics: HTTP %d, no awakend_gateway_overhead_seconds", resp.StatusCode)
-	}
-	h.cpu, err = cpuSeconds(d.cmd.Process.Pid)
-	return h, err
+	return time.Duration(user+sys) * time.Second / clockTick, nil
 }
 
 // phase is one part of a measurement.
@@ -597,9 +598,10 @@ var phases = []phase{
 }
 
 // measure warms the targets up, then runs each phase in benchBlocks rounds
-// of one block per target, in turn (reversed every other round). It calls
-// mark, if set, with "" after the warm-up and with each phase's name after
-// it.
+// of one block per target, in turn (reversed every other round). It reads
+// the CPU time of each target's process before and after each phase, and
+// calls mark, if set, with "" after the warm-up and with each phase's name
+// after it.
 func measure(client *http.Client, targets []*target, mark func(phase string)) (results, error) {
 	if mark == nil {
 		mark = func(string) {}
@@ -614,9 +616,27 @@ func measure(client *http.Client, targets []*target, mark func(phase string)) (r
 		}
 	}
 	mark("")
+	// cpu reads the CPU time of every target's process; 0 if it has none.
+	cpu := func() ([]time.Duration, error) {
+		t := make([]time.Duration, len(targets))
+		for i, tg := range targets {
+			if tg.pid == 0 {
+				continue
+			}
+			var err error
+			if t[i], err = cpuTime(tg.pid); err != nil {
+				return nil, err
+			}
+		}
+		return t, nil
+	}
 	res := results{}
 	for _, ph := range phases {
 		samples := make([]sample, len(targets))
+		before, err := cpu()
+		if err != nil {
+			return nil, err
+		}
 		for round := range benchBlocks {
 			for i := range targets {
 				if round%2 == 1 {
@@ -627,9 +647,15 @@ func measure(client *http.Client, targets []*target, mark func(phase string)) (r
 				}
 			}
 		}
+		after, err := cpu()
+		if err != nil {
+			return nil, err
+		}
 		res[ph.name] = map[string]stats{}
 		for i, tg := range targets {
-			res[ph.name][tg.name] = samples[i].stats()
+			st := samples[i].stats()
+			st.server = (after[i] - before[i]) / time.Duration(max(st.n, 1))
+			res[ph.name][tg.name] = st
 		}
 		mark(ph.name)
 	}
@@ -650,22 +676,43 @@ func (r results) ratio(target string) float64 {
 	return r["c16"][target].rps / r["c16"]["direct"].rps
 }
 
+// versus are target's figures divided by the proxy's: the ones the goals
+// are set in.
+type versus struct {
+	added50, added99 float64 // c1 latency added to direct's, p50 and p99
+	throughput       float64 // c16 requests per second
+	cpu              float64 // c16 CPU time per request of its process
+	ttfc             float64 // time to the first chunk, p50
+}
+
+func (r results) versusProxy(target string) versus {
+	div := func(a, b time.Duration) float64 { return float64(a) / float64(b) }
+	t, p := r["c16"][target], r["c16"]["proxy"]
+	return versus{
+		added50:    div(r.added("c1", target, p50), r.added("c1", "proxy", p50)),
+		added99:    div(r.added("c1", target, p99), r.added("c1", "proxy", p99)),
+		throughput: t.rps / p.rps,
+		cpu:        div(t.server, p.server),
+		ttfc:       div(r["ttfc"][target].p50, r["ttfc"]["proxy"].p50),
+	}
+}
+
 func p50(s stats) time.Duration { return s.p50 }
 func p90(s stats) time.Duration { return s.p90 }
 func p99(s stats) time.Duration { return s.p99 }
 
 // report prints BenchmarkGatewayOverhead's table to standard output and
-// reports its key figures as metrics. Every target is compared with
-// "direct".
-func (r results) report(b *testing.B, targets []*target, views map[string]inside, mem [2]float64) {
+// reports its key figures as metrics. Latencies are compared with
+// "direct", and the gateway (and the candidate) with "proxy".
+func (r results) report(b *testing.B, targets []*target, views map[string]inside, mem [2]float64, proxyRSS float64) {
 	var t strings.Builder
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Fprintf(&t, "\nBenchmarkGatewayOverhead: %d CPUs, load average %s (after the run)\n", runtime.NumCPU(), strings.TrimSpace(string(load)))
 	t.WriteString("  direct: the upstream, in a process of its own; proxy: a bare httputil.ReverseProxy to it, in a process of its own\n")
 	t.WriteString("  gateway: awakend serve --log-level warn; gateway+log: --log-level info --log-format json (a line per request, to a file)\n")
-	t.WriteString("  +pXX: target − direct; ratio: target req/s ÷ direct's; cpu: the client's CPU time per request\n")
-	fmt.Fprintf(&t, "%-5s %-12s %6s %8s %8s %8s %8s %8s %8s %8s %6s %7s\n",
-		"phase", "target", "n", "p50 µs", "p90 µs", "p99 µs", "+p50", "+p90", "+p99", "req/s", "ratio", "cpu µs")
+	t.WriteString("  +pXX: target − direct; ratio: target req/s ÷ direct's; client, server: CPU time per request of the client and of the target's process\n")
+	fmt.Fprintf(&t, "%-5s %-12s %6s %8s %8s %8s %8s %8s %8s %8s %6s %9s %9s\n",
+		"phase", "target", "n", "p50 µs", "p90 µs", "p99 µs", "+p50", "+p90", "+p99", "req/s", "ratio", "client µs", "server µs")
 	for _, ph := range []string{"c1", "c16", "ttfc"} {
 		for _, tg := range targets {
 			s := r[ph][tg.name]
@@ -681,15 +728,19 @@ func (r results) report(b *testing.B, targets []*target, views map[string]inside
 			} else {
 				fmt.Fprintf(&t, " %6s", "")
 			}
-			fmt.Fprintf(&t, " %7.1f\n", us(s.cpu))
+			fmt.Fprintf(&t, " %9.1f", us(s.cpu))
+			if tg.pid != 0 {
+				fmt.Fprintf(&t, " %9.1f\n", us(s.server))
+			} else {
+				fmt.Fprintf(&t, " %9s\n", "")
+			}
 		}
 	}
 	t.WriteString("inside the gateway daemon, mean per request (its metrics; gateway_overhead = handler time less the upstream call):\n")
 	for _, ph := range []string{"c1", "c16", "ttfc"} {
-		o, u, cpu := views[ph].means()
-		fmt.Fprintf(&t, "  %-5s gateway_overhead %6.1f µs, upstream_duration %7.1f µs, daemon CPU (user+sys) %6.1f µs\n", ph, o, u, cpu)
+		o, u := views[ph].means()
+		fmt.Fprintf(&t, "  %-5s gateway_overhead %6.1f µs, upstream_duration %7.1f µs\n", ph, o, u)
 	}
-	fmt.Fprintf(&t, "memory of the gateway daemon after the run: VmRSS %.1f MB, VmHWM %.1f MB\n", mem[0], mem[1])
 
 	verdict := func(ok bool) string {
 		if ok {
@@ -697,19 +748,27 @@ func (r results) report(b *testing.B, targets []*target, views map[string]inside
 		}
 		return "MISSED"
 	}
-	for _, tg := range targets[1:] {
-		if tg.name == "gateway+log" {
+	t.WriteString("against the bare ReverseProxy, target ÷ proxy [goal]:\n")
+	for _, tg := range targets {
+		if tg.name != "gateway" && tg.name != "candidate" {
 			continue
 		}
-		g := tg.name
-		a50, a99 := r.added("c1", g, p50), r.added("c1", g, p99)
-		ratio, ttfc := r.ratio(g), r.added("ttfc", g, p50)
-		fmt.Fprintf(&t, "targets, %s: c1 +p50 %.0f µs < 150 %s; c1 +p99 %.0f µs < 500 %s; c16 ratio %.2f ≥ 0.40 %s; ttfc +p50 %.0f µs < 200 %s\n",
-			g, us(a50), verdict(a50 < 150*time.Microsecond), us(a99), verdict(a99 < 500*time.Microsecond),
-			ratio, verdict(ratio >= 0.4), us(ttfc), verdict(ttfc < 200*time.Microsecond))
+		v := r.versusProxy(tg.name)
+		fmt.Fprintf(&t, "  %-9s c1 added p50 %.2f [≤ %.2f] %s, p99 %.2f [≤ %.2f] %s; c16 req/s %.2f [≥ %.2f] %s, CPU/request %.2f [< %.2f] %s; ttfc p50 %.2f [≤ %.2f] %s\n",
+			tg.name, v.added50, goalAdded, verdict(v.added50 <= goalAdded), v.added99, goalAdded, verdict(v.added99 <= goalAdded),
+			v.throughput, goalThroughput, verdict(v.throughput >= goalThroughput), v.cpu, goalCPU, verdict(v.cpu < goalCPU),
+			v.ttfc, goalTTFC, verdict(v.ttfc <= goalTTFC))
 	}
+	fmt.Fprintf(&t, "memory after the run: gateway daemon VmRSS %.1f MB [< %.0f] %s, VmHWM %.1f MB; proxy (the test binary) VmRSS %.1f MB\n",
+		mem[0], goalRSS, verdict(mem[0] < goalRSS), mem[1], proxyRSS)
 	fmt.Print(t.String())
 
+	v := r.versusProxy("gateway")
+	b.ReportMetric(v.added50, "vs-proxy-c1-added-p50")
+	b.ReportMetric(v.added99, "vs-proxy-c1-added-p99")
+	b.ReportMetric(v.throughput, "vs-proxy-c16-rps")
+	b.ReportMetric(v.cpu, "vs-proxy-c16-cpu")
+	b.ReportMetric(v.ttfc, "vs-proxy-ttfc-p50")
 	b.ReportMetric(us(r.added("c1", "gateway", p50)), "added-p50-us")
 	b.ReportMetric(us(r.added("c1", "gateway", p90)), "added-p90-us")
 	b.ReportMetric(us(r.added("c1", "gateway", p99)), "added-p99-us")
@@ -719,16 +778,21 @@ func (r results) report(b *testing.B, targets []*target, views map[string]inside
 	b.ReportMetric(us(r.added("ttfc", "gateway", p50)), "ttfc-added-p50-us")
 	b.ReportMetric(us(r.added("c1", "gateway+log", p50)-r.added("c1", "gateway", p50)), "log-cost-p50-us")
 	b.ReportMetric(us(r.added("c1", "proxy", p50)), "proxy-added-p50-us")
+	b.ReportMetric(us(r.added("c1", "proxy", p99)), "proxy-added-p99-us")
 	b.ReportMetric(r.ratio("proxy"), "proxy-c16-ratio")
 	b.ReportMetric(us(r.added("ttfc", "proxy", p50)), "proxy-ttfc-added-p50-us")
+	b.ReportMetric(us(r["c16"]["gateway"].server), "c16-daemon-cpu-us-per-req")
+	b.ReportMetric(us(r["c16"]["proxy"].server), "c16-proxy-cpu-us-per-req")
 	if _, ok := r["c1"]["candidate"]; ok {
+		c := r.versusProxy("candidate")
 		b.ReportMetric(us(r.added("c1", "candidate", p50)), "candidate-added-p50-us")
 		b.ReportMetric(r.ratio("candidate"), "candidate-c16-ratio")
+		b.ReportMetric(c.added50, "candidate-vs-proxy-c1-added-p50")
+		b.ReportMetric(c.throughput, "candidate-vs-proxy-c16-rps")
+		b.ReportMetric(c.cpu, "candidate-vs-proxy-c16-cpu")
 	}
-	o, _, _ := views["c1"].means()
-	_, _, cpu := views["c16"].means()
+	o, _ := views["c1"].means()
 	b.ReportMetric(o, "c1-in-handler-us")
-	b.ReportMetric(cpu, "c16-daemon-cpu-us-per-req")
 	b.ReportMetric(mem[0], "rss-MB")
 	b.ReportMetric(mem[1], "hwm-MB")
 }

@@ -1,8 +1,8 @@
 // Package inference proves, end to end, that the real awakend binary serves
-// inference the way OpenAI clients expect. Its tests build ../../cmd/awakend
-// once, start it with a config directory they write, learn its readiness
-// from a NOTIFY_SOCKET datagram, and talk to it with the official OpenAI Go
-// SDK over real HTTP. The upstreams are providertest servers (OpenAI and
+// inference the way OpenAI clients expect. Its tests build cmd/awakend once
+// and start it with a config directory they write, through e2e/harness
+// (which learns its readiness from a NOTIFY_SOCKET datagram), and talk to it
+// with the official OpenAI Go SDK over real HTTP. The upstreams are providertest servers (OpenAI and
 // Anthropic wire formats) and the mock adapter. They show that:
 //
 //   - completions and streams from a mock agent, an openai provider and an
@@ -18,15 +18,15 @@
 //   - 100 applied reloads under steady load fail no request.
 //
 // BenchmarkGatewayOverhead measures what the gateway costs: the same fast
-// upstream called directly and through the daemon, in alternating blocks,
-// at concurrency 1 and 16 (latency percentiles and the added latency,
-// throughput and its ratio), the time to the first stream chunk, the
-// daemon's own account of its time and CPU, and its memory. For scale it
-// measures, in the same run, the upstream in a process of its own and a
-// bare httputil.ReverseProxy in the gateway's place. The table goes to
-// standard output. BenchmarkGatewayInProcess serves the same load from a
-// gateway in the test process, for a CPU profile (-cpuprofile) of the
-// gateway and provider code.
+// upstream called directly, through the daemon and through a bare
+// httputil.ReverseProxy, in alternating blocks, at concurrency 1 and 16
+// (latency percentiles and the added latency, throughput, the CPU time per
+// request of the client and of the daemon and the proxy processes), the
+// time to the first stream chunk, the daemon's own account of its time,
+// and its memory. It judges the gateway by its ratios to the proxy in the
+// same run. The table goes to standard output. BenchmarkGatewayInProcess
+// serves the same load from a gateway in the test process, for a CPU
+// profile (-cpuprofile) of the gateway and provider code.
 //
 // The package has no code of its own outside its tests.
 package inference

@@ -12,6 +12,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/awakend/awakend/e2e/harness"
 	"github.com/awakend/awakend/provider/providertest"
 )
 
@@ -104,7 +105,7 @@ func TestCompletions(t *testing.T) {
 	t.Parallel()
 	up := providertest.NewServer(t)
 	answerByModel(up)
-	dir := configDir(t, map[string]string{
+	dir := harness.ConfigDir(t, map[string]string{
 		"providers.yaml": `providers:
   - {id: mock, adapter: mock}
   - {id: oa, adapter: openai, base_url: "` + up.OpenAIURL() + `", api_key: sk-upstream-openai}
@@ -120,7 +121,7 @@ func TestCompletions(t *testing.T) {
   - {id: oa-helper, model_id: gpt, system_prompt: You are the e2e agent.}
 `,
 	})
-	d := start(t, dir, options{})
+	d := start(t, dir, harness.Options{})
 	c := d.newClient(t, "")
 
 	tests := []struct {
@@ -163,7 +164,7 @@ func TestCompletions(t *testing.T) {
 				if raw.Header.Get("X-Request-Id") != id {
 					t.Errorf("X-Request-ID %q, want %q", raw.Header.Get("X-Request-Id"), id)
 				}
-				version(t, raw.Header)
+				harness.Version(t, raw.Header)
 				checkUpstream(t, up, id, tt.path, tt.upstreamModel, tt.system)
 			})
 			t.Run("stream", func(t *testing.T) {
@@ -186,7 +187,7 @@ func TestCompletions(t *testing.T) {
 				if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
 					t.Errorf("Content-Type %q", ct)
 				}
-				version(t, r.header)
+				harness.Version(t, r.header)
 				checkUpstream(t, up, id, tt.path, tt.upstreamModel, tt.system)
 			})
 		})
@@ -250,7 +251,7 @@ func checkUpstream(t *testing.T, up *providertest.Server, id, path, model, syste
 // *openai.Error with OpenAI's status and code, streaming or not.
 func TestUnknownModel(t *testing.T) {
 	t.Parallel()
-	d := start(t, configDir(t, map[string]string{"mock.yaml": mockConfig}), options{})
+	d := start(t, harness.ConfigDir(t, map[string]string{"mock.yaml": mockConfig}), harness.Options{})
 	c := d.newClient(t, "")
 
 	check := func(t *testing.T, err error) {
@@ -296,7 +297,7 @@ func TestPoolFailover(t *testing.T) {
 	a, b := providertest.NewServer(t), providertest.NewServer(t)
 	answerByModel(a)
 	answerByModel(b)
-	d := start(t, configDir(t, map[string]string{"pool.yaml": `providers:
+	d := start(t, harness.ConfigDir(t, map[string]string{"pool.yaml": `providers:
   - {id: pa, adapter: openai, base_url: "` + a.OpenAIURL() + `"}
   - {id: pb, adapter: openai, base_url: "` + b.OpenAIURL() + `"}
 models:
@@ -306,7 +307,7 @@ model_pools:
   - id: pl
     members: [{model_id: ma}, {model_id: mb}]
     routing: {home: first_healthy}
-`}), options{})
+`}), harness.Options{})
 	c := d.newClient(t, "")
 
 	// The steps share the upstreams' counts: they run in order.
@@ -371,8 +372,8 @@ model_pools:
 // environment), /v1 needs one of the keys as a bearer token.
 func TestClientAPIKeys(t *testing.T) {
 	t.Parallel()
-	d := start(t, configDir(t, map[string]string{"mock.yaml": mockConfig}),
-		options{env: []string{"AWAKEND_GATEWAY__API_KEYS=k1"}})
+	d := start(t, harness.ConfigDir(t, map[string]string{"mock.yaml": mockConfig}),
+		harness.Options{Env: []string{"AWAKEND_GATEWAY__API_KEYS=k1"}})
 
 	for _, tt := range []struct {
 		name, key string

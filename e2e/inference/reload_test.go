@@ -10,6 +10,7 @@ import (
 
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/awakend/awakend/e2e/harness"
 	"github.com/awakend/awakend/provider/providertest"
 )
 
@@ -35,7 +36,7 @@ func TestReloadsUnderLoad(t *testing.T) {
 	agents := func(rev int) string {
 		return fmt.Sprintf("agents:\n  - {id: a, model_id: u, system_prompt: You help., description: revision %d}\n", rev)
 	}
-	dir := configDir(t, map[string]string{
+	dir := harness.ConfigDir(t, map[string]string{
 		"providers.yaml": `providers:
   - {id: p, adapter: mock}
   - {id: up, adapter: openai, base_url: "` + up.OpenAIURL() + `"}
@@ -46,9 +47,9 @@ func TestReloadsUnderLoad(t *testing.T) {
 `,
 		"agents.yaml": agents(0),
 	})
-	d := start(t, dir, options{})
+	d := start(t, dir, harness.Options{})
 	c := d.newClient(t, "")
-	v0 := d.status().Version
+	v0 := d.Status().Version
 
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
@@ -103,7 +104,7 @@ func TestReloadsUnderLoad(t *testing.T) {
 					fail("%s: HTTP %d: %s", model, raw.StatusCode, cc.RawJSON())
 					continue
 				}
-				v, err := parseVersion(raw.Header)
+				v, err := harness.ParseVersion(raw.Header)
 				if err != nil {
 					fail("%s: %v", model, err)
 					continue
@@ -116,8 +117,8 @@ func TestReloadsUnderLoad(t *testing.T) {
 	warm.Wait()
 	last := v0
 	for rev := 1; rev <= stormReloads; rev++ {
-		write(t, dir, "agents.yaml", agents(rev))
-		r := d.reload()
+		harness.Replace(t, dir, "agents.yaml", agents(rev))
+		r := d.Reload()
 		// The edit is new, so the reload that read it (the API's, or the
 		// watcher's just before) published a newer version.
 		if r.Version <= last {

@@ -8,6 +8,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/awakend/awakend/e2e/harness"
 	"github.com/awakend/awakend/provider/providertest"
 )
 
@@ -71,7 +72,7 @@ func TestDisconnectCancelsUpstream(t *testing.T) {
 	up.Respond(func(*providertest.Request) providertest.Reply {
 		return providertest.Reply{Hold: make(chan struct{})}
 	})
-	d := start(t, configDir(t, map[string]string{"m.yaml": openaiConfig(up.OpenAIURL())}), options{})
+	d := start(t, harness.ConfigDir(t, map[string]string{"m.yaml": openaiConfig(up.OpenAIURL())}), harness.Options{})
 	c := d.newClient(t, "")
 
 	ctx, hangUp := context.WithCancel(t.Context())
@@ -84,7 +85,7 @@ func TestDisconnectCancelsUpstream(t *testing.T) {
 	hangUp()
 	r.s.Close()
 
-	wait, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	wait, cancel := context.WithTimeout(t.Context(), harness.Timeout)
 	defer cancel()
 	if err := up.Await(wait, func(st providertest.Stats) bool { return st.Canceled == 1 && st.InFlight == 0 }); err != nil {
 		t.Fatalf("the upstream call was not cancelled: %+v", up.Stats())
@@ -108,20 +109,20 @@ func TestReloadDuringStream(t *testing.T) {
 	newUp.Respond(func(*providertest.Request) providertest.Reply {
 		return providertest.Reply{Text: newText}
 	})
-	dir := configDir(t, map[string]string{"m.yaml": openaiConfig(oldUp.OpenAIURL())})
-	d := start(t, dir, options{})
+	dir := harness.ConfigDir(t, map[string]string{"m.yaml": openaiConfig(oldUp.OpenAIURL())})
+	d := start(t, dir, harness.Options{})
 	c := d.newClient(t, "")
-	v0 := d.status().Version
+	v0 := d.Status().Version
 
 	r, raw := firstChunk(t, t.Context(), c)
-	if got := version(t, raw.Header); got != v0 {
+	if got := harness.Version(t, raw.Header); got != v0 {
 		t.Fatalf("stream started on version %d, the daemon serves %d", got, v0)
 	}
 
 	// Move the model to the new upstream, through the watcher as an
 	// operator's edit would, and wait until the new snapshot serves.
-	write(t, dir, "m.yaml", openaiConfig(newUp.OpenAIURL()))
-	v1 := d.awaitStatus("the edit applied", func(s status) bool { return s.Version > v0 }).Version
+	harness.Replace(t, dir, "m.yaml", openaiConfig(newUp.OpenAIURL()))
+	v1 := d.WaitStatus("the edit applied", func(s harness.Status) bool { return s.Version > v0 }).Version
 
 	close(release)
 	r.rest(t)
@@ -137,7 +138,7 @@ func TestReloadDuringStream(t *testing.T) {
 	if got := cc.Choices[0].Message.Content; got != newText {
 		t.Errorf("next answer %q, want the new upstream's %q", got, newText)
 	}
-	if got := version(t, next.Header); got != v1 {
+	if got := harness.Version(t, next.Header); got != v1 {
 		t.Errorf("next answer from version %d, want %d", got, v1)
 	}
 	if o, n := oldUp.Stats().Requests, newUp.Stats().Requests; o != 1 || n != 1 {

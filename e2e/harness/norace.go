@@ -1,7 +1,7 @@
 //go:build !race
 
-package inference
+package harness
 
 // raceEnabled reports whether the test binary runs under the race
-// detector; the daemon is then built with -race too.
+// detector; Build then builds the daemon with -race too.
 const raceEnabled = false
