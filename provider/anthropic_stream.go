@@ -89,6 +89,7 @@ type ccChoice struct {
 type ccMessage struct {
 	Role             string       `json:"role"`
 	Content          *string      `json:"content"`
+	Refusal          *string      `json:"refusal"` // always null: OpenAI's schema requires it
 	ReasoningContent string       `json:"reasoning_content,omitempty"`
 	ToolCalls        []ccToolCall `json:"tool_calls,omitempty"`
 }

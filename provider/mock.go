@@ -85,7 +85,7 @@ func (e *Executor) callMock(ctx context.Context, req *Request) (*Response, error
 		b = appendString(b, model)
 		b = append(b, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
 		b = appendString(b, text)
-		b = append(b, `},"logprobs":null,"finish_reason":"stop"}],"usage":`...)
+		b = append(b, `,"refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":`...)
 		b = appendUsage(b, prompt, completion)
 		b = append(b, "}"...)
 		return &Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {contentTypeJSON}}, Body: &bytesBody{b: b}}, nil
