@@ -38,7 +38,7 @@ func (e *Executor) callMock(ctx context.Context, req *Request) (*Response, error
 	}
 	if st := e.mock.FailStatus; st != 0 {
 		body := `{"error":{"message":"mock failure (fail_status ` + strconv.Itoa(st) + `)","type":"","code":null}}`
-		return nil, classify(st, nil, []byte(body), e.now())
+		return nil, classify(st, nil, []byte(body), e.now(), nil)
 	}
 
 	var in struct {

@@ -250,7 +250,7 @@ func TestTranslateResponseInvalid(t *testing.T) {
 // translateStream runs an Anthropic SSE body through the stream translator.
 func translateStream(t *testing.T, r io.Reader, includeUsage bool) ([]byte, error) {
 	t.Helper()
-	return io.ReadAll(newAnthropicStream(io.NopCloser(r), includeUsage, created))
+	return io.ReadAll(newAnthropicStream(io.NopCloser(r), includeUsage, created, nil))
 }
 
 func TestTranslateStream(t *testing.T) {
@@ -308,8 +308,8 @@ func dropEventLines(b []byte) []byte {
 	return out
 }
 
-// checkChunks checks that every event of an OpenAI stream is a data line
-// with a JSON object, or [DONE].
+// checkChunks checks that every event of an OpenAI stream is data: [DONE],
+// an error event, or a chat.completion.chunk as OpenAI's schema has it.
 func checkChunks(t *testing.T, sse []byte) {
 	t.Helper()
 	for _, ev := range strings.Split(strings.TrimSuffix(string(sse), "\n\n"), "\n\n") {
@@ -440,7 +440,7 @@ func TestTranslateStreamCut(t *testing.T) {
 // event as soon as it has read it, without waiting for the next one.
 func TestTranslateStreamEventByEvent(t *testing.T) {
 	pr, pw := io.Pipe()
-	s := newAnthropicStream(pr, false, created)
+	s := newAnthropicStream(pr, false, created, nil)
 	events := []struct{ in, want string }{
 		{`{"type":"message_start","message":{"id":"m1","model":"x"}}`, `"role":"assistant"`},
 		{`{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"t1","name":"f","input":{}}}`, `"id":"t1","type":"function","function":{"name":"f","arguments":""}`},
