@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -86,14 +87,18 @@ func (e *Executor) callAnthropic(ctx context.Context, req *Request) (*Response, 
 	if err != nil {
 		return nil, err
 	}
-	h := keepHeaders(resp.Header, contentTypeJSON)
+	h := e.passHeaders(resp.Header, contentTypeJSON)
 	if req.Stream {
 		h["Content-Type"] = []string{contentTypeSSE}
-		return &Response{StatusCode: http.StatusOK, Header: h, Body: newAnthropicStream(resp.Body, includeUsage, e.now().Unix())}, nil
+		return &Response{StatusCode: http.StatusOK, Header: h, Body: newAnthropicStream(resp.Body, includeUsage, e.now().Unix(), e.secrets)}, nil
 	}
 	defer resp.Body.Close()
-	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	b, rerr := io.ReadAll(resp.Body) // bounded by do
 	if rerr != nil {
+		var ue *Error
+		if errors.As(rerr, &ue) {
+			return nil, ue
+		}
 		return nil, e.transportError(ctx, rerr)
 	}
 	out, terr := fromAnthropic(b, e.now().Unix())
@@ -103,9 +108,6 @@ func (e *Executor) callAnthropic(ctx context.Context, req *Request) (*Response, 
 	h["Content-Type"] = []string{contentTypeJSON}
 	return &Response{StatusCode: http.StatusOK, Header: h, Body: io.NopCloser(bytes.NewReader(out))}, nil
 }
-
-// maxResponseBody bounds a non-stream answer read for translation.
-const maxResponseBody = 64 << 20
 
 // OpenAI request, as far as the translation reads it.
 type oaRequest struct {

@@ -1,12 +1,14 @@
 package provider
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
+
+	"github.com/awakend/awakend/internal/sse"
 )
 
 // Response mapping (both for a message and for a stream):
@@ -33,7 +35,8 @@ import (
 // message_delta, a usage chunk (choices empty) at message_stop when the
 // request asked for stream_options.include_usage, then "data: [DONE]".
 // ping events are dropped; an error event becomes an OpenAI error event,
-// data: {"error": {"message", "type", "param", "code"}}, and ends the stream.
+// data: {"error": {"message", "type", "param", "code"}} (message and type
+// redacted and cut short), which is the stream's last: no [DONE] follows.
 
 // finishReason maps an Anthropic stop_reason to an OpenAI finish_reason.
 func finishReason(stop string) string {
@@ -89,6 +92,7 @@ type ccChoice struct {
 type ccMessage struct {
 	Role             string       `json:"role"`
 	Content          *string      `json:"content"`
+	Refusal          *string      `json:"refusal"` // always null: OpenAI's schema requires it
 	ReasoningContent string       `json:"reasoning_content,omitempty"`
 	ToolCalls        []ccToolCall `json:"tool_calls,omitempty"`
 }
@@ -175,9 +179,10 @@ func fromAnthropic(b []byte, created int64) ([]byte, *Error) {
 // never waits for more upstream events than the one it translates.
 type anthropicStream struct {
 	body         io.ReadCloser
-	r            *bufio.Reader
+	r            *sse.Reader
 	includeUsage bool
 	created      int64
+	secrets      secrets
 
 	prefix   []byte // `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[`
 	toolIdx  []int  // tool call index by content block index, -1 for other blocks
@@ -185,15 +190,23 @@ type anthropicStream struct {
 	usage    anUsage
 	finished bool // a finish_reason chunk was sent
 
-	line []byte // a line longer than the reader's buffer
 	data []byte // the current event's data
 	out  []byte // translated output not yet read
 	off  int
 	err  error // returned once out is drained
 }
 
-func newAnthropicStream(body io.ReadCloser, includeUsage bool, created int64) *anthropicStream {
-	return &anthropicStream{body: body, r: bufio.NewReaderSize(body, 8<<10), includeUsage: includeUsage, created: created}
+// Bounds of the stream translation. An upstream event may hold at most
+// maxAnthropicEvent bytes, which leaves room for what the translation adds
+// to it (its chunk's prefix, whose id and model are at most maxPrefixValue
+// bytes each, and framing) within MaxStreamEvent.
+const (
+	maxPrefixValue    = 256
+	maxAnthropicEvent = MaxStreamEvent - 4<<10
+)
+
+func newAnthropicStream(body io.ReadCloser, includeUsage bool, created int64, sec secrets) *anthropicStream {
+	return &anthropicStream{body: body, r: sse.NewReader(body, maxAnthropicEvent, 8<<10), includeUsage: includeUsage, created: created, secrets: sec}
 }
 
 // Read implements io.Reader.
@@ -215,62 +228,26 @@ func (s *anthropicStream) Read(p []byte) (int, error) {
 func (s *anthropicStream) Close() error { return s.body.Close() }
 
 // next reads one upstream event and translates it into s.out. It returns
-// io.EOF after the last event, and the read error (io.ErrUnexpectedEOF for
-// a stream cut before message_stop) when the upstream breaks.
+// io.EOF after the last event (message_stop, or an error event), the read
+// error when the upstream breaks (io.ErrUnexpectedEOF for a stream cut
+// before its end), and an *Error for an event over maxAnthropicEvent.
 func (s *anthropicStream) next() error {
-	s.data = s.data[:0]
-	for {
-		line, err := s.readLine()
-		if err != nil {
-			if err == io.EOF {
-				if len(s.data) > 0 {
-					if done := s.event(s.data); done {
-						return io.EOF
-					}
-				}
-				return io.ErrUnexpectedEOF
-			}
-			return err
+	ev, err := s.r.Next()
+	if err != nil && err != io.EOF {
+		var tl *sse.ErrTooLong
+		if errors.As(err, &tl) {
+			return &Error{Class: ClassServer, Message: "the upstream's stream has an event over " + strconv.Itoa(tl.Limit) + " bytes", Type: defaultType(ClassServer), cause: err}
 		}
-		if len(line) == 0 {
-			if len(s.data) == 0 {
-				continue
-			}
-			if done := s.event(s.data); done {
-				return io.EOF
-			}
-			return nil
-		}
-		if v, ok := bytes.CutPrefix(line, []byte("data:")); ok {
-			if len(v) > 0 && v[0] == ' ' {
-				v = v[1:]
-			}
-			if len(s.data) > 0 {
-				s.data = append(s.data, '\n')
-			}
-			s.data = append(s.data, v...)
-		}
-		// event:, id:, retry: and comments carry nothing the data lacks.
+		return err
 	}
-}
-
-// readLine returns the next line without its line ending. The slice is
-// valid until the next call.
-func (s *anthropicStream) readLine() ([]byte, error) {
-	line, err := s.r.ReadSlice('\n')
-	if err == bufio.ErrBufferFull {
-		s.line = append(s.line[:0], line...)
-		for err == bufio.ErrBufferFull {
-			line, err = s.r.ReadSlice('\n')
-			s.line = append(s.line, line...)
-		}
-		line = s.line
+	// event:, id:, retry: and comments carry nothing the data lacks.
+	if s.data = sse.Data(s.data[:0], ev); len(s.data) > 0 && s.event(s.data) {
+		return io.EOF
 	}
-	if err != nil && (err != io.EOF || len(line) == 0) {
-		return nil, err
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
 	}
-	line = bytes.TrimSuffix(line, []byte("\n"))
-	return bytes.TrimSuffix(line, []byte("\r")), nil
+	return nil
 }
 
 // Chunk fragments.
@@ -289,11 +266,11 @@ func (s *anthropicStream) event(data []byte) bool {
 		msg := field(data, "message")
 		s.readUsage(field(msg, "usage"))
 		s.prefix = append(s.prefix[:0], `data: {"id":`...)
-		s.prefix = appendRaw(s.prefix, field(msg, "id"))
+		s.prefix = appendRaw(s.prefix, prefixValue(field(msg, "id")))
 		s.prefix = append(s.prefix, `,"object":"chat.completion.chunk","created":`...)
 		s.prefix = strconv.AppendInt(s.prefix, s.created, 10)
 		s.prefix = append(s.prefix, `,"model":`...)
-		s.prefix = appendRaw(s.prefix, field(msg, "model"))
+		s.prefix = appendRaw(s.prefix, prefixValue(field(msg, "model")))
 		s.prefix = append(s.prefix, `,"choices":[`...)
 		s.chunk(`"role":"assistant","content":""}`, nil, "")
 
@@ -361,22 +338,35 @@ func (s *anthropicStream) event(data []byte) bool {
 	case `"error"`:
 		e := field(data, "error")
 		s.out = append(s.out, `data: {"error":{"message":`...)
-		if m := field(e, "message"); isString(m) {
-			s.out = append(s.out, m...)
-		} else {
-			s.out = append(s.out, `"upstream stream error"`...)
-		}
+		s.out = appendString(s.out, s.text(field(e, "message"), "upstream stream error", maxMessage))
 		s.out = append(s.out, `,"type":`...)
-		if t := field(e, "type"); isString(t) {
-			s.out = append(s.out, t...)
-		} else {
-			s.out = append(s.out, `"server_error"`...)
-		}
+		s.out = appendString(s.out, s.text(field(e, "type"), "server_error", maxCode))
 		s.out = append(s.out, `,"param":null,"code":null}}`+"\n\n"...)
 		return true
 	}
 	// ping, content_block_stop and unknown events add nothing.
 	return false
+}
+
+// text is the string of the raw JSON string token raw, with the
+// provider's secrets redacted and then cut to n bytes, or def when raw is
+// not a string or empty.
+func (s *anthropicStream) text(raw []byte, def string, n int) string {
+	var t string
+	if !isString(raw) || json.Unmarshal(raw, &t) != nil || t == "" {
+		return def
+	}
+	return clip(s.secrets.redact(t), n)
+}
+
+// prefixValue is raw, an id or model for the chunks' prefix, or "" when
+// it is not a string of at most maxPrefixValue bytes: each chunk repeats
+// it.
+func prefixValue(raw []byte) []byte {
+	if !isString(raw) || len(raw) > maxPrefixValue {
+		return []byte(`""`)
+	}
+	return raw
 }
 
 // open starts a chunk: the prefix and the opening of choice 0's delta.

@@ -107,7 +107,7 @@ func BenchmarkAnthropicStreamEvent(b *testing.B) {
 		{"ping", "event: ping\ndata: {\"type\": \"ping\"}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"x\"}}\n\n"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			s := newAnthropicStream(io.NopCloser(&repeatReader{head: head, event: []byte(bc.event)}), true, created)
+			s := newAnthropicStream(io.NopCloser(&repeatReader{head: head, event: []byte(bc.event)}), true, created, nil)
 			buf := make([]byte, 4096)
 			for range 3 { // role chunk, tool start, first event
 				s.Read(buf)

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -18,36 +19,41 @@ import (
 	"unicode/utf8"
 )
 
-// maxErrorBody bounds how much of an upstream error body is read.
+// maxErrorBody bounds how much of an upstream error body is read, before
+// and after decoding.
 const maxErrorBody = 64 << 10
 
-// maxMessage bounds the length of an error message taken from upstream.
-const maxMessage = 512
+// Bounds of the texts taken from upstream for an *Error: its message, and
+// its type and code.
+const (
+	maxMessage = 512
+	maxCode    = 128
+)
 
 // statusError turns a non-2xx upstream response into an *Error. It reads
 // and closes the body.
 func (e *Executor) statusError(resp *http.Response) *Error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	resp.Body.Close()
-	err := classify(resp.StatusCode, resp.Header, b, e.now())
-	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		err.Message = "upstream redirected (HTTP " + strconv.Itoa(resp.StatusCode) + "); check base_url"
-		if loc, lerr := url.Parse(resp.Header.Get("Location")); lerr == nil && loc.Host != "" {
-			err.Message += ": redirected to " + loc.Scheme + "://" + loc.Host + loc.Path
-		}
+	if coding, ok := contentCoding(resp.Header); !ok {
+		b = nil // not readable; the status says enough
+	} else if coding != "" {
+		b, _ = io.ReadAll(io.LimitReader(&decodedBody{raw: io.NopCloser(bytes.NewReader(b)), coding: coding}, maxErrorBody))
 	}
-	err.Message = e.redact(err.Message)
+	err := classify(resp.StatusCode, resp.Header, b, e.now(), e.secrets)
+	err.Header = e.passHeaders(resp.Header, "")
 	return err
 }
 
 // classify builds the *Error for an upstream answer with a non-2xx status:
 // the class from the status (refined by Anthropic's error type when the
 // body has one), Retry-After, and the message, type and code of the
-// upstream's error envelope. It understands OpenAI's envelope
+// upstream's error envelope, each with sec redacted from it and then cut
+// to its bound. It understands OpenAI's envelope
 // {"error": {"message", "type", "code"}}, Anthropic's
 // {"type": "error", "error": {"type", "message"}}, and the shapes of common
 // OpenAI-compatible servers ({"error": "text"}, {"message": ...}).
-func classify(status int, h http.Header, body []byte, now time.Time) *Error {
+func classify(status int, h http.Header, body []byte, now time.Time, sec secrets) *Error {
 	e := &Error{Class: statusClass(status), StatusCode: status, RetryAfter: retryAfter(h, now)}
 	var env struct {
 		Type    string          `json:"type"`
@@ -75,7 +81,17 @@ func classify(status int, h http.Header, body []byte, now time.Time) *Error {
 			e.Message = env.Message
 		}
 	}
-	e.Message = clip(strings.TrimSpace(e.Message))
+	if status >= 300 && status < 400 {
+		e.Message = "upstream redirected (HTTP " + strconv.Itoa(status) + "); check base_url"
+		if loc, err := url.Parse(h.Get("Location")); err == nil && loc.Host != "" {
+			e.Message += ": redirected to " + loc.Scheme + "://" + loc.Host + loc.Path
+		}
+	}
+	// Redact first: a secret cut in two by the bound would leave its
+	// first part behind.
+	e.Message = clip(strings.TrimSpace(sec.redact(e.Message)), maxMessage)
+	e.Type = clip(sec.redact(e.Type), maxCode)
+	e.Code = clip(sec.redact(e.Code), maxCode)
 	if e.Message == "" {
 		e.Message = http.StatusText(status)
 		if e.Message == "" {
@@ -159,12 +175,12 @@ func codeString(raw json.RawMessage) string {
 	return ""
 }
 
-// clip cuts s to maxMessage bytes at a rune boundary.
-func clip(s string) string {
-	if len(s) <= maxMessage {
+// clip cuts s to n bytes at a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
 		return s
 	}
-	i := maxMessage
+	i := n
 	for i > 0 && !utf8.RuneStart(s[i]) {
 		i--
 	}
@@ -226,7 +242,7 @@ func (e *Executor) transportError(ctx context.Context, err error) *Error {
 			msg = "no answer within " + e.timeout.String() + ": " + msg
 		}
 	}
-	return &Error{Class: c, Message: e.redact(clip(msg)), Type: defaultType(c), cause: cause}
+	return &Error{Class: c, Message: clip(e.secrets.redact(msg), maxMessage), Type: defaultType(c), cause: cause}
 }
 
 // transportClass classifies a round-trip error.
@@ -278,12 +294,8 @@ func canceled(ctx context.Context) *Error {
 	return &Error{Class: c, Message: msg, Type: defaultType(c), cause: ctx.Err()}
 }
 
-// redact removes the provider's secrets from s.
-func (e *Executor) redact(s string) string {
-	for _, sec := range e.secrets {
-		if strings.Contains(s, sec) {
-			s = strings.ReplaceAll(s, sec, "[redacted]")
-		}
-	}
-	return s
+// quote renders a text taken from upstream for a message of the
+// executor's: redacted, cut short and quoted.
+func (e *Executor) quote(s string) string {
+	return strconv.Quote(clip(e.secrets.redact(s), maxCode))
 }

@@ -78,12 +78,12 @@ func TestClassify(t *testing.T) {
 		{"vllm shape", 400, nil, vllm, ClassInvalidRequest, false, 0, "The model does not support tools", "invalid_request_error", ""},
 		{"ollama shape", 404, nil, ollama, ClassNotFound, false, 0, `model "llama9" not found`, "invalid_request_error", ""},
 		{"numeric code", 400, nil, numCode, ClassInvalidRequest, false, 0, "bad", "x", "400"},
-		{"redirect", 301, nil, "", ClassNotFound, false, 0, "Moved Permanently", "invalid_request_error", ""},
+		{"redirect", 301, retry("Location", "https://elsewhere.example/v2/x?key=k"), "", ClassNotFound, false, 0, "check base_url: redirected to https://elsewhere.example/v2/x", "invalid_request_error", ""},
 		{"odd status", 599, nil, "", ClassServer, true, 0, "HTTP 599", "server_error", ""},
 		{"long message clipped", 400, nil, `{"error":{"message":"` + strings.Repeat("é", 600) + `"}}`, ClassInvalidRequest, false, 0, "éé", "invalid_request_error", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			e := classify(tt.status, tt.header, []byte(tt.body), now)
+			e := classify(tt.status, tt.header, []byte(tt.body), now, nil)
 			if e.Class != tt.class || e.Retryable() != tt.retryable || e.RetryAfter != tt.retryAfter {
 				t.Errorf("class %s retryable %v retry after %v; want %s %v %v", e.Class, e.Retryable(), e.RetryAfter, tt.class, tt.retryable, tt.retryAfter)
 			}

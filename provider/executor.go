@@ -42,8 +42,13 @@ type Request struct {
 // Response is a successful upstream answer, already in OpenAI's format.
 type Response struct {
 	StatusCode int
-	// Header carries the upstream's response headers worth forwarding
-	// (Content-Type at least).
+	// Header holds exactly the headers the gateway's client may see:
+	// Content-Type (always set), the upstream's rate-limit headers
+	// (x-ratelimit-*, anthropic-ratelimit-*), Retry-After, retry-after-ms,
+	// openai-processing-ms, and the upstream's request id (x-request-id,
+	// or Anthropic's request-id) as UpstreamRequestIDHeader. Their values
+	// hold none of the provider's secrets. Everything else the upstream
+	// sent (cookies, framing, encoding, its infrastructure) stays behind.
 	Header http.Header
 	// Body must be closed by the caller.
 	Body io.ReadCloser
@@ -65,8 +70,10 @@ const (
 	ClassCanceled       Class = "canceled"        // the client went away
 )
 
-// Error is an upstream call that failed before any byte of the answer was
-// passed on.
+// Error is an upstream call that failed: returned by Call, before any byte
+// of the answer was passed on, or by a Read of the answer's body when the
+// upstream broke a bound (a stream idle for the timeout, an event over
+// MaxStreamEvent, an answer too large).
 type Error struct {
 	Class      Class
 	StatusCode int           // upstream HTTP status, 0 if none
@@ -75,6 +82,12 @@ type Error struct {
 	Message string
 	// Type and Code are OpenAI's error envelope fields to answer with.
 	Type, Code string
+	// Header holds the headers of a failed upstream answer that the
+	// gateway's client may see, filtered and redacted as Response.Header's
+	// but without Content-Type (the client gets the gateway's envelope):
+	// a 429's rate limits and Retry-After, the upstream's request id. It is
+	// nil when no answer came.
+	Header http.Header
 
 	// cause is the transport or context error behind the failure, if any.
 	cause error

@@ -38,7 +38,7 @@ func (e *Executor) callMock(ctx context.Context, req *Request) (*Response, error
 	}
 	if st := e.mock.FailStatus; st != 0 {
 		body := `{"error":{"message":"mock failure (fail_status ` + strconv.Itoa(st) + `)","type":"","code":null}}`
-		return nil, classify(st, nil, []byte(body), e.now())
+		return nil, classify(st, nil, []byte(body), e.now(), nil)
 	}
 
 	var in struct {
@@ -85,7 +85,7 @@ func (e *Executor) callMock(ctx context.Context, req *Request) (*Response, error
 		b = appendString(b, model)
 		b = append(b, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
 		b = appendString(b, text)
-		b = append(b, `},"logprobs":null,"finish_reason":"stop"}],"usage":`...)
+		b = append(b, `,"refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":`...)
 		b = appendUsage(b, prompt, completion)
 		b = append(b, "}"...)
 		return &Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {contentTypeJSON}}, Body: &bytesBody{b: b}}, nil

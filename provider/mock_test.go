@@ -35,10 +35,12 @@ func TestMockReply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"id":"chatcmpl-mock-1","object":"chat.completion","created":1700000000,"model":"mock-1","choices":[{"index":0,"message":{"role":"assistant","content":"mock reply to: What is \"2+2\"?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":8,"completion_tokens":6,"total_tokens":14}}`
-	if got := readAll(t, resp); got != want {
+	want := `{"id":"chatcmpl-mock-1","object":"chat.completion","created":1700000000,"model":"mock-1","choices":[{"index":0,"message":{"role":"assistant","content":"mock reply to: What is \"2+2\"?","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":8,"completion_tokens":6,"total_tokens":14}}`
+	got := readAll(t, resp)
+	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
+	checkCompletion(t, []byte(got))
 	if resp.Header.Get("Content-Type") != "application/json" || resp.StatusCode != 200 {
 		t.Errorf("%d %v", resp.StatusCode, resp.Header)
 	}

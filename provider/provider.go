@@ -5,7 +5,8 @@
 // Three adapter kinds exist:
 //
 //   - openai: any OpenAI-compatible endpoint. The request body is sent as it
-//     is and the answer, JSON or SSE, is passed back byte for byte.
+//     is and the answer, JSON or SSE, is passed back byte for byte (decoded
+//     first if the upstream compressed it).
 //   - anthropic: Anthropic's Messages API. Requests, responses and stream
 //     events are translated both ways (see anthropic.go for the mapping).
 //   - mock: no network; deterministic replies shaped by adapter_options.mock.
@@ -13,6 +14,12 @@
 // Each HTTP executor owns one http.Transport, so that a reload that keeps a
 // provider's spec keeps its warm connections, and a changed or removed
 // provider's connections can be closed once drained.
+//
+// Upstreams are not trusted: the size of an answer's headers, of a
+// non-stream answer and of one stream event is bounded, and so is the time
+// to each; a compressed answer is decoded whole or refused; the headers
+// passed on are a fixed set; and the provider's secrets are scrubbed from
+// every error and header passed on, before anything is cut short.
 package provider
 
 import (
@@ -34,6 +41,24 @@ import (
 // AnthropicVersion is the anthropic-version header sent to the Messages API.
 const AnthropicVersion = "2023-06-01"
 
+// UpstreamRequestIDHeader carries the upstream's own id of a call (OpenAI's
+// x-request-id, Anthropic's request-id) in Response.Header and
+// Error.Header, apart from the gateway's X-Request-ID.
+const UpstreamRequestIDHeader = "X-Upstream-Request-Id"
+
+// MaxStreamEvent bounds one event of a stream from an upstream, in bytes,
+// line endings included: an event or a line over it fails the stream
+// instead of growing memory. Each event of a stream the anthropic adapter
+// translates fits in it too.
+const MaxStreamEvent = 1 << 20
+
+// maxResponseHeader bounds the status line and headers of an answer.
+const maxResponseHeader = 64 << 10
+
+// maxResponseBody bounds a non-stream answer read into memory, before and
+// after decoding.
+const maxResponseBody = 64 << 20
+
 // Executor calls one upstream provider. For the HTTP adapters it holds the
 // provider's connection pool. It is safe for concurrent use.
 type Executor struct {
@@ -44,8 +69,8 @@ type Executor struct {
 	// shared by concurrent requests.
 	url     *url.URL
 	header  http.Header
-	tr      *http.Transport // ResponseHeaderTimeout is the provider's timeout
-	secrets []string        // scrubbed from every error message
+	tr      *http.Transport
+	secrets secrets // scrubbed from every error and header passed on
 
 	// Draining: once retired (Close), the last call to finish closes the
 	// connections that calls in flight left idle.
@@ -63,7 +88,8 @@ var _ Caller = (*Executor)(nil)
 
 // New returns the executor for spec: a Caller for every adapter kind. It
 // opens no connection. The provider's timeout_secs is the total time of a
-// non-stream call, and the time to the response headers of a stream.
+// non-stream call; for a stream, the time to the response headers and then
+// the longest wait for the next bytes.
 func New(spec registry.ProviderSpec) (registry.Executor, error) {
 	return build(spec, time.Duration(spec.TimeoutSecs)*time.Second)
 }
@@ -128,18 +154,22 @@ func build(spec registry.ProviderSpec, timeout time.Duration) (*Executor, error)
 		dial = timeout
 	}
 	e.tr = &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   512,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   dial,
-		ResponseHeaderTimeout: timeout,
-		ExpectContinueTimeout: time.Second,
-		// Answers pass through as the upstream sent them: asking for gzip
-		// would make the transport decompress, and could hold stream
-		// events back until a compressed block fills.
+		Proxy:                  http.ProxyFromEnvironment,
+		DialContext:            (&net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    512,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    dial,
+		ResponseHeaderTimeout:  timeout,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: maxResponseHeader,
+		// An HTTP/2 connection that goes silent is probed, and closed
+		// when the probe is not answered, rather than kept for its streams.
+		HTTP2: &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second},
+		// Asking for gzip could hold stream events back until a compressed
+		// block fills; an upstream that compresses anyway is decoded (see
+		// decode.go).
 		DisableCompression: true,
 	}
 	return e, nil
@@ -193,35 +223,17 @@ func (e *Executor) callOpenAI(ctx context.Context, req *Request) (*Response, err
 	if req.Stream {
 		ct = contentTypeSSE
 	}
-	return &Response{StatusCode: resp.StatusCode, Header: keepHeaders(resp.Header, ct), Body: resp.Body}, nil
+	return &Response{StatusCode: resp.StatusCode, Header: e.passHeaders(resp.Header, ct), Body: resp.Body}, nil
 }
 
 // do posts body to the executor's endpoint. It returns the response when the
-// upstream answered 2xx, and an *Error otherwise; the caller owns the body.
-// The executor's timeout bounds a whole answer; for a stream, the wait for
-// its headers and then for each next byte (see idleBody).
-func (e *Executor) do(ctx context.Context, body []byte, stream bool, requestID string) (*http.Response, error) {
-	if !stream || e.timeout <= 0 {
-		return e.send(ctx, body, stream, requestID)
-	}
-	sctx, cancel := context.WithCancelCause(ctx)
-	resp, err := e.send(sctx, body, true, requestID)
-	if err != nil {
-		cancel(nil)
-		return nil, err
-	}
-	resp.Body = newIdleBody(resp.Body, e.timeout, sctx, cancel)
-	return resp, nil
-}
-
-// send is do without a stream's idle bound.
+// upstream answered 2xx, its body decoded of any Content-Encoding, and an
+// *Error otherwise; the caller owns the body.
 //
 // It calls the transport directly rather than through an http.Client: no
 // redirect is followed (a 3xx is an error that says to fix base_url), and
-// the total timeout of a non-stream call is a context deadline released
-// when the body is closed, where http.Client.Timeout would start a
-// goroutine per request.
-func (e *Executor) send(ctx context.Context, body []byte, stream bool, requestID string) (*http.Response, error) {
+// the executor's timeout is one timer per call (see callBody).
+func (e *Executor) do(ctx context.Context, body []byte, stream bool, requestID string) (*http.Response, error) {
 	h := e.header
 	if requestID != "" {
 		h = make(http.Header, len(e.header)+1)
@@ -230,9 +242,12 @@ func (e *Executor) send(ctx context.Context, body []byte, stream bool, requestID
 		}
 		h["X-Request-Id"] = []string{requestID}
 	}
-	rctx, cancel := ctx, context.CancelFunc(nil)
-	if !stream && e.timeout > 0 {
-		rctx, cancel = context.WithTimeout(ctx, e.timeout)
+	c := &callBody{e: e, stream: stream}
+	rctx := ctx
+	if e.timeout > 0 {
+		rctx, c.cancel = context.WithCancelCause(ctx)
+		c.ctx, c.start = rctx, time.Now()
+		c.timer = time.AfterFunc(e.timeout, c.expire)
 	}
 	hr := (&http.Request{
 		Method:        http.MethodPost,
@@ -250,100 +265,144 @@ func (e *Executor) send(ctx context.Context, body []byte, stream bool, requestID
 	e.begin()
 	resp, err := e.tr.RoundTrip(hr)
 	if err != nil {
-		if cancel != nil {
-			cancel()
+		c.finish()
+		if te := c.timedOut(); te != nil {
+			return nil, te
 		}
-		e.end()
 		return nil, e.transportError(ctx, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		err := e.statusError(resp) // reads and closes the body
-		if cancel != nil {
-			cancel()
-		}
-		e.end()
+		c.finish()
 		return nil, err
 	}
-	resp.Body = &callBody{ReadCloser: resp.Body, cancel: cancel, e: e}
+	coding, ok := contentCoding(resp.Header)
+	if !ok {
+		resp.Body.Close()
+		c.finish()
+		return nil, &Error{Class: ClassServer, StatusCode: resp.StatusCode, Type: defaultType(ClassServer),
+			Message: "upstream answered in an unsupported Content-Encoding " + e.quote(coding), Header: e.passHeaders(resp.Header, "")}
+	}
+	// A non-stream answer is bounded as a whole, before and after decoding;
+	// a stream's events are bounded one by one, by their reader.
+	var limit int64
+	if stream {
+		c.streaming(time.Now())
+	} else {
+		limit = maxResponseBody
+	}
+	c.ReadCloser, c.bound = resp.Body, bound{limit: limit}
+	resp.Body = c
+	if coding != "" {
+		resp.Body = &decodedBody{raw: c, coding: coding, bound: bound{limit: limit}}
+	}
 	return resp, nil
 }
 
-// callBody ends a call when its body is closed: it releases the call's
-// deadline and, for a retired executor, its connection.
+// callBody is one upstream call, and the body of its answer once it came:
+// closing the body ends the call. It holds the executor's timeout: one
+// timer that cancels the call when the whole of a non-stream call took too
+// long, or when a stream took too long to its headers (the request written,
+// the headers read, an error body read) or then waited too long for the
+// next bytes. The timer is re-armed only when it fires, rather than reset
+// on every read.
 type callBody struct {
-	io.ReadCloser
-	cancel context.CancelFunc // nil without a deadline
-	e      *Executor
-	once   sync.Once
+	io.ReadCloser // the upstream body, once the headers came
+	e             *Executor
+	stream        bool
+	bound         // on a non-stream answer
+
+	// Without a timeout these are zero.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+	start  time.Time
+	idle   atomic.Bool  // the stream's headers came: the bound is between reads
+	last   atomic.Int64 // when bytes last came, as time since start
+
+	once sync.Once
 }
 
-func (b *callBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.once.Do(func() {
-		if b.cancel != nil {
-			b.cancel()
+// timeoutCause is why the executor's timeout canceled a call.
+type timeoutCause struct {
+	d    time.Duration
+	idle bool // a stream, after its headers
+}
+
+func (t *timeoutCause) Error() string {
+	if t.idle {
+		return "the upstream sent nothing for " + t.d.String()
+	}
+	return "no answer within " + t.d.String()
+}
+
+// expire runs when the timer fires.
+func (c *callBody) expire() {
+	if c.idle.Load() {
+		idle := time.Since(c.start) - time.Duration(c.last.Load())
+		if idle < c.e.timeout {
+			c.timer.Reset(c.e.timeout - idle)
+			return
 		}
-		b.e.end()
-	})
-	return err
+	}
+	c.cancel(&timeoutCause{d: c.e.timeout, idle: c.idle.Load()})
 }
 
-// idleBody is the body of a stream whose upstream may stall: when no
-// byte arrived for the executor's timeout, it cancels the call (which
-// closes the connection) and its Read says why. One timer per stream,
-// re-armed only when it fires, rather than reset on every read.
-type idleBody struct {
-	io.ReadCloser
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
-	timeout time.Duration
-	start   time.Time
-	last    atomic.Int64 // when a read last returned bytes, as time since start
-	timer   *time.Timer
-}
-
-func newIdleBody(rc io.ReadCloser, timeout time.Duration, ctx context.Context, cancel context.CancelCauseFunc) *idleBody {
-	b := &idleBody{ReadCloser: rc, ctx: ctx, cancel: cancel, timeout: timeout, start: time.Now()}
-	b.timer = time.AfterFunc(timeout, b.check)
-	return b
-}
-
-// errIdle is the cause of a stream's cancellation by its idle bound.
-type errIdle time.Duration
-
-func (e errIdle) Error() string {
-	return "the upstream sent nothing for " + time.Duration(e).String()
-}
-
-// check runs when the timer fires: it ends the stream if it has been idle
-// for the whole timeout, and waits for the rest of it otherwise.
-func (b *idleBody) check() {
-	idle := time.Since(b.start) - time.Duration(b.last.Load())
-	if idle < b.timeout {
-		b.timer.Reset(b.timeout - idle)
+// streaming switches a stream's bound from the time to its headers, which
+// came at t, to the time between reads.
+func (c *callBody) streaming(t time.Time) {
+	if c.timer == nil {
 		return
 	}
-	b.cancel(errIdle(b.timeout))
+	c.last.Store(int64(t.Sub(c.start)))
+	c.idle.Store(true)
 }
 
-func (b *idleBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if n > 0 {
-		b.last.Store(int64(time.Since(b.start)))
+// timedOut is the *Error of a call that the executor's timeout canceled
+// (before the caller did), nil otherwise.
+func (c *callBody) timedOut() *Error {
+	if c.ctx == nil {
+		return nil
+	}
+	cause, ok := context.Cause(c.ctx).(*timeoutCause)
+	if !ok {
+		return nil
+	}
+	return &Error{Class: ClassTimeout, Message: cause.Error(), Type: defaultType(ClassTimeout), cause: cause}
+}
+
+func (c *callBody) Read(p []byte) (int, error) {
+	if c.passed() {
+		return c.count(0, nil)
+	}
+	n, err := c.ReadCloser.Read(c.room(p))
+	if n > 0 && c.stream && c.timer != nil {
+		c.last.Store(int64(time.Since(c.start)))
 	}
 	if err != nil && err != io.EOF {
-		if cause, ok := context.Cause(b.ctx).(errIdle); ok {
-			err = &Error{Class: ClassTimeout, Message: cause.Error()}
+		if te := c.timedOut(); te != nil {
+			err = te
 		}
 	}
-	return n, err
+	return c.count(n, err)
 }
 
-func (b *idleBody) Close() error {
-	b.timer.Stop()
-	err := b.ReadCloser.Close()
-	b.cancel(nil)
+func (c *callBody) Close() error {
+	err := c.ReadCloser.Close()
+	c.finish()
 	return err
+}
+
+// finish ends the call, once: it stops the timer, releases the call's
+// context and, for a retired executor, its connection.
+func (c *callBody) finish() {
+	c.once.Do(func() {
+		if c.timer != nil {
+			c.timer.Stop()
+			c.cancel(nil)
+		}
+		c.e.end()
+	})
 }
 
 // newBody wraps a request body so that net/http knows it is in memory
@@ -357,18 +416,44 @@ const (
 	contentTypeSSE  = "text/event-stream"
 )
 
-// keepHeaders strips h, in place, down to the headers worth forwarding to
-// the gateway's client: Content-Type, set to ct when the upstream sent none.
-// Everything else (cookies, upstream infrastructure, Content-Length of a
-// body that may be translated) stays behind.
-func keepHeaders(h http.Header, ct string) http.Header {
-	for k := range h {
-		if k != "Content-Type" {
+// passHeaders strips h, in place, down to the headers the gateway's client
+// may see (see Response.Header), the provider's secrets redacted from their
+// values. ct is the Content-Type to set when the upstream sent none; an
+// empty ct drops Content-Type (for an Error, whose body is not the
+// upstream's).
+func (e *Executor) passHeaders(h http.Header, ct string) http.Header {
+	idKey, altKey := "X-Request-Id", "Request-Id"
+	if e.kind == registry.KindAnthropic {
+		idKey, altKey = altKey, idKey
+	}
+	id := h[idKey]
+	if len(id) == 0 {
+		id = h[altKey]
+	}
+	for k, v := range h {
+		if !passed(k) || ct == "" && k == "Content-Type" {
 			delete(h, k)
+			continue
+		}
+		for i := range v {
+			v[i] = e.secrets.redact(v[i])
 		}
 	}
-	if len(h["Content-Type"]) == 0 {
+	if len(id) > 0 {
+		h[UpstreamRequestIDHeader] = []string{e.secrets.redact(id[0])}
+	}
+	if ct != "" && len(h["Content-Type"]) == 0 {
 		h["Content-Type"] = []string{ct}
 	}
 	return h
+}
+
+// passed reports whether the header named k (in canonical form, as
+// net/http reads it) is one the gateway's client may see.
+func passed(k string) bool {
+	switch k {
+	case "Content-Type", "Retry-After", "Retry-After-Ms", "Openai-Processing-Ms":
+		return true
+	}
+	return strings.HasPrefix(k, "X-Ratelimit-") || strings.HasPrefix(k, "Anthropic-Ratelimit-")
 }

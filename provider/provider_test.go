@@ -6,9 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -488,10 +490,11 @@ func TestAnthropicCall(t *testing.T) {
 	got, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	want := `{"id":"msg_providertest_1","object":"chat.completion","created":1700000000,"model":"claude-x","choices":[{"index":0,"message":{"role":"assistant","content":"` +
-		providertest.DefaultText + `"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8,"prompt_tokens_details":{"cached_tokens":0}}}`
+		providertest.DefaultText + `","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8,"prompt_tokens_details":{"cached_tokens":0}}}`
 	if string(got) != want {
 		t.Errorf("answer\n%s\nwant\n%s", got, want)
 	}
+	checkCompletion(t, got)
 	if resp.Header.Get("Content-Type") != "application/json" {
 		t.Errorf("Content-Type %q", resp.Header.Get("Content-Type"))
 	}
@@ -598,5 +601,82 @@ func TestAnthropicTranslationErrorSendsNothing(t *testing.T) {
 	}
 	if n := srv.Stats().Requests; n != 0 {
 		t.Errorf("%d requests went upstream", n)
+	}
+}
+
+// The headers passed on are the contract's set: rate limits, Retry-After,
+// processing time and the upstream's request id (renamed), on a success
+// and on a failure alike; cookies, framing and the upstream's
+// infrastructure stay behind.
+func TestHeaderPassThrough(t *testing.T) {
+	upstream := http.Header{
+		"X-Ratelimit-Limit-Requests":         {"60"},
+		"X-Ratelimit-Remaining-Tokens":       {"149984"},
+		"X-Ratelimit-Reset-Requests":         {"1s"},
+		"Anthropic-Ratelimit-Requests-Limit": {"50"},
+		"Anthropic-Ratelimit-Tokens-Reset":   {"2025-06-01T12:00:30Z"},
+		"Retry-After":                        {"7"},
+		"Retry-After-Ms":                     {"6500"},
+		"Openai-Processing-Ms":               {"123"},
+		"Set-Cookie":                         {"__cf_bm=abc; path=/"},
+		"Server":                             {"cloudflare"},
+		"Cf-Ray":                             {"8f1e"},
+		"Alt-Svc":                            {`h3=":443"`},
+		"Openai-Organization":                {"org-1"},
+		UpstreamRequestIDHeader:              {"forged"},
+	}
+	passed := []string{"X-Ratelimit-Limit-Requests", "X-Ratelimit-Remaining-Tokens", "X-Ratelimit-Reset-Requests",
+		"Anthropic-Ratelimit-Requests-Limit", "Anthropic-Ratelimit-Tokens-Reset", "Retry-After", "Retry-After-Ms", "Openai-Processing-Ms"}
+	for _, tt := range []struct {
+		adapter string
+		ids     map[string]string // request id headers the upstream sends
+		wantID  string
+	}{
+		{"openai", map[string]string{"X-Request-Id": "req_oa"}, "req_oa"},
+		{"openai", map[string]string{"Request-Id": "req_other"}, "req_other"},
+		{"anthropic", map[string]string{"Request-Id": "req_an", "X-Request-Id": "echoed"}, "req_an"},
+	} {
+		for _, status := range []int{200, 429} {
+			for _, stream := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s %d stream %v %v", tt.adapter, status, stream, tt.ids), func(t *testing.T) {
+					srv := providertest.NewServer(t)
+					h := upstream.Clone()
+					for k, v := range tt.ids {
+						h.Set(k, v)
+					}
+					srv.Enqueue(providertest.Reply{Status: status, Header: h})
+					e := newExec(t, registry.ProviderSpec{Adapter: tt.adapter, BaseURL: baseURL(srv, tt.adapter)}, 5*time.Second)
+					resp, err := e.Call(t.Context(), &Request{Body: []byte(`{"messages":[{"role":"user","content":"x"}]}`), Stream: stream, UpstreamModel: "m"})
+					var got http.Header
+					want := map[string]bool{UpstreamRequestIDHeader: true}
+					for _, k := range passed {
+						want[k] = true
+					}
+					if status == 200 {
+						if err != nil {
+							t.Fatal(err)
+						}
+						readAll(t, resp)
+						got = resp.Header
+						want["Content-Type"] = true
+					} else {
+						got = asError(t, err).Header
+					}
+					for k := range got {
+						if !want[k] {
+							t.Errorf("%s passed on: %q", k, got[k])
+						}
+					}
+					for k := range want {
+						if k != "Content-Type" && k != UpstreamRequestIDHeader && !slices.Equal(got[k], h[k]) {
+							t.Errorf("%s = %q, want %q", k, got[k], h[k])
+						}
+					}
+					if id := got.Get(UpstreamRequestIDHeader); id != tt.wantID {
+						t.Errorf("%s = %q, want %q", UpstreamRequestIDHeader, id, tt.wantID)
+					}
+				})
+			}
+		}
 	}
 }

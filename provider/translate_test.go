@@ -235,6 +235,7 @@ func TestTranslateResponse(t *testing.T) {
 				return
 			}
 			jsonEqual(t, got, c.sections["openai.json"])
+			checkCompletion(t, got)
 		})
 	}
 }
@@ -249,7 +250,7 @@ func TestTranslateResponseInvalid(t *testing.T) {
 // translateStream runs an Anthropic SSE body through the stream translator.
 func translateStream(t *testing.T, r io.Reader, includeUsage bool) ([]byte, error) {
 	t.Helper()
-	return io.ReadAll(newAnthropicStream(io.NopCloser(r), includeUsage, created))
+	return io.ReadAll(newAnthropicStream(io.NopCloser(r), includeUsage, created, nil))
 }
 
 func TestTranslateStream(t *testing.T) {
@@ -307,8 +308,8 @@ func dropEventLines(b []byte) []byte {
 	return out
 }
 
-// checkChunks checks that every event of an OpenAI stream is a data line
-// with a JSON object, or [DONE].
+// checkChunks checks that every event of an OpenAI stream is data: [DONE],
+// an error event, or a chat.completion.chunk as OpenAI's schema has it.
 func checkChunks(t *testing.T, sse []byte) {
 	t.Helper()
 	for _, ev := range strings.Split(strings.TrimSuffix(string(sse), "\n\n"), "\n\n") {
@@ -323,8 +324,104 @@ func checkChunks(t *testing.T, sse []byte) {
 		var v map[string]any
 		if err := json.Unmarshal([]byte(data), &v); err != nil {
 			t.Errorf("event is not a JSON object: %v: %s", err, data)
+			continue
+		}
+		if e, ok := v["error"].(map[string]any); ok {
+			if _, ok := e["message"].(string); !ok || len(v) != 1 {
+				t.Errorf("malformed error event: %s", data)
+			}
+			continue
+		}
+		for _, p := range schemaProblems(v, "chat.completion.chunk") {
+			t.Errorf("chunk %s: %s", data, p)
 		}
 	}
+}
+
+// checkCompletion checks a chat.completion against OpenAI's schema.
+func checkCompletion(t *testing.T, b []byte) {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("answer is not a JSON object: %v: %s", err, b)
+	}
+	for _, p := range schemaProblems(v, "chat.completion") {
+		t.Errorf("answer %s: %s", b, p)
+	}
+}
+
+// schemaProblems lists how v departs from OpenAI's schema of a
+// chat.completion or chat.completion.chunk: the required members and
+// their types.
+func schemaProblems(v map[string]any, object string) []string {
+	var out []string
+	need := func(m map[string]any, key string, ok func(any) bool) {
+		x, present := m[key]
+		if !present || !ok(x) {
+			out = append(out, fmt.Sprintf("%s is %v", key, x))
+		}
+	}
+	str := func(x any) bool { _, ok := x.(string); return ok }
+	num := func(x any) bool { _, ok := x.(float64); return ok }
+	orNull := func(f func(any) bool) func(any) bool { return func(x any) bool { return x == nil || f(x) } }
+	obj := func(x any) bool { _, ok := x.(map[string]any); return ok }
+	need(v, "id", str)
+	need(v, "object", func(x any) bool { return x == object })
+	need(v, "created", num)
+	need(v, "model", str)
+	choices, _ := v["choices"].([]any)
+	if _, ok := v["choices"].([]any); !ok {
+		out = append(out, "choices is not an array")
+	}
+	if u, ok := v["usage"]; ok && !orNull(obj)(u) {
+		out = append(out, "usage is not an object")
+	}
+	if object == "chat.completion.chunk" && len(choices) == 0 && !obj(v["usage"]) {
+		out = append(out, "a chunk without choices and without usage")
+	}
+	if object == "chat.completion" && len(choices) == 0 {
+		out = append(out, "no choices")
+	}
+	for _, c := range choices {
+		ch, ok := c.(map[string]any)
+		if !ok {
+			out = append(out, "a choice is not an object")
+			continue
+		}
+		need(ch, "index", num)
+		if object == "chat.completion" {
+			need(ch, "finish_reason", str)
+			need(ch, "logprobs", orNull(obj))
+			m, _ := ch["message"].(map[string]any)
+			if m == nil {
+				out = append(out, "message is not an object")
+				continue
+			}
+			need(m, "role", func(x any) bool { return x == "assistant" })
+			need(m, "content", orNull(str))
+			need(m, "refusal", orNull(str))
+			continue
+		}
+		need(ch, "finish_reason", orNull(str))
+		need(ch, "delta", obj)
+		if d, _ := ch["delta"].(map[string]any); d != nil {
+			for k, x := range d {
+				switch k {
+				case "role":
+					need(d, k, func(x any) bool { return x == "assistant" })
+				case "content", "refusal", "reasoning_content":
+					need(d, k, orNull(str))
+				case "tool_calls":
+					if _, ok := x.([]any); !ok {
+						out = append(out, "tool_calls is not an array")
+					}
+				default:
+					out = append(out, "delta has "+k)
+				}
+			}
+		}
+	}
+	return out
 }
 
 func TestTranslateStreamCut(t *testing.T) {
@@ -343,7 +440,7 @@ func TestTranslateStreamCut(t *testing.T) {
 // event as soon as it has read it, without waiting for the next one.
 func TestTranslateStreamEventByEvent(t *testing.T) {
 	pr, pw := io.Pipe()
-	s := newAnthropicStream(pr, false, created)
+	s := newAnthropicStream(pr, false, created, nil)
 	events := []struct{ in, want string }{
 		{`{"type":"message_start","message":{"id":"m1","model":"x"}}`, `"role":"assistant"`},
 		{`{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"t1","name":"f","input":{}}}`, `"id":"t1","type":"function","function":{"name":"f","arguments":""}`},
