@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,8 +37,16 @@ func daemonURL(listen string) (string, error) {
 	return "http://" + net.JoinHostPort(host, port), nil
 }
 
-func newClient(base, token string, timeout time.Duration) *client {
-	return &client{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: timeout}}
+// newClient returns a client of the daemon at base; tlsConf, if set,
+// verifies the daemon's certificate.
+func newClient(base, token string, timeout time.Duration, tlsConf *tls.Config) *client {
+	hc := &http.Client{Timeout: timeout}
+	if tlsConf != nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tlsConf
+		hc.Transport = tr
+	}
+	return &client{base: strings.TrimRight(base, "/"), token: token, http: hc}
 }
 
 // do sends a request and decodes a JSON answer into out, whatever the

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/awakend/awakend/config"
@@ -67,16 +69,24 @@ func reloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // daemonClient finds the running daemon as `serve` would listen: from the
-// same settings, or from an explicit URL.
+// same settings (over TLS when they set a certificate), or from an explicit
+// URL.
 func daemonClient(settingsFile, url string, timeout time.Duration) (*client, error) {
 	s, _, err := config.LoadSettings(settingsFile, os.Environ(), nil)
 	if err != nil {
 		return nil, err
 	}
+	var tlsConf *tls.Config
 	if url == "" {
 		if url, err = daemonURL(s.Listen); err != nil {
 			return nil, err
 		}
+		if s.TLS.CertFile != "" {
+			url = "https" + strings.TrimPrefix(url, "http")
+			if tlsConf, err = daemonTLS(s.TLS.CertFile, nil); err != nil {
+				return nil, err
+			}
+		}
 	}
-	return newClient(url, s.Admin.Token, timeout), nil
+	return newClient(url, s.Admin.Token, timeout, tlsConf), nil
 }
