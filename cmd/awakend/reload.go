@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -76,17 +75,20 @@ func daemonClient(settingsFile, url string, timeout time.Duration) (*client, err
 	if err != nil {
 		return nil, err
 	}
-	var tlsConf *tls.Config
-	if url == "" {
-		if url, err = daemonURL(s.Listen); err != nil {
-			return nil, err
-		}
-		if s.TLS.CertFile != "" {
-			url = "https" + strings.TrimPrefix(url, "http")
-			if tlsConf, err = daemonTLS(s.TLS.CertFile, nil); err != nil {
-				return nil, err
-			}
-		}
+	if url != "" {
+		return newClient(url, s.Admin.Token, timeout, nil), nil
 	}
-	return newClient(url, s.Admin.Token, timeout, tlsConf), nil
+	if url, err = daemonURL(s.Listen); err != nil {
+		return nil, err
+	}
+	if s.TLS.CertFile == "" {
+		return newClient(url, s.Admin.Token, timeout, nil), nil
+	}
+	conf, err := daemonTLS(s.TLS.CertFile, s.TLS.KeyFile, nil)
+	if err != nil {
+		return nil, err
+	}
+	c := newClient("https"+strings.TrimPrefix(url, "http"), s.Admin.Token, timeout, conf)
+	c.settle = s.Reload.MaxWait + time.Second
+	return c, nil
 }

@@ -8,12 +8,15 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
+	"log"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -52,18 +55,31 @@ func issue(t *testing.T, name string, ca bool, parent *tls.Certificate) tls.Cert
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
 
-func writePEM(t *testing.T, c tls.Certificate) string {
+// writePEM writes c's certificate and key, and returns the two files.
+func writePEM(t *testing.T, c tls.Certificate) (cert, key string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "cert.pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600); err != nil {
+	dir := t.TempDir()
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return path
+	var keyPEM []byte
+	if c.PrivateKey != nil {
+		der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	}
+	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
 }
 
-// TestDaemonTLS checks how reload and diff verify a daemon on loopback:
-// the configured certificate, or one trusted for its names, and nothing
-// else.
+// TestDaemonTLS checks how reload and diff verify a daemon on loopback: it
+// must hold the key of the certificate or of the key on disk, or have a
+// certificate trusted for the names on disk; nothing else.
 func TestDaemonTLS(t *testing.T) {
 	ca := issue(t, "Test CA", true, nil)
 	roots := x509.NewCertPool()
@@ -71,26 +87,33 @@ func TestDaemonTLS(t *testing.T) {
 	old := issue(t, "llm.example.com", false, &ca)
 	renewed := issue(t, "llm.example.com", false, &ca)
 	selfSigned := issue(t, "llm.example.com", false, nil)
+	selfRenewed := issue(t, "llm.example.com", false, nil)
 	otherName := issue(t, "other.example.com", false, &ca)
 
 	tests := []struct {
-		name       string
-		configured tls.Certificate // in tls.cert_file
-		served     tls.Certificate // by the daemon
-		ok         bool
+		name      string
+		cert, key tls.Certificate // on disk: the certificate of cert, the key of key
+		served    tls.Certificate // by the daemon
+		ok        bool
 	}{
-		{"the configured certificate", selfSigned, selfSigned, true},
-		{"renewed, the daemon not yet reloaded", renewed, old, true},
-		{"a certificate of another name", old, otherName, false},
-		{"a self-signed stranger of the same name", old, selfSigned, false},
+		{"the pair on disk", selfSigned, selfSigned, selfSigned, true},
+		{"certificate replaced, key not yet", selfRenewed, selfSigned, selfSigned, true},
+		{"key replaced, certificate not yet", selfSigned, selfRenewed, selfSigned, true},
+		{"both renewed by a trusted CA, not applied yet", renewed, renewed, old, true},
+		{"both replaced, self-signed, not applied yet", selfRenewed, selfRenewed, selfSigned, false},
+		{"a trusted certificate of another name", old, old, otherName, false},
+		{"a self-signed stranger of the same name", old, old, selfSigned, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+			srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 			srv.TLS = &tls.Config{Certificates: []tls.Certificate{tt.served}}
 			srv.StartTLS()
 			defer srv.Close()
-			conf, err := daemonTLS(writePEM(t, tt.configured), roots)
+			certFile, _ := writePEM(t, tt.cert)
+			_, keyFile := writePEM(t, tt.key)
+			conf, err := daemonTLS(certFile, keyFile, roots)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,29 +126,75 @@ func TestDaemonTLS(t *testing.T) {
 			if (err == nil) != tt.ok {
 				t.Errorf("err = %v, want ok %v", err, tt.ok)
 			}
-			if err != nil && !strings.Contains(err.Error(), "the daemon's certificate is neither the one in") {
-				t.Errorf("err = %v, want one naming the file", err)
+			if err != nil && !strings.Contains(err.Error(), "the daemon's certificate matches neither "+certFile+" nor "+keyFile) {
+				t.Errorf("err = %v, want one naming the files", err)
 			}
 		})
 	}
 
-	if _, err := daemonTLS(filepath.Join(t.TempDir(), "missing.pem"), nil); err == nil || !strings.Contains(err.Error(), "tls.cert_file") {
-		t.Errorf("missing file: %v", err)
+	certFile, keyFile := writePEM(t, old)
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	if _, err := daemonTLS(missing, keyFile, nil); err != nil {
+		t.Errorf("with the key alone: %v", err)
 	}
-	if _, err := daemonTLS(writePEM(t, tls.Certificate{Certificate: [][]byte{[]byte("junk")}}), nil); err == nil {
-		t.Error("a file that holds no certificate was accepted")
+	if _, err := daemonTLS(certFile, missing, nil); err != nil {
+		t.Errorf("with the certificate alone: %v", err)
+	}
+	junkCert, junkKey := writePEM(t, tls.Certificate{Certificate: [][]byte{[]byte("junk")}})
+	if err := os.WriteFile(junkKey, []byte("-----BEGIN PRIVATE KEY-----\nanVuaw==\n-----END PRIVATE KEY-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := daemonTLS(junkCert, junkKey, nil)
+	if err == nil || !strings.Contains(err.Error(), "tls.cert_file "+junkCert) || !strings.Contains(err.Error(), "tls.key_file "+junkKey+": not a private key") {
+		t.Errorf("junk files: %v", err)
+	}
+	if _, err := daemonTLS(missing, missing, nil); err == nil || !strings.Contains(err.Error(), "or pass --url") {
+		t.Errorf("no files: %v", err)
+	}
+}
+
+// TestDaemonTLSSettle: a daemon whose certificate is older than the files
+// is asked again once it has had the time to apply them.
+func TestDaemonTLSSettle(t *testing.T) {
+	before, after := issue(t, "llm.example.com", false, nil), issue(t, "llm.example.com", false, nil)
+	certFile, keyFile := writePEM(t, after)
+	for _, settle := range []time.Duration{0, time.Millisecond} {
+		var handshakes atomic.Int32
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") }))
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+		srv.TLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			served := after
+			if handshakes.Add(1) == 1 {
+				served = before // the daemon applies the files after the first handshake
+			}
+			return &tls.Config{Certificates: []tls.Certificate{served}}, nil
+		}}
+		srv.StartTLS()
+		conf, err := daemonTLS(certFile, keyFile, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newClient(srv.URL, "", 5*time.Second, conf)
+		c.settle = settle
+		var out struct{}
+		_, err = c.do(t.Context(), http.MethodGet, "/", nil, &out)
+		if (err == nil) != (settle > 0) || handshakes.Load() != map[bool]int32{false: 1, true: 2}[settle > 0] {
+			t.Errorf("settle %v: err %v after %d handshakes", settle, err, handshakes.Load())
+		}
+		c.http.CloseIdleConnections()
+		srv.Close()
 	}
 }
 
 func TestDaemonClientTLS(t *testing.T) {
-	cert := writePEM(t, issue(t, "llm.example.com", false, nil))
+	cert, key := writePEM(t, issue(t, "llm.example.com", false, nil))
 	dir := t.TempDir()
 	plain := filepath.Join(dir, "plain.yaml")
 	withTLS := filepath.Join(dir, "tls.yaml")
 	if err := os.WriteFile(plain, []byte("listen: 0.0.0.0:9443\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(withTLS, []byte("listen: 0.0.0.0:9443\ntls:\n  cert_file: "+cert+"\n  key_file: /not/read.pem\n"), 0o600); err != nil {
+	if err := os.WriteFile(withTLS, []byte("listen: 0.0.0.0:9443\ntls:\n  cert_file: "+cert+"\n  key_file: "+key+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
