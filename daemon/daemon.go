@@ -204,7 +204,7 @@ func Run(ctx context.Context, o Options) error {
 	})
 
 	o.Notifier.Ready(statusLine(handle, res))
-	log.Info("serving", "listen", ln.Addr().String(), "tls", cert != nil, "version", handle.Version())
+	log.Info("serving", "listen", ln.Addr().String(), "version", handle.Version())
 
 	var err error
 	select {
