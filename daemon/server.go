@@ -25,8 +25,8 @@ const (
 	idleTimeout = 2 * time.Minute
 	// maxHeaderBytes caps a request's headers (and HTTP/2's header list).
 	// An API client sends a few short headers, a long bearer token among
-	// them; the standard library's 1 MiB default would let every slow
-	// connection pin sixteen times as much memory for nothing.
+	// them; the standard library's default (a megabyte) would let every
+	// slow connection pin far more memory for nothing.
 	maxHeaderBytes = 64 << 10
 )
 
