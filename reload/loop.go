@@ -1,6 +1,6 @@
 // Package reload owns awakend's reload loop: the triggers (a recursive
-// fsnotify watcher on the config directory, signals, API requests and a
-// periodic rescan), the debounce of filesystem events, the coalescing of
+// fsnotify watcher on the config directory and one on input files outside
+// it, signals, API requests and a periodic rescan), the debounce of filesystem events, the coalescing of
 // triggers into one reload at a time with at most one queued after it, and the
 // reload Status.
 //
