@@ -87,6 +87,19 @@ type Settings struct {
 		// environment and in flags the keys are separated by commas.
 		APIKeys []string `koanf:"api_keys"`
 	} `koanf:"gateway"`
+	// TLS configures HTTPS (with HTTP/2) on the listen address; with
+	// neither file set the daemon serves plain HTTP. Both files are read
+	// at start-up and again at every reload.
+	TLS struct {
+		// CertFile (tls.cert_file) is the PEM certificate chain, leaf
+		// first; set with KeyFile or not at all. It is a path (relative
+		// to the working directory), ${file:PATH} or ${credential:NAME};
+		// LoadSettings resolves a reference to the file it names.
+		CertFile string `koanf:"cert_file"`
+		// KeyFile (tls.key_file) is the PEM private key of the leaf,
+		// named as CertFile is.
+		KeyFile string `koanf:"key_file"`
+	} `koanf:"tls"`
 }
 
 // DefaultSettings returns the settings used where neither the settings
@@ -162,6 +175,7 @@ func loadSettings(path, defaultPath string, env []string, flags map[string]any) 
 		return Settings{}, file, fmt.Errorf("settings: %w", err)
 	}
 	l.expandSecrets(&s, env)
+	l.expandFiles(&s, env)
 	l.validate(&s)
 	if len(l.problems) > 0 {
 		return Settings{}, file, errors.Join(l.problems...)
@@ -198,13 +212,15 @@ var settingSpecs = map[string]settingSpec{
 	"shutdown.timeout":       {kind: settingDuration},
 	"admin.token":            {kind: settingString, secret: true},
 	"gateway.api_keys":       {kind: settingList, secret: true},
+	"tls.cert_file":          {kind: settingString},
+	"tls.key_file":           {kind: settingString},
 }
 
 // settingKeys are the keys of settingSpecs, sorted.
 var settingKeys = slices.Sorted(maps.Keys(settingSpecs))
 
 // settingNames are the keys and sections, for did-you-mean hints.
-var settingNames = append(slices.Clone(settingKeys), "admin", "gateway", "log", "reload", "shutdown")
+var settingNames = append(slices.Clone(settingKeys), "admin", "gateway", "log", "reload", "shutdown", "tls")
 
 // settingSection returns the keys below section key, or nil if key is not
 // a section.
@@ -489,51 +505,122 @@ func (l *settingsLoader) expandSecrets(s *Settings, env []string) {
 	}
 }
 
-// expandSecret resolves a secret given as ${file:PATH} (an absolute path),
+// expandFiles resolves references in the settings that name a file: the
+// TLS pair. Both or neither must be set.
+func (l *settingsLoader) expandFiles(s *Settings, env []string) {
+	for _, f := range []struct {
+		key string
+		v   *string
+	}{{"tls.cert_file", &s.TLS.CertFile}, {"tls.key_file", &s.TLS.KeyFile}} {
+		where, ok := l.origin[f.key]
+		if !ok {
+			continue
+		}
+		path, err := expandFile(*f.v, env)
+		switch {
+		case err != nil:
+			l.addf(where, "%s: %v", f.key, err)
+		case path == "":
+			l.addf(where, "%s: empty (remove tls.cert_file and tls.key_file to serve plain HTTP)", f.key)
+		}
+		*f.v = path
+	}
+	_, cert := l.origin["tls.cert_file"]
+	_, key := l.origin["tls.key_file"]
+	switch {
+	case cert && !key:
+		l.addf(l.origin["tls.cert_file"], "tls.cert_file: set without tls.key_file (set both or neither)")
+	case key && !cert:
+		l.addf(l.origin["tls.key_file"], "tls.key_file: set without tls.cert_file (set both or neither)")
+	}
+}
+
+// A settingRef is a value written as a reference: ${file:PATH},
 // ${credential:NAME} (a file in $CREDENTIALS_DIRECTORY, systemd's
-// LoadCredential=) or ${NAME} (a variable of env). Trailing newlines of a
-// file are trimmed. Any other value without "${" is the secret itself.
-// Errors show the reference, never a secret.
-func expandSecret(v string, env []string) (string, error) {
+// LoadCredential=) or ${NAME} (a variable).
+type settingRef struct {
+	file  string // the file a file or credential reference names
+	name  string // the variable a variable reference names
+	value string // its value
+	set   bool   // whether it is set
+}
+
+// errMalformedRef is a value with "${" that is not one whole reference.
+var errMalformedRef = errors.New("malformed reference: the whole value must be ${file:PATH}, ${credential:NAME} or ${NAME}")
+
+// resolveRef resolves the reference v, if it is one: ok is false for a value
+// without "${". A file reference's path must be absolute; a variable is
+// looked up in env. Errors show the reference, never a variable's value.
+func resolveRef(v string, env []string) (ref settingRef, ok bool, err error) {
 	if !strings.Contains(v, "${") {
-		return v, nil
+		return settingRef{}, false, nil
 	}
-	ref, ok := strings.CutPrefix(v, "${")
-	ref, ok2 := strings.CutSuffix(ref, "}")
-	if !ok || !ok2 || strings.ContainsAny(ref, "${}") {
-		return "", errors.New("malformed reference: the whole value must be ${file:PATH}, ${credential:NAME} or ${NAME}")
+	inner, ok := strings.CutPrefix(v, "${")
+	inner, ok2 := strings.CutSuffix(inner, "}")
+	if !ok || !ok2 || strings.ContainsAny(inner, "${}") {
+		return settingRef{}, true, errMalformedRef
 	}
-	kind, arg, hasArg := strings.Cut(ref, ":")
-	var path string
+	kind, arg, hasArg := strings.Cut(inner, ":")
 	switch {
 	case kind == "file" && hasArg:
 		if !filepath.IsAbs(arg) {
-			return "", fmt.Errorf("%s: the path must be absolute", v)
+			return settingRef{}, true, fmt.Errorf("%s: the path must be absolute", v)
 		}
-		path = arg
+		return settingRef{file: arg}, true, nil
 	case kind == "credential" && hasArg:
 		if arg == "" || arg == "." || arg == ".." || strings.Contains(arg, "/") {
-			return "", fmt.Errorf("%s: not a credential name", v)
+			return settingRef{}, true, fmt.Errorf("%s: not a credential name", v)
 		}
 		dir, _ := lookupEnv(env, "CREDENTIALS_DIRECTORY")
 		if dir == "" {
-			return "", fmt.Errorf("%s: CREDENTIALS_DIRECTORY is not set", v)
+			return settingRef{}, true, fmt.Errorf("%s: CREDENTIALS_DIRECTORY is not set", v)
 		}
-		path = filepath.Join(dir, arg)
-	case !hasArg && isEnvName(ref):
-		s, ok := lookupEnv(env, ref)
-		if !ok {
-			return "", fmt.Errorf("%s: %s is not set", v, ref)
-		}
-		return s, nil
-	default:
-		return "", errors.New("malformed reference: the whole value must be ${file:PATH}, ${credential:NAME} or ${NAME}")
+		return settingRef{file: filepath.Join(dir, arg)}, true, nil
+	case !hasArg && isEnvName(inner):
+		s, set := lookupEnv(env, inner)
+		return settingRef{name: inner, value: s, set: set}, true, nil
 	}
-	b, err := os.ReadFile(path)
+	return settingRef{}, true, errMalformedRef
+}
+
+// expandSecret resolves a secret: the contents of the file a reference
+// names, trailing newlines trimmed, or the variable's value. Any other
+// value is the secret itself. Errors show the reference, never a secret.
+func expandSecret(v string, env []string) (string, error) {
+	ref, ok, err := resolveRef(v, env)
+	switch {
+	case err != nil:
+		return "", err
+	case !ok:
+		return v, nil
+	case ref.name != "" && !ref.set:
+		return "", fmt.Errorf("%s: %s is not set", v, ref.name)
+	case ref.name != "":
+		return ref.value, nil
+	}
+	b, err := os.ReadFile(ref.file)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", v, err)
 	}
 	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// expandFile resolves a setting that names a file: a path, or a file or
+// credential reference, which gives the path of the file it names. The
+// file is not read here.
+func expandFile(v string, env []string) (string, error) {
+	ref, ok, err := resolveRef(v, env)
+	switch {
+	case errors.Is(err, errMalformedRef):
+		return "", errors.New("malformed reference: the whole value must be a path, ${file:PATH} or ${credential:NAME}")
+	case err != nil:
+		return "", err
+	case !ok:
+		return v, nil
+	case ref.name != "":
+		return "", fmt.Errorf("%s: a variable does not name a file (write a path, ${file:PATH} or ${credential:NAME})", v)
+	}
+	return ref.file, nil
 }
 
 // lookupEnv finds name in env; the last assignment wins.

@@ -154,6 +154,7 @@ func TestLoadSettingsEveryKey(t *testing.T) {
 	want.Shutdown.Timeout = time.Minute
 	want.Admin.Token = "admin-literal"
 	want.Gateway.APIKeys = []string{"key-one", "key-two"}
+	want.TLS.CertFile, want.TLS.KeyFile = "/etc/awakend/tls/cert.pem", "/etc/awakend/tls/key.pem"
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}
@@ -532,6 +533,138 @@ func TestLoadSettingsSecrets(t *testing.T) {
 			}
 			if s.Admin.Token != tt.wantToken || !slices.Equal(s.Gateway.APIKeys, tt.wantKeys) {
 				t.Errorf("token %q keys %q, want %q %q", s.Admin.Token, s.Gateway.APIKeys, tt.wantToken, tt.wantKeys)
+			}
+		})
+	}
+}
+
+func TestLoadSettingsTLS(t *testing.T) {
+	creds := t.TempDir()
+	credEnv := "CREDENTIALS_DIRECTORY=" + creds
+	tests := []struct {
+		name     string
+		file     string
+		env      []string
+		flags    map[string]any
+		wantCert string
+		wantKey  string
+		wantErr  []string // if set, loading fails with errors containing each
+	}{
+		{
+			name:     "paths, not read",
+			file:     "tls:\n  cert_file: /nonexistent/cert.pem\n  key_file: relative/key.pem\n",
+			wantCert: "/nonexistent/cert.pem", wantKey: "relative/key.pem",
+		},
+		{
+			name:     "credentials name files in the credentials directory",
+			env:      []string{credEnv, "AWAKEND_TLS__CERT_FILE=${credential:tls.crt}", "AWAKEND_TLS__KEY_FILE=${credential:tls.key}"},
+			wantCert: filepath.Join(creds, "tls.crt"), wantKey: filepath.Join(creds, "tls.key"),
+		},
+		{
+			name:     "a file reference names its file",
+			file:     "tls:\n  cert_file: ${file:/etc/ssl/a.pem}\n  key_file: /etc/ssl/a.key\n",
+			wantCert: "/etc/ssl/a.pem", wantKey: "/etc/ssl/a.key",
+		},
+		{
+			name:     "flags",
+			flags:    map[string]any{"tls.cert_file": "/c.pem", "tls.key_file": "/k.pem"},
+			wantCert: "/c.pem", wantKey: "/k.pem",
+		},
+		{
+			name:    "cert without key",
+			file:    "tls:\n  cert_file: /c.pem\n",
+			wantErr: []string{"awakend.yaml:2:14: tls.cert_file: set without tls.key_file (set both or neither)"},
+		},
+		{
+			name:    "key without cert",
+			env:     []string{"AWAKEND_TLS__KEY_FILE=/k.pem"},
+			wantErr: []string{"AWAKEND_TLS__KEY_FILE: tls.key_file: set without tls.cert_file (set both or neither)"},
+		},
+		{
+			name:     "a key from the environment completes the file's cert",
+			file:     "tls:\n  cert_file: /c.pem\n",
+			env:      []string{"AWAKEND_TLS__KEY_FILE=/k.pem"},
+			wantCert: "/c.pem", wantKey: "/k.pem",
+		},
+		{
+			name:    "empty",
+			file:    "tls:\n  cert_file: \"\"\n  key_file: /k.pem\n",
+			wantErr: []string{"awakend.yaml:2:14: tls.cert_file: empty (remove tls.cert_file and tls.key_file to serve plain HTTP)"},
+		},
+		{
+			name:    "no credentials directory",
+			env:     []string{"AWAKEND_TLS__CERT_FILE=${credential:tls.crt}", "AWAKEND_TLS__KEY_FILE=/k.pem"},
+			wantErr: []string{"AWAKEND_TLS__CERT_FILE: tls.cert_file: ${credential:tls.crt}: CREDENTIALS_DIRECTORY is not set"},
+		},
+		{
+			name:    "credential name with a slash",
+			env:     []string{credEnv, "AWAKEND_TLS__CERT_FILE=/c.pem", "AWAKEND_TLS__KEY_FILE=${credential:../key}"},
+			wantErr: []string{"tls.key_file: ${credential:../key}: not a credential name"},
+		},
+		{
+			name:    "a variable is not a file",
+			env:     []string{"AWAKEND_TLS__CERT_FILE=${CERT}", "CERT=/c.pem", "AWAKEND_TLS__KEY_FILE=/k.pem"},
+			wantErr: []string{"tls.cert_file: ${CERT}: a variable does not name a file (write a path, ${file:PATH} or ${credential:NAME})"},
+		},
+		{
+			name:    "reference inside a path",
+			file:    "tls:\n  cert_file: /etc/${HOST}/c.pem\n  key_file: /k.pem\n",
+			wantErr: []string{"awakend.yaml:2:14: tls.cert_file: malformed reference: the whole value must be a path, ${file:PATH} or ${credential:NAME}"},
+		},
+		{
+			name:    "relative file reference",
+			file:    "tls:\n  cert_file: /c.pem\n  key_file: ${file:k.pem}\n",
+			wantErr: []string{"tls.key_file: ${file:k.pem}: the path must be absolute"},
+		},
+		{
+			name:    "unknown key in the tls section",
+			file:    "tls:\n  cert_file: /c.pem\n  key_file: /k.pem\n  ca_file: /ca.pem\n",
+			wantErr: []string{`awakend.yaml:4:3: unknown setting "tls.ca_file"`},
+		},
+		{
+			name:    "misspelt key",
+			file:    "tls:\n  cert_flie: /c.pem\n",
+			wantErr: []string{`awakend.yaml:2:3: unknown setting "tls.cert_flie" (did you mean "tls.cert_file"?)`},
+		},
+		{
+			name:    "tls key outside its section",
+			env:     []string{"AWAKEND_CERT_FILE=/c.pem"},
+			wantErr: []string{`AWAKEND_CERT_FILE: unknown setting "cert_file" (did you mean "tls.cert_file"?)`},
+		},
+		{
+			name:    "section given a value",
+			file:    "tls: on\n",
+			wantErr: []string{`awakend.yaml:1:6: tls is a section (of tls.cert_file, tls.key_file), not a value`},
+		},
+		{
+			name:    "not a string",
+			file:    "tls:\n  cert_file: [a]\n  key_file: /k.pem\n",
+			wantErr: []string{`awakend.yaml:2:14: tls.cert_file: a list is not a string`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeSettingsFile(t, t.TempDir(), "awakend.yaml", tt.file)
+			}
+			s, _, err := loadSettings(path, noDefaultSettingsFile(t), tt.env, tt.flags)
+			if tt.wantErr != nil {
+				if err == nil {
+					t.Fatalf("loaded %+v, want an error", s.TLS)
+				}
+				for _, w := range tt.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error\n%v\ndoes not contain\n%s", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.TLS.CertFile != tt.wantCert || s.TLS.KeyFile != tt.wantKey {
+				t.Errorf("cert %q key %q, want %q %q", s.TLS.CertFile, s.TLS.KeyFile, tt.wantCert, tt.wantKey)
 			}
 		})
 	}

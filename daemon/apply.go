@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/awakend/awakend/config"
@@ -18,22 +19,28 @@ import (
 type Factory = config.Factory
 
 // Applier loads the config directory and publishes it: one full rebuild and
-// validation, then one swap on the handle, or nothing at all. It is the
-// reload.Func of the daemon and the start-up load.
+// validation, then one swap on the handle, or nothing at all. With TLS, the
+// certificate pair is one more input: read at every apply, published with
+// the registry or, if anything fails, not at all. It is the reload.Func of
+// the daemon and the start-up load.
 type Applier struct {
 	dir     string
 	fsys    fs.FS
 	opts    config.Options
 	factory Factory
+	tls     *certificate // nil without TLS
 
 	// OnRebuild, if set, is called when a reload is about to rebuild the
-	// registry (its inputs changed, or it was forced) — not for a reload
-	// that finds nothing new, nor for the first load.
+	// registry (the config's inputs changed, or it was forced) — not for a
+	// reload that finds nothing new or only a new certificate, nor for the
+	// first load.
 	OnRebuild func(reload.Request)
 
 	mu          sync.Mutex // one apply at a time (the loop serializes too)
 	handle      *registry.Handle
-	fingerprint string // of the inputs the current snapshot came from
+	fingerprint string // of the inputs the current snapshot and certificate came from
+	configFP    string // of the config files alone
+	certFP      string // of the certificate pair alone
 	rejected    string // of the inputs last rejected, "" if none since
 }
 
@@ -50,11 +57,13 @@ func (a *Applier) Handle() *registry.Handle {
 	return a.handle
 }
 
-// Apply loads the directory and, unless its fingerprint is unchanged and the
-// request is not forced, rebuilds the registry on top of the current set and
-// publishes it. A rebuild that changes nothing publishes nothing. Executors
-// of providers that are gone or changed are closed after the swap; requests
-// in flight on them finish.
+// Apply loads the directory and the certificate pair and, unless their
+// fingerprint is unchanged and the request is not forced, rebuilds the
+// registry on top of the current set and publishes it with the pair. A
+// rebuild that changes nothing publishes no new version; a changed
+// certificate alone is applied without one (the registry did not change)
+// and listed in the changes. Executors of providers that are gone or
+// changed are closed after the swap; requests in flight on them finish.
 func (a *Applier) Apply(ctx context.Context, req reload.Request) reload.Result {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -73,49 +82,85 @@ func (a *Applier) Apply(ctx context.Context, req reload.Request) reload.Result {
 		res.Outcome, res.Err = reload.OutcomeRejected, fmt.Errorf("config directory %s: %w", a.dir, unwrapPath(err))
 		return res
 	}
-	cfg, err := config.Load(a.fsys, a.opts)
-	if err != nil {
-		var ce *config.Error
-		if errors.As(err, &ce) {
-			res.Fingerprint = ce.Fingerprint
+	cfg, cfgErr := config.Load(a.fsys, a.opts)
+	var configFP string
+	var ce *config.Error
+	switch {
+	case cfgErr == nil:
+		configFP = cfg.Fingerprint
+	case errors.As(cfgErr, &ce):
+		configFP = ce.Fingerprint
+	}
+	var cert *pair
+	var certErr error
+	if a.tls != nil {
+		p, err := a.tls.load()
+		cert, certErr = &p, err
+	}
+	res.Fingerprint = inputsFingerprint(configFP, cert)
+	if err := errors.Join(cfgErr, certErr); err != nil {
+		if configFP == "" {
+			res.Fingerprint = "" // an unreadable directory: nothing to compare
 		}
 		return a.reject(res, req, err)
 	}
-	res.Fingerprint = cfg.Fingerprint
-	if a.handle != nil && !req.Force && cfg.Fingerprint == a.fingerprint {
+	if a.handle != nil && !req.Force && res.Fingerprint == a.fingerprint {
 		a.rejected = ""
 		res.Outcome = reload.OutcomeUnchanged
 		return res
 	}
-	var base *registry.Set
-	if a.handle != nil {
-		base = a.handle.Current().Set
-		if a.OnRebuild != nil {
-			a.OnRebuild(req)
-		}
-	}
-	set, err := cfg.Build(base, a.factory)
-	if err != nil {
-		return a.reject(res, req, err)
-	}
-	a.rejected = ""
 	if a.handle == nil {
+		set, err := cfg.Build(nil, a.factory)
+		if err != nil {
+			return a.reject(res, req, err)
+		}
+		a.rejected = ""
 		a.handle = registry.NewHandle(set)
-		a.fingerprint = cfg.Fingerprint
+		a.publishCert(cert)
+		a.fingerprint, a.configFP = res.Fingerprint, configFP
 		res.Outcome, res.Version = reload.OutcomeApplied, 1
 		res.Changes = registry.Diff(nil, set).String()
 		return res
 	}
-	changes := registry.Diff(base, set)
-	a.fingerprint = cfg.Fingerprint
-	if changes.Empty() {
+	// The registry is rebuilt when its own inputs changed or the reload is
+	// forced; a new certificate alone leaves it as it is.
+	base := a.handle.Current().Set
+	set := base
+	if req.Force || configFP != a.configFP {
+		if a.OnRebuild != nil {
+			a.OnRebuild(req)
+		}
+		var err error
+		if set, err = cfg.Build(base, a.factory); err != nil {
+			return a.reject(res, req, err)
+		}
+	}
+	a.rejected = ""
+	a.fingerprint, a.configFP = res.Fingerprint, configFP
+	var changes []string
+	if diff := registry.Diff(base, set); !diff.Empty() {
+		res.Version = a.handle.Replace(set)
+		changes = append(changes, diff.String())
+		closeReplaced(base, set)
+	}
+	if cert != nil && cert.fingerprint != a.certFP {
+		a.publishCert(cert)
+		changes = append(changes, "~"+cert.summary())
+	}
+	if len(changes) == 0 {
 		res.Outcome = reload.OutcomeUnchanged
 		return res
 	}
-	res.Version = a.handle.Replace(set)
-	res.Outcome, res.Changes = reload.OutcomeApplied, changes.String()
-	closeReplaced(base, set)
+	res.Outcome, res.Changes = reload.OutcomeApplied, strings.Join(changes, ", ")
 	return res
+}
+
+// publishCert serves a newly loaded pair; nil (no TLS) does nothing.
+func (a *Applier) publishCert(p *pair) {
+	if p != nil {
+		a.tls.serve(*p)
+		a.certFP = p.fingerprint
+	}
 }
 
 // reject records a rejected reload. Inputs identical to those rejected last

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/awakend/awakend/config"
 	"github.com/awakend/awakend/registry"
@@ -169,5 +171,95 @@ func TestStatusLine(t *testing.T) {
 		if got := statusLine(h, tt.res); got != tt.want {
 			t.Errorf("statusLine(%s) = %q, want %q", tt.res.Outcome, got, tt.want)
 		}
+	}
+}
+
+func TestApplyTLS(t *testing.T) {
+	ctx := context.Background()
+	a, dir, built := newTestApplier(t)
+	files := newPEMFiles(t)
+	certA, certB, stranger := newTestCert(t, "cert-a"), newTestCert(t, "cert-b"), newTestCert(t, "stranger")
+	files.install(t, certA)
+	a.tls = newCertificate(files.cert, files.key)
+	var rebuilt []reload.Trigger
+	a.OnRebuild = func(req reload.Request) { rebuilt = append(rebuilt, req.Trigger) }
+	apply := func(trigger reload.Trigger, force bool) reload.Result {
+		return a.Apply(ctx, reload.Request{Trigger: trigger, Force: force})
+	}
+	served := func() string {
+		if leaf := a.tls.leaf(); leaf != nil {
+			return leaf.Subject.CommonName
+		}
+		return "<none>"
+	}
+
+	res := apply(reload.TriggerStartup, false)
+	if res.Outcome != reload.OutcomeApplied || res.Version != 1 || served() != "cert-a" {
+		t.Fatalf("startup = %+v, serving %s", res, served())
+	}
+	// The fingerprint covers the pair: it is not the config's alone.
+	cfg, err := config.Load(os.DirFS(dir), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Fingerprint == cfg.Fingerprint || res.Fingerprint == "" {
+		t.Errorf("fingerprint %s, want one of the config (%s) and the pair", res.Fingerprint, cfg.Fingerprint)
+	}
+	if res := apply(reload.TriggerRescan, false); res.Outcome != reload.OutcomeUnchanged {
+		t.Fatalf("rescan of the same files = %+v, want unchanged", res)
+	}
+
+	// A new certificate alone: applied, no new version, no rebuild.
+	files.install(t, certB)
+	res = apply(reload.TriggerWatch, false)
+	wantChanges := "~tls certificate (expires " + certB.x509.NotAfter.UTC().Format(time.DateOnly) + ")"
+	if res.Outcome != reload.OutcomeApplied || res.Version != 1 || res.Changes != wantChanges || served() != "cert-b" {
+		t.Fatalf("new pair = %+v, serving %s; want applied at version 1 with %q", res, served(), wantChanges)
+	}
+	if len(rebuilt) != 0 || len(*built) != 2 {
+		t.Errorf("a new certificate alone rebuilt the registry (%v, %d executors)", rebuilt, len(*built))
+	}
+	// Forced with nothing new: the registry is rebuilt, nothing changes.
+	if res := apply(reload.TriggerSignal, true); res.Outcome != reload.OutcomeUnchanged || res.Changes != "" || !slices.Equal(rebuilt, []reload.Trigger{reload.TriggerSignal}) {
+		t.Fatalf("forced = %+v, rebuilt %v", res, rebuilt)
+	}
+
+	// A key that is not the certificate's: rejected, the old pair serves.
+	files.write(t, certA.cert, stranger.key)
+	res = apply(reload.TriggerWatch, false)
+	var ce *CertError
+	if res.Outcome != reload.OutcomeRejected || !errors.As(res.Err, &ce) || ce.File != files.key || res.Repeated || served() != "cert-b" {
+		t.Fatalf("mismatched pair = %+v, serving %s", res, served())
+	}
+	if res := apply(reload.TriggerRescan, false); res.Outcome != reload.OutcomeRejected || !res.Repeated {
+		t.Fatalf("rescan of the same bad pair = %+v, want a repeated rejection", res)
+	}
+	if strings.Contains(res.Err.Error(), stranger.keyLine()) {
+		t.Errorf("the error shows the key: %v", res.Err)
+	}
+
+	// With a config that does not load too: both are reported.
+	write(t, dir, "m.yaml", "models:\n  - {id: m, provder_id: p, upstream_model: u}\n")
+	res = apply(reload.TriggerWatch, false)
+	diags, _ := Diagnostics(res.Err).([]config.Diagnostic)
+	if res.Outcome != reload.OutcomeRejected || len(diags) < 2 || diags[0].File != "m.yaml" || diags[len(diags)-1].File != files.key {
+		t.Fatalf("broken config and pair = %+v, diagnostics %+v", res, Diagnostics(res.Err))
+	}
+	if res.Repeated {
+		t.Error("a rejection of new inputs is marked repeated")
+	}
+
+	// Back to what was applied (A→B→A): unchanged.
+	write(t, dir, "m.yaml", "models:\n  - {id: m, provider_id: p, upstream_model: u}\n")
+	files.install(t, certB)
+	if res := apply(reload.TriggerWatch, false); res.Outcome != reload.OutcomeUnchanged || res.Err != nil || res.Version != 1 || served() != "cert-b" {
+		t.Fatalf("revert = %+v, serving %s", res, served())
+	}
+
+	// Without TLS the fingerprint is the config's, as awakend check prints it.
+	plain, _, _ := newTestApplier(t)
+	plain.dir, plain.fsys = dir, os.DirFS(dir)
+	if res := plain.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup}); res.Fingerprint != cfg.Fingerprint {
+		t.Errorf("fingerprint without TLS %s, want the config's %s", res.Fingerprint, cfg.Fingerprint)
 	}
 }

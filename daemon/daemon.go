@@ -6,6 +6,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,9 @@ type Options struct {
 	LookupEnv      func(string) (string, bool)
 	CredentialsDir string
 	Version        string
+	// Listener, if set, is served instead of a listener on
+	// Settings.Listen (socket activation, tests). Run closes it.
+	Listener net.Listener
 }
 
 // StartupError is a config that did not load when the daemon started; the
@@ -47,13 +51,17 @@ type StartupError struct{ Err error }
 func (e *StartupError) Error() string { return "config rejected at start-up:\n" + e.Err.Error() }
 func (e *StartupError) Unwrap() error { return e.Err }
 
-// Run loads the config directory, serves it, and reloads it until ctx is
-// done, then shuts down gracefully: it stops accepting connections, lets
-// requests in flight finish (bounded by the shutdown timeout) and stops the
-// reload loop.
+// Run loads the config directory (and the TLS certificate, when the
+// settings name one), serves it over HTTP (or HTTPS, with HTTP/2), and
+// reloads both until ctx is done, then shuts down gracefully: it stops
+// accepting connections, lets requests in flight finish (bounded by the
+// shutdown timeout) and stops the reload loop.
 func Run(ctx context.Context, o Options) error {
 	s, log := o.Settings, o.Logger
 	started := time.Now()
+	if o.Listener != nil {
+		defer o.Listener.Close() // served and closed below, unless the start-up fails
+	}
 	applier := NewApplier(s.ConfigDir, config.Options{
 		LookupEnv:      o.LookupEnv,
 		ReadFile:       os.ReadFile,
@@ -61,6 +69,11 @@ func Run(ctx context.Context, o Options) error {
 		AllowEmpty:     s.AllowEmpty,
 		Cache:          config.NewCache(),
 	}, provider.New)
+	var cert *certificate
+	if s.TLS.CertFile != "" {
+		cert = newCertificate(s.TLS.CertFile, s.TLS.KeyFile)
+		applier.tls = cert
+	}
 
 	res := applier.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup})
 	res.Started, res.Duration = started, time.Since(started)
@@ -70,6 +83,10 @@ func Run(ctx context.Context, o Options) error {
 	handle := applier.Handle()
 	log.Info("config loaded", "dir", s.ConfigDir, "version", res.Version, "fingerprint", short(res.Fingerprint),
 		"resources", res.Changes, "took", time.Since(started))
+	if leaf := cert.leaf(); leaf != nil {
+		log.Info("tls certificate loaded", "file", s.TLS.CertFile, "subject", leaf.Subject.String(),
+			"dns_names", leaf.DNSNames, "not_after", leaf.NotAfter)
+	}
 
 	// RELOADING=1 at the start of every forced reload (SIGHUP, the API):
 	// with Type=notify-reload, systemd waits for it after sending SIGHUP,
@@ -90,8 +107,13 @@ func Run(ctx context.Context, o Options) error {
 	}
 	var loop *reload.Loop
 	m := metrics.New(handle, func() reload.WatcherStatus { return loop.Status().Watcher })
+	var certFiles []string
+	if cert != nil {
+		certFiles = []string{cert.certFile, cert.keyFile}
+	}
 	loop = reload.New(applier.Apply, reload.Options{
 		Dir:            s.ConfigDir,
+		Files:          certFiles,
 		Debounce:       s.Reload.Debounce,
 		MaxWait:        s.Reload.MaxWait,
 		RescanInterval: rescanInterval(s.Reload.RescanInterval),
@@ -111,9 +133,12 @@ func Run(ctx context.Context, o Options) error {
 	})
 	m.ObserveReload(res)
 
-	ln, err := net.Listen("tcp", s.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+	ln := o.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.Listen); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
 	}
 	gw := gateway.New(gateway.Options{
 		Handle:  handle,
@@ -140,12 +165,11 @@ func Run(ctx context.Context, o Options) error {
 		}
 		rest.ServeHTTP(w, r)
 	})
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       5 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	srv := newServer(handler, log)
+	if cert != nil {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cert.getCertificate}
 	}
+	warnIfExposed(log, ln.Addr(), s)
 
 	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLoop()
@@ -153,7 +177,13 @@ func Run(ctx context.Context, o Options) error {
 	wg.Go(func() { loop.Run(loopCtx) })
 	serveErr := make(chan error, 1)
 	wg.Go(func() {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if cert != nil {
+			err = srv.ServeTLS(ln, "", "") // certificates from TLSConfig; HTTP/2 through ALPN
+		} else {
+			err = srv.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
 			serveErr <- err
 		}
 	})
@@ -176,9 +206,9 @@ func Run(ctx context.Context, o Options) error {
 	o.Notifier.Ready(statusLine(handle, res))
 	log.Info("serving", "listen", ln.Addr().String(), "version", handle.Version())
 
+	var err error
 	select {
 	case <-ctx.Done():
-		err = nil
 	case err = <-serveErr:
 		err = fmt.Errorf("serve: %w", err)
 	}
@@ -219,13 +249,35 @@ func short(fp string) string {
 }
 
 // Diagnostics renders a rejected reload's error for the API: the
-// positioned diagnostics of a config error, or the message.
+// positioned diagnostics of a config error, one diagnostic per certificate
+// file that did not load, or the message.
 func Diagnostics(err error) any {
-	var ce *config.Error
-	if errors.As(err, &ce) {
-		return ce.Diagnostics
+	var out []config.Diagnostic
+	other := false // an error that has no diagnostics of its own
+	var walk func(error)
+	walk = func(err error) {
+		var ce *config.Error
+		var cert *CertError
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		switch {
+		case errors.As(err, &ce):
+			out = append(out, ce.Diagnostics...)
+		case errors.As(err, &cert):
+			out = append(out, cert.Diagnostic())
+		default:
+			other = true
+		}
 	}
-	return []map[string]string{{"severity": "error", "message": err.Error()}}
+	walk(err)
+	if other || len(out) == 0 {
+		return []map[string]string{{"severity": "error", "message": err.Error()}}
+	}
+	return out
 }
 
 // rescanInterval maps the setting (0 = off) to the loop's option (negative

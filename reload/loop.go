@@ -1,6 +1,6 @@
 // Package reload owns awakend's reload loop: the triggers (a recursive
-// fsnotify watcher on the config directory, signals, API requests and a
-// periodic rescan), the debounce of filesystem events, the coalescing of
+// fsnotify watcher on the config directory and one on input files outside
+// it, signals, API requests and a periodic rescan), the debounce of filesystem events, the coalescing of
 // triggers into one reload at a time with at most one queued after it, and the
 // reload Status.
 //
@@ -110,6 +110,10 @@ type Func func(ctx context.Context, req Request) Result
 type Options struct {
 	// Dir is the directory to watch, recursively; "" means no watcher.
 	Dir string
+	// Files are more inputs to watch, outside Dir (a TLS certificate and
+	// key): an event on one of them, or on a link that leads to it, asks
+	// for a debounced reload as an event in Dir does.
+	Files []string
 	// Debounce is the quiet period after the last filesystem event before a
 	// reload; 0 means 250ms.
 	Debounce time.Duration
@@ -219,6 +223,11 @@ func (l *Loop) Run(ctx context.Context) error {
 		w := newWatcher(l.opts.Dir, l.log, l.debounce, l.setWatcher)
 		w.start()
 		wg.Go(func() { w.run(ctx) })
+	}
+	if len(l.opts.Files) > 0 {
+		fw := newFileWatcher(l.opts.Files, l.log, l.debounce)
+		fw.start()
+		wg.Go(func() { fw.run(ctx) })
 	}
 	wg.Go(func() { l.runReloads(ctx) })
 	l.schedule(ctx)

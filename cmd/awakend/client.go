@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,10 @@ type client struct {
 	base  string // http://host:port
 	token string
 	http  *http.Client
+	// settle is how long the daemon may take to apply certificate files
+	// that changed (its reload.max_wait, and some): a request refused for
+	// the daemon's certificate is tried once more after it. 0 tries once.
+	settle time.Duration
 }
 
 // daemonURL turns a listen address into a URL the local host can reach: a
@@ -36,21 +41,33 @@ func daemonURL(listen string) (string, error) {
 	return "http://" + net.JoinHostPort(host, port), nil
 }
 
-func newClient(base, token string, timeout time.Duration) *client {
-	return &client{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: timeout}}
+// newClient returns a client of the daemon at base; tlsConf, if set,
+// verifies the daemon's certificate.
+func newClient(base, token string, timeout time.Duration, tlsConf *tls.Config) *client {
+	hc := &http.Client{Timeout: timeout}
+	if tlsConf != nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tlsConf
+		hc.Transport = tr
+	}
+	return &client{base: strings.TrimRight(base, "/"), token: token, http: hc}
 }
 
 // do sends a request and decodes a JSON answer into out, whatever the
 // status; it returns the status code.
 func (c *client) do(ctx context.Context, method, path string, body []byte, out any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, err
+	resp, err := c.send(ctx, method, path, body)
+	var mismatch *certMismatch
+	if errors.As(err, &mismatch) && c.settle > 0 {
+		// The files may be newer than the daemon's certificate: give its
+		// watcher the time to apply them.
+		select {
+		case <-time.After(c.settle):
+			c.http.CloseIdleConnections()
+			resp, err = c.send(ctx, method, path, body)
+		case <-ctx.Done():
+		}
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
 	if err != nil {
 		var opErr *net.OpError
 		if errors.As(err, &opErr) && opErr.Op == "dial" {
@@ -67,6 +84,18 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, out a
 		return resp.StatusCode, fmt.Errorf("%s %s: %s: not JSON: %.200s", method, path, resp.Status, data)
 	}
 	return resp.StatusCode, nil
+}
+
+// send sends one request.
+func (c *client) send(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return c.http.Do(req)
 }
 
 // apiError is OpenAI's error envelope, as the daemon answers errors.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/awakend/awakend/config"
@@ -67,16 +68,27 @@ func reloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // daemonClient finds the running daemon as `serve` would listen: from the
-// same settings, or from an explicit URL.
+// same settings (over TLS when they set a certificate), or from an explicit
+// URL.
 func daemonClient(settingsFile, url string, timeout time.Duration) (*client, error) {
 	s, _, err := config.LoadSettings(settingsFile, os.Environ(), nil)
 	if err != nil {
 		return nil, err
 	}
-	if url == "" {
-		if url, err = daemonURL(s.Listen); err != nil {
-			return nil, err
-		}
+	if url != "" {
+		return newClient(url, s.Admin.Token, timeout, nil), nil
 	}
-	return newClient(url, s.Admin.Token, timeout), nil
+	if url, err = daemonURL(s.Listen); err != nil {
+		return nil, err
+	}
+	if s.TLS.CertFile == "" {
+		return newClient(url, s.Admin.Token, timeout, nil), nil
+	}
+	conf, err := daemonTLS(s.TLS.CertFile, s.TLS.KeyFile, nil)
+	if err != nil {
+		return nil, err
+	}
+	c := newClient("https"+strings.TrimPrefix(url, "http"), s.Admin.Token, timeout, conf)
+	c.settle = s.Reload.MaxWait + time.Second
+	return c, nil
 }

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// issue makes a certificate for name, signed by parent (self-signed when
+// parent is nil), and returns it with its key.
+func issue(t *testing.T, name string, ca bool, parent *tls.Certificate) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		DNSNames:              []string{name},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  ca,
+	}
+	signer, signerKey := tmpl, any(key)
+	if parent != nil {
+		signer, signerKey = parent.Leaf, parent.PrivateKey
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}
+
+// writePEM writes c's certificate and key, and returns the two files.
+func writePEM(t *testing.T, c tls.Certificate) (cert, key string) {
+	t.Helper()
+	dir := t.TempDir()
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var keyPEM []byte
+	if c.PrivateKey != nil {
+		der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	}
+	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+// TestDaemonTLS checks how reload and diff verify a daemon on loopback: it
+// must hold the key of the certificate or of the key on disk, or have a
+// certificate trusted for the names on disk; nothing else.
+func TestDaemonTLS(t *testing.T) {
+	ca := issue(t, "Test CA", true, nil)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Leaf)
+	old := issue(t, "llm.example.com", false, &ca)
+	renewed := issue(t, "llm.example.com", false, &ca)
+	selfSigned := issue(t, "llm.example.com", false, nil)
+	selfRenewed := issue(t, "llm.example.com", false, nil)
+	otherName := issue(t, "other.example.com", false, &ca)
+
+	tests := []struct {
+		name      string
+		cert, key tls.Certificate // on disk: the certificate of cert, the key of key
+		served    tls.Certificate // by the daemon
+		ok        bool
+	}{
+		{"the pair on disk", selfSigned, selfSigned, selfSigned, true},
+		{"certificate replaced, key not yet", selfRenewed, selfSigned, selfSigned, true},
+		{"key replaced, certificate not yet", selfSigned, selfRenewed, selfSigned, true},
+		{"both renewed by a trusted CA, not applied yet", renewed, renewed, old, true},
+		{"both replaced, self-signed, not applied yet", selfRenewed, selfRenewed, selfSigned, false},
+		{"a trusted certificate of another name", old, old, otherName, false},
+		{"a self-signed stranger of the same name", old, old, selfSigned, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+			srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+			srv.TLS = &tls.Config{Certificates: []tls.Certificate{tt.served}}
+			srv.StartTLS()
+			defer srv.Close()
+			certFile, _ := writePEM(t, tt.cert)
+			_, keyFile := writePEM(t, tt.key)
+			conf, err := daemonTLS(certFile, keyFile, roots)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := newClient(srv.URL, "", 5*time.Second, conf)
+			defer c.http.CloseIdleConnections()
+			resp, err := c.http.Get(srv.URL)
+			if err == nil {
+				resp.Body.Close()
+			}
+			if (err == nil) != tt.ok {
+				t.Errorf("err = %v, want ok %v", err, tt.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "the daemon's certificate matches neither "+certFile+" nor "+keyFile) {
+				t.Errorf("err = %v, want one naming the files", err)
+			}
+		})
+	}
+
+	certFile, keyFile := writePEM(t, old)
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	if _, err := daemonTLS(missing, keyFile, nil); err != nil {
+		t.Errorf("with the key alone: %v", err)
+	}
+	if _, err := daemonTLS(certFile, missing, nil); err != nil {
+		t.Errorf("with the certificate alone: %v", err)
+	}
+	junkCert, junkKey := writePEM(t, tls.Certificate{Certificate: [][]byte{[]byte("junk")}})
+	if err := os.WriteFile(junkKey, []byte("-----BEGIN PRIVATE KEY-----\nanVuaw==\n-----END PRIVATE KEY-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := daemonTLS(junkCert, junkKey, nil)
+	if err == nil || !strings.Contains(err.Error(), "tls.cert_file "+junkCert) || !strings.Contains(err.Error(), "tls.key_file "+junkKey+": not a private key") {
+		t.Errorf("junk files: %v", err)
+	}
+	if _, err := daemonTLS(missing, missing, nil); err == nil || !strings.Contains(err.Error(), "or pass --url") {
+		t.Errorf("no files: %v", err)
+	}
+}
+
+// TestDaemonTLSSettle: a daemon whose certificate is older than the files
+// is asked again once it has had the time to apply them.
+func TestDaemonTLSSettle(t *testing.T) {
+	before, after := issue(t, "llm.example.com", false, nil), issue(t, "llm.example.com", false, nil)
+	certFile, keyFile := writePEM(t, after)
+	for _, settle := range []time.Duration{0, time.Millisecond} {
+		var handshakes atomic.Int32
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") }))
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+		srv.TLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			served := after
+			if handshakes.Add(1) == 1 {
+				served = before // the daemon applies the files after the first handshake
+			}
+			return &tls.Config{Certificates: []tls.Certificate{served}}, nil
+		}}
+		srv.StartTLS()
+		conf, err := daemonTLS(certFile, keyFile, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newClient(srv.URL, "", 5*time.Second, conf)
+		c.settle = settle
+		var out struct{}
+		_, err = c.do(t.Context(), http.MethodGet, "/", nil, &out)
+		if (err == nil) != (settle > 0) || handshakes.Load() != map[bool]int32{false: 1, true: 2}[settle > 0] {
+			t.Errorf("settle %v: err %v after %d handshakes", settle, err, handshakes.Load())
+		}
+		c.http.CloseIdleConnections()
+		srv.Close()
+	}
+}
+
+func TestDaemonClientTLS(t *testing.T) {
+	cert, key := writePEM(t, issue(t, "llm.example.com", false, nil))
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain.yaml")
+	withTLS := filepath.Join(dir, "tls.yaml")
+	if err := os.WriteFile(plain, []byte("listen: 0.0.0.0:9443\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(withTLS, []byte("listen: 0.0.0.0:9443\ntls:\n  cert_file: "+cert+"\n  key_file: "+key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		settings, url, want string
+		tls                 bool
+	}{
+		{plain, "", "http://127.0.0.1:9443", false},
+		{withTLS, "", "https://127.0.0.1:9443", true},
+		{withTLS, "https://llm.example.com:9443", "https://llm.example.com:9443", false}, // verified as any client would
+	} {
+		c, err := daemonClient(tt.settings, tt.url, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, custom := c.http.Transport.(*http.Transport)
+		if c.base != tt.want || custom != tt.tls {
+			t.Errorf("settings %s, --url %q: base %s, own TLS config %v; want %s, %v", filepath.Base(tt.settings), tt.url, c.base, custom, tt.want, tt.tls)
+		}
+	}
+}

@@ -1,0 +1,215 @@
+package reload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// fileWatcher watches single files that are inputs of a reload but live
+// outside the config tree, such as a TLS certificate and key. It watches
+// each file's directory and the directory of the file its symbolic links
+// lead to: certbot renews by pointing the link in live/ at a new file in
+// archive/, and Kubernetes by swapping the ..data link beside the file. An
+// event asks for a debounced reload when it names a file or its target, or
+// when a file's links now lead elsewhere; other names in those directories
+// are ignored. When its watches cannot be set up it retries with backoff;
+// the periodic rescan covers the gap. All its methods run on one goroutine.
+type fileWatcher struct {
+	files  []string // absolute and clean
+	log    *slog.Logger
+	notify func(Request)
+
+	fs      *fsnotify.Watcher // nil when none could be created
+	dirs    map[string]bool   // directories watched
+	targets map[string]string // file → what its links lead to; "" if nothing
+	up      bool
+	lastErr string
+}
+
+func newFileWatcher(files []string, log *slog.Logger, notify func(Request)) *fileWatcher {
+	w := &fileWatcher{log: log, notify: notify, dirs: map[string]bool{}, targets: map[string]string{}}
+	for _, f := range files {
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			abs = filepath.Clean(f)
+		}
+		if !slices.Contains(w.files, abs) {
+			w.files = append(w.files, abs)
+		}
+	}
+	return w
+}
+
+// start sets the watches up for the first time and asks for a rescan: a
+// change made before the watches were in place sent no event.
+func (w *fileWatcher) start() {
+	if err := w.setup(); err != nil {
+		w.down(err)
+	}
+	w.notify(Request{Trigger: TriggerRescan})
+}
+
+// run handles events, and sets the watches up again with backoff when they
+// fail, until ctx is done. Then it closes every watch.
+func (w *fileWatcher) run(ctx context.Context) {
+	defer w.close()
+	backoff := minBackoff
+	retry := time.NewTimer(backoff)
+	retry.Stop()
+	defer retry.Stop()
+	armed := false
+	for {
+		if !w.up && !armed {
+			retry.Reset(backoff)
+			backoff = min(2*backoff, maxBackoff)
+			armed = true
+		}
+		var (
+			events <-chan fsnotify.Event
+			errs   <-chan error
+		)
+		if w.fs != nil {
+			events, errs = w.fs.Events, w.fs.Errors
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				w.down(errors.New("fsnotify event channel closed"))
+				continue
+			}
+			if w.handle(ev) {
+				w.notify(Request{Trigger: TriggerWatch})
+			}
+		case err, ok := <-errs:
+			if !ok {
+				err = errors.New("fsnotify error channel closed")
+			}
+			w.down(err) // events may have been lost: set up again, then rescan
+		case <-retry.C:
+			armed = false
+			if err := w.setup(); err != nil {
+				w.down(err)
+				continue
+			}
+			backoff = minBackoff
+			w.notify(Request{Trigger: TriggerRescan}) // changes while down sent no event
+		}
+	}
+}
+
+// down closes the watches and logs why, unless it is the error already
+// logged; run sets them up again after a backoff.
+func (w *fileWatcher) down(err error) {
+	w.close()
+	if msg := err.Error(); msg != w.lastErr {
+		w.lastErr = msg
+		w.log.Warn("file watcher down; the rescan still reads the files", "files", w.files, "error", err)
+	}
+}
+
+// setup watches the directories of the files and of their targets.
+func (w *fileWatcher) setup() error {
+	w.close()
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("create watcher: %w", err)
+	}
+	w.fs = fw
+	for _, f := range w.files {
+		w.targets[f] = target(f)
+	}
+	if err := w.sync(); err != nil {
+		return err
+	}
+	w.up, w.lastErr = true, ""
+	w.log.Info("file watcher up", "files", w.files, "dirs", len(w.dirs))
+	return nil
+}
+
+// sync watches the directories the files need and drops the others.
+func (w *fileWatcher) sync() error {
+	want := map[string]bool{}
+	for _, f := range w.files {
+		want[filepath.Dir(f)] = true
+		if t := w.targets[f]; t != "" {
+			want[filepath.Dir(t)] = true
+		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(w.dirs)) {
+		if !want[d] {
+			_ = w.fs.Remove(d) // gone already if the directory was deleted
+			delete(w.dirs, d)
+		}
+	}
+	var errs []error
+	for _, d := range slices.Sorted(maps.Keys(want)) {
+		if w.dirs[d] {
+			continue
+		}
+		if err := w.fs.Add(d); err != nil {
+			errs = append(errs, fmt.Errorf("watch %s: %w", d, err))
+			continue
+		}
+		w.dirs[d] = true
+	}
+	return errors.Join(errs...)
+}
+
+// handle reports whether ev concerns a file: it names one or its target, or
+// a file's links now lead elsewhere (then the new target's directory is
+// watched). A watched directory removed or renamed sets the watches up
+// again.
+func (w *fileWatcher) handle(ev fsnotify.Event) bool {
+	hit := false
+	moved := false
+	for _, f := range w.files {
+		t := target(f)
+		if ev.Name == f || ev.Name == w.targets[f] || (t != "" && ev.Name == t) {
+			hit = true
+		}
+		if t != w.targets[f] {
+			w.targets[f] = t
+			hit, moved = true, true
+		}
+	}
+	if w.dirs[ev.Name] && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+		delete(w.dirs, ev.Name)
+		moved = true
+	}
+	if moved {
+		if err := w.sync(); err != nil {
+			w.down(err)
+		}
+	}
+	return hit
+}
+
+// close drops every watch.
+func (w *fileWatcher) close() {
+	if w.fs != nil {
+		_ = w.fs.Close()
+		w.fs = nil
+	}
+	clear(w.dirs)
+	w.up = false
+}
+
+// target is the file the links at path lead to, or "" if path does not
+// resolve to anything.
+func target(path string) string {
+	t, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return ""
+	}
+	return t
+}
