@@ -75,6 +75,9 @@ type Error struct {
 	Message string
 	// Type and Code are OpenAI's error envelope fields to answer with.
 	Type, Code string
+	// Header carries the headers of the failed answer that the client may
+	// see; nil when there was no answer.
+	Header http.Header
 
 	// cause is the transport or context error behind the failure, if any.
 	cause error
