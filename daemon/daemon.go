@@ -19,6 +19,7 @@ import (
 
 	"github.com/awakend/awakend/api"
 	"github.com/awakend/awakend/config"
+	"github.com/awakend/awakend/edge"
 	"github.com/awakend/awakend/gateway"
 	"github.com/awakend/awakend/metrics"
 	"github.com/awakend/awakend/provider"
@@ -120,6 +121,7 @@ func Run(ctx context.Context, o Options) error {
 		Logger:  log,
 		Metrics: m.Registerer(),
 		APIKeys: s.Gateway.APIKeys,
+		Guard:   edge.NewGuard(s.Listen, ln.Addr().String()),
 	})
 	rest := api.New(api.Options{
 		Handle:      handle,
@@ -130,6 +132,7 @@ func Run(ctx context.Context, o Options) error {
 		Logger:      log,
 		Version:     o.Version,
 		Started:     started,
+		Guard:       edge.NewGuard(s.Listen, ln.Addr().String()),
 	})
 	// The gateway routes /v1/ itself, so its requests, the hot path, skip
 	// a ServeMux's pattern matching; the API has its own mux.
