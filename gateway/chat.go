@@ -326,7 +326,7 @@ func copyHeader(dst, src http.Header) {
 // or net/http's to set, never an upstream's.
 func ownHeader(k string) bool {
 	switch k {
-	case "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Proxy-Connection",
+	case "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
 		"Te", "Trailer", "Upgrade", "X-Request-Id", "Set-Cookie", "Alt-Svc", "Strict-Transport-Security":
 		return true
 	}
