@@ -4,8 +4,9 @@
 // of routes no token guards, and the header that names the configuration
 // version a response was computed from.
 //
-// The api and gateway packages serve their routes with it; nothing here
-// holds state beyond what New functions are given.
+// The api and gateway packages serve their routes with it. It holds no
+// state of its own: a Guard and a Keys are built once from the settings
+// and only read afterwards.
 package edge
 
 import (
