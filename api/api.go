@@ -1,7 +1,7 @@
 // Package api owns awakend's HTTP API apart from inference: the registry read
 // API under /api/v1, the admin reload route, /healthz, /readyz and /metrics;
-// the admin-token and loopback checks that guard them; the error envelope;
-// and the JSON views that keep secrets out of every response.
+// which of them the admin token guards and which the edge's Host/Origin
+// guard does; and the JSON views that keep secrets out of every response.
 //
 // It holds no state beyond the one registry snapshot each request reads at
 // the edge and passes down.
@@ -24,7 +24,7 @@
 // Every GET route answers HEAD too. A known path with another method gets
 // 405 with Allow; an unknown path gets 404. Every /api/v1 route answers 503
 // while no snapshot serves. Errors use OpenAI's envelope
-// {"error": {"message", "type", "code"}}.
+// {"error": {"message", "type", "param", "code"}}.
 //
 // Every response carries X-Awakend-Config-Version, the version of the
 // snapshot the request read (absent while none serves). POST /api/v1/reload
@@ -35,14 +35,18 @@
 // With an admin token configured, every /api/v1 route (unknown ones included,
 // so that routes cannot be probed) needs "Authorization: Bearer <token>" and
 // answers 401 with WWW-Authenticate otherwise; /healthz, /readyz and /metrics
-// stay open. Tokens are compared in constant time, as SHA-256 sums of equal
-// length.
+// stay open.
 //
 // Without a token, the read routes are open and POST /api/v1/reload is
 // refused (403) unless the peer is a loopback address (127.0.0.0/8, ::1). The
 // peer is the TCP peer, r.RemoteAddr: behind a reverse proxy every request
 // comes from the proxy, so configure a token there. A peer address that is
 // not an IP (a Unix socket) counts as non-loopback.
+//
+// Every route no token guards (all of them without a token; /healthz,
+// /readyz, /metrics and paths outside /api always) goes through
+// Options.Guard first: a loopback peer naming another Host, or a
+// cross-origin POST, is refused with 403.
 //
 // # Secrets
 //
@@ -54,25 +58,18 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/awakend/awakend/edge"
 	"github.com/awakend/awakend/registry"
 	"github.com/awakend/awakend/reload"
 )
-
-// VersionHeader is the response header carrying the registry version a
-// response was computed from.
-const VersionHeader = "X-Awakend-Config-Version"
 
 // Reloader runs reloads and reports on them; *reload.Loop implements it.
 type Reloader interface {
@@ -96,6 +93,9 @@ type Options struct {
 	// AdminToken, when set, is required as a bearer token by every /api/v1
 	// route. When empty, reloads are accepted from loopback peers only.
 	AdminToken string
+	// Guard checks the requests of every route no token guards; nil means
+	// edge.NewGuard(), which knows no listen address.
+	Guard *edge.Guard
 	// Diagnostics renders the error of a rejected reload as a JSON-able list
 	// of diagnostics, e.g. a *config.Error's Diagnostics. It returns nil for
 	// an error it does not know; the API then serves a registry
@@ -111,10 +111,11 @@ type Options struct {
 
 // server is the handler New returns.
 type server struct {
-	opts     Options
-	log      *slog.Logger
-	tokenSum [sha256.Size]byte // of opts.AdminToken, when set
-	mux      *http.ServeMux
+	opts  Options
+	log   *slog.Logger
+	admin *edge.Keys // the admin token, when set
+	guard *edge.Guard
+	mux   *http.ServeMux
 }
 
 // handlerFunc serves one request from one snapshot.
@@ -122,12 +123,12 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, snap *registry.Sna
 
 // New returns the handler of the routes listed in the package comment.
 func New(opts Options) http.Handler {
-	s := &server{opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	s := &server{opts: opts, log: opts.Logger, admin: edge.NewKeys(opts.AdminToken), guard: opts.Guard, mux: http.NewServeMux()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if opts.AdminToken != "" {
-		s.tokenSum = sha256.Sum256([]byte(opts.AdminToken))
+	if s.guard == nil {
+		s.guard = edge.NewGuard()
 	}
 
 	routes := []struct {
@@ -177,12 +178,12 @@ func New(opts Options) http.Handler {
 		allow := strings.Join(allowed[p], ", ")
 		s.mux.Handle(p, s.withSnapshot(func(w http.ResponseWriter, r *http.Request, _ *registry.Snapshot) {
 			w.Header().Set("Allow", allow)
-			writeError(w, http.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed",
+			writeError(w, http.StatusMethodNotAllowed, edge.TypeInvalidRequest, "method_not_allowed",
 				"method "+r.Method+" is not allowed on "+r.URL.Path+" (allowed: "+allow+")")
 		}))
 	}
 	s.mux.Handle("/", s.withSnapshot(func(w http.ResponseWriter, r *http.Request, _ *registry.Snapshot) {
-		writeError(w, http.StatusNotFound, typeInvalidRequest, "not_found", "no route for "+r.Method+" "+r.URL.Path)
+		writeError(w, http.StatusNotFound, edge.TypeInvalidRequest, "not_found", "no route for "+r.Method+" "+r.URL.Path)
 	}))
 	return s
 }
@@ -191,19 +192,28 @@ func New(opts Options) http.Handler {
 type snapshotKey struct{}
 
 // ServeHTTP reads the snapshot the request will be served from, stamps its
-// version on the response, checks the admin token for /api routes, and
-// routes.
+// version on the response, checks the admin token for /api routes when one
+// is set and the guard on every other route, and routes.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var snap *registry.Snapshot
 	if s.opts.Handle != nil {
 		snap = s.opts.Handle.Current()
 	}
 	if snap != nil {
-		w.Header().Set(VersionHeader, strconv.FormatUint(snap.Version, 10))
+		w.Header().Set(edge.VersionHeader, strconv.FormatUint(snap.Version, 10))
 	}
+	guarded := false
 	if r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/") {
 		w.Header().Set("Cache-Control", "no-store")
-		if s.opts.AdminToken != "" && !s.authorize(w, r) {
+		guarded = s.admin.Len() > 0
+	}
+	if guarded && !s.authorize(w, r) {
+		return
+	}
+	if !guarded {
+		if status, e := s.guard.Check(r); e != nil {
+			s.log.Warn("request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "host", r.Host, "reason", e.Code)
+			edge.WriteError(w, status, e)
 			return
 		}
 	}
@@ -222,7 +232,7 @@ func (s *server) withSnapshot(h handlerFunc) http.Handler {
 func (s *server) ready(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, snap *registry.Snapshot) {
 		if snap == nil {
-			writeError(w, http.StatusServiceUnavailable, typeServer, "not_ready", "no configuration is being served yet")
+			writeError(w, http.StatusServiceUnavailable, edge.TypeServer, "not_ready", "no configuration is being served yet")
 			return
 		}
 		h(w, r, snap)
@@ -232,56 +242,25 @@ func (s *server) ready(h handlerFunc) handlerFunc {
 // authorize checks the bearer token and answers 401 when it is missing or
 // wrong.
 func (s *server) authorize(w http.ResponseWriter, r *http.Request) bool {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+	token, ok := edge.Bearer(r)
+	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="awakend"`)
-		writeError(w, http.StatusUnauthorized, typeAuthentication, "missing_token",
+		writeError(w, http.StatusUnauthorized, edge.TypeAuthentication, "missing_token",
 			"this route needs the admin token as a bearer token (Authorization: Bearer <token>)")
 		return false
 	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	if subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) != 1 {
+	if !s.admin.Match(token) {
 		s.log.Debug("admin token rejected", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="awakend", error="invalid_token"`)
-		writeError(w, http.StatusUnauthorized, typeAuthentication, "invalid_token", "the bearer token is not the admin token")
+		writeError(w, http.StatusUnauthorized, edge.TypeAuthentication, "invalid_token", "the bearer token is not the admin token")
 		return false
 	}
 	return true
 }
 
-// loopback reports whether a request's peer address is a loopback address.
-func loopback(remoteAddr string) bool {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
-}
-
-// Error types of the envelope, as OpenAI names them.
-const (
-	typeInvalidRequest = "invalid_request_error"
-	typeAuthentication = "authentication_error"
-	typePermission     = "permission_error"
-	typeServer         = "server_error"
-)
-
-// errorBody is the inside of OpenAI's error envelope.
-type errorBody struct {
-	Message string `json:"message"`
-	Type    string `json:"type"`
-	Code    string `json:"code"`
-}
-
-// errorEnvelope is OpenAI's error envelope.
-type errorEnvelope struct {
-	Error errorBody `json:"error"`
-}
-
-// writeError writes an error envelope.
+// writeError answers status with OpenAI's error envelope.
 func writeError(w http.ResponseWriter, status int, typ, code, msg string) {
-	writeJSON(w, status, errorEnvelope{errorBody{Message: msg, Type: typ, Code: code}})
+	edge.WriteError(w, status, edge.NewError(typ, code, "", msg))
 }
 
 // writeJSON writes v as the JSON body of a response with the given status.
@@ -289,8 +268,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Only a programming error gets here: every view marshals.
-		status = http.StatusInternalServerError
-		b, _ = json.Marshal(errorEnvelope{errorBody{Message: "encoding the response failed", Type: typeServer, Code: "internal_error"}})
+		edge.WriteError(w, http.StatusInternalServerError, edge.NewError(edge.TypeServer, "internal_error", "", "encoding the response failed"))
+		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/awakend/awakend/api"
+	"github.com/awakend/awakend/edge"
 	"github.com/awakend/awakend/metrics"
 	"github.com/awakend/awakend/registry"
 	"github.com/awakend/awakend/reload"
@@ -147,10 +148,11 @@ func (f *fakeReloader) lastRequest(t *testing.T) reload.Request {
 	return f.requests[len(f.requests)-1]
 }
 
-// serve runs one request against h. remote "" keeps httptest's default
-// peer, 192.0.2.1 (not loopback).
+// serve runs one request against h, with Host testHost. remote "" keeps
+// httptest's default peer, 192.0.2.1 (not loopback).
 func serve(h http.Handler, method, target, remote, token string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(method, target, nil)
+	r.Host = testHost
 	if remote != "" {
 		r.RemoteAddr = remote
 	}
@@ -163,6 +165,10 @@ func serve(h http.Handler, method, target, remote, token string) *httptest.Respo
 }
 
 const loopbackPeer = "127.0.0.1:40000"
+
+// testHost is the Host of the tests' requests: a name the guard allows a
+// loopback peer.
+const testHost = "localhost:8700"
 
 // decode parses a JSON body into a generic value.
 func decode(t *testing.T, w *httptest.ResponseRecorder) map[string]any {
@@ -292,8 +298,8 @@ func TestRoutes(t *testing.T) {
 			if w.Code != tc.status {
 				t.Fatalf("status = %d, want %d: %s", w.Code, tc.status, w.Body)
 			}
-			if got := w.Header().Get(api.VersionHeader); got != "1" {
-				t.Errorf("%s = %q, want 1", api.VersionHeader, got)
+			if got := w.Header().Get(edge.VersionHeader); got != "1" {
+				t.Errorf("%s = %q, want 1", edge.VersionHeader, got)
 			}
 			if tc.path == "/metrics" && tc.status == 200 {
 				if w.Body.String() != "up 1\n" {
@@ -346,7 +352,7 @@ func wantField(key, want string) func(*testing.T, map[string]any) {
 func TestNotFoundMessage(t *testing.T) {
 	handler, _, _ := newServer(t, api.Options{})
 	w := serve(handler, "GET", "/api/v1/models/x", "", "")
-	want := `{"error":{"message":"model 'x' not found","type":"invalid_request_error","code":"not_found"}}` + "\n"
+	want := `{"error":{"message":"model 'x' not found","type":"invalid_request_error","param":null,"code":"not_found"}}` + "\n"
 	if w.Body.String() != want {
 		t.Errorf("body = %s, want %s", w.Body, want)
 	}
@@ -599,8 +605,8 @@ func TestReload(t *testing.T) {
 			if w.Code != tc.status {
 				t.Fatalf("status = %d, want %d: %s", w.Code, tc.status, w.Body)
 			}
-			if got := w.Header().Get(api.VersionHeader); got != tc.wantVersion {
-				t.Errorf("%s = %q, want %q", api.VersionHeader, got, tc.wantVersion)
+			if got := w.Header().Get(edge.VersionHeader); got != tc.wantVersion {
+				t.Errorf("%s = %q, want %q", edge.VersionHeader, got, tc.wantVersion)
 			}
 			b := decode(t, w)
 			if v, ok := b["version"]; ok && strconv.FormatFloat(v.(float64), 'f', -1, 64) != tc.wantVersion {
@@ -621,6 +627,7 @@ func TestReloadHonoursRequestCancellation(t *testing.T) {
 	f.wait = true
 	ctx, cancel := context.WithCancel(t.Context())
 	r := httptest.NewRequestWithContext(ctx, "POST", "/api/v1/reload", nil)
+	r.Host = testHost
 	r.RemoteAddr = loopbackPeer
 	w := httptest.NewRecorder()
 	done := make(chan struct{})
@@ -685,6 +692,7 @@ func TestAuth(t *testing.T) {
 			handler, _, f := newServer(t, api.Options{AdminToken: tc.token})
 			f.result = reload.Result{Outcome: reload.OutcomeUnchanged, Version: 1}
 			r := httptest.NewRequest(tc.method, tc.path, nil)
+			r.Host = testHost
 			if tc.peer != "" {
 				r.RemoteAddr = tc.peer
 			}
@@ -702,8 +710,8 @@ func TestAuth(t *testing.T) {
 			if got := w.Header().Get("WWW-Authenticate"); (got != "") != tc.authenticate || (got != "" && !strings.HasPrefix(got, "Bearer")) {
 				t.Errorf("WWW-Authenticate = %q", got)
 			}
-			if w.Header().Get(api.VersionHeader) != "1" {
-				t.Errorf("%s missing on a %d", api.VersionHeader, w.Code)
+			if w.Header().Get(edge.VersionHeader) != "1" {
+				t.Errorf("%s missing on a %d", edge.VersionHeader, w.Code)
 			}
 			if tc.errCode != "" {
 				if got := errorCode(t, w); got != tc.errCode {
@@ -795,8 +803,8 @@ func TestOneSnapshotPerRequest(t *testing.T) {
 		f.onStatus = func() { h.Replace(otherSet(t)) } // after the handler read its snapshot
 		w := serve(handler, "GET", "/api/v1/status", "", "")
 		b := decode(t, w)
-		if w.Header().Get(api.VersionHeader) != "1" || b["version"] != 1.0 {
-			t.Fatalf("header %s, body version %v, want 1 and 1", w.Header().Get(api.VersionHeader), b["version"])
+		if w.Header().Get(edge.VersionHeader) != "1" || b["version"] != 1.0 {
+			t.Fatalf("header %s, body version %v, want 1 and 1", w.Header().Get(edge.VersionHeader), b["version"])
 		}
 		wantJSON(t, b["resources"], `{"agents":3,"model_pools":1,"models":2,"providers":2}`)
 		if h.Version() != 2 {
@@ -820,7 +828,7 @@ func TestOneSnapshotPerRequest(t *testing.T) {
 		seen := map[bool]bool{}
 		for range 300 {
 			w := serve(handler, "GET", "/api/v1/providers", "", "")
-			v, err := strconv.ParseUint(w.Header().Get(api.VersionHeader), 10, 64)
+			v, err := strconv.ParseUint(w.Header().Get(edge.VersionHeader), 10, 64)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -852,8 +860,8 @@ func TestNotReady(t *testing.T) {
 		if w.Code != tc.status {
 			t.Errorf("%s: status = %d, want %d: %s", tc.path, w.Code, tc.status, w.Body)
 		}
-		if got := w.Header().Get(api.VersionHeader); got != "" {
-			t.Errorf("%s: %s = %q with no snapshot", tc.path, api.VersionHeader, got)
+		if got := w.Header().Get(edge.VersionHeader); got != "" {
+			t.Errorf("%s: %s = %q with no snapshot", tc.path, edge.VersionHeader, got)
 		}
 	}
 }
@@ -904,5 +912,75 @@ func TestMetricsScrape(t *testing.T) {
 		if !strings.Contains(body, line+"\n") {
 			t.Errorf("scrape lacks %q", line)
 		}
+	}
+}
+
+// TestGuard: a route no token guards refuses a loopback peer that names
+// another host (DNS rebinding) and a cross-origin POST; a route the admin
+// token guards leaves them to the token.
+func TestGuard(t *testing.T) {
+	const evil = "evil.example:8700"
+	tests := []struct {
+		name         string
+		token        string // configured
+		method, path string
+		peer, host   string
+		bearer       string
+		header       []string
+		status       int
+		code         string
+	}{
+		{name: "no token: rebinding read", method: "GET", path: "/api/v1/agents", peer: loopbackPeer, host: evil, status: 403, code: "host_not_allowed"},
+		{name: "no token: rebinding reload", method: "POST", path: "/api/v1/reload", peer: loopbackPeer, host: evil, status: 403, code: "host_not_allowed"},
+		{name: "no token: rebinding unknown path", method: "GET", path: "/nope", peer: loopbackPeer, host: evil, status: 403, code: "host_not_allowed"},
+		{name: "no token: rebinding healthz", method: "GET", path: "/healthz", peer: loopbackPeer, host: evil, status: 403, code: "host_not_allowed"},
+		{name: "no token: localhost", method: "GET", path: "/api/v1/agents", peer: loopbackPeer, host: "localhost:8700", status: 200},
+		{name: "no token: 127.0.0.1", method: "GET", path: "/api/v1/agents", peer: loopbackPeer, host: "127.0.0.1:8700", status: 200},
+		{name: "no token: [::1]", method: "GET", path: "/api/v1/agents", peer: "[::1]:40000", host: "[::1]:8700", status: 200},
+		{name: "no token: listen address", method: "GET", path: "/api/v1/agents", peer: loopbackPeer, host: "192.0.2.10:8700", status: 200},
+		{name: "no token: remote peer not Host-checked", method: "GET", path: "/api/v1/agents", peer: "10.1.2.3:5555", host: evil, status: 200},
+		{name: "no token: cross-site reload", method: "POST", path: "/api/v1/reload", peer: loopbackPeer, host: "localhost:8700",
+			header: []string{"Sec-Fetch-Site", "cross-site"}, status: 403, code: "cross_origin_request"},
+		{name: "no token: foreign Origin reload", method: "POST", path: "/api/v1/reload", peer: loopbackPeer, host: "localhost:8700",
+			header: []string{"Origin", "http://evil.example"}, status: 403, code: "cross_origin_request"},
+		{name: "no token: same-origin reload", method: "POST", path: "/api/v1/reload", peer: loopbackPeer, host: "localhost:8700",
+			header: []string{"Sec-Fetch-Site", "same-origin", "Origin", "http://localhost:8700"}, status: 200},
+		{name: "no token: non-browser reload", method: "POST", path: "/api/v1/reload", peer: loopbackPeer, host: "localhost:8700", status: 200},
+
+		{name: "token: rebinding read with the token", token: adminToken, method: "GET", path: "/api/v1/agents", peer: loopbackPeer, host: evil, bearer: adminToken, status: 200},
+		{name: "token: rebinding read without it", token: adminToken, method: "GET", path: "/api/v1/agents", peer: loopbackPeer, host: evil, status: 401, code: "missing_token"},
+		{name: "token: reload under any name", token: adminToken, method: "POST", path: "/api/v1/reload", peer: loopbackPeer, host: evil, bearer: adminToken, status: 200},
+		{name: "token: healthz is not guarded by it", token: adminToken, method: "GET", path: "/healthz", peer: loopbackPeer, host: evil, status: 403, code: "host_not_allowed"},
+		{name: "token: metrics is not guarded by it", token: adminToken, method: "GET", path: "/metrics", peer: loopbackPeer, host: evil, bearer: adminToken, status: 403, code: "host_not_allowed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			handler, _, f := newServer(t, api.Options{AdminToken: tc.token, Guard: edge.NewGuard("192.0.2.10:8700")})
+			f.result = reload.Result{Outcome: reload.OutcomeUnchanged, Version: 1}
+			r := httptest.NewRequest(tc.method, tc.path, nil)
+			r.RemoteAddr, r.Host = tc.peer, tc.host
+			if tc.bearer != "" {
+				r.Header.Set("Authorization", "Bearer "+tc.bearer)
+			}
+			for i := 0; i+1 < len(tc.header); i += 2 {
+				r.Header.Set(tc.header[i], tc.header[i+1])
+			}
+			w := httptest.NewRecorder()
+			handler.ServeHTTP(w, r)
+			if w.Code != tc.status {
+				t.Fatalf("status = %d, want %d: %s", w.Code, tc.status, w.Body)
+			}
+			if tc.code != "" {
+				if got := errorCode(t, w); got != tc.code {
+					t.Errorf("error code = %q, want %q", got, tc.code)
+				}
+			}
+			f.mu.Lock()
+			reloads := len(f.requests)
+			f.mu.Unlock()
+			if tc.status != 200 && reloads != 0 {
+				t.Error("a refused request reloaded")
+			}
+		})
 	}
 }

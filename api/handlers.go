@@ -10,13 +10,14 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/awakend/awakend/edge"
 	"github.com/awakend/awakend/registry"
 	"github.com/awakend/awakend/reload"
 )
 
 // notFound answers 404 for a resource id.
 func notFound(w http.ResponseWriter, noun, id string) {
-	writeError(w, http.StatusNotFound, typeInvalidRequest, "not_found", noun+" '"+id+"' not found")
+	writeError(w, http.StatusNotFound, edge.TypeInvalidRequest, "not_found", noun+" '"+id+"' not found")
 }
 
 func (s *server) removalPreview(w http.ResponseWriter, r *http.Request, snap *registry.Snapshot) {
@@ -53,7 +54,7 @@ func (s *server) resolveAgent(w http.ResponseWriter, r *http.Request, snap *regi
 // produce.
 func (s *server) internalError(w http.ResponseWriter, r *http.Request, err error) {
 	s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-	writeError(w, http.StatusInternalServerError, typeServer, "internal_error", err.Error())
+	writeError(w, http.StatusInternalServerError, edge.TypeServer, "internal_error", err.Error())
 }
 
 func (s *server) healthz(w http.ResponseWriter, _ *http.Request, _ *registry.Snapshot) {
@@ -62,7 +63,7 @@ func (s *server) healthz(w http.ResponseWriter, _ *http.Request, _ *registry.Sna
 
 func (s *server) readyz(w http.ResponseWriter, _ *http.Request, snap *registry.Snapshot) {
 	if snap == nil {
-		writeError(w, http.StatusServiceUnavailable, typeServer, "not_ready", "no configuration is being served yet")
+		writeError(w, http.StatusServiceUnavailable, edge.TypeServer, "not_ready", "no configuration is being served yet")
 		return
 	}
 	writeJSON(w, http.StatusOK, struct {
@@ -216,7 +217,7 @@ type reloadDone struct {
 // envelope plus the diagnostics and the version still serving.
 type reloadRejected struct {
 	Result          reload.Outcome `json:"result"`
-	Error           errorBody      `json:"error"`
+	Error           edge.Error     `json:"error"`
 	Diagnostics     any            `json:"diagnostics"`
 	Version         uint64         `json:"version"`
 	Trigger         reload.Trigger `json:"trigger"`
@@ -229,21 +230,21 @@ type reloadRejected struct {
 // re-read secrets as SIGHUP does.
 func (s *server) reload(w http.ResponseWriter, r *http.Request, _ *registry.Snapshot) {
 	remote := r.RemoteAddr
-	if s.opts.AdminToken == "" && !loopback(remote) {
+	if s.opts.AdminToken == "" && !edge.Loopback(remote) {
 		s.log.Warn("admin reload refused", "remote", remote, "reason", "no admin token configured and peer is not loopback")
-		writeError(w, http.StatusForbidden, typePermission, "forbidden",
+		writeError(w, http.StatusForbidden, edge.TypePermission, "forbidden",
 			"reloads are accepted from loopback addresses only unless an admin token is configured")
 		return
 	}
 	if s.opts.Reloader == nil {
-		writeError(w, http.StatusServiceUnavailable, typeServer, "reload_unavailable", "this server cannot reload")
+		writeError(w, http.StatusServiceUnavailable, edge.TypeServer, "reload_unavailable", "this server cannot reload")
 		return
 	}
 	force := true
 	if q := r.URL.Query().Get("force"); q != "" {
 		b, err := strconv.ParseBool(q)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, typeInvalidRequest, "invalid_parameter",
+			writeError(w, http.StatusBadRequest, edge.TypeInvalidRequest, "invalid_parameter",
 				"force must be true or false, not "+strconv.Quote(q))
 			return
 		}
@@ -255,21 +256,21 @@ func (s *server) reload(w http.ResponseWriter, r *http.Request, _ *registry.Snap
 	serving := uint64(0)
 	if s.opts.Handle != nil {
 		serving = s.opts.Handle.Version()
-		w.Header().Set(VersionHeader, strconv.FormatUint(serving, 10))
+		w.Header().Set(edge.VersionHeader, strconv.FormatUint(serving, 10))
 	}
 	if err != nil {
 		s.log.Warn("admin reload failed", "remote", remote, "force", force, "error", err)
 		if errors.Is(err, reload.ErrStopped) {
-			writeError(w, http.StatusServiceUnavailable, typeServer, "reload_unavailable",
+			writeError(w, http.StatusServiceUnavailable, edge.TypeServer, "reload_unavailable",
 				"the reload loop has stopped (the daemon is shutting down)")
 			return
 		}
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			writeError(w, http.StatusServiceUnavailable, typeServer, "reload_cancelled",
+			writeError(w, http.StatusServiceUnavailable, edge.TypeServer, "reload_cancelled",
 				"the request ended before the reload finished; the reload still runs")
 			return
 		}
-		writeError(w, http.StatusServiceUnavailable, typeServer, "reload_unavailable", err.Error())
+		writeError(w, http.StatusServiceUnavailable, edge.TypeServer, "reload_unavailable", err.Error())
 		return
 	}
 
@@ -288,7 +289,7 @@ func (s *server) reload(w http.ResponseWriter, r *http.Request, _ *registry.Snap
 		}
 		writeJSON(w, http.StatusUnprocessableEntity, reloadRejected{
 			Result:          out,
-			Error:           errorBody{Message: msg, Type: typeInvalidRequest, Code: "config_rejected"},
+			Error:           edge.Error{Message: msg, Type: edge.TypeInvalidRequest, Code: "config_rejected"},
 			Diagnostics:     diags,
 			Version:         version,
 			Trigger:         res.Trigger,

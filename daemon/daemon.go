@@ -20,6 +20,7 @@ import (
 
 	"github.com/awakend/awakend/api"
 	"github.com/awakend/awakend/config"
+	"github.com/awakend/awakend/edge"
 	"github.com/awakend/awakend/gateway"
 	"github.com/awakend/awakend/metrics"
 	"github.com/awakend/awakend/provider"
@@ -145,6 +146,7 @@ func Run(ctx context.Context, o Options) error {
 		Logger:  log,
 		Metrics: m.Registerer(),
 		APIKeys: s.Gateway.APIKeys,
+		Guard:   edge.NewGuard(s.Listen, ln.Addr().String()),
 	})
 	rest := api.New(api.Options{
 		Handle:      handle,
@@ -155,6 +157,7 @@ func Run(ctx context.Context, o Options) error {
 		Logger:      log,
 		Version:     o.Version,
 		Started:     started,
+		Guard:       edge.NewGuard(s.Listen, ln.Addr().String()),
 	})
 	// The gateway routes /v1/ itself, so its requests, the hot path, skip
 	// a ServeMux's pattern matching; the API has its own mux.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 
+	"github.com/awakend/awakend/edge"
 	"github.com/awakend/awakend/internal/jsonscan"
 )
 
@@ -34,17 +35,21 @@ type chatBody struct {
 // errBodyTooLarge is a request body over the gateway's limit.
 var errBodyTooLarge = errors.New("request body too large")
 
+// bodyStart is the most readBody allocates before bytes arrive.
+const bodyStart = 32 << 10
+
 // readBody reads r into dst (reusing its capacity) up to limit bytes.
+// hint is the announced length (a Content-Length), -1 if unknown; one
+// over limit fails at once. The buffer grows as bytes arrive, never
+// beyond what they and the limit need: an announced length that no bytes
+// follow costs at most bodyStart.
 func readBody(dst []byte, r io.Reader, limit, hint int64) ([]byte, error) {
 	if hint > limit {
 		return dst, errBodyTooLarge
 	}
-	if hint > 0 && int64(cap(dst)) < hint+1 {
-		dst = make([]byte, 0, hint+1) // +1 to see EOF without growing
-	}
 	for {
 		if len(dst) == cap(dst) {
-			dst = append(dst, 0)[:len(dst)]
+			dst = grow(dst, limit, hint)
 		}
 		n, err := r.Read(dst[len(dst):cap(dst)])
 		dst = dst[:len(dst)+n]
@@ -60,17 +65,29 @@ func readBody(dst []byte, r io.Reader, limit, hint int64) ([]byte, error) {
 	}
 }
 
+// grow returns a full dst with more room: twice its capacity, at least
+// bodyStart, at most hint+1 while the announced length is not reached (+1
+// to see EOF without growing) and limit+1 (to see the body go over it).
+func grow(dst []byte, limit, hint int64) []byte {
+	c := max(2*int64(cap(dst)), bodyStart)
+	if hint >= 0 && int64(len(dst)) <= hint {
+		c = min(c, hint+1)
+	}
+	c = min(c, limit+1)
+	return append(make([]byte, 0, c), dst...)
+}
+
 // parseChat validates b and finds the members the gateway reads. The
 // returned error is the answer to the client.
-func parseChat(b []byte) (chatBody, *apiError) {
+func parseChat(b []byte) (chatBody, *edge.Error) {
 	c := chatBody{raw: b}
 	if !validJSON(b) {
-		return c, newError(typeInvalidRequest, "invalid_json", "",
+		return c, edge.NewError(edge.TypeInvalidRequest, "invalid_json", "",
 			"We could not parse the JSON body of your request. The body must be a JSON object.")
 	}
 	it := objectIter{b: b}
 	if !it.open() {
-		return c, newError(typeInvalidRequest, "invalid_json", "", "The body of your request must be a JSON object.")
+		return c, edge.NewError(edge.TypeInvalidRequest, "invalid_json", "", "The body of your request must be a JSON object.")
 	}
 	seen := 0
 	for {
@@ -83,13 +100,13 @@ func parseChat(b []byte) (chatBody, *apiError) {
 		case "model":
 			bit = 1
 			if b[v.start] != '"' {
-				return c, newError(typeInvalidRequest, "invalid_type", "model", "Invalid type for 'model': expected a string.")
+				return c, edge.NewError(edge.TypeInvalidRequest, "invalid_type", "model", "Invalid type for 'model': expected a string.")
 			}
 			c.model = v
 		case "messages":
 			bit = 2
 			if b[v.start] != '[' {
-				return c, newError(typeInvalidRequest, "invalid_type", "messages", "Invalid type for 'messages': expected an array of messages.")
+				return c, edge.NewError(edge.TypeInvalidRequest, "invalid_type", "messages", "Invalid type for 'messages': expected an array of messages.")
 			}
 			c.messages = v
 		case "stream":
@@ -99,7 +116,7 @@ func parseChat(b []byte) (chatBody, *apiError) {
 				c.stream = true
 			case "false", "null":
 			default:
-				return c, newError(typeInvalidRequest, "invalid_type", "stream", "Invalid type for 'stream': expected a boolean.")
+				return c, edge.NewError(edge.TypeInvalidRequest, "invalid_type", "stream", "Invalid type for 'stream': expected a boolean.")
 			}
 		case "user":
 			bit = 8
@@ -112,7 +129,7 @@ func parseChat(b []byte) (chatBody, *apiError) {
 		}
 		if bit != 0 {
 			if seen&bit != 0 {
-				return c, newError(typeInvalidRequest, "duplicate_key", string(key),
+				return c, edge.NewError(edge.TypeInvalidRequest, "duplicate_key", string(key),
 					"The key '"+string(key)+"' appears more than once in the request body.")
 			}
 			seen |= bit
@@ -120,10 +137,10 @@ func parseChat(b []byte) (chatBody, *apiError) {
 	}
 	c.close = it.i - 1
 	if !c.model.ok() || c.model.end-c.model.start == 2 {
-		return c, newError(typeInvalidRequest, "missing_required_parameter", "model", "You must provide a model parameter.")
+		return c, edge.NewError(edge.TypeInvalidRequest, "missing_required_parameter", "model", "You must provide a model parameter.")
 	}
 	if !c.messages.ok() {
-		return c, newError(typeInvalidRequest, "missing_required_parameter", "messages", "Missing required parameter: 'messages'.")
+		return c, edge.NewError(edge.TypeInvalidRequest, "missing_required_parameter", "messages", "Missing required parameter: 'messages'.")
 	}
 	return c, nil
 }

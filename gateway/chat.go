@@ -1,13 +1,13 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/awakend/awakend/edge"
+	"github.com/awakend/awakend/internal/sse"
 	"github.com/awakend/awakend/provider"
 	"github.com/awakend/awakend/registry"
 )
@@ -39,7 +41,6 @@ type reqState struct {
 	in        []byte     // the client's body
 	out       []byte     // a non-streaming upstream answer
 	forwarded bool       // out was forwarded whole
-	ev        []byte     // the SSE event being assembled
 	ord       [8]*target // backing array of the attempt order
 }
 
@@ -55,17 +56,14 @@ func getState() *reqState {
 }
 
 func putState(rs *reqState) {
-	in, out, ev := rs.in[:0], rs.out[:0], rs.ev[:0]
+	in, out := rs.in[:0], rs.out[:0]
 	if cap(in) > maxPooledBuf {
 		in = nil
 	}
 	if cap(out) > maxPooledBuf {
 		out = nil
 	}
-	if cap(ev) > maxPooledBuf {
-		ev = nil
-	}
-	*rs = reqState{in: in, out: out, ev: ev}
+	*rs = reqState{in: in, out: out}
 	statePool.Put(rs)
 }
 
@@ -83,24 +81,24 @@ func (rs *reqState) providerLabel() string {
 	return rs.provider
 }
 
-var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
-
 // chat serves POST /v1/chat/completions.
 func (g *Gateway) chat(w http.ResponseWriter, r *http.Request, t *table, rs *reqState) {
 	var err error
-	rs.in, err = readBody(rs.in[:0], r.Body, g.maxBody, r.ContentLength)
+	rs.in, err = g.readRequest(w, r, rs.in[:0])
 	if err != nil {
-		if errors.Is(err, errBodyTooLarge) {
-			w.Header().Set("Connection", "close")
-			g.fail(w, rs, http.StatusRequestEntityTooLarge, newError(typeInvalidRequest, "request_too_large", "",
+		w.Header().Set("Connection", "close") // the rest of the body stays unread
+		switch {
+		case errors.Is(err, errBodyTooLarge):
+			g.fail(w, rs, http.StatusRequestEntityTooLarge, edge.NewError(edge.TypeInvalidRequest, "request_too_large", "",
 				"The request body exceeds the gateway's limit of "+strconv.FormatInt(g.maxBody, 10)+" bytes."))
-			return
-		}
-		if r.Context().Err() != nil {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			g.fail(w, rs, http.StatusRequestTimeout, edge.NewError(edge.TypeInvalidRequest, "request_timeout", "",
+				"The request body did not arrive within "+g.bodyFor.String()+"."))
+		case r.Context().Err() != nil:
 			rs.status = statusClientClosed
-			return
+		default:
+			g.fail(w, rs, http.StatusBadRequest, edge.NewError(edge.TypeInvalidRequest, "invalid_body", "", "Reading the request body failed."))
 		}
-		g.fail(w, rs, http.StatusBadRequest, newError(typeInvalidRequest, "invalid_body", "", "Reading the request body failed."))
 		return
 	}
 	body, perr := parseChat(rs.in)
@@ -112,13 +110,13 @@ func (g *Gateway) chat(w http.ResponseWriter, r *http.Request, t *table, rs *req
 	name := body.stringValue(body.model)
 	rt := t.routes[string(name)]
 	if rt == nil {
-		g.fail(w, rs, http.StatusNotFound, newError(typeInvalidRequest, "model_not_found", "model",
+		g.fail(w, rs, http.StatusNotFound, edge.NewError(edge.TypeInvalidRequest, "model_not_found", "model",
 			"The model '"+clip(name)+"' does not exist"))
 		return
 	}
 	rs.requested = rt.name
 	if rt.remote {
-		g.fail(w, rs, http.StatusBadRequest, newError(typeInvalidRequest, "remote_agent", "model",
+		g.fail(w, rs, http.StatusBadRequest, edge.NewError(edge.TypeInvalidRequest, "remote_agent", "model",
 			"The agent '"+rt.name+"' runs on a remote backend (endpoint); this gateway serves only local agents, models and model pools."))
 		return
 	}
@@ -186,6 +184,17 @@ func (g *Gateway) chat(w http.ResponseWriter, r *http.Request, t *table, rs *req
 	g.failAll(w, rs, p, last, openWait)
 }
 
+// readRequest reads the request body into dst within the body timeout. The
+// read deadline is cleared afterwards, so that it bounds the body alone and
+// never the answer that follows (a stream can take minutes).
+func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request, dst []byte) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(g.bodyFor)) == nil {
+		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	}
+	return readBody(dst, r.Body, g.maxBody, r.ContentLength)
+}
+
 // errClientGone is a write to the client that failed: it went away.
 var errClientGone = &provider.Error{Class: provider.ClassCanceled, Message: "writing to the client failed"}
 
@@ -203,10 +212,11 @@ func (g *Gateway) failAll(w http.ResponseWriter, rs *reqState, p *plan, last *pr
 		if p.pool {
 			what = "every member of model pool '" + p.id + "' is"
 		}
-		g.fail(w, rs, http.StatusServiceUnavailable, newError(typeServer, "circuit_open", "",
+		g.fail(w, rs, http.StatusServiceUnavailable, edge.NewError(edge.TypeServer, "circuit_open", "",
 			"The "+what+" unavailable: the upstream failed repeatedly and its circuit breaker is open."))
 		return
 	}
+	copyHeader(h, last.Header)
 	if last.Class == provider.ClassRateLimit && last.RetryAfter > 0 {
 		h["Retry-After"] = []string{retryAfterSecs(last.RetryAfter)}
 	}
@@ -298,119 +308,116 @@ func attemptsValue(n int) []string {
 	return []string{strconv.Itoa(n)}
 }
 
-// copyHeader copies the upstream's headers, less those that describe the
-// upstream connection or origin (cookies, Alt-Svc, HSTS) and the gateway's
-// own.
+// copyHeader copies the headers of an upstream answer onto the client's.
+// The provider passes on only those the client may see (rate limits,
+// Retry-After, the upstream's request id, ...); as a safety net, the
+// gateway's own headers and those that frame a message or belong to the
+// upstream's origin are never copied.
 func copyHeader(dst, src http.Header) {
 	for k, v := range src {
-		switch k {
-		case "Content-Length", "Content-Encoding", "Transfer-Encoding", "Connection", "Keep-Alive",
-			"Te", "Trailer", "Upgrade", "Proxy-Authenticate", "Proxy-Connection", "Set-Cookie",
-			"Alt-Svc", "Strict-Transport-Security", "X-Request-Id", ModelHeader, ProviderHeader, AttemptsHeader,
-			VersionHeader, "Date", "Server":
-			continue
+		k = http.CanonicalHeaderKey(k)
+		if !ownHeader(k) {
+			dst[k] = v
 		}
-		dst[k] = v
 	}
 }
 
-var (
-	sseHeaders = map[string][]string{
-		"Content-Type":      {"text/event-stream"},
-		"Cache-Control":     {"no-cache"},
-		"X-Accel-Buffering": {"no"},
+// ownHeader reports whether the canonical header name k is the gateway's
+// or net/http's to set, never an upstream's.
+func ownHeader(k string) bool {
+	switch k {
+	case "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
+		"Te", "Trailer", "Upgrade", "X-Request-Id", "Set-Cookie", "Alt-Svc", "Strict-Transport-Security":
+		return true
 	}
-	doneEvent  = []byte("data: [DONE]")
-	doneEvent2 = []byte("data:[DONE]")
-)
+	return len(k) >= len(awakendPrefix) && k[:len(awakendPrefix)] == awakendPrefix
+}
 
-// stream relays an SSE answer event by event: each event is assembled
-// from its lines, written whole and flushed. Nothing is written before the
-// first event, so an upstream that fails before it can still fail over.
+// awakendPrefix starts the gateway's own headers (X-Awakend-Model, ...).
+const awakendPrefix = "X-Awakend-"
+
+var sseHeaders = map[string][]string{
+	"Content-Type":      {"text/event-stream"},
+	"Cache-Control":     {"no-cache"},
+	"X-Accel-Buffering": {"no"},
+}
+
+// maxStreamEvent bounds one event of an upstream stream, as the provider
+// bounds the streams it reads (provider.MaxStreamEvent).
+const maxStreamEvent = 1 << 20
+
+var sseReaders = sync.Pool{New: func() any { return sse.NewReader(nil, maxStreamEvent, 32<<10) }}
+
+// stream relays an SSE answer event by event, each written whole and
+// flushed. Nothing is written before the first event, so an upstream that
+// fails before it can still fail over. The stream ends after [DONE] or an
+// upstream error event, forwarded; any other end, or an event over
+// maxStreamEvent, fails over before the first event and is told in one
+// error event after it.
 func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, resp *provider.Response) *provider.Error {
 	defer resp.Body.Close()
-	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(resp.Body)
+	rd := sseReaders.Get().(*sse.Reader)
+	rd.Reset(resp.Body)
 	defer func() {
-		br.Reset(nil)
-		readerPool.Put(br)
+		rd.Reset(nil)
+		sseReaders.Put(rd)
 	}()
 	rc := http.NewResponseController(w)
-	ev := rs.ev[:0]
-	defer func() { rs.ev = ev }()
 	written, data := false, false
 	for {
-		// One line, however long: a line longer than the reader's buffer
-		// comes in pieces.
-		start := len(ev)
-		var err error
-		for {
-			var piece []byte
-			piece, err = br.ReadSlice('\n')
-			ev = append(ev, piece...)
-			if err != bufio.ErrBufferFull {
-				break
-			}
+		ev, err := rd.Next()
+		if err == io.EOF && sse.IsDone(ev) {
+			// [DONE] without its blank line.
+			ev, err = append(bytes.TrimRight(ev, "\r\n"), "\n\n"...), nil
 		}
-		line := ev[start:]
-		end := err == nil && (len(line) == 1 || (len(line) == 2 && line[0] == '\r'))
-		if err == io.EOF && len(ev) > 0 && (bytes.HasPrefix(ev, doneEvent) || bytes.HasPrefix(ev, doneEvent2)) {
-			ev = append(ev, "\n\n"...) // [DONE] without its blank line
-			end = true
-		}
-		if end {
-			if len(ev) == len(line) { // a blank line between events
-				ev = ev[:0]
-				continue
+		if err != nil {
+			if ctx.Err() != nil {
+				return classify(ctx, err)
 			}
-			comment := ev[0] == ':'
+			msg := "the upstream stream ended before [DONE]"
+			if err != io.EOF { // a broken stream, or *sse.ErrTooLong
+				msg = "the upstream stream failed: " + err.Error()
+			}
 			if !written {
-				h := w.Header()
-				copyHeader(h, resp.Header)
-				for k, v := range sseHeaders {
-					h[k] = v
-				}
-				g.served(h, rs, rt, tg)
-				rs.status = http.StatusOK
-				w.WriteHeader(http.StatusOK)
-				written = true
+				return &provider.Error{Class: provider.ClassServer, Message: msg}
 			}
-			if !comment && !data {
-				data = true
-				rs.ttft = g.now().Sub(rs.start)
-				tg.ttft.Observe(rs.ttft.Seconds())
-			}
-			if !comment {
-				streamUsage(ev, rs)
-			}
-			if _, werr := w.Write(ev); werr != nil {
-				return errClientGone
-			}
-			if rc.Flush() != nil {
-				return errClientGone
-			}
-			if bytes.HasPrefix(ev, doneEvent) || bytes.HasPrefix(ev, doneEvent2) {
-				return nil
-			}
-			ev = ev[:0]
-			continue
+			g.streamError(w, rc, rs, msg)
+			return &provider.Error{Class: errCommitted, Message: msg}
 		}
-		if err == nil {
-			continue
-		}
-		// The upstream ended or failed without [DONE].
-		if ctx.Err() != nil {
-			return classify(ctx, err)
-		}
-		msg := "the upstream stream ended before [DONE]"
-		if err != io.EOF {
-			msg = "the upstream stream failed: " + err.Error()
-		}
+		comment := ev[0] == ':'
 		if !written {
-			return &provider.Error{Class: provider.ClassServer, Message: msg}
+			h := w.Header()
+			copyHeader(h, resp.Header)
+			for k, v := range sseHeaders {
+				h[k] = v
+			}
+			g.served(h, rs, rt, tg)
+			rs.status = http.StatusOK
+			w.WriteHeader(http.StatusOK)
+			written = true
 		}
-		g.streamError(w, rc, rs, msg)
-		return &provider.Error{Class: errCommitted, Message: msg}
+		if !comment && !data {
+			data = true
+			rs.ttft = g.now().Sub(rs.start)
+			tg.ttft.Observe(rs.ttft.Seconds())
+		}
+		if !comment {
+			streamUsage(ev, rs)
+		}
+		if _, werr := w.Write(ev); werr != nil {
+			return errClientGone
+		}
+		if rc.Flush() != nil {
+			return errClientGone
+		}
+		if sse.IsDone(ev) {
+			return nil
+		}
+		if sse.IsError(ev) {
+			// The upstream's own account of its failure ends the stream.
+			rs.errMsg = "the upstream stream sent an error event"
+			return &provider.Error{Class: errCommitted, Message: rs.errMsg}
+		}
 	}
 }
 
@@ -438,7 +445,7 @@ func streamUsage(ev []byte, rs *reqState) {
 // streamError ends a committed stream with an error event, and no [DONE].
 func (g *Gateway) streamError(w http.ResponseWriter, rc *http.ResponseController, rs *reqState, msg string) {
 	rs.errMsg = msg
-	b, _ := json.Marshal(envelope{newError(typeServer, "upstream_stream_error", "", msg)})
+	b := edge.Marshal(edge.NewError(edge.TypeServer, "upstream_stream_error", "", msg))
 	ev := make([]byte, 0, len(b)+8)
 	ev = append(ev, "data: "...)
 	ev = append(ev, b...)
@@ -461,7 +468,7 @@ func (g *Gateway) models(w http.ResponseWriter, r *http.Request, t *table, rs *r
 	if id, ok := strings.CutPrefix(r.URL.Path, "/v1/models/"); ok {
 		rt := t.routes[id]
 		if rt == nil || rt.remote {
-			g.fail(w, rs, http.StatusNotFound, newError(typeInvalidRequest, "model_not_found", "model",
+			g.fail(w, rs, http.StatusNotFound, edge.NewError(edge.TypeInvalidRequest, "model_not_found", "model",
 				"The model '"+clip(id)+"' does not exist"))
 			return
 		}

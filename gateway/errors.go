@@ -1,74 +1,27 @@
 package gateway
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/awakend/awakend/edge"
 	"github.com/awakend/awakend/provider"
 )
 
-// Error types of OpenAI's envelope.
-const (
-	typeInvalidRequest = "invalid_request_error"
-	typeServer         = "server_error"
-	typeRateLimit      = "rate_limit_error"
-)
+var jsonContentType = []string{"application/json"}
 
-// apiError is the inside of OpenAI's error envelope. Param is null when
-// empty, as OpenAI sends it.
-type apiError struct {
-	Message string  `json:"message"`
-	Type    string  `json:"type"`
-	Param   *string `json:"param"`
-	Code    *string `json:"code"`
-}
-
-func (e *apiError) Error() string { return e.Message }
-
-// envelope is OpenAI's error envelope.
-type envelope struct {
-	Error *apiError `json:"error"`
-}
-
-var errNotReady = &apiError{Message: "No configuration is being served yet.", Type: typeServer, Code: ptr("not_ready")}
-
-func ptr(s string) *string { return &s }
-
-// newError returns an envelope body with a code and, if param is not
-// empty, a param.
-func newError(typ, code, param, msg string) *apiError {
-	e := &apiError{Message: msg, Type: typ}
-	if code != "" {
-		e.Code = &code
-	}
-	if param != "" {
-		e.Param = &param
-	}
-	return e
-}
+var errNotReady = edge.NewError(edge.TypeServer, "not_ready", "", "No configuration is being served yet.")
 
 // fail answers an error in OpenAI's envelope and records the status.
-func (g *Gateway) fail(w http.ResponseWriter, rs *reqState, status int, e *apiError) {
+func (g *Gateway) fail(w http.ResponseWriter, rs *reqState, status int, e *edge.Error) {
 	rs.status = status
 	if rs.errMsg == "" {
 		rs.errMsg = e.Message
 	}
-	b, _ := json.Marshal(envelope{e})
-	h := w.Header()
-	h["Content-Type"] = jsonContentType
-	h["X-Content-Type-Options"] = nosniff
-	h["Content-Length"] = []string{strconv.Itoa(len(b) + 1)}
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	edge.WriteError(w, status, e)
 }
-
-var (
-	jsonContentType = []string{"application/json"}
-	nosniff         = []string{"nosniff"}
-)
 
 // classify turns whatever an attempt returned into a *provider.Error. A
 // cancelled request context wins; an error that is not a *provider.Error
@@ -118,16 +71,16 @@ const statusClientClosed = 499
 
 // envelopeOf is the error body answered for an upstream failure: the
 // upstream's type and code when the executor gave them.
-func envelopeOf(e *provider.Error) *apiError {
+func envelopeOf(e *provider.Error) *edge.Error {
 	typ, code := e.Type, e.Code
 	if typ == "" {
 		switch e.Class {
 		case provider.ClassRateLimit:
-			typ = typeRateLimit
+			typ = edge.TypeRateLimit
 		case provider.ClassAuth, provider.ClassNotFound, provider.ClassInvalidRequest:
-			typ = typeInvalidRequest
+			typ = edge.TypeInvalidRequest
 		default:
-			typ = typeServer
+			typ = edge.TypeServer
 		}
 	}
 	if code == "" {
@@ -137,7 +90,7 @@ func envelopeOf(e *provider.Error) *apiError {
 	if msg == "" {
 		msg = "The upstream provider failed (" + string(e.Class) + ")."
 	}
-	return newError(typ, code, "", msg)
+	return edge.NewError(typ, code, "", msg)
 }
 
 // retryAfterSecs renders a duration as a Retry-After value: whole seconds,

@@ -44,7 +44,7 @@ func (f *fake) Call(ctx context.Context, req *provider.Request) (*provider.Respo
 	f.mu.Unlock()
 	if fn == nil {
 		if req.Stream {
-			return sse(`{"object":"chat.completion.chunk","model":"`+req.UpstreamModel+`"}`, "[DONE]"), nil
+			return sseAnswer(`{"object":"chat.completion.chunk","model":"`+req.UpstreamModel+`"}`, "[DONE]"), nil
 		}
 		return answer(req.UpstreamModel), nil
 	}
@@ -85,8 +85,8 @@ func answer(model string) *provider.Response {
 	}
 }
 
-// sse is a streaming answer of the given events, each "data: …".
-func sse(events ...string) *provider.Response {
+// sseAnswer is a streaming answer of the given events, each "data: …".
+func sseAnswer(events ...string) *provider.Response {
 	var b strings.Builder
 	for _, e := range events {
 		b.WriteString("data: " + e + "\n\n")

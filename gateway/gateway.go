@@ -10,16 +10,25 @@
 // derives from a snapshot (the routing table, the /v1/models answer) is
 // computed once per snapshot and shared by the requests that read it.
 //
+// # Access
+//
+// With Options.APIKeys set, every request needs one of them as a bearer
+// token (401 otherwise). Without keys, every request goes through
+// Options.Guard instead: a loopback peer that names another Host (DNS
+// rebinding) or a cross-origin POST from a browser is refused with 403.
+//
 // # Requests
 //
-// The body is parsed once, cheaply: after a validity check, only the
-// top-level members are scanned and only model, messages, stream, user and
-// reasoning_effort are looked at. The upstream body is the client's bytes
-// with the model value replaced by the target's upstream model (and, for
-// an agent, the system message and reasoning effort spliced in): unknown
-// fields and their formatting pass through byte for byte. A top-level key
-// the gateway interprets that appears twice is refused (400), so that the
-// gateway and the upstream cannot read different values of it.
+// A body is read as its bytes arrive, within Options.BodyTimeout (408
+// beyond) and up to Options.MaxBodyBytes (413 beyond, at once when the
+// Content-Length says so). It is parsed once, cheaply: after a validity
+// check, only the top-level members are scanned and only model, messages,
+// stream, user and reasoning_effort are looked at. The upstream body is the
+// client's bytes with the model value replaced by the target's upstream
+// model (and, for an agent, the system message and reasoning effort spliced
+// in): unknown fields and their formatting pass through byte for byte. A
+// top-level key the gateway interprets that appears twice is refused (400),
+// so that the gateway and the upstream cannot read different values of it.
 //
 // # Agents
 //
@@ -88,8 +97,12 @@
 // comments (": ping") are forwarded like events: they keep the client's
 // proxies from timing the stream out during long pauses. The first event
 // forwarded commits the stream to its member: an upstream failure after
-// it is sent as a final event data: {"error": {...}} with no [DONE]. A
-// client that disconnects cancels the upstream call.
+// it is sent as a final event data: {"error": {...}} with no [DONE]; so is
+// an upstream event larger than the relay's bound, which before the first
+// event is a failure that may fail over. An error event from the upstream
+// itself is forwarded as the stream's last event, with none of the
+// gateway's after it. A client that disconnects cancels the upstream
+// call.
 //
 // # Responses
 //
@@ -99,6 +112,12 @@
 // completions carry X-Awakend-Model (the model id that served),
 // X-Awakend-Provider and X-Awakend-Attempts. Errors use OpenAI's envelope
 // {"error": {"message", "type", "param", "code"}}.
+//
+// The headers the provider passes on from the upstream's answer (rate
+// limits, Retry-After, the upstream's request id as X-Upstream-Request-Id,
+// ...) are copied onto the client's, a failed answer's included; the
+// gateway's own headers and framing headers are never taken from an
+// upstream.
 //
 // # Logs and metrics
 //
@@ -119,8 +138,6 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"log/slog"
 	"net/http"
@@ -132,14 +149,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/awakend/awakend/edge"
 	"github.com/awakend/awakend/registry"
 )
 
 // Response and request headers of the gateway.
 const (
-	// VersionHeader carries the registry version a response was computed
-	// from (the same header as api.VersionHeader).
-	VersionHeader = "X-Awakend-Config-Version"
 	// ModelHeader names the model id that served a completion.
 	ModelHeader = "X-Awakend-Model"
 	// ProviderHeader names the provider id that served a completion.
@@ -157,6 +172,7 @@ const (
 // Defaults of Options.
 const (
 	DefaultMaxBodyBytes    = 16 << 20
+	DefaultBodyTimeout     = 60 * time.Second
 	DefaultBreakerFailures = 5
 	DefaultBreakerOpen     = 30 * time.Second
 )
@@ -171,11 +187,17 @@ type Options struct {
 	// Metrics, when set, is where the request metrics are registered.
 	Metrics prometheus.Registerer
 	// APIKeys are the client keys accepted as bearer tokens on /v1/*.
-	// Empty leaves the gateway open.
+	// Empty leaves the gateway open, behind Guard.
 	APIKeys []string
+	// Guard checks every request while no APIKeys are set; nil means
+	// edge.NewGuard(), which knows no listen address.
+	Guard *edge.Guard
 	// MaxBodyBytes limits request bodies (413 beyond); 0 means
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// BodyTimeout bounds the time a request body takes to arrive (408
+	// beyond); 0 means DefaultBodyTimeout.
+	BodyTimeout time.Duration
 	// BreakerFailures is the number of consecutive retryable failures
 	// that open a target's circuit breaker; 0 means
 	// DefaultBreakerFailures.
@@ -192,8 +214,10 @@ type Options struct {
 type Gateway struct {
 	handle   *registry.Handle
 	log      *slog.Logger
-	keys     [][sha256.Size]byte
+	keys     *edge.Keys
+	guard    *edge.Guard
 	maxBody  int64
+	bodyFor  time.Duration
 	failures int32
 	openFor  int64 // nanoseconds
 	now      func() time.Time
@@ -216,7 +240,10 @@ func New(opts Options) *Gateway {
 	g := &Gateway{
 		handle:   opts.Handle,
 		log:      opts.Logger,
+		keys:     edge.NewKeys(opts.APIKeys...),
+		guard:    opts.Guard,
 		maxBody:  opts.MaxBodyBytes,
+		bodyFor:  opts.BodyTimeout,
 		failures: int32(opts.BreakerFailures),
 		openFor:  int64(opts.BreakerOpen),
 		now:      opts.Now,
@@ -227,8 +254,14 @@ func New(opts Options) *Gateway {
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
+	if g.guard == nil {
+		g.guard = edge.NewGuard()
+	}
 	if g.maxBody <= 0 {
 		g.maxBody = DefaultMaxBodyBytes
+	}
+	if g.bodyFor <= 0 {
+		g.bodyFor = DefaultBodyTimeout
 	}
 	if g.failures <= 0 {
 		g.failures = DefaultBreakerFailures
@@ -240,9 +273,6 @@ func New(opts Options) *Gateway {
 		g.now = time.Now
 	}
 	g.epoch = g.now()
-	for _, k := range opts.APIKeys {
-		g.keys = append(g.keys, sha256.Sum256([]byte(k)))
-	}
 	var seed [4]byte
 	_, _ = rand.Read(seed[:])
 	g.idPrefix = hex.EncodeToString(seed[:]) + "-"
@@ -286,16 +316,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	snap := g.handle.Current()
 	t := g.tableFor(snap)
 	rs.version = snap.Version
-	h[VersionHeader] = t.version
+	h[edge.VersionHeader] = t.version
 
+	open := g.keys.Len() == 0
 	switch {
-	case !g.authorized(r):
+	case open && g.refused(w, r, rs):
+	case !open && !g.authorized(r):
 		msg := "Incorrect API key provided. Send a key configured in awakend as \"Authorization: Bearer <key>\"."
 		if r.Header.Get("Authorization") == "" {
 			msg = "You didn't provide an API key. Send a key configured in awakend as \"Authorization: Bearer <key>\"."
 		}
 		h.Set("WWW-Authenticate", `Bearer realm="awakend"`)
-		g.fail(w, rs, http.StatusUnauthorized, newError(typeInvalidRequest, "invalid_api_key", "", msg))
+		g.fail(w, rs, http.StatusUnauthorized, edge.NewError(edge.TypeInvalidRequest, "invalid_api_key", "", msg))
 	case route == routeChat:
 		if r.Method != http.MethodPost {
 			g.methodNotAllowed(w, r, rs, "POST")
@@ -309,7 +341,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		g.models(w, r, t, rs)
 	default:
-		g.fail(w, rs, http.StatusNotFound, newError(typeInvalidRequest, "unknown_url", "",
+		g.fail(w, rs, http.StatusNotFound, edge.NewError(edge.TypeInvalidRequest, "unknown_url", "",
 			"Unknown request URL: "+r.Method+" "+r.URL.Path+"."))
 	}
 	g.finish(r.Context(), w, rs)
@@ -317,27 +349,24 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) methodNotAllowed(w http.ResponseWriter, r *http.Request, rs *reqState, allow string) {
 	w.Header().Set("Allow", allow)
-	g.fail(w, rs, http.StatusMethodNotAllowed, newError(typeInvalidRequest, "method_not_allowed", "",
+	g.fail(w, rs, http.StatusMethodNotAllowed, edge.NewError(edge.TypeInvalidRequest, "method_not_allowed", "",
 		"Method "+r.Method+" is not allowed on "+r.URL.Path+" (allowed: "+allow+")."))
 }
 
-// authorized checks the client's bearer token against the configured keys,
-// in constant time over SHA-256 digests; every key is compared.
-func (g *Gateway) authorized(r *http.Request) bool {
-	if len(g.keys) == 0 {
-		return true
-	}
-	auth := r.Header.Get("Authorization")
-	scheme, token, ok := strings.Cut(auth, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+// refused answers a request the guard refuses, and reports whether it did.
+func (g *Gateway) refused(w http.ResponseWriter, r *http.Request, rs *reqState) bool {
+	status, e := g.guard.Check(r)
+	if e == nil {
 		return false
 	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	match := 0
-	for i := range g.keys {
-		match |= subtle.ConstantTimeCompare(sum[:], g.keys[i][:])
-	}
-	return match == 1
+	g.fail(w, rs, status, e)
+	return true
+}
+
+// authorized checks the client's bearer token against the configured keys.
+func (g *Gateway) authorized(r *http.Request) bool {
+	token, ok := edge.Bearer(r)
+	return ok && g.keys.Match(token)
 }
 
 // requestID returns the client's X-Request-ID when it is 1 to 128 visible
@@ -365,7 +394,7 @@ func validID(s string) bool {
 
 // finish sends the answer, then records the request's metrics and logs
 // its line: the client does not wait for that bookkeeping (the log line
-// is a write of its own, 5 to 30 µs at concurrency 1).
+// is a write of its own).
 func (g *Gateway) finish(ctx context.Context, w http.ResponseWriter, rs *reqState) {
 	took := g.now().Sub(rs.start)
 	if rs.status != statusClientClosed {

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/awakend/awakend/edge"
 	"github.com/awakend/awakend/registry"
 )
 
@@ -57,8 +58,8 @@ func TestResolve(t *testing.T) {
 			if got := res.header.Get(AttemptsHeader); got != "1" {
 				t.Errorf("%s = %q, want 1", AttemptsHeader, got)
 			}
-			if got := res.header.Get(VersionHeader); got != "1" {
-				t.Errorf("%s = %q, want 1", VersionHeader, got)
+			if got := res.header.Get(edge.VersionHeader); got != "1" {
+				t.Errorf("%s = %q, want 1", edge.VersionHeader, got)
 			}
 			req := w.fakes[tt.provider].last(t)
 			if req.UpstreamModel != tt.upstream {

@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// gatewayMetrics are the request metrics of DESIGN §7. Label values are
+// gatewayMetrics are the gateway's request metrics. Label values are
 // bounded: model is a registry id or "unknown", provider a provider id or
 // "none", code an HTTP status.
 type gatewayMetrics struct {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/awakend/awakend/edge"
 	"github.com/awakend/awakend/provider"
 	"github.com/awakend/awakend/registry"
 )
@@ -465,8 +466,8 @@ func TestBreakerSurvivesReload(t *testing.T) {
 	}
 	for _, name := range []string{"m", "ag"} {
 		res := do(t, g, "POST", "/v1/chat/completions", chatReq(name))
-		if res.code != 503 || res.errCode(t) != "circuit_open" || res.header.Get(VersionHeader) != "2" {
-			t.Errorf("%s after reload: %d v%s %s", name, res.code, res.header.Get(VersionHeader), res.body)
+		if res.code != 503 || res.errCode(t) != "circuit_open" || res.header.Get(edge.VersionHeader) != "2" {
+			t.Errorf("%s after reload: %d v%s %s", name, res.code, res.header.Get(edge.VersionHeader), res.body)
 		}
 	}
 	if f.calls() != 5 {
@@ -493,7 +494,7 @@ func TestStreamFailsOverBeforeFirstEvent(t *testing.T) {
 		return &provider.Response{StatusCode: 200, Body: io.NopCloser(&brokenReader{})}, nil
 	})
 	w.fakes["pb"].set(func(context.Context, *provider.Request) (*provider.Response, error) {
-		return sse(`{"x":1}`, "[DONE]"), nil
+		return sseAnswer(`{"x":1}`, "[DONE]"), nil
 	})
 	g, _ := w.gw(t, Options{})
 	res := do(t, g, "POST", "/v1/chat/completions", `{"model":"pl","messages":[],"stream":true}`)

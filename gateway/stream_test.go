@@ -21,7 +21,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/awakend/awakend/edge"
 	"github.com/awakend/awakend/provider"
+	"github.com/awakend/awakend/provider/providertest"
 	"github.com/awakend/awakend/registry"
 )
 
@@ -87,7 +89,7 @@ func TestStreamFlushesEachEvent(t *testing.T) {
 	<-done
 	for k, want := range map[string]string{
 		"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
-		ModelHeader: "m", ProviderHeader: "p", VersionHeader: "1",
+		ModelHeader: "m", ProviderHeader: "p", edge.VersionHeader: "1",
 	} {
 		if got := res.Header.Get(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
@@ -130,7 +132,7 @@ func TestStreamErrorAfterFirstByte(t *testing.T) {
 	if len(events) != 2 || events[0] != `data: {"n":1}` || !strings.HasPrefix(events[1], "data: {\"error\":") {
 		t.Fatalf("body %q", body)
 	}
-	var env struct{ Error apiError }
+	var env struct{ Error edge.Error }
 	if err := json.Unmarshal([]byte(strings.TrimPrefix(events[1], "data: ")), &env); err != nil || env.Error.Type != "server_error" {
 		t.Fatalf("error event %q: %v", events[1], err)
 	}
@@ -142,7 +144,7 @@ func TestStreamErrorAfterFirstByte(t *testing.T) {
 	}
 	// Also a stream that just ends without [DONE].
 	w.fakes["pa"].set(func(context.Context, *provider.Request) (*provider.Response, error) {
-		return sse(`{"n":1}`), nil
+		return sseAnswer(`{"n":1}`), nil
 	})
 	res2 := post(t, t.Context(), srv.URL, `{"model":"pl","messages":[],"stream":true}`)
 	defer res2.Body.Close()
@@ -231,13 +233,13 @@ func TestInFlightKeepsSnapshot(t *testing.T) {
 	}
 	close(replaced)
 	res := <-done
-	if res.header.Get(VersionHeader) != "1" || res.header.Get(ProviderHeader) != "old" || !strings.Contains(res.body, "served-by-old") {
-		t.Errorf("in-flight request: v%s via %s: %s", res.header.Get(VersionHeader), res.header.Get(ProviderHeader), res.body)
+	if res.header.Get(edge.VersionHeader) != "1" || res.header.Get(ProviderHeader) != "old" || !strings.Contains(res.body, "served-by-old") {
+		t.Errorf("in-flight request: v%s via %s: %s", res.header.Get(edge.VersionHeader), res.header.Get(ProviderHeader), res.body)
 	}
 	// The next request uses the new snapshot.
 	res = do(t, g, "POST", "/v1/chat/completions", chatReq("m"))
-	if res.header.Get(VersionHeader) != "2" || res.header.Get(ProviderHeader) != "new" {
-		t.Errorf("next request: v%s via %s", res.header.Get(VersionHeader), res.header.Get(ProviderHeader))
+	if res.header.Get(edge.VersionHeader) != "2" || res.header.Get(ProviderHeader) != "new" {
+		t.Errorf("next request: v%s via %s", res.header.Get(edge.VersionHeader), res.header.Get(ProviderHeader))
 	}
 	if w2.fakes["new"].calls() != 1 || old.calls() != 1 {
 		t.Errorf("calls old %d new %d", old.calls(), w2.fakes["new"].calls())
@@ -358,7 +360,7 @@ func TestStreamLogsUsage(t *testing.T) {
 			f := w.provider("p")
 			w.model("m", "p")
 			f.set(func(context.Context, *provider.Request) (*provider.Response, error) {
-				return sse(tt.events...), nil
+				return sseAnswer(tt.events...), nil
 			})
 			g, _ := w.gw(t, Options{Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
 			res := do(t, g, "POST", "/v1/chat/completions", `{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}}`)
@@ -387,7 +389,7 @@ func TestStreamLongLines(t *testing.T) {
 		w.model("m", "p")
 		long := `{"x":"` + strings.Repeat("y", n-len(`data: {"x":""}`)) + `"}`
 		f.set(func(context.Context, *provider.Request) (*provider.Response, error) {
-			return sse(long, `{"n":2}`, "[DONE]"), nil
+			return sseAnswer(long, `{"n":2}`, "[DONE]"), nil
 		})
 		g, _ := w.gw(t, Options{})
 		res := do(t, g, "POST", "/v1/chat/completions", `{"model":"m","messages":[],"stream":true}`)
@@ -424,7 +426,7 @@ func TestReloadStorm(t *testing.T) {
 			for ctx.Err() == nil {
 				served.Add(1)
 				res := do(t, g, "POST", "/v1/chat/completions", chatReq("pl"))
-				v, _ := strconv.Atoi(res.header.Get(VersionHeader))
+				v, _ := strconv.Atoi(res.header.Get(edge.VersionHeader))
 				served := res.header.Get(ModelHeader)
 				// Odd versions serve pool {a, b}, even ones {b, c}.
 				if res.code != 200 || (v%2 == 1 && served == "c") || (v%2 == 0 && served == "a") {
@@ -441,5 +443,154 @@ func TestReloadStorm(t *testing.T) {
 	}
 	if served.Load() < 100 {
 		t.Errorf("only %d requests during the storm", served.Load())
+	}
+}
+
+// countingReader is an upstream body of n bytes of filler after prefix,
+// counting what the relay read of it.
+type countingReader struct {
+	prefix string
+	line   bool // filler lines ("data: x\n") rather than one endless line
+	n      int
+	read   atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	off := int(c.read.Load())
+	if off >= len(c.prefix)+c.n {
+		return 0, io.EOF
+	}
+	k := 0
+	for k < len(p) && off+k < len(c.prefix)+c.n {
+		i := off + k
+		switch {
+		case i < len(c.prefix):
+			p[k] = c.prefix[i]
+		case c.line && (i-len(c.prefix))%8 == 7:
+			p[k] = '\n'
+		case c.line && (i-len(c.prefix))%8 < 6:
+			p[k] = "data: "[(i-len(c.prefix))%8]
+		default:
+			p[k] = 'x'
+		}
+		k++
+	}
+	c.read.Add(int64(k))
+	return k, nil
+}
+
+// TestStreamEventLimit: an upstream event over maxStreamEvent, one endless
+// line or lines without the blank line that ends an event, is not
+// buffered: before the first event it fails over, after it the stream
+// ends with one error event.
+func TestStreamEventLimit(t *testing.T) {
+	const filler = 64 << 20 // far more than an event may hold
+	for _, tt := range []struct {
+		name      string
+		prefix    string
+		line      bool
+		model     string
+		status    int
+		want      string // the body's start
+		committed bool   // the stream ends with the gateway's error event
+	}{
+		{"endless line before the first event, pool", "data: ", false, "pl", 200, "data: {\"b\":1}\n\ndata: [DONE]\n\n", false},
+		{"endless event before the first event, pool", "", true, "pl", 200, "data: {\"b\":1}\n\ndata: [DONE]\n\n", false},
+		{"endless line before the first event, model", "data: ", false, "a", 502, `{"error":`, false},
+		{"endless line after the first event", "data: {\"n\":1}\n\ndata: ", false, "pl", 200, "data: {\"n\":1}\n\ndata: {\"error\":", true},
+		{"endless event after the first event", "data: {\"n\":1}\n\n", true, "pl", 200, "data: {\"n\":1}\n\ndata: {\"error\":", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := poolWorld(registry.HomeFirstHealthy, registry.DefaultSwitchPolicy(), "a", "b")
+			body := &countingReader{prefix: tt.prefix, line: tt.line, n: filler}
+			w.fakes["pa"].set(func(context.Context, *provider.Request) (*provider.Response, error) {
+				return &provider.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: io.NopCloser(body)}, nil
+			})
+			w.fakes["pb"].set(func(context.Context, *provider.Request) (*provider.Response, error) {
+				return sseAnswer(`{"b":1}`, "[DONE]"), nil
+			})
+			g, _ := w.gw(t, Options{})
+			res := do(t, g, "POST", "/v1/chat/completions", `{"model":"`+tt.model+`","messages":[],"stream":true}`)
+			if res.code != tt.status || !strings.HasPrefix(res.body, tt.want) {
+				t.Fatalf("%d %.300q", res.code, res.body)
+			}
+			if n := body.read.Load(); n > maxStreamEvent+64<<10 {
+				t.Errorf("the relay read %d bytes of an event bounded to %d", n, maxStreamEvent)
+			}
+			if (tt.status != 200 || tt.committed) && !strings.Contains(res.body, "exceeds") {
+				t.Errorf("the answer does not say why: %.300q", res.body)
+			}
+			if tt.committed {
+				if strings.Count(res.body, `"error"`) != 1 || !strings.Contains(res.body, "upstream_stream_error") ||
+					!strings.HasSuffix(res.body, "}}\n\n") || strings.Contains(res.body, "[DONE]") {
+					t.Errorf("not one error event: %.300q", res.body)
+				}
+				if n := w.fakes["pb"].calls(); n != 0 {
+					t.Errorf("failed over after the first event: %d calls to b", n)
+				}
+			}
+		})
+	}
+}
+
+// TestStreamUpstreamErrorEvent: an error event from the upstream is the
+// stream's last, with no error event of the gateway's after it.
+func TestStreamUpstreamErrorEvent(t *testing.T) {
+	const upErr = `data: {"error":{"message":"Overloaded","type":"overloaded_error","param":null,"code":null}}` + "\n\n"
+	for _, tt := range []struct {
+		name, upstream, want string
+	}{
+		{"after an event, then the end", "data: {\"n\":1}\n\n" + upErr, "data: {\"n\":1}\n\n" + upErr},
+		{"as the first event", upErr, upErr},
+		{"with more after it", "data: {\"n\":1}\n\n" + upErr + "data: {\"n\":2}\n\ndata: [DONE]\n\n", "data: {\"n\":1}\n\n" + upErr},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld()
+			w.provider("p").set(func(context.Context, *provider.Request) (*provider.Response, error) {
+				return &provider.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader(tt.upstream))}, nil
+			})
+			w.model("m", "p")
+			g, _ := w.gw(t, Options{})
+			res := do(t, g, "POST", "/v1/chat/completions", `{"model":"m","messages":[],"stream":true}`)
+			if res.code != 200 || res.body != tt.want {
+				t.Errorf("%d %q\nwant %q", res.code, res.body, tt.want)
+			}
+		})
+	}
+}
+
+// The Anthropic adapter's translated error event is the stream's one
+// error event.
+func TestRealAnthropicStreamError(t *testing.T) {
+	up := providertest.NewServer(t)
+	url := realGateway(t, registry.Update{
+		Providers: []registry.Provider{realProvider(t, registry.ProviderSpec{ID: "an", Adapter: "anthropic", BaseURL: up.AnthropicURL(), APIKey: "k"})},
+		Models:    []registry.ModelSpec{{ID: "claude", ProviderID: "an", UpstreamModel: "claude-up"}},
+	})
+	up.Enqueue(providertest.Reply{Break: providertest.BreakError, BreakAfter: 1})
+	res := post(t, t.Context(), url, `{"model":"claude","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	s := string(body)
+	if res.StatusCode != 200 || strings.Count(s, `data: {"error":`) != 1 || !strings.HasSuffix(s, "}}\n\n") ||
+		strings.Contains(s, "upstream_stream_error") || strings.Contains(s, "[DONE]") {
+		t.Errorf("%d:\n%s", res.StatusCode, s)
+	}
+}
+
+// [DONE] ends a stream with or without its line ending and blank line.
+func TestStreamDoneWithoutBlankLine(t *testing.T) {
+	for _, end := range []string{"data: [DONE]", "data: [DONE]\n", "data:[DONE]\r\n"} {
+		w := newWorld()
+		w.provider("p").set(func(context.Context, *provider.Request) (*provider.Response, error) {
+			return &provider.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader("data: {}\n\n" + end))}, nil
+		})
+		w.model("m", "p")
+		g, _ := w.gw(t, Options{})
+		res := do(t, g, "POST", "/v1/chat/completions", `{"model":"m","messages":[],"stream":true}`)
+		want := "data: {}\n\n" + strings.TrimRight(end, "\r\n") + "\n\n"
+		if res.code != 200 || res.body != want {
+			t.Errorf("%q: %d %q", end, res.code, res.body)
+		}
 	}
 }
