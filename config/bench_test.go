@@ -11,7 +11,7 @@ import (
 	"github.com/awakend/awakend/registry"
 )
 
-// Benchmark size, as DESIGN §9 asks: 100 providers, 1,000 models, 50 pools
+// Benchmark size: 100 providers, 1,000 models, 50 pools
 // and 10,000 agents in 500 files.
 const (
 	benchFiles     = 500

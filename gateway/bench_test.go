@@ -41,8 +41,9 @@ func benchBody(model string) []byte {
 // memCaller answers every call with benchAnswer from memory.
 type memCaller struct{}
 
-func (memCaller) Name() string { return "mem" }
-func (memCaller) Close() error { return nil }
+func (memCaller) Name() string           { return "mem" }
+func (memCaller) Close() error           { return nil }
+func (memCaller) Redact(b []byte) []byte { return b }
 func (memCaller) Call(_ context.Context, req *provider.Request) (*provider.Response, error) {
 	return &provider.Response{StatusCode: 200, Header: jsonHeader, Body: &memBody{b: benchAnswer}}, nil
 }
@@ -177,7 +178,7 @@ func upstreamAndGateway(b *testing.B) (*providertest.Server, *httptest.Server) {
 // BenchmarkOverhead compares a client calling the providertest upstream
 // directly with the same client calling it through the gateway and the
 // real openai executor, over loopback HTTP, at concurrency 1 and 16
-// (DESIGN §9). The difference of ns/op at c1 is the latency the gateway
+// in one run. The difference of ns/op at c1 is the latency the gateway
 // adds; the ratio of ns/op at c16 is the share of direct throughput it
 // keeps. On a small machine the gateway's extra HTTP legs compete with
 // the client and upstream for the same cores.

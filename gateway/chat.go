@@ -342,9 +342,9 @@ var sseHeaders = map[string][]string{
 	"X-Accel-Buffering": {"no"},
 }
 
-// maxStreamEvent bounds one event of an upstream stream, as the provider
-// bounds the streams it reads (provider.MaxStreamEvent).
-const maxStreamEvent = 1 << 20
+// maxStreamEvent bounds one event of an upstream stream: the provider's
+// bound, which every event it translates fits.
+const maxStreamEvent = provider.MaxStreamEvent
 
 var sseReaders = sync.Pool{New: func() any { return sse.NewReader(nil, maxStreamEvent, 32<<10) }}
 
@@ -404,6 +404,11 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, rs *reqStat
 		if !comment {
 			streamUsage(ev, rs)
 		}
+		failed := sse.IsError(ev)
+		if failed {
+			// An upstream may echo what it was sent, the key included.
+			ev = tg.caller.Redact(ev)
+		}
 		if _, werr := w.Write(ev); werr != nil {
 			return errClientGone
 		}
@@ -413,7 +418,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, rs *reqStat
 		if sse.IsDone(ev) {
 			return nil
 		}
-		if sse.IsError(ev) {
+		if failed {
 			// The upstream's own account of its failure ends the stream.
 			rs.errMsg = "the upstream stream sent an error event"
 			return &provider.Error{Class: errCommitted, Message: rs.errMsg}

@@ -32,8 +32,9 @@ type fake struct {
 	reqs []provider.Request
 }
 
-func (f *fake) Name() string { return "fake" }
-func (f *fake) Close() error { return nil }
+func (f *fake) Name() string           { return "fake" }
+func (f *fake) Close() error           { return nil }
+func (f *fake) Redact(b []byte) []byte { return b }
 
 func (f *fake) Call(ctx context.Context, req *provider.Request) (*provider.Response, error) {
 	f.mu.Lock()

@@ -1,7 +1,7 @@
 // Package metrics owns awakend's Prometheus metrics: their names, their
 // private registry and the /metrics handler.
 //
-// Today it exports the registry and reload metrics of DESIGN §7. The reload
+// It exports the registry and reload metrics. The reload
 // metrics are observed from reload results (ObserveReload, wired to the
 // loop's OnResult); the registry version, resource counts and watcher health
 // are read from the serving snapshot and the loop at scrape time, so there is

@@ -22,6 +22,10 @@ type Caller interface {
 	// chat.completion.chunk events ending with "data: [DONE]". Cancelling
 	// ctx aborts the upstream call, the body included.
 	Call(ctx context.Context, req *Request) (*Response, error)
+	// Redact returns text the upstream sent with the provider's secrets
+	// removed; the gateway passes an in-band stream error event through it
+	// before forwarding it.
+	Redact(text []byte) []byte
 	// Close closes idle connections once the executor is no longer served.
 	Close() error
 }

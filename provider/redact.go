@@ -84,3 +84,16 @@ func redactRuns(s, x string) string {
 	out.WriteString(s[end:])
 	return out.String()
 }
+
+// Redact returns b with the provider's secrets removed; b itself when it
+// holds none.
+func (e *Executor) Redact(b []byte) []byte {
+	if len(e.secrets) == 0 {
+		return b
+	}
+	s := string(b)
+	if r := e.secrets.redact(s); r != s {
+		return []byte(r)
+	}
+	return b
+}

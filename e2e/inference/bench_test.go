@@ -353,7 +353,7 @@ func serveHelper(role string) int {
 			Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second, DisableCompression: true},
 		}
 		// The request body is read first, as the gateway does: streamed
-		// through, it breaks streams at random (golang/go#40747: writing
+		// through, it breaks streams at random (writing
 		// the response closes the inbound body while the transport may
 		// still read it, and the upstream connection is torn down).
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

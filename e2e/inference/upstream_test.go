@@ -289,12 +289,18 @@ func TestUpstreamStreamWithoutBounds(t *testing.T) {
 
 // An upstream that echoes the provider's key in every field of its error
 // (type, code, a header, and a long message in which the key straddles the
-// point where messages are cut) leaks none of it to the client or the log.
+// point where messages are cut), or in a stream's in-band error event,
+// leaks none of it to the client or the log.
 func TestUpstreamErrorEchoesKey(t *testing.T) {
 	t.Parallel()
 	const key = "sk-live-0123456789abcdefghijklmnopqrstuvwxyz"
 	up := newRawUpstream(t, func(c net.Conn, r *http.Request, n int) bool {
 		auth := r.Header.Get("Authorization")
+		if body, _ := io.ReadAll(r.Body); bytes.Contains(body, []byte(`"user":"in-band"`)) {
+			// A stream that fails after its first event, in band.
+			io.WriteString(c, streamHead+roleChunk+`data: {"error":{"message":"upstream saw `+auth+`","type":"server_error","param":null,"code":null}}`+"\n\n")
+			return false
+		}
 		msg := strings.Repeat("m", 500) + " " + auth + " " + strings.Repeat("n", 200)
 		body := `{"error":{"message":` + strconv.Quote(msg) + `,"type":` + strconv.Quote(auth) + `,"code":` + strconv.Quote(auth) + `,"param":null}}`
 		io.WriteString(c, response(400, "X-Request-Id: "+auth+"\r\nX-Ratelimit-Remaining-Requests: "+auth+"\r\n", body))
@@ -305,17 +311,22 @@ func TestUpstreamErrorEchoesKey(t *testing.T) {
 models:
   - {id: m, provider_id: up, upstream_model: up-m}
 `}), harness.Options{LogLevel: "debug"})
-	for _, stream := range []bool{false, true} {
+	for _, tt := range []struct {
+		stream, inBand bool
+		status         int
+	}{{false, false, http.StatusBadRequest}, {true, false, http.StatusBadRequest}, {true, true, http.StatusOK}} {
+		stream := tt.stream
 		req, _ := http.NewRequestWithContext(t.Context(), "POST", d.URL+"/v1/chat/completions",
-			strings.NewReader(`{"model":"m","stream":`+strconv.FormatBool(stream)+`,"messages":[{"role":"user","content":"hi"}]}`))
+			strings.NewReader(`{"model":"m","stream":`+strconv.FormatBool(stream)+`,"user":"`+map[bool]string{true: "in-band"}[tt.inBand]+
+				`","messages":[{"role":"user","content":"hi"}]}`))
 		resp, err := d.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("stream %v: status %d, want the upstream's 400: %s", stream, resp.StatusCode, body)
+		if resp.StatusCode != tt.status || tt.inBand && !strings.Contains(string(body), "upstream saw") {
+			t.Errorf("stream %v, in band %v: status %d, want %d: %s", stream, tt.inBand, resp.StatusCode, tt.status, body)
 		}
 		var head bytes.Buffer
 		resp.Header.Write(&head)
