@@ -12,15 +12,18 @@ import (
 // time the watch had to be set up again — after a compaction past its
 // revision, the loss of its member's leader, or etcd going away — when the
 // pointer is read again, so that no publish goes unnoticed. It returns
-// when ctx is done.
+// when ctx is done. With rev 0 (the pointer could not be read), it reads
+// the pointer first, and keeps trying until it can.
 func (s *Store) Follow(ctx context.Context, rev int64, changed func(Pointer)) {
 	seen := int64(0) // the pointer's revision last reported
 	wait := time.Duration(0)
 	for {
-		rev = s.watch(ctx, rev, func(p Pointer) {
-			seen = p.Revision
-			changed(p)
-		})
+		if rev > 0 {
+			rev = s.watch(ctx, rev, func(p Pointer) {
+				seen = p.Revision
+				changed(p)
+			})
+		}
 		select {
 		case <-ctx.Done():
 			return
