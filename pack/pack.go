@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // MaxSize bounds a pack's archive, before compression: a compressed pack
@@ -39,6 +40,9 @@ type Pack struct {
 	ID    string
 	Files []File // sorted by path
 	tar   []byte // the archive the ID hashes
+
+	once       sync.Once
+	compressed []byte // the archive compressed, once asked for or as read
 }
 
 // New packs files. Paths must be valid fs paths (fs.ValidPath, not ".")
@@ -79,12 +83,20 @@ func New(files []File) (*Pack, error) {
 func (p *Pack) Size() int { return len(p.tar) }
 
 // Compressed returns the pack's archive, gzip-compressed: what is stored.
+// It is computed once; a pack from Open returns the bytes it was read
+// from. The caller must not modify it.
 func (p *Pack) Compressed() []byte {
-	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression) // a valid level never fails
-	_, _ = zw.Write(p.tar)                                   // a bytes.Buffer never fails
-	_ = zw.Close()
-	return buf.Bytes()
+	p.once.Do(func() {
+		if p.compressed != nil {
+			return
+		}
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		_, _ = zw.Write(p.tar) // a bytes.Buffer never fails
+		_ = zw.Close()
+		p.compressed = buf.Bytes()
+	})
+	return p.compressed
 }
 
 // Open reads a compressed pack and checks it against id, the ID it was
@@ -136,6 +148,7 @@ func Open(compressed []byte, id string) (*Pack, error) {
 		// order) gets here: it would not be the pack its ID names.
 		return nil, fmt.Errorf("pack: archive %s is not in canonical form", got[:12])
 	}
+	p.compressed = compressed
 	return p, nil
 }
 
