@@ -206,7 +206,8 @@ func report(w io.Writer, id string, acks []fleet.Ack, timedOut bool) error {
 		case a.Stale:
 			state += " (stale: etcd unreachable)"
 		}
-		fmt.Fprintf(w, "%-24s %-12s version %-6d %s\n", a.Host, shortOrNone(a.Pack), a.Version, state)
+		fmt.Fprintf(w, "%-24s %-12s version %-6d fingerprint %-12s %s at %s\n", a.Host, shortOrNone(a.Pack), a.Version,
+			pack.Short(a.Fingerprint), state, a.Last.At.Local().Format(time.DateTime))
 		if a.Last.Pack == id && a.Pack != id {
 			for _, d := range a.Last.Diagnostics {
 				fmt.Fprintf(w, "    %s\n", d)

@@ -127,7 +127,7 @@ func TestPublishAppliesOnEveryHostInOneSwap(t *testing.T) {
 	}
 	b := publishedRe.FindStringSubmatch(r.Stdout)[1]
 	for _, host := range []string{"host-1", "host-2", "host-3"} {
-		if !regexp.MustCompile(`(?m)^` + host + `\s+` + b + `\s+version 2\s+applied`).MatchString(r.Stdout) {
+		if !regexp.MustCompile(`(?m)^` + host + `\s+` + b + `\s+version 2\s+fingerprint [0-9a-f]{12}\s+applied at `).MatchString(r.Stdout) {
 			t.Errorf("publish --wait does not show %s applying %s as version 2:\n%s", host, b, r.Stdout)
 		}
 	}
@@ -207,7 +207,7 @@ func TestAPackRejectedOnOneHost(t *testing.T) {
 		t.Fatalf("publish --wait with one host rejecting: exit %d, want 1\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 	b := publishedRe.FindStringSubmatch(r.Stdout)[1]
-	if !regexp.MustCompile(`(?m)^host-3\s+` + a + `\s+version 1\s+rejected \(serving ` + a + `\)\n\s+p\.yaml:\d+:\d+: error: .*TEAM_KEY`).MatchString(r.Stdout) ||
+	if !regexp.MustCompile(`(?m)^host-3\s+`+a+`\s+version 1\s+fingerprint [0-9a-f]{12}\s+rejected \(serving `+a+`\) at [0-9: -]+\n\s+p\.yaml:\d+:\d+: error: .*TEAM_KEY`).MatchString(r.Stdout) ||
 		!strings.Contains(r.Stdout, "1 of 3 hosts do not serve pack "+b) {
 		t.Errorf("publish --wait does not show host-3's rejection and its diagnostic:\n%s", r.Stdout)
 	}
