@@ -18,17 +18,14 @@ import (
 
 // BenchmarkFleet publishes the scale set (10,000 agents in 500 files) to a
 // three-member etcd cluster followed by ten daemons, then changes one file
-// at a time, and reports:
+// at a time. It reports publish-wait-s, `awakend publish DIR --wait` of the
+// whole set as a command (validation, packing, the etcd writes, and every
+// daemon fetching, loading and applying it), and edit-p50-ms and
+// edit-max-ms, from the transaction that moves the pointer to the last of
+// the ten acknowledgements of a one-file change, over b.N changes. Run it
+// with
 //
-//   - publish-wait-s: `awakend publish DIR --wait` of the whole scale set,
-//     as a command: validation, packing, the etcd writes, and every daemon
-//     fetching, loading and applying it;
-//
-//   - edit-p50-ms, edit-max-ms: from the transaction that moves the
-//     pointer to the last of the ten acknowledgements, for a one-file
-//     change, over b.N changes.
-//
-//     go test -run '^$' -bench Fleet -benchtime 5x ./e2e/fleet/
+//	go test -run '^$' -bench Fleet -benchtime 5x ./e2e/fleet/
 func BenchmarkFleet(b *testing.B) {
 	f := &cluster{etcd: etcdtest.Start(b, 3), prefix: "/awakend-bench/"}
 	dir := b.TempDir()
