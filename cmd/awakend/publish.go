@@ -62,6 +62,7 @@ func publish(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long --wait waits")
 	rollback := fs.String("rollback", "", "move the fleet back to the stored pack with this `ID` (or a prefix of it) instead of publishing")
 	force := fs.Bool("force", false, "move the pointer even if another publish moved it since this one began")
+	expect := fs.String("expect", "", "publish only on top of the pack with this `ID` (or prefix): the one reviewed, say")
 	keep := fs.Int("keep", fleet.DefaultKeep, "how many packs to keep for rollback")
 	assume := fs.Bool("assume-secrets", false, "treat ${VAR}, ${credential:…} and absolute ${file:…} references that do not resolve here as present: they resolve on each host")
 	if err := parseInterspersed(fs, args); err != nil {
@@ -82,12 +83,15 @@ func publish(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if *expect != "" && !strings.HasPrefix(seen.ID, *expect) {
+		return invalid(fmt.Errorf("the current pack is %s, not %s (--expect): nothing published", shortOrNone(seen.ID), *expect))
+	}
 	opts := fleet.PublishOptions{Seen: seen, Force: *force, Keep: *keep, Publisher: host}
 
 	var pub fleet.Published
 	if *rollback != "" {
 		if pub, err = st.Rollback(ctx, *rollback, opts); err != nil {
-			return err
+			return refused(err)
 		}
 	} else {
 		dir := s.ConfigDir
@@ -99,7 +103,7 @@ func publish(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		if pub, err = st.Publish(ctx, p, opts); err != nil {
-			return err
+			return refused(err)
 		}
 	}
 	id := pack.Short(pub.Meta.ID)
@@ -122,6 +126,16 @@ func publish(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	return report(stdout, pub.Meta.ID, acks, err != nil)
+}
+
+// refused makes a publish that lost a race exit 1, like a rejected
+// directory: it ran, and the answer is no.
+func refused(err error) error {
+	var ce *fleet.ConflictError
+	if errors.As(err, &ce) {
+		return invalid(err)
+	}
+	return err
 }
 
 // packDir validates dir as check does, reading it once, and packs exactly

@@ -165,6 +165,36 @@ func TestPublishAppliesOnEveryHostInOneSwap(t *testing.T) {
 	}
 }
 
+// Two publishers that both reviewed pack a: the first publishes, the
+// second is refused rather than overwriting what it never saw.
+func TestRacingPublishers(t *testing.T) {
+	f := newFleet(t, 1)
+	dir := func(n string) string {
+		return harness.ConfigDir(t, map[string]string{"p.yaml": providers + "models:\n  - {id: m" + n + ", provider_id: mock, upstream_model: m}\n"})
+	}
+	a := f.publish(t, dir("1"))
+	first, second := dir("2"), dir("3")
+	results := make(chan harness.Result, 2)
+	for _, d := range []string{first, second} {
+		go func() { results <- f.run(t, nil, "publish", d, "--expect", a) }()
+	}
+	r1, r2 := <-results, <-results
+	if r1.Code != 0 {
+		r1, r2 = r2, r1
+	}
+	if r1.Code != 0 || r2.Code != 1 {
+		t.Fatalf("two publishers on top of %s: exit %d and %d, want one 0 and one 1\n%s%s\n%s%s", a, r1.Code, r2.Code, r1.Stdout, r1.Stderr, r2.Stdout, r2.Stderr)
+	}
+	if !strings.Contains(r2.Stderr, "changed while publishing") && !strings.Contains(r2.Stderr, "(--expect): nothing published") {
+		t.Errorf("the losing publisher does not say why: %s", r2.Stderr)
+	}
+	winner := publishedRe.FindStringSubmatch(r1.Stdout)[1]
+	status := f.run(t, nil, "fleet", "packs")
+	if !strings.Contains(status.Stdout, "* "+winner) {
+		t.Errorf("the winner %s is not current:\n%s", winner, status.Stdout)
+	}
+}
+
 func TestAnInvalidDirectoryIsNotPublished(t *testing.T) {
 	f := newFleet(t, 1)
 	dir := harness.ConfigDir(t, map[string]string{
@@ -270,9 +300,13 @@ func TestPublishesArriveThroughEtcdFaults(t *testing.T) {
 	for _, d := range hosts {
 		serving(t, d, a)
 	}
+	// The leader dies while a publish runs.
 	l := f.etcd.Leader()
+	published := make(chan string)
+	dirB := dir("2")
+	go func() { published <- f.publish(t, dirB) }()
 	f.etcd.Kill(l)
-	b := f.publish(t, dir("2"))
+	b := <-published
 	for _, d := range hosts {
 		serving(t, d, b)
 	}
