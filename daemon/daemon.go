@@ -197,12 +197,19 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("listen: %w", err)
 		}
 	}
+	// A local client may name the daemon by its listen address or by the
+	// machine's own name (which Debian maps to 127.0.1.1), besides
+	// localhost: none of these is a name a web page can rebind.
+	hosts := []string{s.Listen, ln.Addr().String()}
+	if h, err := os.Hostname(); err == nil {
+		hosts = append(hosts, h)
+	}
 	gw := gateway.New(gateway.Options{
 		Handle:  handle,
 		Logger:  log,
 		Metrics: m.Registerer(),
 		APIKeys: s.Gateway.APIKeys,
-		Guard:   edge.NewGuard(s.Listen, ln.Addr().String()),
+		Guard:   edge.NewGuard(hosts...),
 	})
 	rest := api.New(api.Options{
 		Handle:      handle,
@@ -213,7 +220,7 @@ func Run(ctx context.Context, o Options) error {
 		Logger:      log,
 		Version:     o.Version,
 		Started:     started,
-		Guard:       edge.NewGuard(s.Listen, ln.Addr().String()),
+		Guard:       edge.NewGuard(hosts...),
 		Source:      sourceState(fl),
 	})
 	// The gateway routes /v1/ itself, so its requests, the hot path, skip
