@@ -20,7 +20,9 @@ run: build
 	./$(BIN) serve --config-dir examples/configs --settings /dev/null --log-level debug
 
 ## test: vet, formatting, and the whole suite under the race detector
+## (first installing the Debian packages the tests run, if missing)
 test: vet
+	@./.ci/deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo 'gofmt needed:'; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 ./...
 

@@ -107,6 +107,9 @@ type Options struct {
 	Version string
 	// Started is when the daemon started, served by the status route.
 	Started time.Time
+	// Source, if set, describes where the config comes from beyond a
+	// directory (a fleet's etcd), served as the status route's "source".
+	Source func() any
 }
 
 // server is the handler New returns.

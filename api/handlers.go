@@ -84,6 +84,7 @@ type statusView struct {
 	LastApplied  *reloadView    `json:"last_applied"`
 	Reloads      []reloadCount  `json:"reloads"`
 	Watcher      *watcherView   `json:"watcher"`
+	Source       any            `json:"source,omitempty"` // a fleet's etcd: the pack served, whether it is stale
 }
 
 // reloadView is one reload in the status.
@@ -94,6 +95,7 @@ type reloadView struct {
 	DurationSeconds float64        `json:"duration_seconds"`
 	Version         uint64         `json:"version"`
 	Fingerprint     string         `json:"fingerprint,omitempty"`
+	Pack            string         `json:"pack,omitempty"`
 	Changes         string         `json:"changes"`
 	Error           string         `json:"error,omitempty"`
 	Diagnostics     any            `json:"diagnostics,omitempty"`
@@ -129,6 +131,9 @@ func (s *server) status(w http.ResponseWriter, _ *http.Request, snap *registry.S
 	if !s.opts.Started.IsZero() {
 		v.StartedAt = &s.opts.Started
 	}
+	if s.opts.Source != nil {
+		v.Source = s.opts.Source()
+	}
 	if s.opts.Reloader != nil {
 		st := s.opts.Reloader.Status()
 		v.LastReload = s.reloadView(st.Last)
@@ -158,6 +163,7 @@ func (s *server) reloadView(res reload.Result) *reloadView {
 		DurationSeconds: res.Duration.Seconds(),
 		Version:         res.Version,
 		Fingerprint:     res.Fingerprint,
+		Pack:            res.Pack,
 		Changes:         res.Changes,
 	}
 	if res.Err != nil {

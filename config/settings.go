@@ -42,6 +42,10 @@ type Settings struct {
 	// Listen (listen) is the host:port the HTTP server listens on; an
 	// empty host means every interface, port 0 a free port.
 	Listen string `koanf:"listen"`
+	// StateDir (state_dir) is where the daemon keeps what must survive a
+	// restart: the local copy of a fleet's last applied pack. "" keeps
+	// nothing.
+	StateDir string `koanf:"state_dir"`
 	// AllowEmpty (allow_empty) lets a config directory without resources
 	// load as an empty registry.
 	AllowEmpty bool `koanf:"allow_empty"`
@@ -100,6 +104,21 @@ type Settings struct {
 		// named as CertFile is.
 		KeyFile string `koanf:"key_file"`
 	} `koanf:"tls"`
+	// Source names where the config comes from instead of ConfigDir.
+	Source struct {
+		// Etcd is a fleet's shared config, published by `awakend publish`.
+		Etcd struct {
+			// Endpoints (source.etcd.endpoints) are the etcd members'
+			// client URLs; set, the daemon follows the fleet's current
+			// pack instead of reading ConfigDir.
+			Endpoints []string `koanf:"endpoints"`
+			// Prefix (source.etcd.prefix) is the fleet's key prefix.
+			Prefix string `koanf:"prefix"`
+			// Host (source.etcd.host) names this daemon in the fleet;
+			// the machine's host name if empty.
+			Host string `koanf:"host"`
+		} `koanf:"etcd"`
+	} `koanf:"source"`
 }
 
 // DefaultSettings returns the settings used where neither the settings
@@ -114,6 +133,7 @@ func DefaultSettings() Settings {
 	s.Reload.MaxWait = 2 * time.Second
 	s.Reload.RescanInterval = 30 * time.Second
 	s.Shutdown.Timeout = 30 * time.Second
+	s.Source.Etcd.Prefix = "/awakend/"
 	return s
 }
 
@@ -204,6 +224,7 @@ var settingSpecs = map[string]settingSpec{
 	"config_dir":             {kind: settingString},
 	"listen":                 {kind: settingString},
 	"allow_empty":            {kind: settingBool},
+	"state_dir":              {kind: settingString},
 	"log.level":              {kind: settingString},
 	"log.format":             {kind: settingString},
 	"reload.debounce":        {kind: settingDuration},
@@ -214,13 +235,16 @@ var settingSpecs = map[string]settingSpec{
 	"gateway.api_keys":       {kind: settingList, secret: true},
 	"tls.cert_file":          {kind: settingString},
 	"tls.key_file":           {kind: settingString},
+	"source.etcd.endpoints":  {kind: settingList},
+	"source.etcd.prefix":     {kind: settingString},
+	"source.etcd.host":       {kind: settingString},
 }
 
 // settingKeys are the keys of settingSpecs, sorted.
 var settingKeys = slices.Sorted(maps.Keys(settingSpecs))
 
 // settingNames are the keys and sections, for did-you-mean hints.
-var settingNames = append(slices.Clone(settingKeys), "admin", "gateway", "log", "reload", "shutdown", "tls")
+var settingNames = append(slices.Clone(settingKeys), "admin", "gateway", "log", "reload", "shutdown", "tls", "source", "source.etcd")
 
 // settingSection returns the keys below section key, or nil if key is not
 // a section.
@@ -676,4 +700,32 @@ func (l *settingsLoader) validate(s *Settings) {
 		bad("reload.rescan_interval", "%v is negative (0 turns the rescan off)", s.Reload.RescanInterval)
 	}
 	positive("shutdown.timeout", s.Shutdown.Timeout)
+	l.validateEtcd(s)
+}
+
+// validateEtcd checks the etcd source: endpoints as URLs or host:port, a
+// prefix, and not a config directory as well.
+func (l *settingsLoader) validateEtcd(s *Settings) {
+	e := &s.Source.Etcd
+	where := l.origin["source.etcd.endpoints"]
+	for i, ep := range e.Endpoints {
+		host := ep
+		if rest, ok := strings.CutPrefix(ep, "http://"); ok {
+			host = rest
+		} else if rest, ok := strings.CutPrefix(ep, "https://"); ok {
+			host = rest
+		}
+		if _, _, err := net.SplitHostPort(host); err != nil || strings.Contains(host, "/") {
+			l.addf(where, "source.etcd.endpoints[%d]: %q is not http://host:port, https://host:port or host:port", i, ep)
+		}
+	}
+	if len(e.Endpoints) == 0 {
+		return
+	}
+	if e.Prefix == "" {
+		l.addf(l.origin["source.etcd.prefix"], "source.etcd.prefix: empty")
+	}
+	if where, ok := l.origin["config_dir"]; ok {
+		l.addf(where, "config_dir: set together with source.etcd.endpoints (the config comes from one source: remove one)")
+	}
 }

@@ -39,6 +39,7 @@ func TestDefaultSettings(t *testing.T) {
 	want.Log.Level, want.Log.Format = "info", "auto"
 	want.Reload.Debounce, want.Reload.MaxWait, want.Reload.RescanInterval = 250*time.Millisecond, 2*time.Second, 30*time.Second
 	want.Shutdown.Timeout = 30 * time.Second
+	want.Source.Etcd.Prefix = "/awakend/"
 	if !reflect.DeepEqual(s, want) || !reflect.DeepEqual(DefaultSettings(), want) {
 		t.Errorf("loaded %+v\ndefaults %+v\nwant %+v", s, DefaultSettings(), want)
 	}
@@ -155,6 +156,7 @@ func TestLoadSettingsEveryKey(t *testing.T) {
 	want.Admin.Token = "admin-literal"
 	want.Gateway.APIKeys = []string{"key-one", "key-two"}
 	want.TLS.CertFile, want.TLS.KeyFile = "/etc/awakend/tls/cert.pem", "/etc/awakend/tls/key.pem"
+	want.Source.Etcd.Prefix, want.Source.Etcd.Host = "/fleet/eu/", "web-1"
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}
@@ -215,6 +217,17 @@ func TestLoadSettingsDefaultFile(t *testing.T) {
 	}
 }
 
+func TestLoadSettingsEtcd(t *testing.T) {
+	env := []string{"AWAKEND_SOURCE__ETCD__ENDPOINTS=http://10.0.0.1:2379, 10.0.0.2:2379"}
+	got, _, err := loadSettings("", noDefaultSettingsFile(t), env, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"http://10.0.0.1:2379", "10.0.0.2:2379"}; !reflect.DeepEqual(got.Source.Etcd.Endpoints, want) || got.Source.Etcd.Prefix != "/awakend/" {
+		t.Fatalf("etcd source %+v, want endpoints %q and the default prefix", got.Source.Etcd, want)
+	}
+}
+
 func TestLoadSettingsErrors(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -223,6 +236,29 @@ func TestLoadSettingsErrors(t *testing.T) {
 		flags map[string]any
 		want  []string // each must appear in the error
 	}{
+		{
+			name: "etcd endpoints that are not addresses",
+			file: "source:\n  etcd:\n    endpoints: [\"http://10.0.0.1:2379\", \"10.0.0.2\", \"http://h:2379/v3\"]\n",
+			want: []string{
+				`awakend.yaml:3:16: source.etcd.endpoints[1]: "10.0.0.2" is not http://host:port, https://host:port or host:port`,
+				`source.etcd.endpoints[2]: "http://h:2379/v3" is not`,
+			},
+		},
+		{
+			name: "a config directory and etcd both",
+			file: "config_dir: /etc/awakend/conf.d\nsource:\n  etcd:\n    endpoints: [\"127.0.0.1:2379\"]\n",
+			want: []string{"awakend.yaml:1:13: config_dir: set together with source.etcd.endpoints"},
+		},
+		{
+			name: "an etcd source with an empty prefix",
+			env:  []string{"AWAKEND_SOURCE__ETCD__ENDPOINTS=127.0.0.1:2379", "AWAKEND_SOURCE__ETCD__PREFIX="},
+			want: []string{"AWAKEND_SOURCE__ETCD__PREFIX: source.etcd.prefix: empty"},
+		},
+		{
+			name: "unknown key in the etcd section",
+			file: "source:\n  etcd:\n    endpoint: [\"127.0.0.1:2379\"]\n",
+			want: []string{`awakend.yaml:3:5: unknown setting "source.etcd.endpoint" (did you mean "source.etcd.endpoints"?)`},
+		},
 		{
 			name: "unknown key in file",
 			file: "lisen: :80\n",

@@ -3,10 +3,8 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strings"
 	"sync"
 
@@ -24,8 +22,7 @@ type Factory = config.Factory
 // the registry or, if anything fails, not at all. It is the reload.Func of
 // the daemon and the start-up load.
 type Applier struct {
-	dir     string
-	fsys    fs.FS
+	src     source
 	opts    config.Options
 	factory Factory
 	tls     *certificate // nil without TLS
@@ -46,7 +43,7 @@ type Applier struct {
 
 // NewApplier returns an applier for the config directory dir.
 func NewApplier(dir string, opts config.Options, factory Factory) *Applier {
-	return &Applier{dir: dir, fsys: os.DirFS(dir), opts: opts, factory: factory}
+	return &Applier{src: dirSource(dir), opts: opts, factory: factory}
 }
 
 // Handle returns the handle the applier publishes to; nil before the first
@@ -75,14 +72,22 @@ func (a *Applier) Apply(ctx context.Context, req reload.Request) reload.Result {
 		res.Outcome, res.Err = reload.OutcomeRejected, err
 		return res
 	}
-	if fi, err := os.Stat(a.dir); err != nil || !fi.IsDir() {
-		if err == nil {
-			err = errors.New("not a directory")
-		}
-		res.Outcome, res.Err = reload.OutcomeRejected, fmt.Errorf("config directory %s: %w", a.dir, unwrapPath(err))
+	in, err := a.src.open(ctx)
+	if err != nil {
+		res.Outcome, res.Err = reload.OutcomeRejected, err
 		return res
 	}
-	cfg, cfgErr := config.Load(a.fsys, a.opts)
+	res.Pack = in.id()
+	res = a.apply(req, res, in.fsys)
+	if res.Outcome != reload.OutcomeRejected {
+		a.src.served(in)
+	}
+	return res
+}
+
+// apply is Apply once the source is open: fsys is what it holds.
+func (a *Applier) apply(req reload.Request, res reload.Result, fsys fs.FS) reload.Result {
+	cfg, cfgErr := config.Load(fsys, a.opts)
 	var configFP string
 	var ce *config.Error
 	switch {

@@ -168,7 +168,7 @@ func TestStatusLine(t *testing.T) {
 		// A rescan of the same rejected files must not hide the problem.
 		{reload.Result{Outcome: reload.OutcomeRejected, Repeated: true, Err: errors.New("still bad")}, "serving version 1; last reload rejected: still bad"},
 	} {
-		if got := statusLine(h, tt.res); got != tt.want {
+		if got := statusLine(h, tt.res, nil); got != tt.want {
 			t.Errorf("statusLine(%s) = %q, want %q", tt.res.Outcome, got, tt.want)
 		}
 	}
@@ -258,7 +258,7 @@ func TestApplyTLS(t *testing.T) {
 
 	// Without TLS the fingerprint is the config's, as awakend check prints it.
 	plain, _, _ := newTestApplier(t)
-	plain.dir, plain.fsys = dir, os.DirFS(dir)
+	plain.src = dirSource(dir)
 	if res := plain.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup}); res.Fingerprint != cfg.Fingerprint {
 		t.Errorf("fingerprint without TLS %s, want the config's %s", res.Fingerprint, cfg.Fingerprint)
 	}

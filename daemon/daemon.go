@@ -18,9 +18,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/awakend/awakend/api"
 	"github.com/awakend/awakend/config"
 	"github.com/awakend/awakend/edge"
+	"github.com/awakend/awakend/fleet"
 	"github.com/awakend/awakend/gateway"
 	"github.com/awakend/awakend/metrics"
 	"github.com/awakend/awakend/provider"
@@ -70,6 +73,16 @@ func Run(ctx context.Context, o Options) error {
 		AllowEmpty:     s.AllowEmpty,
 		Cache:          config.NewCache(),
 	}, provider.New)
+	var fl *fleetSource // the etcd source, when the settings name one
+	if e := s.Source.Etcd; len(e.Endpoints) > 0 {
+		st, err := fleet.Dial(fleet.Options{Endpoints: e.Endpoints, Prefix: e.Prefix})
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		fl = newFleetSource(st, s.StateDir, log)
+		applier.src = fl
+	}
 	var cert *certificate
 	if s.TLS.CertFile != "" {
 		cert = newCertificate(s.TLS.CertFile, s.TLS.KeyFile)
@@ -82,8 +95,12 @@ func Run(ctx context.Context, o Options) error {
 		return &StartupError{Err: res.Err}
 	}
 	handle := applier.Handle()
-	log.Info("config loaded", "dir", s.ConfigDir, "version", res.Version, "fingerprint", short(res.Fingerprint),
-		"resources", res.Changes, "took", time.Since(started))
+	where := []any{"dir", s.ConfigDir}
+	if fl != nil {
+		where = []any{"etcd", strings.Join(s.Source.Etcd.Endpoints, ","), "prefix", s.Source.Etcd.Prefix, "pack", short(res.Pack)}
+	}
+	log.Info("config loaded", append(where, "version", res.Version, "fingerprint", short(res.Fingerprint),
+		"resources", res.Changes, "took", time.Since(started))...)
 	if leaf := cert.leaf(); leaf != nil {
 		log.Info("tls certificate loaded", "file", s.TLS.CertFile, "subject", leaf.Subject.String(),
 			"dns_names", leaf.DNSNames, "not_after", leaf.NotAfter)
@@ -112,8 +129,33 @@ func Run(ctx context.Context, o Options) error {
 	if cert != nil {
 		certFiles = []string{cert.certFile, cert.keyFile}
 	}
+	watchDir := s.ConfigDir
+	if fl != nil {
+		watchDir = "" // the fleet's pointer is watched instead
+	}
+	var announce *fleet.Announcer
+	ackOf := func(reload.Result) fleet.Ack { return fleet.Ack{} }
+	if fl != nil {
+		host := s.Source.Etcd.Host
+		if host == "" {
+			host, _ = os.Hostname()
+		}
+		announce = fl.store.Announcer(host, 0)
+		announce.OnState = func(err error) {
+			if err != nil {
+				log.Warn("fleet acknowledgement lost; retrying", "error", err)
+			}
+		}
+		ackOf = func(r reload.Result) fleet.Ack {
+			applied := res
+			if loop != nil {
+				applied = loop.Status().LastApplied
+			}
+			return fl.ack(host, started, handle, applied, r)
+		}
+	}
 	loop = reload.New(applier.Apply, reload.Options{
-		Dir:            s.ConfigDir,
+		Dir:            watchDir,
 		Files:          certFiles,
 		Debounce:       s.Reload.Debounce,
 		MaxWait:        s.Reload.MaxWait,
@@ -128,11 +170,25 @@ func Run(ctx context.Context, o Options) error {
 		OnResult: func(r reload.Result) {
 			m.ObserveReload(r)
 			if !stopping.Load() {
-				o.Notifier.Ready(statusLine(handle, r))
+				o.Notifier.Ready(statusLine(handle, r, fl))
+			}
+			if announce != nil {
+				announce.Set(ackOf(r))
 			}
 		},
 	})
 	m.ObserveReload(res)
+	if fl != nil {
+		m.Registerer().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "awakend_config_stale",
+			Help: "1 while the daemon cannot read the fleet's etcd and serves what it has (a pack that may have been replaced), else 0.",
+		}, func() float64 {
+			if fl.state().Stale {
+				return 1
+			}
+			return 0
+		}))
+	}
 
 	ln := o.Listener
 	if ln == nil {
@@ -141,12 +197,19 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("listen: %w", err)
 		}
 	}
+	// A local client may name the daemon by its listen address or by the
+	// machine's own name (which Debian maps to 127.0.1.1), besides
+	// localhost: none of these is a name a web page can rebind.
+	hosts := []string{s.Listen, ln.Addr().String()}
+	if h, err := os.Hostname(); err == nil {
+		hosts = append(hosts, h)
+	}
 	gw := gateway.New(gateway.Options{
 		Handle:  handle,
 		Logger:  log,
 		Metrics: m.Registerer(),
 		APIKeys: s.Gateway.APIKeys,
-		Guard:   edge.NewGuard(s.Listen, ln.Addr().String()),
+		Guard:   edge.NewGuard(hosts...),
 	})
 	rest := api.New(api.Options{
 		Handle:      handle,
@@ -157,7 +220,8 @@ func Run(ctx context.Context, o Options) error {
 		Logger:      log,
 		Version:     o.Version,
 		Started:     started,
-		Guard:       edge.NewGuard(s.Listen, ln.Addr().String()),
+		Guard:       edge.NewGuard(hosts...),
+		Source:      sourceState(fl),
 	})
 	// The gateway routes /v1/ itself, so its requests, the hot path, skip
 	// a ServeMux's pattern matching; the API has its own mux.
@@ -206,7 +270,16 @@ func Run(ctx context.Context, o Options) error {
 		}
 	})
 
-	o.Notifier.Ready(statusLine(handle, res))
+	if fl != nil {
+		announce.Set(ackOf(res))
+		wg.Go(func() { announce.Run(loopCtx) })
+		wg.Go(func() {
+			fl.store.Follow(loopCtx, fl.revision(), func(fleet.Pointer) {
+				loop.Trigger(reload.Request{Trigger: reload.TriggerEtcd})
+			})
+		})
+	}
+	o.Notifier.Ready(statusLine(handle, res, fl))
 	log.Info("serving", "listen", ln.Addr().String(), "version", handle.Version())
 
 	var err error
@@ -230,10 +303,26 @@ func Run(ctx context.Context, o Options) error {
 	return err
 }
 
+// sourceState feeds the status API's "source" for the etcd source; nil
+// for a directory.
+func sourceState(fl *fleetSource) func() any {
+	if fl == nil {
+		return nil
+	}
+	return func() any { return fl.state() }
+}
+
 // statusLine is the STATUS= systemd shows: the version served and, after
 // a rejected reload, why the running config was kept.
-func statusLine(h *registry.Handle, r reload.Result) string {
+func statusLine(h *registry.Handle, r reload.Result, fl *fleetSource) string {
 	line := fmt.Sprintf("serving version %d", h.Version())
+	if fl != nil {
+		st := fl.state()
+		line += " of pack " + short(st.Pack)
+		if st.Stale {
+			line += "; stale: etcd unreachable"
+		}
+	}
 	if r.Outcome == reload.OutcomeRejected && r.Err != nil {
 		msg := r.Err.Error()
 		if i := len(msg); i > 200 {

@@ -31,8 +31,9 @@ type Guard struct {
 }
 
 // NewGuard returns a guard that allows, besides localhost and loopback
-// addresses, the hosts of the listen addresses ("host:port", or a host
-// alone); an unspecified address (0.0.0.0, ::) allows nothing more.
+// addresses, the given hosts: listen addresses ("host:port") or names
+// alone (the machine's); an unspecified address (0.0.0.0, ::) allows
+// nothing more.
 func NewGuard(listen ...string) *Guard {
 	g := &Guard{cop: http.NewCrossOriginProtection()}
 	for _, l := range listen {
@@ -55,7 +56,7 @@ func NewGuard(listen ...string) *Guard {
 func (g *Guard) Check(r *http.Request) (int, *Error) {
 	if Loopback(r.RemoteAddr) && !g.allowed(r.Host) {
 		return http.StatusForbidden, NewError(TypePermission, "host_not_allowed", "",
-			"A request from this host must name it as localhost, 127.0.0.1, [::1] or the listen address, not "+
+			"A request from this host must name it as localhost, 127.0.0.1, [::1], the listen address or the machine's name, not "+
 				quote(r.Host)+": a web page can rebind its own name to 127.0.0.1. Configure a token to serve other names.")
 	}
 	if err := g.cop.Check(r); err != nil {

@@ -18,6 +18,7 @@ package metrics
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +48,9 @@ type Metrics struct {
 	lastSuccessTime prometheus.Gauge
 	reloads         *prometheus.CounterVec
 	reloadDuration  prometheus.Histogram
+	configInfo      *prometheus.GaugeVec
+	mu              sync.Mutex
+	info            [2]string // configInfo's fingerprint and pack
 }
 
 // New returns the metrics of a daemon serving h, with watcher reporting the
@@ -73,16 +77,20 @@ func New(h *registry.Handle, watcher func() reload.WatcherStatus) *Metrics {
 			Help:    "Time taken by configuration reloads, whatever their result.",
 			Buckets: reloadBuckets,
 		}),
+		configInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "config", Name: "info",
+			Help: "The serving configuration: its inputs' fingerprint, its source (directory or etcd) and, from etcd, the fleet's pack. Always 1.",
+		}, []string{"fingerprint", "source", "pack"}),
 	}
 	// Every trigger and result from zero, so that rate() and increase() see
 	// the first reload of each kind.
-	for _, t := range []reload.Trigger{reload.TriggerStartup, reload.TriggerSignal, reload.TriggerAPI, reload.TriggerRescan, reload.TriggerWatch} {
+	for _, t := range []reload.Trigger{reload.TriggerStartup, reload.TriggerSignal, reload.TriggerAPI, reload.TriggerRescan, reload.TriggerEtcd, reload.TriggerWatch} {
 		for _, o := range []reload.Outcome{reload.OutcomeApplied, reload.OutcomeUnchanged, reload.OutcomeRejected} {
 			m.reloads.WithLabelValues(string(t), string(o))
 		}
 	}
 	m.reg.MustRegister(
-		m.lastSuccessful, m.lastSuccessTime, m.reloads, m.reloadDuration,
+		m.lastSuccessful, m.lastSuccessTime, m.reloads, m.reloadDuration, m.configInfo,
 		&snapshotCollector{handle: h, watcher: watcher},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -120,6 +128,25 @@ func (m *Metrics) ObserveReload(res reload.Result) {
 	case reload.OutcomeRejected:
 		m.lastSuccessful.Set(0)
 	}
+	if outcome != reload.OutcomeRejected && res.Fingerprint != "" {
+		m.setInfo(res.Fingerprint, res.Pack)
+	}
+}
+
+// setInfo points awakend_config_info at the serving configuration.
+func (m *Metrics) setInfo(fingerprint, pack string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.info == [2]string{fingerprint, pack} {
+		return
+	}
+	m.info = [2]string{fingerprint, pack}
+	source := "directory"
+	if pack != "" {
+		source = "etcd"
+	}
+	m.configInfo.Reset()
+	m.configInfo.WithLabelValues(fingerprint, source, pack).Set(1)
 }
 
 // Handler serves the metrics in the Prometheus exposition formats.

@@ -209,11 +209,26 @@ func TestReloadMetrics(t *testing.T) {
 	}
 }
 
+func TestConfigInfoNamesTheServingConfig(t *testing.T) {
+	m := metrics.New(registry.NewHandle(nil), nil)
+	m.ObserveReload(reload.Result{Trigger: reload.TriggerStartup, Outcome: reload.OutcomeApplied, Fingerprint: "f1"})
+	m.ObserveReload(reload.Result{Trigger: reload.TriggerEtcd, Outcome: reload.OutcomeApplied, Fingerprint: "f2", Pack: "p2"})
+	m.ObserveReload(reload.Result{Trigger: reload.TriggerEtcd, Outcome: reload.OutcomeRejected, Fingerprint: "f3", Pack: "p3"})
+	fams := scrape(t, m.Handler())
+	series := fams["awakend_config_info"].GetMetric()
+	if len(series) != 1 {
+		t.Fatalf("awakend_config_info has %d series, want the serving one only", len(series))
+	}
+	if got := value(t, fams, "awakend_config_info", map[string]string{"fingerprint": "f2", "source": "etcd", "pack": "p2"}); got != 1 {
+		t.Errorf("awakend_config_info for the applied pack = %v, want 1", got)
+	}
+}
+
 func TestReloadCountersStartAtZero(t *testing.T) {
 	m := metrics.New(registry.NewHandle(nil), nil)
 	fams := scrape(t, m.Handler())
-	if n := len(fams["awakend_config_reloads_total"].GetMetric()); n != 15 {
-		t.Errorf("reloads_total has %d series, want 15 (5 triggers x 3 results)", n)
+	if n := len(fams["awakend_config_reloads_total"].GetMetric()); n != 18 {
+		t.Errorf("reloads_total has %d series, want 18 (6 triggers x 3 results)", n)
 	}
 	if got := value(t, fams, "awakend_config_last_reload_successful", nil); got != 0 {
 		t.Errorf("last_reload_successful before any reload = %v, want 0", got)

@@ -25,10 +25,11 @@ type Trigger string
 
 // The triggers, from least to most significant. When requests coalesce, the
 // queued reload keeps the most significant trigger: startup, then signal,
-// then api, then rescan, then watch. Explicit requests win over automatic
+// then api, then rescan, then etcd, then watch. Explicit requests win over automatic
 // ones, and nothing relabels the startup reload.
 const (
 	TriggerWatch   Trigger = "watch"   // a filesystem event (debounced)
+	TriggerEtcd    Trigger = "etcd"    // the fleet's current pack moved (or may have: the watch restarted)
 	TriggerRescan  Trigger = "rescan"  // the periodic rescan, or the watcher (debounced) after an overflow, a new directory or a setup
 	TriggerAPI     Trigger = "api"     // an admin API request
 	TriggerSignal  Trigger = "signal"  // SIGHUP
@@ -40,14 +41,16 @@ func (t Trigger) rank() int {
 	switch t {
 	case TriggerWatch:
 		return 1
-	case TriggerRescan:
+	case TriggerEtcd:
 		return 2
-	case TriggerAPI:
+	case TriggerRescan:
 		return 3
-	case TriggerSignal:
+	case TriggerAPI:
 		return 4
-	case TriggerStartup:
+	case TriggerSignal:
 		return 5
+	case TriggerStartup:
+		return 6
 	}
 	return 0
 }
@@ -87,6 +90,7 @@ type Result struct {
 	Outcome     Outcome
 	Version     uint64 // registry version after the reload
 	Fingerprint string // of the inputs the reload read
+	Pack        string // the fleet's pack the reload read; "" for a directory
 	Changes     string // for applied: a summary, e.g. "+2 agents, ~1 provider (base_url)"
 	// Err is why a reload was rejected. It may wrap diagnostics; callers use
 	// errors.As.
@@ -427,6 +431,9 @@ func (l *Loop) logResult(ctx context.Context, res Result) {
 		"version", res.Version,
 		"fingerprint", res.Fingerprint,
 		"took", res.Duration,
+	}
+	if res.Pack != "" {
+		attrs = append(attrs, "pack", res.Pack[:min(len(res.Pack), 12)])
 	}
 	level := slog.LevelInfo
 	switch {

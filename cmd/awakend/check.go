@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/awakend/awakend/config"
@@ -85,21 +86,33 @@ func settingsAndDir(fs *flag.FlagSet, sf *settingsFlags) (config.Settings, strin
 // validate is a report, not an error; an error means the check could not
 // run (no such directory, say).
 func loadDir(dir string, s config.Settings) (*registry.Set, checkReport, error) {
-	rep := checkReport{Dir: dir, Diagnostics: []config.Diagnostic{}}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return nil, rep, fmt.Errorf("config directory: %w", err)
-	}
-	if !fi.IsDir() {
-		return nil, rep, fmt.Errorf("config directory %s: not a directory", dir)
-	}
-	opts := config.Options{
+	_, set, rep, err := loadFS(dir, os.DirFS(dir), checkOptions(s))
+	return set, rep, err
+}
+
+// checkOptions are the loader's options as the daemon sets them, from
+// this process's environment and credentials.
+func checkOptions(s config.Settings) config.Options {
+	return config.Options{
 		LookupEnv:      os.LookupEnv,
 		ReadFile:       os.ReadFile,
 		CredentialsDir: os.Getenv("CREDENTIALS_DIRECTORY"),
 		AllowEmpty:     s.AllowEmpty,
 	}
-	cfg, err := config.Load(os.DirFS(dir), opts)
+}
+
+// loadFS is loadDir over fsys, the directory dir as read (publish records
+// what it reads), with the loader's options given.
+func loadFS(dir string, fsys fs.FS, opts config.Options) (*config.Config, *registry.Set, checkReport, error) {
+	rep := checkReport{Dir: dir, Diagnostics: []config.Diagnostic{}}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, nil, rep, fmt.Errorf("config directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, nil, rep, fmt.Errorf("config directory %s: not a directory", dir)
+	}
+	cfg, err := config.Load(fsys, opts)
 	var set *registry.Set
 	if err == nil {
 		rep.Fingerprint = cfg.Fingerprint
@@ -110,12 +123,12 @@ func loadDir(dir string, s config.Settings) (*registry.Set, checkReport, error) 
 	case errors.As(err, &ce):
 		rep.Diagnostics = ce.Diagnostics
 		rep.Summary = errorsLine(ce.Diagnostics)
-		return nil, rep, nil
+		return nil, nil, rep, nil
 	case err != nil:
-		return nil, rep, err
+		return nil, nil, rep, err
 	}
 	rep.Valid = true
-	return set, rep, nil
+	return cfg, set, rep, nil
 }
 
 // errorsLine summarizes diagnostics: "12 errors in 4 files".

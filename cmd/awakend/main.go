@@ -5,6 +5,8 @@
 //	awakend check [DIR] [--format text|json]
 //	awakend reload [--timeout D] [--url URL]
 //	awakend diff [DIR] [--url URL]
+//	awakend publish [DIR] [--wait] [--rollback ID] [--force] [--assume-secrets]
+//	awakend fleet status|packs
 //	awakend version
 package main
 
@@ -40,6 +42,9 @@ const usage = `usage:
   awakend check [DIR] [flags]    validate a config directory (exit 0 valid, 1 invalid, 2 could not run)
   awakend reload [flags]         ask the running daemon to reload; exit 1 with the diagnostics if rejected
   awakend diff [DIR] [flags]     what reloading DIR would change in the running daemon
+  awakend publish [DIR] [flags]  validate DIR and publish it to the fleet's etcd; --wait for every host
+  awakend fleet status           one line per live host of the fleet; exit 1 unless all serve the current pack
+  awakend fleet packs            the packs stored for rollback (publish --rollback ID)
   awakend version                print the version
 
 Run 'awakend COMMAND -h' for a command's flags.
@@ -61,6 +66,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = reloadCmd(ctx, args, stdout, stderr)
 	case "diff":
 		err = diff(ctx, args, stdout, stderr)
+	case "publish":
+		err = publish(ctx, args, stdout, stderr)
+	case "fleet":
+		err = fleetCmd(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "awakend", version)
 	case "help", "-h", "--help":

@@ -2,15 +2,12 @@ package main
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
 	"log"
-	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,40 +16,19 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/awakend/awakend/internal/testcert"
 )
 
 // issue makes a certificate for name, signed by parent (self-signed when
 // parent is nil), and returns it with its key.
 func issue(t *testing.T, name string, ca bool, parent *tls.Certificate) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		DNSNames:              []string{name},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  ca,
-	}
-	signer, signerKey := tmpl, any(key)
+	var p *testcert.Cert
 	if parent != nil {
-		signer, signerKey = parent.Leaf, parent.PrivateKey
+		p = &testcert.Cert{X509: parent.Leaf, Key: parent.PrivateKey.(*ecdsa.PrivateKey)}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	return testcert.New(t, testcert.Options{Name: name, DNSNames: []string{name}, IPs: []net.IP{}, Leaf: !ca, Parent: p}).TLS()
 }
 
 // writePEM writes c's certificate and key, and returns the two files.

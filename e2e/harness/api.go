@@ -26,6 +26,7 @@ type Reload struct {
 	Trigger     string       `json:"trigger"`
 	Result      string       `json:"result"`
 	Version     uint64       `json:"version"`
+	Pack        string       `json:"pack"`
 	Changes     string       `json:"changes"`
 	Error       string       `json:"error"`
 	Diagnostics []Diagnostic `json:"diagnostics"`
@@ -52,6 +53,14 @@ type Status struct {
 		Dirs      int    `json:"dirs"`
 		LastError string `json:"last_error"`
 	} `json:"watcher"`
+	// Source is a fleet's etcd; nil for a directory.
+	Source *struct {
+		Prefix  string `json:"prefix"`
+		Pack    string `json:"pack"`
+		Stale   bool   `json:"stale"`
+		Reason  string `json:"reason"`
+		Current string `json:"current"`
+	} `json:"source"`
 }
 
 // Count is the number of finished reloads of a trigger and result; ""

@@ -86,7 +86,8 @@ type Daemon struct {
 	changed chan struct{} // closed and replaced when notes or log grow
 }
 
-// Start runs awakend serve on the config directory dir and returns once it
+// Start runs awakend serve on the config directory dir ("" for none: the
+// settings name the source) and returns once it
 // has sent READY=1: it is then listening and serving its first snapshot.
 // It listens on a loopback port that was free a moment before; should
 // another process take the port in between, it starts again on another.
@@ -124,13 +125,16 @@ func launch(tb testing.TB, dir string, o Options) *Daemon {
 		}},
 		exited: make(chan struct{}), changed: make(chan struct{}),
 	}
-	d.cmd = exec.Command(cmp.Or(o.Binary, Binary), append([]string{"serve",
-		"--config-dir", dir,
+	args := []string{"serve"}
+	if dir != "" { // none for a daemon whose settings name another source
+		args = append(args, "--config-dir", dir)
+	}
+	d.cmd = exec.Command(cmp.Or(o.Binary, Binary), append(append(args,
 		"--listen", addr,
 		"--settings", cmp.Or(o.Settings, os.DevNull),
 		"--log-format", cmp.Or(o.LogFormat, "text"),
 		"--log-level", cmp.Or(o.LogLevel, "debug"),
-	}, o.Args...)...)
+	), o.Args...)...)
 	if o.Unprivileged && os.Geteuid() == 0 {
 		d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -88,6 +89,10 @@ func TestBrowserAttacksRefused(t *testing.T) {
 	t.Parallel()
 	d := start(t, harness.ConfigDir(t, map[string]string{"a.yaml": mockConfig}), harness.Options{})
 	_, port, _ := net.SplitHostPort(d.Addr)
+	self, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
 	chat := `{"model":"a","messages":[{"role":"user","content":"hi"}]}`
 	tests := []struct {
 		name, method, path, host string
@@ -110,6 +115,7 @@ func TestBrowserAttacksRefused(t *testing.T) {
 		{name: "localhost", method: "GET", path: "/api/v1/agents/a", host: "localhost:" + port},
 		{name: "127.0.0.1 without port", method: "GET", path: "/api/v1/status", host: "127.0.0.1"},
 		{name: "[::1]", method: "GET", path: "/api/v1/status", host: "[::1]:" + port},
+		{name: "the machine's own name", method: "GET", path: "/api/v1/status", host: strings.ToUpper(self) + ":" + port},
 		{name: "a CLI's reload (no Origin)", method: "POST", path: "/api/v1/reload", host: d.Addr},
 		{name: "same-origin completion", method: "POST", path: "/v1/chat/completions", host: "localhost:" + port, body: chat,
 			header: map[string]string{"Origin": "http://localhost:" + port, "Sec-Fetch-Site": "same-origin"}},

@@ -2,82 +2,36 @@ package inference
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/awakend/awakend/e2e/harness"
+	"github.com/awakend/awakend/internal/testcert"
 )
 
 // certPair is a self-signed certificate for 127.0.0.1 and localhost, as PEM.
 type certPair struct {
-	cert, key []byte
-	leaf      *x509.Certificate
+	c    testcert.Cert
+	leaf *x509.Certificate
 }
 
 func newCertPair(t *testing.T, serial int64) certPair {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial),
-		Subject:               pkix.Name{CommonName: "awakend test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return certPair{
-		cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		key:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}),
-		leaf: leaf,
-	}
+	c := testcert.New(t, testcert.Options{Serial: serial})
+	return certPair{c: c, leaf: c.X509}
 }
 
 // install writes the pair where the daemon reads it, each file replaced
 // by a rename as certificate tools do.
 func (p certPair) install(t *testing.T, dir string) {
 	t.Helper()
-	for name, b := range map[string][]byte{"cert.pem": p.cert, "key.pem": p.key} {
-		tmp := filepath.Join(dir, "."+name+".tmp")
-		if err := os.WriteFile(tmp, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p.c.Install(t, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
 }
 
 // servedSerial opens a new TLS connection to addr and returns the serial
@@ -161,7 +115,7 @@ models:
 	}
 
 	// A key that does not match its certificate: rejected, b still served.
-	broken := certPair{cert: a.cert, key: b.key}
+	broken := certPair{c: testcert.Cert{CertPEM: a.c.CertPEM, KeyPEM: b.c.KeyPEM}}
 	broken.install(t, certDir)
 	d.Signal(syscall.SIGHUP)
 	st := d.WaitStatus("the broken pair rejected", func(s harness.Status) bool {

@@ -1,0 +1,208 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/awakend/awakend/config"
+	"github.com/awakend/awakend/fleet"
+	"github.com/awakend/awakend/pack"
+	"github.com/awakend/awakend/registry"
+	"github.com/awakend/awakend/reload"
+)
+
+// localPackFile is the local copy of the fleet's last applied pack, in the
+// state directory: what a start-up serves while etcd cannot be reached.
+const localPackFile = "fleet.pack"
+
+// fleetSource is a fleet's current pack in etcd. Each open reads the
+// pointer; a pack not seen before is fetched whole and checked against its
+// ID. When etcd cannot be read, it serves what it has — the pack it serves,
+// or at start-up the local copy — and says it is stale.
+type fleetSource struct {
+	store *fleet.Store
+	local string // path of the local copy; "" keeps none
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	cur     *pack.Pack // the pack the pointer named at the last read
+	serving *pack.Pack // the pack applied last
+	saved   string     // the ID of the local copy
+	rev     int64      // the store's revision at the last read
+	stale   bool       // the last open could not read etcd
+	reason  string     // why, when stale
+}
+
+func newFleetSource(st *fleet.Store, stateDir string, log *slog.Logger) *fleetSource {
+	f := &fleetSource{store: st, log: log}
+	if stateDir != "" {
+		f.local = filepath.Join(stateDir, localPackFile)
+	}
+	return f
+}
+
+func (f *fleetSource) open(ctx context.Context) (input, error) {
+	ptr, rev, err := f.store.Current(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err != nil {
+		f.stale, f.reason = true, err.Error()
+		if f.serving != nil {
+			return input{fsys: f.serving.FS(), pack: f.serving}, nil
+		}
+		p, lerr := f.readLocal()
+		if lerr != nil {
+			return input{}, fmt.Errorf("%w; and no local copy of a pack to serve meanwhile: %w", err, lerr)
+		}
+		f.log.Error("etcd unreachable at start-up: serving the local copy of the last pack applied; it may be stale",
+			"pack", pack.Short(p.ID), "file", f.local, "error", err)
+		return input{fsys: p.FS(), pack: p}, nil
+	}
+	f.stale, f.reason, f.rev = false, "", rev
+	if ptr.ID == "" {
+		return input{}, fmt.Errorf("etcd: nothing is published under %s (run awakend publish DIR)", f.store.Prefix())
+	}
+	if f.cur == nil || f.cur.ID != ptr.ID {
+		p, err := f.store.Fetch(ctx, ptr.ID)
+		if err != nil {
+			return input{}, err
+		}
+		f.cur = p
+	}
+	return input{fsys: f.cur.FS(), pack: f.cur}, nil
+}
+
+// served records the applied pack and keeps a local copy of it.
+func (f *fleetSource) served(in input) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.serving = in.pack
+	if f.local == "" || in.pack == nil || in.pack.ID == f.saved {
+		return
+	}
+	if err := writeAtomic(f.local, in.pack.Compressed()); err != nil {
+		f.log.Warn("could not keep a local copy of the pack", "file", f.local, "error", err)
+		return
+	}
+	f.saved = in.pack.ID
+}
+
+// readLocal reads the local copy; a copy that is corrupt is an error, as
+// if there were none.
+func (f *fleetSource) readLocal() (*pack.Pack, error) {
+	if f.local == "" {
+		return nil, errors.New("no state directory (state_dir) to keep one in")
+	}
+	b, err := os.ReadFile(f.local)
+	if err != nil {
+		return nil, err
+	}
+	p, err := pack.Open(b, "")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.local, err)
+	}
+	f.saved = p.ID
+	return p, nil
+}
+
+// revision is the store's revision at the last read of the pointer, 0 if
+// none succeeded: where following it starts.
+func (f *fleetSource) revision() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rev
+}
+
+// fleetState is the fleet source's state, for the status API.
+type fleetState struct {
+	Prefix  string `json:"prefix"`
+	Pack    string `json:"pack,omitempty"` // the pack served
+	Stale   bool   `json:"stale"`
+	Reason  string `json:"reason,omitempty"`
+	Current string `json:"current,omitempty"` // the pack the pointer named at the last read
+}
+
+func (f *fleetSource) state() fleetState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := fleetState{Prefix: f.store.Prefix(), Stale: f.stale, Reason: f.reason}
+	if f.serving != nil {
+		st.Pack = f.serving.ID
+	}
+	if f.cur != nil {
+		st.Current = f.cur.ID
+	}
+	return st
+}
+
+// ack is the acknowledgement of host after res.
+func (f *fleetSource) ack(host string, started time.Time, h *registry.Handle, applied reload.Result, res reload.Result) fleet.Ack {
+	st := f.state()
+	a := fleet.Ack{
+		Host: host, Pack: st.Pack, Fingerprint: applied.Fingerprint, Stale: st.Stale,
+		Started: started, At: time.Now().UTC(),
+		Last: fleet.Attempt{Pack: res.Pack, Result: string(res.Outcome), Trigger: string(res.Trigger), At: res.Started.Add(res.Duration).UTC()},
+	}
+	if h != nil {
+		a.Version = h.Version()
+	}
+	if res.Err != nil {
+		a.Last.Diagnostics = diagnosticLines(res.Err)
+	}
+	return a
+}
+
+// diagnosticLines renders a rejection as text lines, as `awakend check`
+// prints them; at most 50.
+func diagnosticLines(err error) []string {
+	var lines []string
+	switch ds := Diagnostics(err).(type) {
+	case []config.Diagnostic:
+		for _, d := range ds {
+			lines = append(lines, d.String())
+		}
+	default:
+		lines = []string{err.Error()}
+	}
+	if len(lines) > 50 {
+		lines = append(lines[:50], fmt.Sprintf("… and %d more", len(lines)-50))
+	}
+	return lines
+}
+
+// writeAtomic replaces path with data, durably: a temporary file in the
+// same directory, synced, renamed over path, and the directory synced.
+func writeAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename, there is nothing to remove
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,52 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/awakend/awakend/pack"
+)
+
+// A source is where the applier reads the config: the directory, or a
+// fleet's current pack.
+type source interface {
+	// open returns what the next load reads; an error is a rejected
+	// reload (the old snapshot serves).
+	open(ctx context.Context) (input, error)
+	// served is called when input was applied, or found unchanged.
+	served(input)
+}
+
+// input is one opening of a source.
+type input struct {
+	fsys fs.FS
+	pack *pack.Pack // the fleet's pack it holds; nil for a directory
+}
+
+// id is the ID of the input's pack, "" for a directory.
+func (in input) id() string {
+	if in.pack == nil {
+		return ""
+	}
+	return in.pack.ID
+}
+
+// dirSource is the config directory.
+type dirSource string
+
+func (d dirSource) open(context.Context) (input, error) {
+	dir := string(d)
+	fi, err := os.Stat(dir)
+	if err == nil && !fi.IsDir() {
+		err = errors.New("not a directory")
+	}
+	if err != nil {
+		return input{}, fmt.Errorf("config directory %s: %w", dir, unwrapPath(err))
+	}
+	return input{fsys: os.DirFS(dir)}, nil
+}
+
+func (dirSource) served(input) {}

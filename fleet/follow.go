@@ -1,0 +1,63 @@
+package fleet
+
+import (
+	"context"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Follow calls changed whenever the pointer may have moved since the store
+// revision rev (the one Current returned): on every write to it, and each
+// time the watch had to be set up again — after a compaction past its
+// revision, the loss of its member's leader, or etcd going away — when the
+// pointer is read again, so that no publish goes unnoticed. It returns
+// when ctx is done. With rev 0 (the pointer could not be read), it reads
+// the pointer first, and keeps trying until it can.
+func (s *Store) Follow(ctx context.Context, rev int64, changed func(Pointer)) {
+	seen := int64(0) // the pointer's revision last reported
+	wait := time.Duration(0)
+	for {
+		if rev > 0 {
+			rev = s.watch(ctx, rev, func(p Pointer) {
+				seen = p.Revision
+				changed(p)
+			})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(max(2*wait, 100*time.Millisecond), 5*time.Second)
+		p, r, err := s.Current(ctx)
+		if err != nil {
+			continue // the next watch fails fast too, or works
+		}
+		wait = 0
+		if p.Revision != seen { // it moved while no watch was there to see it
+			seen = p.Revision
+			changed(p)
+		}
+		rev = r
+	}
+}
+
+// watch watches the pointer from after rev until the watch ends, calling
+// changed for each write, and returns the last revision it has seen.
+func (s *Store) watch(ctx context.Context, rev int64, changed func(Pointer)) int64 {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	for resp := range s.cli.Watch(wctx, s.currentKey(), clientv3.WithRev(rev+1)) {
+		if resp.CompactRevision != 0 || resp.Err() != nil {
+			return rev
+		}
+		for _, ev := range resp.Events {
+			rev = ev.Kv.ModRevision
+			if ev.Type == clientv3.EventTypePut {
+				changed(Pointer{ID: string(ev.Kv.Value), Revision: ev.Kv.ModRevision})
+			}
+		}
+	}
+	return rev
+}
