@@ -178,6 +178,7 @@ func Run(ctx context.Context, o Options) error {
 		},
 	})
 	m.ObserveReload(res)
+	m.SetBuildInfo(o.Version)
 	if fl != nil {
 		m.Registerer().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "awakend_config_stale",

@@ -18,6 +18,7 @@ package metrics
 
 import (
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -66,7 +67,7 @@ func New(h *registry.Handle, watcher func() reload.WatcherStatus) *Metrics {
 		}),
 		lastSuccessTime: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Subsystem: "config", Name: "last_reload_success_timestamp_seconds",
-			Help: "Unix time at which the serving configuration was applied.",
+			Help: "Unix time of the last successful reload (applied or unchanged): the config source was last known to say what is served.",
 		}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "config", Name: "reloads_total",
@@ -103,11 +104,12 @@ func New(h *registry.Handle, watcher func() reload.WatcherStatus) *Metrics {
 // OnResult; calls need not be serialized.
 //
 // An applied or unchanged reload sets awakend_config_last_reload_successful
-// to 1 and a rejected one to 0. "Unchanged" counts as a success because the
-// reload function compares the inputs with those of the serving
-// configuration: the directory still says what is being served. The success
-// timestamp moves only when a reload is applied, so that it tells the age of
-// the serving configuration rather than the time of the last rescan.
+// to 1 and the success timestamp to its end, as Prometheus does for its own
+// configuration; a rejected one sets the gauge to 0 and leaves the
+// timestamp. "Unchanged" counts as a success because the reload function
+// compares the inputs with those of the serving configuration: the source
+// still says what is being served. The age of the serving configuration
+// itself is in /api/v1/status (loaded_at).
 func (m *Metrics) ObserveReload(res reload.Result) {
 	outcome := res.Outcome
 	if outcome == "" && res.Err != nil {
@@ -116,15 +118,13 @@ func (m *Metrics) ObserveReload(res reload.Result) {
 	m.reloads.WithLabelValues(string(res.Trigger), string(outcome)).Inc()
 	m.reloadDuration.Observe(res.Duration.Seconds())
 	switch outcome {
-	case reload.OutcomeApplied:
+	case reload.OutcomeApplied, reload.OutcomeUnchanged:
 		m.lastSuccessful.Set(1)
 		at := res.Started.Add(res.Duration)
 		if res.Started.IsZero() {
 			at = time.Now()
 		}
 		m.lastSuccessTime.Set(float64(at.UnixNano()) / 1e9)
-	case reload.OutcomeUnchanged:
-		m.lastSuccessful.Set(1)
 	case reload.OutcomeRejected:
 		m.lastSuccessful.Set(0)
 	}
@@ -147,6 +147,16 @@ func (m *Metrics) setInfo(fingerprint, pack string) {
 	}
 	m.configInfo.Reset()
 	m.configInfo.WithLabelValues(fingerprint, source, pack).Set(1)
+}
+
+// SetBuildInfo publishes awakend_build_info{version,goversion} 1.
+func (m *Metrics) SetBuildInfo(version string) {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "build_info",
+		Help: "awakend's version and the Go version it was built with. Always 1.",
+	}, []string{"version", "goversion"})
+	g.WithLabelValues(version, runtime.Version()).Set(1)
+	m.reg.MustRegister(g)
 }
 
 // Handler serves the metrics in the Prometheus exposition formats.

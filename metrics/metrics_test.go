@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"testing"
 	"time"
 
@@ -163,14 +164,14 @@ func TestReloadMetrics(t *testing.T) {
 		{
 			name:       "rescan unchanged",
 			res:        reload.Result{Trigger: reload.TriggerRescan, Outcome: reload.OutcomeUnchanged, Version: 2, Started: t0.Add(2 * time.Minute), Duration: time.Millisecond},
-			successful: 1, successTS: appliedAt,
+			successful: 1, successTS: t0.Add(2*time.Minute + time.Millisecond),
 			counts:    map[[2]string]float64{{"rescan", "unchanged"}: 1, {"watch", "rejected"}: 1},
 			histCount: 3,
 		},
 		{
 			name:       "error without outcome counts as rejected",
 			res:        reload.Result{Trigger: reload.TriggerAPI, Err: errors.New("bad"), Duration: time.Millisecond},
-			successful: 0, successTS: appliedAt,
+			successful: 0, successTS: t0.Add(2*time.Minute + time.Millisecond),
 			counts:    map[[2]string]float64{{"api", "rejected"}: 1, {"api", ""}: 0},
 			histCount: 4,
 		},
@@ -221,6 +222,14 @@ func TestConfigInfoNamesTheServingConfig(t *testing.T) {
 	}
 	if got := value(t, fams, "awakend_config_info", map[string]string{"fingerprint": "f2", "source": "etcd", "pack": "p2"}); got != 1 {
 		t.Errorf("awakend_config_info for the applied pack = %v, want 1", got)
+	}
+}
+
+func TestBuildInfo(t *testing.T) {
+	m := metrics.New(registry.NewHandle(nil), nil)
+	m.SetBuildInfo("v1.2.3")
+	if got := value(t, scrape(t, m.Handler()), "awakend_build_info", map[string]string{"version": "v1.2.3", "goversion": runtime.Version()}); got != 1 {
+		t.Errorf("awakend_build_info = %v, want 1", got)
 	}
 }
 
