@@ -35,8 +35,8 @@ const (
 //
 // File is relative to the config directory and slash-separated; it is empty
 // for problems of the directory as a whole (such as CodeEmpty). Line and
-// Column are 1-based; 0 means unknown (YAML syntax errors carry a line but no
-// column). Resource is nil for problems outside any resource, such as syntax
+// Column are 1-based, Column in characters; 0 means unknown (the syntax
+// errors of a file over 1 MiB carry only the line yaml.v3 names). Resource is nil for problems outside any resource, such as syntax
 // errors. Values that came from ${…} interpolation appear in Message and in
 // the resource references as their source text, never resolved.
 type Diagnostic struct {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -76,6 +77,7 @@ type loader struct {
 	diags  []Diagnostic
 	items  int  // list entries seen, for CodeEmpty
 	failed bool // a file, or part of one, could not be decoded: resources may be missing
+	gaps   gaps // what could not be decoded, for validate
 }
 
 // Load reads every config file below the root of fsys and decodes the
@@ -83,9 +85,9 @@ type loader struct {
 // that ids are unique. It returns a *Error with every problem found; when
 // there are any, it also validates what could be decoded as Build would,
 // so that one run reports both kinds (leaving out registry diagnostics that
-// repeat a load problem, and missing-reference ones when a file could not
-// be read or parsed). Any other error means the root itself could not be
-// read.
+// repeat a load problem, and references to missing resources that may be
+// in what did not decode). Any other error means the root itself could not
+// be read.
 //
 // Load does no I/O but through fsys and opts.
 func Load(fsys fs.FS, opts Options) (*Config, error) {
@@ -98,7 +100,7 @@ func Load(fsys fs.FS, opts Options) (*Config, error) {
 		return nil, err
 	}
 	if len(l.diags) > 0 {
-		diags := append(l.diags, l.cfg.validate(l.failed)...)
+		diags := append(l.diags, l.cfg.validate(&l.gaps)...)
 		return nil, newError(diags, l.cfg.Fingerprint)
 	}
 	return l.cfg, nil
@@ -115,6 +117,7 @@ func (l *loader) load() error {
 	}
 	l.diags = w.diags
 	l.failed = len(w.diags) > 0
+	l.gaps.unread = l.failed
 	cfg := l.cfg
 	cfg.Files = w.files
 	contents := make([][]byte, len(w.files))
@@ -122,7 +125,7 @@ func (l *loader) load() error {
 	for i, name := range w.files {
 		data, err := readFile(l.fsys, name, l.opts.MaxFileSize)
 		if err != nil {
-			l.failed = true
+			l.failed, l.gaps.unread = true, true
 			readErrs[i] = err
 			code, msg := CodeRead, "cannot read file: "+errText(err)
 			if _, big := err.(*tooLargeError); big {
@@ -161,28 +164,46 @@ func (l *loader) decodeFile(ix int32, name string, data []byte) {
 	d := decoder{l: l, file: name, ix: ix, cur: -1}
 	if err := l.opts.Cache.parse(name, data, d.document); err != nil {
 		l.failed = true
-		line, msg := syntaxError(err)
-		if l := problemLine(data, msg); l > 0 {
-			line = l
+		from := 0
+		if d.lastDoc != nil {
+			from = lineStart(data, maxLine(d.lastDoc)+1)
 		}
-		l.diags = append(l.diags, Diagnostic{File: name, Line: line, Code: CodeSyntax,
+		l.gaps.addText(data[from:])
+		line, msg := syntaxError(err)
+		col := 0
+		if l, c := problemPlace(data, msg); l > 0 {
+			line, col = l, c
+		}
+		l.diags = append(l.diags, Diagnostic{File: name, Line: line, Column: col, Code: CodeSyntax,
 			Severity: string(registry.SeverityError), Message: msg})
 	}
 }
 
-// maxProblemSearch is the largest file whose syntax errors problemLine
-// looks into: it parses the file up to 2·log2(lines) more times.
+// maxProblemSearch is the largest file whose syntax errors problemPlace
+// looks into: it parses prefixes of the file up to 2·log2(size) times.
 const maxProblemSearch = 1 << 20
 
-// problemLine returns the line a YAML syntax error is about, or 0. yaml.v3
-// names the line where the enclosing block starts ("while parsing a block
-// mapping"), which may be far above the mistake, and no line at all for
-// the first line. The mistake is on the first line L such that the file's
-// first L lines fail to parse with the same message: shorter prefixes
-// parse, or fail differently (at their end).
-func problemLine(data []byte, msg string) int {
+// problemPlace returns the line and column (1-based, in characters) a YAML
+// syntax error is about, or 0, 0. yaml.v3 gives no column, and for the
+// line it names where the enclosing block starts ("while parsing a block
+// mapping"), which may be far above the mistake, or none at all for the
+// first line. The mistake is where the file's prefixes start failing with
+// the same message: on the first line L such that the first L lines fail
+// that way, at the first byte of L whose prefix does. Shorter prefixes
+// parse, or fail differently (at their end). The column is then moved to
+// the start of the token that byte is in: a key when the byte is the ":"
+// that made it one.
+func problemPlace(data []byte, msg string) (line, col int) {
 	if len(data) > maxProblemSearch {
-		return 0
+		return 0, 0
+	}
+	fails := func(n int) bool {
+		err := parseYAML(data[:n], func(*yaml.Node) {})
+		if err == nil {
+			return false
+		}
+		_, m := syntaxError(err)
+		return m == msg
 	}
 	var ends []int // ends[i] is the end of line i+1, newline included
 	for i, c := range data {
@@ -193,18 +214,24 @@ func problemLine(data []byte, msg string) int {
 	if len(ends) == 0 || ends[len(ends)-1] != len(data) {
 		ends = append(ends, len(data))
 	}
-	fails := func(lines int) bool {
-		err := parseYAML(data[:ends[lines-1]], func(*yaml.Node) {})
-		if err == nil {
-			return false
+	if !fails(len(data)) {
+		return 0, 0
+	}
+	// The first failing line, then the first failing prefix within it.
+	lo, hi := 1, len(ends)
+	for lo < hi {
+		if mid := (lo + hi) / 2; fails(ends[mid-1]) {
+			hi = mid
+		} else {
+			lo = mid + 1
 		}
-		_, m := syntaxError(err)
-		return m == msg
 	}
-	if !fails(len(ends)) {
-		return 0
+	line = lo
+	start := 0
+	if line > 1 {
+		start = ends[line-2]
 	}
-	lo, hi := 1, len(ends) // the answer is in [lo, hi]
+	lo, hi = start+1, ends[line-1]
 	for lo < hi {
 		if mid := (lo + hi) / 2; fails(mid) {
 			hi = mid
@@ -212,7 +239,34 @@ func problemLine(data []byte, msg string) int {
 			lo = mid + 1
 		}
 	}
-	return lo
+	at := tokenStart(data, start, lo-1, msg)
+	return line, utf8.RuneCount(data[start:at]) + 1
+}
+
+// tokenStart returns where the token holding data[at] starts, within the
+// line that starts at start: for a ":" that ends a key (unless the ":"
+// itself is the problem), the key's start.
+func tokenStart(data []byte, start, at int, msg string) int {
+	if data[at] == ':' {
+		if msg == "mapping values are not allowed in this context" {
+			return at
+		}
+		for at > start && (data[at] == ':' || data[at] == ' ' || data[at] == '\t') {
+			at--
+		}
+		if q := data[at]; q == '"' || q == '\'' {
+			if open := bytes.LastIndexByte(data[start:at], q); open >= 0 {
+				return start + open
+			}
+		}
+	}
+	if strings.IndexByte(" \t\r\n,[]{}", data[at]) >= 0 {
+		return at
+	}
+	for at > start && strings.IndexByte(" \t,[]{}", data[at-1]) < 0 {
+		at--
+	}
+	return at
 }
 
 // parseYAML calls fn with each YAML document of data in turn. A syntax

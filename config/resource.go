@@ -41,6 +41,7 @@ type resource struct {
 	subst      []subst      // interpolated values, to keep them out of messages
 	taint      []string     // field paths that have load diagnostics
 	skip       bool         // not given to the registry: no id, a duplicate, or cut short
+	dup        bool         // skipped as a duplicate of an earlier resource
 }
 
 // fieldPos is where a field (or list element) of a resource is written.
@@ -204,7 +205,7 @@ func (l *loader) link() {
 		}
 		if j, dup := cfg.index[r.kind][r.key.ID]; dup {
 			l.clash(r, cfg.resources.at(j), CodeDuplicateID, r.label()+" is already defined at %s")
-			r.skip = true
+			r.skip, r.dup = true, true
 			continue
 		}
 		if other, shared := sharedKind(r.kind); shared {
