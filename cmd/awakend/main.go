@@ -5,6 +5,7 @@
 //	awakend check [DIR] [--format text|json]
 //	awakend reload [--timeout D] [--url URL]
 //	awakend diff [DIR] [--url URL]
+//	awakend schema
 //	awakend version
 package main
 
@@ -40,7 +41,8 @@ const usage = `usage:
   awakend check [DIR] [flags]    validate a config directory (exit 0 valid, 1 invalid, 2 could not run)
   awakend reload [flags]         ask the running daemon to reload; exit 1 with the diagnostics if rejected
   awakend diff [DIR] [flags]     what reloading DIR would change in the running daemon
-  awakend version                print the version
+  awakend schema                 print the JSON Schema of a config file, for editors
+  awakend version                print the version (also --version)
 
 Run 'awakend COMMAND -h' for a command's flags.
 `
@@ -50,6 +52,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd := "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	} else if len(args) > 0 {
+		switch args[0] { // the program's own flags, before any command
+		case "-h", "-help", "--help":
+			cmd = "help"
+		case "-version", "--version":
+			cmd = "version"
+		}
 	}
 	var err error
 	switch cmd {
@@ -61,9 +70,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = reloadCmd(ctx, args, stdout, stderr)
 	case "diff":
 		err = diff(ctx, args, stdout, stderr)
+	case "schema":
+		err = schema(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "awakend", version)
-	case "help", "-h", "--help":
+	case "help":
 		fmt.Fprint(stdout, usage)
 	default:
 		fmt.Fprintf(stderr, "awakend: unknown command %q\n\n%s", cmd, usage)
