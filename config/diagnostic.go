@@ -52,7 +52,9 @@ type Diagnostic struct {
 
 // String formats d like go/scanner: "path:line:col: error: message [code]".
 // Unknown parts of the place are left out ("path:line: …", "path: …"), and a
-// diagnostic without a file is just "error: message [code]".
+// diagnostic without a file is just "error: message [code]"; one without a
+// code (an error that is not about the files, such as a vanished
+// directory) has no " [code]".
 func (d Diagnostic) String() string {
 	var b strings.Builder
 	if d.File != "" {
@@ -70,9 +72,11 @@ func (d Diagnostic) String() string {
 	b.WriteString(d.Severity)
 	b.WriteString(": ")
 	b.WriteString(d.Message)
-	b.WriteString(" [")
-	b.WriteString(d.Code)
-	b.WriteByte(']')
+	if d.Code != "" {
+		b.WriteString(" [")
+		b.WriteString(d.Code)
+		b.WriteByte(']')
+	}
 	return b.String()
 }
 

@@ -509,6 +509,8 @@ func TestDiagnosticFormat(t *testing.T) {
 			`{"file":"a.yaml","line":3,"column":0,"code":"syntax","severity":"error","message":"m"}`},
 		{Diagnostic{File: "a.yaml", Code: "read", Severity: "error", Message: "m"},
 			"a.yaml: error: m [read]", ""},
+		{Diagnostic{Severity: "error", Message: "config directory /x: no such file or directory"},
+			"error: config directory /x: no such file or directory", ""},
 		{Diagnostic{Code: "empty", Severity: "error", Message: "m"},
 			"error: m [empty]",
 			`{"file":"","line":0,"column":0,"code":"empty","severity":"error","message":"m"}`},
