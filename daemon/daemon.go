@@ -82,7 +82,7 @@ func Run(ctx context.Context, o Options) error {
 		return &StartupError{Err: res.Err}
 	}
 	handle := applier.Handle()
-	log.Info("config loaded", "dir", s.ConfigDir, "version", res.Version, "fingerprint", short(res.Fingerprint),
+	log.Info("config loaded", "dir", s.ConfigDir, "version", res.Version, "fingerprint", res.Fingerprint,
 		"resources", res.Changes, "took", time.Since(started))
 	if leaf := cert.leaf(); leaf != nil {
 		log.Info("tls certificate loaded", "file", s.TLS.CertFile, "subject", leaf.Subject.String(),
@@ -242,13 +242,6 @@ func statusLine(h *registry.Handle, r reload.Result) string {
 		line += "; last reload rejected: " + msg
 	}
 	return line
-}
-
-func short(fp string) string {
-	if len(fp) > 12 {
-		return fp[:12]
-	}
-	return fp
 }
 
 // Diagnostics renders a rejected reload's error for the API: the
