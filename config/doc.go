@@ -105,7 +105,9 @@
 // # Fingerprint
 //
 // Config.Fingerprint and Error.Fingerprint are the hex SHA-256 of every
-// config file's path and contents, in sorted path order, then of every
-// referenced file's path and contents (or read error). The environment is
-// not part of it.
+// config file's path and the SHA-256 of its contents, in sorted path
+// order, then of every referenced file's path and contents (or read
+// error). The environment is not part of it. With a Cache, a file whose
+// stat is as it was when it was last read is not read again, and its
+// earlier hash stands for its contents.
 package config

@@ -52,6 +52,18 @@ func (g *gaps) mayHold(dep *registry.Ref) bool {
 	return false
 }
 
+// add adds the gaps of one file.
+func (g *gaps) add(o *gaps) {
+	g.unread = g.unread || o.unread
+	for w := range o.words {
+		if g.words == nil {
+			g.words = make(map[string]bool, len(o.words))
+		}
+		g.words[w] = true
+	}
+	g.text = append(g.text, o.text...)
+}
+
 // addNode adds the scalars of n (keys and values, aliases not followed) to
 // the words.
 func (g *gaps) addNode(n *yaml.Node) {

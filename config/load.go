@@ -2,11 +2,13 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"io/fs"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -32,9 +34,9 @@ type Options struct {
 	MaxFileSize int64
 	// AllowEmpty accepts a directory that declares no resources.
 	AllowEmpty bool
-	// Cache, if set, keeps the parsed YAML of each file between loads, so
-	// that a reload parses only the files whose bytes changed. Decoding,
-	// interpolation and validation still run on every file.
+	// Cache, if set, keeps what each file decoded to between loads, so
+	// that a reload reads and decodes only the files that changed (see
+	// Cache). Linking and validation still run on the whole directory.
 	Cache *Cache
 }
 
@@ -65,7 +67,7 @@ type Config struct {
 
 // loader holds the state of one Load.
 type loader struct {
-	providers chunks[provider] // the specs while decoding, flattened into cfg at the end
+	providers chunks[provider] // the specs while decoding a unit (see decodeUnit)
 	models    chunks[model]
 	pools     chunks[pool]
 	agents    chunks[agent]
@@ -120,10 +122,11 @@ func (l *loader) load() error {
 	l.gaps.unread = l.failed
 	cfg := l.cfg
 	cfg.Files = w.files
-	contents := make([][]byte, len(w.files))
+	sums := make([][]byte, len(w.files))
 	readErrs := make([]error, len(w.files))
+	key := cacheKey{l.opts.MaxFileSize, l.opts.CredentialsDir, l.opts.ReadFile != nil}
 	for i, name := range w.files {
-		data, err := readFile(l.fsys, name, l.opts.MaxFileSize)
+		u, err := l.unitOf(name, key)
 		if err != nil {
 			l.failed, l.gaps.unread = true, true
 			readErrs[i] = err
@@ -134,13 +137,9 @@ func (l *loader) load() error {
 			l.diags = append(l.diags, Diagnostic{File: name, Code: code, Severity: string(registry.SeverityError), Message: msg})
 			continue
 		}
-		contents[i] = data
-		l.decodeFile(int32(i), name, data)
+		sums[i] = u.sum[:]
+		l.merge(int32(i), u)
 	}
-	cfg.Providers = l.providers.flatten()
-	cfg.Models = l.models.flatten()
-	cfg.Pools = l.pools.flatten()
-	cfg.Agents = l.agents.flatten()
 	l.link()
 	if l.items == 0 && !l.failed && !l.opts.AllowEmpty {
 		msg := "the config directory declares no providers, models, model pools or agents"
@@ -149,9 +148,34 @@ func (l *loader) load() error {
 		}
 		l.diags = append(l.diags, Diagnostic{Code: CodeEmpty, Severity: string(registry.SeverityError), Message: msg})
 	}
-	cfg.Referenced, cfg.Fingerprint = l.fingerprint(contents, readErrs)
+	cfg.Referenced, cfg.Fingerprint = l.fingerprint(sums, readErrs)
 	l.opts.Cache.keep(w.files)
 	return nil
+}
+
+// unitOf returns what file name decodes to: from the cache when its stat,
+// or else its bytes, are as they were and so are the variables and files
+// its references used; decoded otherwise (and cached).
+func (l *loader) unitOf(name string, key cacheKey) (*unit, error) {
+	e := l.opts.Cache.get(name, key)
+	if e != nil {
+		if info, err := fs.Stat(l.fsys, name); err == nil && e.unchanged(info) && e.unit.current(&l.exp) {
+			return e.unit, nil
+		}
+	}
+	readAt := time.Now()
+	data, info, err := readFileInfo(l.fsys, name, l.opts.MaxFileSize)
+	if err != nil {
+		return nil, err
+	}
+	var u *unit
+	if e != nil && e.unit.sum == sha256.Sum256(data) && e.unit.current(&l.exp) {
+		u = e.unit
+	} else {
+		u = l.decodeUnit(name, data)
+	}
+	l.opts.Cache.put(name, &cached{size: info.Size(), modTime: info.ModTime(), mode: info.Mode(), readAt: readAt, unit: u})
+	return u, nil
 }
 
 // decodeFile parses the YAML documents of one file and decodes each. A
@@ -162,7 +186,7 @@ func (l *loader) decodeFile(ix int32, name string, data []byte) {
 		data = jsonCompat(data)
 	}
 	d := decoder{l: l, file: name, ix: ix, cur: -1}
-	if err := l.opts.Cache.parse(name, data, d.document); err != nil {
+	if err := parseYAML(data, d.document); err != nil {
 		l.failed = true
 		from := 0
 		if d.lastDoc != nil {
