@@ -177,20 +177,20 @@ func (l *loader) merge(ix int32, u *unit) {
 	cfg.Models = append(cfg.Models, u.models...)
 	cfg.Pools = append(cfg.Pools, u.pools...)
 	cfg.Agents = append(cfg.Agents, u.agents...)
-	base := cfg.fields.len()
-	for _, f := range u.fields {
-		_, p := cfg.fields.add()
-		*p = f
-		if f.parent >= 0 {
-			p.parent += base
+	base := cfg.fields.appendAll(u.fields)
+	if base > 0 {
+		for i := base; i < cfg.fields.len(); i++ {
+			if f := cfg.fields.at(i); f.parent >= 0 {
+				f.parent += base
+			}
 		}
 	}
-	for _, r := range u.resources {
-		_, p := cfg.resources.add()
-		*p = r
-		p.file, p.spec = ix, r.spec+offsets[r.kind]
-		p.start, p.end = r.start+base, r.end+base
-		p.taint = slices.Clip(r.taint) // Load appends to it; the unit's stays as it is
+	first := cfg.resources.appendAll(u.resources)
+	for i := first; i < cfg.resources.len(); i++ {
+		r := cfg.resources.at(i)
+		r.file, r.spec = ix, r.spec+offsets[r.kind]
+		r.start, r.end = r.start+base, r.end+base
+		r.taint = slices.Clip(r.taint) // Load appends to it; the unit's stays as it is
 	}
 	l.diags = append(l.diags, u.diags...)
 	l.items += u.items

@@ -120,6 +120,27 @@ func (c *chunks[T]) add() (int32, *T) {
 	return c.n - 1, &(*last)[len(*last)-1]
 }
 
+// appendAll appends items, copying them in blocks, and returns the index
+// of the first.
+func (c *chunks[T]) appendAll(items []T) int32 {
+	start := c.n
+	for len(items) > 0 {
+		if c.n%chunkSize == 0 {
+			size := chunkSize
+			if c.n == 0 {
+				size = min(len(items), chunkSize)
+			}
+			c.list = append(c.list, make([]T, 0, size))
+		}
+		last := &c.list[len(c.list)-1] // holds c.n%chunkSize elements
+		n := min(chunkSize-len(*last), len(items))
+		*last = append(*last, items[:n]...)
+		c.n += int32(n)
+		items = items[n:]
+	}
+	return start
+}
+
 func (c *chunks[T]) at(i int32) *T { return &c.list[i/chunkSize][i%chunkSize] }
 
 func (c *chunks[T]) len() int32 { return c.n }
