@@ -3,8 +3,9 @@
 // resolving ${…} references, checking ids across the directory, and
 // reporting every problem as "path:line:col: error: message [code]". Build
 // turns a loaded directory into a registry.Set. The package is pure: it does
-// I/O only through the fs.FS and the functions in Options, and starts no
-// goroutines, keeps no state and does not log.
+// I/O only through the fs.FS and the functions in Options, keeps no state
+// but an optional Cache, and does not log. Load decodes files on several
+// goroutines, all ended before it returns.
 //
 // # Files
 //

@@ -8,6 +8,9 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -22,7 +25,8 @@ const DefaultMaxFileSize = 8 << 20
 
 // Options are the loader's inputs from outside the directory.
 type Options struct {
-	// LookupEnv resolves ${VAR}; nil means no variable is set.
+	// LookupEnv resolves ${VAR}; nil means no variable is set. It and
+	// ReadFile may be called concurrently.
 	LookupEnv func(string) (string, bool)
 	// ReadFile reads files outside the directory: ${file:/abs/path} and
 	// ${credential:NAME}. nil makes those references an error.
@@ -91,7 +95,10 @@ type loader struct {
 // in what did not decode). Any other error means the root itself could not
 // be read.
 //
-// Load does no I/O but through fsys and opts.
+// Load does no I/O but through fsys and opts. It reads and decodes files
+// on several goroutines at once, all ended when it returns: fsys and the
+// functions in opts must be safe for concurrent use (os.DirFS,
+// os.LookupEnv and os.ReadFile are).
 func Load(fsys fs.FS, opts Options) (*Config, error) {
 	if opts.MaxFileSize <= 0 {
 		opts.MaxFileSize = DefaultMaxFileSize
@@ -125,8 +132,9 @@ func (l *loader) load() error {
 	sums := make([][]byte, len(w.files))
 	readErrs := make([]error, len(w.files))
 	key := cacheKey{l.opts.MaxFileSize, l.opts.CredentialsDir, l.opts.ReadFile != nil}
+	units, errs := l.units(w.files, key)
 	for i, name := range w.files {
-		u, err := l.unitOf(name, key)
+		u, err := units[i], errs[i]
 		if err != nil {
 			l.failed, l.gaps.unread = true, true
 			readErrs[i] = err
@@ -151,6 +159,30 @@ func (l *loader) load() error {
 	cfg.Referenced, cfg.Fingerprint = l.fingerprint(sums, readErrs)
 	l.opts.Cache.keep(w.files)
 	return nil
+}
+
+// units returns what each file decodes to, on as many goroutines as the
+// machine runs at once; they share nothing but the cache.
+func (l *loader) units(files []string, key cacheKey) ([]*unit, []error) {
+	units, errs := make([]*unit, len(files)), make([]error, len(files))
+	workers := min(runtime.GOMAXPROCS(0), len(files))
+	if workers <= 1 {
+		for i, name := range files {
+			units[i], errs[i] = l.unitOf(name, key)
+		}
+		return units, errs
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(files); i = int(next.Add(1) - 1) {
+				units[i], errs[i] = l.unitOf(files[i], key)
+			}
+		})
+	}
+	wg.Wait()
+	return units, errs
 }
 
 // unitOf returns what file name decodes to: from the cache when its stat,
