@@ -158,8 +158,21 @@ func TestCacheReadsAndDecodesOnlyChanges(t *testing.T) {
 	}
 
 	// A same-size edit that keeps the old mtime (a clock set back, a copy
-	// with its times) is not seen: the stat decides, as in git and make.
-	// A changed referenced file or variable is.
+	// with its times) is not seen: the stat decides, as in git and make;
+	// a load with Reread sees it.
+	write("m.yaml", "models:\n  - {id: m, provider_id: p, upstream_model: u3}\n", old)
+	load() // reads m.yaml (its last read was too soon after its write) and trusts its stat from now on
+	write("m.yaml", "models:\n  - {id: m, provider_id: p, upstream_model: u4}\n", old)
+	if c := load(); c.Models[0].UpstreamModel != "u3" {
+		t.Fatalf("upstream_model %q: a file with its stat unchanged was read", c.Models[0].UpstreamModel)
+	}
+	opts.Reread = true
+	if c := load(); c.Models[0].UpstreamModel != "u4" {
+		t.Fatalf("upstream_model %q with Reread", c.Models[0].UpstreamModel)
+	}
+	opts.Reread = false
+
+	// A changed referenced file or variable is seen.
 	write("key.txt", "k2\n", old)
 	env["PROMPT"] = "two"
 	c := load()

@@ -42,6 +42,10 @@ type Options struct {
 	// that a reload reads and decodes only the files that changed (see
 	// Cache). Linking and validation still run on the whole directory.
 	Cache *Cache
+	// Reread makes a load with a Cache read every file, trusting no
+	// file's stat (bytes and references still decide what is decoded
+	// again): for a reload asked for by hand.
+	Reread bool
 }
 
 // Config is a loaded config directory: the specs it declares, in file
@@ -191,7 +195,7 @@ func (l *loader) units(files []string, key cacheKey) ([]*unit, []error) {
 func (l *loader) unitOf(name string, key cacheKey) (*unit, error) {
 	e := l.opts.Cache.get(name, key)
 	if e != nil {
-		if info, err := fs.Stat(l.fsys, name); err == nil && e.unchanged(info) && e.unit.current(&l.exp) {
+		if info, err := fs.Stat(l.fsys, name); err == nil && !l.opts.Reread && e.unchanged(info) && e.unit.current(&l.exp) {
 			return e.unit, nil
 		}
 	}

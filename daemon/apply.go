@@ -82,7 +82,9 @@ func (a *Applier) Apply(ctx context.Context, req reload.Request) reload.Result {
 		res.Outcome, res.Err = reload.OutcomeRejected, fmt.Errorf("config directory %s: %w", a.dir, unwrapPath(err))
 		return res
 	}
-	cfg, cfgErr := config.Load(a.fsys, a.opts)
+	opts := a.opts
+	opts.Reread = req.Force // a reload by hand trusts no file's stat
+	cfg, cfgErr := config.Load(a.fsys, opts)
 	var configFP string
 	var ce *config.Error
 	switch {
