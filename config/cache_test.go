@@ -211,7 +211,9 @@ func TestCacheMatchesColdLoadOverRandomEdits(t *testing.T) {
 		}},
 		{"syntax error", func(_, d string) (string, bool) { return d + "  - {id: broken\n", true }},
 		{"unknown key", func(_, d string) (string, bool) { return d + "provider: []\n", true }},
-		{"wrong type", func(_, d string) (string, bool) { return strings.Replace(d, "max_rounds: 8", "max_rounds: eight", 1), true }},
+		{"wrong type", func(_, d string) (string, bool) {
+			return strings.Replace(d, "max_rounds: 8", "max_rounds: eight", 1), true
+		}},
 		{"delete", func(string, string) (string, bool) { return "", false }},
 		{"restore", nil}, // put back the original of a changed file
 	}
