@@ -91,9 +91,6 @@ func (p prop) withUniqueItems() prop      { p.unique = true; return p }
 // timeout_secs.
 const interpolationPattern = `\$\{[^}]*\}`
 
-// SchemaID is the $id of the JSON Schema that Schema returns.
-const SchemaID = "https://awakend.dev/schema/config.json"
-
 // Schema returns the JSON Schema (draft 2020-12) of a config file: one YAML
 // document (or JSON file) with any of providers, models, model_pools and
 // agents. It is strict like the loader: unknown fields are errors
@@ -124,7 +121,6 @@ func Schema() []byte {
 	}
 	doc := map[string]any{
 		"$schema":     "https://json-schema.org/draft/2020-12/schema",
-		"$id":         SchemaID,
 		"title":       "awakend config file",
 		"description": "One file (or YAML document) of an awakend config directory. Ids are unique per kind across the whole directory; references between resources are checked by awakend, not by this schema.",
 		"type":        []string{"object", "null"},

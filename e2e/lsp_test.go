@@ -36,6 +36,7 @@ const ylsVersion = "1.25.0"
 // diagnostic for any valid file of the repository, and one for every
 // schema matter of the bad fixtures.
 func TestEditorSchema(t *testing.T) {
+	t.Parallel()
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
