@@ -122,77 +122,86 @@ func (c *Config) executorDiagnostic(r *resource, spec registry.ProviderSpec, err
 }
 
 // validate runs the registry's checks on a config that failed to load, for
-// Load to report with its own diagnostics. It leaves out what would repeat
-// a load diagnostic, and references to missing resources that may be
-// there after all: all of them when part of the directory could not be
-// decoded, those to a kind of which a resource has no usable id otherwise.
-// Duplicates, which the registry never sees, get their own spec rules
-// checked.
-func (c *Config) validate(incomplete bool) []Diagnostic {
-	var unsure [len(kinds)]bool // kinds that may hold the missing resource
+// Load to report with its own diagnostics: on everything that decoded,
+// duplicates included. It leaves out what would repeat a load diagnostic,
+// and references to missing resources that may be in what did not decode
+// (see gaps).
+func (c *Config) validate(g *gaps) []Diagnostic {
 	for _, r := range c.resources.all() {
 		if r.key.ID == "" {
-			unsure[r.kind] = true
+			g.kinds[r.kind] = true
 		}
 	}
-	unsure[kindModel] = unsure[kindModel] || unsure[kindPool] // agents name either
-	unsure[kindPool] = unsure[kindModel]
-	missingMaybeThere := func(dep *registry.Ref) bool {
-		if dep == nil {
-			return false
-		}
-		if incomplete {
-			return true
-		}
-		for k := range kinds {
-			if kinds[k].list == dep.Namespace {
-				return unsure[k]
-			}
-		}
-		return false
-	}
+	g.kinds[kindModel] = g.kinds[kindModel] || g.kinds[kindPool] // agents name either
+	g.kinds[kindPool] = g.kinds[kindModel]
 	var out []Diagnostic
 	keep := func(r *resource, rd registry.Diagnostic) {
-		if !r.tainted(rd.Field) {
+		if !g.mayHold(rd.DependsOn) && !r.tainted(rd.Field) {
 			out = append(out, c.locate(r, rd))
 		}
 	}
 	draft, _, _ := c.draft(nil, nil)
-	_, err := draft.Build()
-	var ve *registry.ValidationError
-	if errors.As(err, &ve) {
-		for _, rd := range ve.Diagnostics {
-			switch r, ok := c.lookup(rd.Resource); {
-			case missingMaybeThere(rd.DependsOn):
-			case ok:
-				keep(r, rd)
-			default:
-				out = append(out, c.Locate(rd))
-			}
+	for _, rd := range buildDiagnostics(draft) {
+		if r, ok := c.lookup(rd.Resource); ok {
+			keep(r, rd)
+		} else if !g.mayHold(rd.DependsOn) {
+			out = append(out, c.Locate(rd))
 		}
 	}
+	// Each duplicate is checked in place of the resource it repeats, in
+	// rounds: the second definitions of every id, then the third, and so
+	// on. Only the diagnostics about the duplicates are kept.
+	var dups []*resource
 	for _, r := range c.resources.all() {
-		if !r.skip || r.key.ID == "" {
-			continue
+		if r.dup {
+			dups = append(dups, r)
 		}
-		for _, rd := range c.check(r) {
-			keep(r, rd)
+	}
+	for len(dups) > 0 {
+		round, _, _ := c.draft(nil, nil)
+		placed := map[registry.Ref]*resource{}
+		var later []*resource
+		for _, r := range dups {
+			if _, taken := placed[r.key]; taken {
+				later = append(later, r)
+				continue
+			}
+			placed[r.key] = r
+			c.overlay(round, r)
 		}
+		for _, rd := range buildDiagnostics(round) {
+			if r, ok := placed[rd.Resource]; ok {
+				keep(r, rd)
+			}
+		}
+		dups = later
 	}
 	return out
 }
 
-// check returns the registry's spec rules for one resource.
-func (c *Config) check(r *resource) []registry.Diagnostic {
+// buildDiagnostics returns the registry's diagnostics for a draft.
+func buildDiagnostics(d *registry.Draft) []registry.Diagnostic {
+	_, err := d.Build()
+	var ve *registry.ValidationError
+	if errors.As(err, &ve) {
+		return ve.Diagnostics
+	}
+	return nil
+}
+
+// overlay puts the spec of resource r into d, in place of any resource of
+// the same kind and id.
+func (c *Config) overlay(d *registry.Draft, r *resource) {
 	switch r.kind {
 	case kindProvider:
-		return registry.CheckProvider(c.Providers[r.spec])
+		d.Providers[r.key.ID] = registry.Provider{Spec: c.Providers[r.spec]}
 	case kindModel:
-		return registry.CheckModel(c.Models[r.spec])
+		d.Models[r.key.ID] = c.Models[r.spec]
 	case kindPool:
-		return registry.CheckPool(c.Pools[r.spec])
+		d.Pools[r.key.ID] = c.Pools[r.spec]
+	case kindAgent:
+		d.Agents[r.key.ID] = c.Agents[r.spec]
 	}
-	return registry.CheckAgent(c.Agents[r.spec])
 }
 
 // baseProvider is base.Provider(id) for a base that may be nil.

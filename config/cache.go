@@ -2,52 +2,84 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"io/fs"
+	"slices"
 	"sync"
-
-	"go.yaml.in/yaml/v3"
+	"time"
 )
 
-// Cache keeps the parsed YAML documents of config files from one Load to
-// the next, keyed by path and checked against the file's bytes, so that a
-// reload of a large directory parses only the files that changed. Parsed
-// documents are only read, never changed, by the decoder. A nil *Cache
-// caches nothing. A Cache may be shared by concurrent loads.
+// Cache keeps what Load made of each config file, keyed by path, so that a
+// reload of a large directory reads and decodes only the files that
+// changed: a file whose size, modification time and mode are those of its
+// last read is not read again (unless it was modified too shortly before
+// that read to tell), a file read again with the same bytes is not decoded
+// again, and neither is reused when a variable or a file its references
+// read is not what it was. Load still links the resources of all files and
+// validates them as a whole, so the result is the one of a load without a
+// cache. A nil *Cache caches nothing. A Cache may be shared by concurrent
+// loads; it holds no parsed YAML, only the decoded resources.
 type Cache struct {
 	mu    sync.Mutex
-	files map[string]*parsed
+	key   cacheKey
+	files map[string]*cached
 }
 
-// parsed is one file's parse: its bytes, its documents and the syntax
-// error that ended the parse, if any.
-type parsed struct {
-	data []byte
-	docs []*yaml.Node
-	err  error
+// cacheKey is what of Options changes what a file decodes to, besides the
+// variables and referenced files each unit records.
+type cacheKey struct {
+	maxFileSize    int64
+	credentialsDir string
+	readFile       bool
 }
+
+// cached is one file's entry: the stat of the file when its bytes were
+// read, the time of that read, and what they decoded to.
+type cached struct {
+	size    int64
+	modTime time.Time
+	mode    fs.FileMode
+	readAt  time.Time
+	unit    *unit
+}
+
+// racyWindow is how long before a read a file's modification time must be
+// for its stat to stand for its contents: a write within the same tick of
+// a coarse clock (or of a filesystem's timestamps) leaves size and time as
+// they were.
+const racyWindow = 2 * time.Second
 
 // NewCache returns an empty cache.
-func NewCache() *Cache { return &Cache{files: map[string]*parsed{}} }
+func NewCache() *Cache { return &Cache{files: map[string]*cached{}} }
 
-// parse calls fn with each document of data, from the cache when the file
-// at name had these exact bytes last time.
-func (c *Cache) parse(name string, data []byte, fn func(*yaml.Node)) error {
+// Len returns the number of files cached.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.files)
+}
+
+// get returns the entry of a file, after dropping every entry if the
+// options changed.
+func (c *Cache) get(name string, key cacheKey) *cached {
 	if c == nil {
-		return parseYAML(data, fn)
+		return nil
 	}
 	c.mu.Lock()
-	p, ok := c.files[name]
-	c.mu.Unlock()
-	if !ok || !bytes.Equal(p.data, data) {
-		p = &parsed{data: data}
-		p.err = parseYAML(data, func(doc *yaml.Node) { p.docs = append(p.docs, doc) })
-		c.mu.Lock()
-		c.files[name] = p
-		c.mu.Unlock()
+	defer c.mu.Unlock()
+	if c.key != key {
+		c.key, c.files = key, map[string]*cached{}
 	}
-	for _, doc := range p.docs {
-		fn(doc)
+	return c.files[name]
+}
+
+func (c *Cache) put(name string, e *cached) {
+	if c == nil {
+		return
 	}
-	return p.err
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.files[name] = e
 }
 
 // keep drops the entries of files that are no longer in the directory.
@@ -68,9 +100,106 @@ func (c *Cache) keep(names []string) {
 	}
 }
 
-// Len returns the number of files cached.
-func (c *Cache) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.files)
+// unchanged reports whether info says the file is as it was when e was
+// read. Files without modification times (in-memory ones) never are.
+func (e *cached) unchanged(info fs.FileInfo) bool {
+	return e != nil && !e.modTime.IsZero() && info.ModTime().Equal(e.modTime) && info.Size() == e.size &&
+		info.Mode() == e.mode && e.modTime.Before(e.readAt.Add(-racyWindow))
+}
+
+// unit is what one config file decoded to, on its own: its specs, their
+// field positions and its diagnostics, with indexes local to the file
+// (Load merges the units of a directory), and the inputs besides the file
+// that went into it.
+type unit struct {
+	sum [sha256.Size]byte // of the file's bytes
+
+	env  map[string]envValue // variables its references looked up
+	refs map[refKey]refFile  // files its references read
+
+	providers []provider
+	models    []model
+	pools     []pool
+	agents    []agent
+	resources []resource // spec, start and end local to the unit; file unset
+	fields    []fieldPos // parent local to the unit
+	diags     []Diagnostic
+	items     int
+	failed    bool
+	gaps      gaps
+}
+
+// current reports whether the variables and referenced files that went
+// into u are still what they were, as exp sees them now.
+func (u *unit) current(exp *expander) bool {
+	for name, v := range u.env {
+		if got, ok := exp.getenv(name); got != v.value || ok != v.set {
+			return false
+		}
+	}
+	for key, f := range u.refs {
+		now := exp.reread(key)
+		if !bytes.Equal(now.data, f.data) || (now.err == nil) != (f.err == nil) ||
+			now.err != nil && errText(now.err) != errText(f.err) {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeUnit decodes one file on its own.
+func (l *loader) decodeUnit(name string, data []byte) *unit {
+	fl := &loader{fsys: l.fsys, opts: l.opts, cfg: &Config{}}
+	fl.exp = expander{fsys: l.fsys, opts: &fl.opts}
+	fl.decodeFile(0, name, data)
+	return &unit{
+		sum:       sha256.Sum256(data),
+		env:       fl.exp.env,
+		refs:      fl.exp.files,
+		providers: fl.providers.flatten(),
+		models:    fl.models.flatten(),
+		pools:     fl.pools.flatten(),
+		agents:    fl.agents.flatten(),
+		resources: fl.cfg.resources.flatten(),
+		fields:    fl.cfg.fields.flatten(),
+		diags:     fl.diags,
+		items:     fl.items,
+		failed:    fl.failed,
+		gaps:      fl.gaps,
+	}
+}
+
+// merge adds the unit of file ix to the directory being loaded.
+func (l *loader) merge(ix int32, u *unit) {
+	cfg := l.cfg
+	offsets := [len(kinds)]int32{int32(len(cfg.Providers)), int32(len(cfg.Models)), int32(len(cfg.Pools)), int32(len(cfg.Agents))}
+	cfg.Providers = append(cfg.Providers, u.providers...)
+	cfg.Models = append(cfg.Models, u.models...)
+	cfg.Pools = append(cfg.Pools, u.pools...)
+	cfg.Agents = append(cfg.Agents, u.agents...)
+	base := cfg.fields.appendAll(u.fields)
+	if base > 0 {
+		for i := base; i < cfg.fields.len(); i++ {
+			if f := cfg.fields.at(i); f.parent >= 0 {
+				f.parent += base
+			}
+		}
+	}
+	first := cfg.resources.appendAll(u.resources)
+	for i := first; i < cfg.resources.len(); i++ {
+		r := cfg.resources.at(i)
+		r.file, r.spec = ix, r.spec+offsets[r.kind]
+		r.start, r.end = r.start+base, r.end+base
+		r.taint = slices.Clip(r.taint) // Load appends to it; the unit's stays as it is
+	}
+	l.diags = append(l.diags, u.diags...)
+	l.items += u.items
+	l.failed = l.failed || u.failed
+	l.gaps.add(&u.gaps)
+	for k, f := range u.refs {
+		if l.exp.files == nil {
+			l.exp.files = make(map[refKey]refFile)
+		}
+		l.exp.files[k] = f
+	}
 }

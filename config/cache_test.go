@@ -1,11 +1,21 @@
 package config
 
 import (
+	"fmt"
+	"io/fs"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/awakend/awakend/registry"
 )
 
 // A cached load must give exactly what an uncached load gives, through
@@ -44,19 +54,222 @@ func TestCacheMatchesUncachedLoad(t *testing.T) {
 	}
 }
 
-// The cache must hand back the parsed documents of unchanged files rather
-// than parse them again.
-func TestCacheReusesParse(t *testing.T) {
-	c := NewCache()
-	data := []byte("providers:\n  - {id: p, adapter: mock}\n")
-	var first, second []any
-	c.parse("p.yaml", data, func(doc *yaml.Node) { first = append(first, doc) })
-	c.parse("p.yaml", append([]byte(nil), data...), func(doc *yaml.Node) { second = append(second, doc) })
-	if len(first) != 1 || first[0] != second[0] {
-		t.Fatal("unchanged bytes were parsed again")
+// countingFS counts the files opened through it.
+type countingFS struct {
+	fs.FS
+	mu     sync.Mutex
+	opened map[string]int
+}
+
+func (c *countingFS) Open(name string) (fs.File, error) {
+	c.mu.Lock()
+	c.opened[name]++
+	c.mu.Unlock()
+	return c.FS.Open(name)
+}
+
+// Stat is the directory's, not counted: a stat is not a read.
+func (c *countingFS) Stat(name string) (fs.FileInfo, error) { return fs.Stat(c.FS, name) }
+
+func (c *countingFS) reset() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := c.opened
+	c.opened = map[string]int{}
+	return o
+}
+
+// A reload reads only the files whose stat changed, or was too recent to
+// trust, and decodes only those whose bytes changed, or whose references
+// read something else.
+func TestCacheReadsAndDecodesOnlyChanges(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-time.Hour)
+	write := func(name, content string, mtime time.Time) {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
 	}
-	c.parse("p.yaml", []byte("providers: []\n"), func(doc *yaml.Node) { second = append(second, doc) })
-	if second[1] == first[0] {
-		t.Fatal("changed bytes were served from the cache")
+	write("p.yaml", "providers:\n  - {id: p, adapter: mock, api_key: \"${file:key.txt}\"}\n", old)
+	write("key.txt", "k1\n", old)
+	write("m.yaml", "models:\n  - {id: m, provider_id: p, upstream_model: u}\n", old)
+	write("a.yaml", "agents:\n  - {id: a, model_id: m, system_prompt: \"${PROMPT}\"}\n", old)
+	env := map[string]string{"PROMPT": "one"}
+	fsys := &countingFS{FS: os.DirFS(dir), opened: map[string]int{}}
+	cache := NewCache()
+	opts := Options{Cache: cache, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+	load := func() *Config {
+		t.Helper()
+		c, err := Load(fsys, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
+	units := func() map[string]*unit {
+		out := map[string]*unit{}
+		for name, e := range cache.files {
+			out[name] = e.unit
+		}
+		return out
+	}
+
+	first := load()
+	before := units()
+	fsys.reset()
+	if load().Fingerprint != first.Fingerprint {
+		t.Fatal("fingerprint changed without a change")
+	}
+	// Nothing read but the referenced file (whose bytes decide), nothing
+	// decoded.
+	if o := fsys.reset(); o["key.txt"] == 0 || o["p.yaml"]+o["m.yaml"]+o["a.yaml"] != 0 {
+		t.Fatalf("unchanged directory: opened %v, want key.txt only", o)
+	}
+	if !maps.Equal(units(), before) {
+		t.Fatal("unchanged files were decoded again")
+	}
+
+	// An edit with a fresh mtime: that file is read and decoded; the
+	// others are not.
+	write("m.yaml", "models:\n  - {id: m, provider_id: p, upstream_model: u2}\n", time.Now())
+	if c := load(); c.Models[0].UpstreamModel != "u2" {
+		t.Fatalf("upstream_model %q after the edit", c.Models[0].UpstreamModel)
+	}
+	if o := fsys.reset(); o["m.yaml"] != 1 || o["p.yaml"]+o["a.yaml"] != 0 {
+		t.Fatalf("after editing m.yaml: opened %v", o)
+	}
+	after := units()
+	if after["m.yaml"] == before["m.yaml"] || after["p.yaml"] != before["p.yaml"] || after["a.yaml"] != before["a.yaml"] {
+		t.Fatal("decoded other files than the edited one")
+	}
+	// Its mtime is too recent to trust: read again next time (same
+	// bytes: not decoded again).
+	load()
+	if o := fsys.reset(); o["m.yaml"] != 1 {
+		t.Fatalf("a file modified just now was not read again: opened %v", o)
+	}
+	if units()["m.yaml"] != after["m.yaml"] {
+		t.Fatal("same bytes decoded again")
+	}
+
+	// A same-size edit that keeps the old mtime (a clock set back, a copy
+	// with its times) is not seen: the stat decides, as in git and make;
+	// a load with Reread sees it.
+	write("m.yaml", "models:\n  - {id: m, provider_id: p, upstream_model: u3}\n", old)
+	load() // reads m.yaml (its last read was too soon after its write) and trusts its stat from now on
+	write("m.yaml", "models:\n  - {id: m, provider_id: p, upstream_model: u4}\n", old)
+	if c := load(); c.Models[0].UpstreamModel != "u3" {
+		t.Fatalf("upstream_model %q: a file with its stat unchanged was read", c.Models[0].UpstreamModel)
+	}
+	opts.Reread = true
+	if c := load(); c.Models[0].UpstreamModel != "u4" {
+		t.Fatalf("upstream_model %q with Reread", c.Models[0].UpstreamModel)
+	}
+	opts.Reread = false
+
+	// A changed referenced file or variable is seen.
+	write("key.txt", "k2\n", old)
+	env["PROMPT"] = "two"
+	c := load()
+	if c.Providers[0].APIKey != "k2" || c.Agents[0].SystemPrompt != "two" {
+		t.Fatalf("api_key %q, system_prompt %q after changing their inputs", c.Providers[0].APIKey, c.Agents[0].SystemPrompt)
+	}
+	if c.Fingerprint == first.Fingerprint {
+		t.Fatal("fingerprint unchanged after a referenced file changed")
+	}
+}
+
+// randomEditSteps is how many random edits TestCacheMatchesColdLoadOverRandomEdits
+// makes: each costs two loads of the whole scale set.
+var randomEditSteps = 30
+
+// Over random edits of the 10,000-agent directory, a load with the cache
+// gives exactly what a cold load gives: the same config, or the same
+// diagnostics, and the same registry from Build.
+func TestCacheMatchesColdLoadOverRandomEdits(t *testing.T) {
+	fsys := benchDir()
+	names := slices.Sorted(maps.Keys(fsys))
+	rng := rand.New(rand.NewPCG(1, 2))
+	cache := NewCache()
+	edits := []struct {
+		name string
+		edit func(name string, data string) (string, bool) // new contents; false deletes the file
+	}{
+		{"prompt", func(_, d string) (string, bool) {
+			return strings.Replace(d, "Answer briefly", fmt.Sprintf("Answer in %d words", rng.IntN(100)), 1), true
+		}},
+		{"missing model", func(_, d string) (string, bool) {
+			return strings.Replace(d, "model_id: model-", "model_id: modle-", 1), true
+		}},
+		{"duplicate agent", func(_, d string) (string, bool) {
+			return d + "  - {id: agent-7, model_id: model-1, delegates: [agent-0]}\n", true
+		}},
+		{"syntax error", func(_, d string) (string, bool) { return d + "  - {id: broken\n", true }},
+		{"unknown key", func(_, d string) (string, bool) { return d + "provider: []\n", true }},
+		{"wrong type", func(_, d string) (string, bool) {
+			return strings.Replace(d, "max_rounds: 8", "max_rounds: eight", 1), true
+		}},
+		{"delete", func(string, string) (string, bool) { return "", false }},
+		{"restore", nil}, // put back the original of a changed file
+	}
+	original := maps.Clone(fsys)
+	for step := range randomEditSteps {
+		e := edits[rng.IntN(len(edits))]
+		name := names[rng.IntN(len(names))]
+		if e.edit == nil {
+			fsys[name] = original[name]
+		} else if data, ok := e.edit(name, string(fileData(fsys, name))); ok {
+			fsys[name] = &fstest.MapFile{Data: []byte(data)}
+		} else {
+			delete(fsys, name)
+		}
+		cold, coldErr := Load(fsys, benchOptions)
+		warm, warmErr := Load(fsys, Options{LookupEnv: benchOptions.LookupEnv, Cache: cache})
+		if !reflect.DeepEqual(diagLines(t, warmErr), diagLines(t, coldErr)) {
+			t.Fatalf("step %d (%s %s): diagnostics differ:\n%v\nwant\n%v", step, e.name, name, warmErr, coldErr)
+		}
+		if (warm == nil) != (cold == nil) {
+			t.Fatalf("step %d (%s %s): warm %v, cold %v", step, e.name, name, warm != nil, cold != nil)
+		}
+		if cold == nil {
+			if warmErr.(*Error).Fingerprint != coldErr.(*Error).Fingerprint {
+				t.Fatalf("step %d: fingerprints differ", step)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(warm.Providers, cold.Providers) || !reflect.DeepEqual(warm.Models, cold.Models) ||
+			!reflect.DeepEqual(warm.Pools, cold.Pools) || !reflect.DeepEqual(warm.Agents, cold.Agents) ||
+			!slices.Equal(warm.Files, cold.Files) || warm.Fingerprint != cold.Fingerprint {
+			t.Fatalf("step %d (%s %s): configs differ", step, e.name, name)
+		}
+		ws, werr := warm.Build(nil, nil)
+		cs, cerr := cold.Build(nil, nil)
+		if !reflect.DeepEqual(diagLines(t, werr), diagLines(t, cerr)) {
+			t.Fatalf("step %d (%s %s): Build diagnostics differ:\n%v\nwant\n%v", step, e.name, name, werr, cerr)
+		}
+		if cerr == nil && !registry.Diff(cs, ws).Empty() {
+			t.Fatalf("step %d (%s %s): registries differ: %s", step, e.name, name, registry.Diff(cs, ws))
+		}
+		// Positions come from the merged field tables.
+		for _, a := range []string{"agent-0", "agent-9999", "agent-4321"} {
+			ref := registry.Ref{Namespace: registry.NSAgents, ID: a}
+			wp, wok := warm.Position(ref, "model_id")
+			cp, cok := cold.Position(ref, "model_id")
+			if wp != cp || wok != cok {
+				t.Fatalf("step %d: position of %s: %v, want %v", step, a, wp, cp)
+			}
+		}
+	}
+}
+
+func fileData(fsys fstest.MapFS, name string) []byte {
+	if f := fsys[name]; f != nil {
+		return f.Data
+	}
+	return nil
 }

@@ -53,6 +53,7 @@ type decoder struct {
 	expanded   int                // nodes visited through aliases so far
 	expanding  []*yaml.Node       // the aliases being expanded, outermost first, to catch cycles
 	stopped    bool               // a limit was hit: the rest of the file is not decoded
+	lastDoc    *yaml.Node         // the document being decoded, or the last one
 	problems   int                // diagnostics reported for the file
 }
 
@@ -281,6 +282,7 @@ func (d *decoder) stop(n *yaml.Node, msg string) {
 	}
 	d.stopped = true
 	d.l.failed = true
+	d.l.gaps.addNode(d.lastDoc)
 	d.taint("")
 	d.report(n, CodeTooLarge, msg)
 }

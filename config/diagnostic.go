@@ -35,8 +35,8 @@ const (
 //
 // File is relative to the config directory and slash-separated; it is empty
 // for problems of the directory as a whole (such as CodeEmpty). Line and
-// Column are 1-based; 0 means unknown (YAML syntax errors carry a line but no
-// column). Resource is nil for problems outside any resource, such as syntax
+// Column are 1-based, Column in characters; 0 means unknown (the syntax
+// errors of a file over 1 MiB carry only the line yaml.v3 names). Resource is nil for problems outside any resource, such as syntax
 // errors. Values that came from ${…} interpolation appear in Message and in
 // the resource references as their source text, never resolved.
 type Diagnostic struct {
@@ -52,7 +52,9 @@ type Diagnostic struct {
 
 // String formats d like go/scanner: "path:line:col: error: message [code]".
 // Unknown parts of the place are left out ("path:line: …", "path: …"), and a
-// diagnostic without a file is just "error: message [code]".
+// diagnostic without a file is just "error: message [code]"; one without a
+// code (an error that is not about the files, such as a vanished
+// directory) has no " [code]".
 func (d Diagnostic) String() string {
 	var b strings.Builder
 	if d.File != "" {
@@ -70,9 +72,11 @@ func (d Diagnostic) String() string {
 	b.WriteString(d.Severity)
 	b.WriteString(": ")
 	b.WriteString(d.Message)
-	b.WriteString(" [")
-	b.WriteString(d.Code)
-	b.WriteByte(']')
+	if d.Code != "" {
+		b.WriteString(" [")
+		b.WriteString(d.Code)
+		b.WriteByte(']')
+	}
 	return b.String()
 }
 

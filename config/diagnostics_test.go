@@ -55,20 +55,60 @@ agents:
 		`a.yaml:4:26: error: model 'm' references missing provider 'nope' [model_missing_provider]`,
 		`a.yaml:6:40: error: agent 'a' delegates to missing agent 'ghost' [agent_missing_delegate]`,
 	}},
+	{"graph checked past an unknown key", map[string]string{
+		"a.yaml": "model:\n  - {id: gpt, provider_id: p, upstream_model: u}\n",
+		"b.yaml": minimalConfig + "agents:\n  - {id: a, model_id: gpt}\n  - {id: b, model_id: gtp-4, delegates: [aa]}\n",
+	}, Options{}, []string{
+		`a.yaml:1:1: error: unknown top-level key "model" (did you mean "models"?) [unknown_key]`,
+		`b.yaml:8:23: error: agent 'b' references missing model 'gtp-4' [agent_missing_model]`,
+		`b.yaml:8:42: error: agent 'b' delegates to missing agent 'aa' (did you mean 'a'?) [agent_missing_delegate]`,
+	}},
+	{"graph checked past a syntax error", map[string]string{
+		"a.yaml": minimalConfig + "agents:\n  - {id: a, model_id: m2}\n---\nmodels:\n  - id: zeta\n   provider_id: p\n",
+		"b.yaml": "agents:\n  - {id: b, model_id: zeta}\n  - {id: c, model_id: zet}\n",
+	}, Options{}, []string{
+		`a.yaml:7:23: error: agent 'a' references missing model 'm2' (did you mean 'm'?) [agent_missing_model]`,
+		`a.yaml:11:4: error: did not find expected '-' indicator [syntax]`,
+		`b.yaml:3:23: error: agent 'c' references missing model 'zet' [agent_missing_model]`,
+	}},
+	{"graph not checked against an unreadable file", map[string]string{
+		"a.yaml": minimalConfig + "agents:\n  - {id: a, model_id: gpt}\n",
+		"b.yaml": "providers: []\n# " + strings.Repeat("x", 200) + "\n",
+	}, Options{MaxFileSize: 150}, []string{
+		"b.yaml: error: file is 217 bytes, over the limit of 150 bytes [too_large]",
+	}},
 	{"tab indentation", map[string]string{"a.yaml": "providers:\n\t- id: p\n"}, Options{}, []string{
-		`a.yaml:2: error: found character that cannot start any token [syntax]`,
+		`a.yaml:2:1: error: found character that cannot start any token [syntax]`,
+	}},
+	{"tab after indentation", map[string]string{"a.yaml": "agents:\n  - id: a\n    x: 1\n\tmodel_id: m\n"}, Options{}, []string{
+		`a.yaml:4:1: error: found a tab character that violates indentation [syntax]`,
+	}},
+	{"key outdented below its list item", map[string]string{"a.yaml": "agents:\n  - id: a\n  model_id: m\n"}, Options{}, []string{
+		`a.yaml:3:3: error: did not find expected '-' indicator [syntax]`,
+	}},
+	{"quoted key outdented", map[string]string{"a.yaml": "agents:\n  - id: a\n  \"model id\" : m\n"}, Options{}, []string{
+		`a.yaml:3:3: error: did not find expected '-' indicator [syntax]`,
+	}},
+	{"unknown anchor", map[string]string{"a.yaml": "providers:\n  - &p {id: p, adapter: mock}\n  - *q\n"}, Options{}, []string{
+		`a.yaml:3:5: error: unknown anchor 'q' referenced [syntax]`,
+	}},
+	{"columns count characters", map[string]string{"a.yaml": "providers:\n  - {id: pé, adapter: \"mö\", x: @}\n"}, Options{}, []string{
+		`a.yaml:2:32: error: found character that cannot start any token [syntax]`,
+	}},
+	{"block scalar underindented", map[string]string{"a.yaml": "agents:\n  - id: a\n    system_prompt: |\n      hi\n     bad\n    model_id: x\n"}, Options{}, []string{
+		`a.yaml:5:6: error: did not find expected key [syntax]`,
 	}},
 	{"merge key at the top", map[string]string{"a.yaml": "<<: {providers: []}\n"}, Options{}, []string{
 		`a.yaml:1:1: error: unknown top-level key "<<" (want providers, models, model_pools or agents) [unknown_key]`,
 	}},
 	{"syntax", map[string]string{"a.yaml": "providers:\n  - id: p\n   adapter: x\n", "b.yaml": "a: b: c\n", "c.json": "{\"providers\": [1,]\n"}, Options{}, []string{
-		"a.yaml:3: error: did not find expected '-' indicator [syntax]",
-		"b.yaml:1: error: mapping values are not allowed in this context [syntax]",
-		"c.json:1: error: did not find expected ',' or '}' [syntax]",
+		"a.yaml:3:4: error: did not find expected '-' indicator [syntax]",
+		"b.yaml:1:5: error: mapping values are not allowed in this context [syntax]",
+		"c.json:1:18: error: did not find expected ',' or '}' [syntax]",
 	}},
 	{"syntax keeps earlier documents", map[string]string{"a.yaml": "providers: [{id: p, adapter: mock, bogus: 1}]\n---\n[\n"}, Options{}, []string{
 		"a.yaml:1:36: error: unknown field \"bogus\" in provider \"p\" [unknown_field]",
-		"a.yaml:3: error: did not find expected node content [syntax]",
+		"a.yaml:3:1: error: did not find expected node content [syntax]",
 	}},
 	{"unknown fields", map[string]string{"a.yaml": minimalConfig + "agents:\n  - id: a\n    model_id: m\n    sytem_prompt: x\n    context_policy: {max_context_tokens: 1, max_output_tokens: 1, min_recent_messages: 1, enable_prompt_cache: true, compaction: x}\n    endpoint: {base_url: 'https://x', auth: {type: bearer, token: t, tokne: x}}\n  - {id: b, model_id: m, zzz: 1}\nmodel_pools:\n  - {id: pool, members: [{model_id: m, wieght: 2}], routing: {hom: x}}\n"}, Options{}, []string{
 		"a.yaml:9:5: error: unknown field \"sytem_prompt\" in agent \"a\" (did you mean \"system_prompt\"?) [unknown_field]",
@@ -114,6 +154,7 @@ providers2: x
 		"a.yaml:9:59: error: switch.on_quota of model pool \"pool\" must be true or false, got the string \"yes\" [type]",
 		"a.yaml:10:27: error: members[0] of model pool \"pool2\" must be a mapping, got a string [type]",
 		"a.yaml:10:40: error: routing of model pool \"pool2\" must be a mapping, got an integer [type]",
+		"a.yaml:12:39: error: agent 'a' uses missing plugin 'x' [agent_missing_plugin]",
 		"a.yaml:12:42: error: plugin_ids[1] of agent \"a\" must be a string, got a list [type]",
 		"a.yaml:12:47: error: plugin_ids[2] of agent \"a\" must be a string, got null [type]",
 		"a.yaml:12:72: error: reasoning_effort of agent \"a\" must be a level (none, low, medium, high, max) or {budget: N}, got a list [type]",
@@ -468,6 +509,8 @@ func TestDiagnosticFormat(t *testing.T) {
 			`{"file":"a.yaml","line":3,"column":0,"code":"syntax","severity":"error","message":"m"}`},
 		{Diagnostic{File: "a.yaml", Code: "read", Severity: "error", Message: "m"},
 			"a.yaml: error: m [read]", ""},
+		{Diagnostic{Severity: "error", Message: "config directory /x: no such file or directory"},
+			"error: config directory /x: no such file or directory", ""},
 		{Diagnostic{Code: "empty", Severity: "error", Message: "m"},
 			"error: m [empty]",
 			`{"file":"","line":0,"column":0,"code":"empty","severity":"error","message":"m"}`},

@@ -130,17 +130,24 @@ func (w *walker) fail(file, code, msg string) {
 
 // readFile reads a file of fsys, refusing files larger than limit.
 func readFile(fsys fs.FS, name string, limit int64) ([]byte, error) {
+	data, _, err := readFileInfo(fsys, name, limit)
+	return data, err
+}
+
+// readFileInfo is readFile that also returns the file's stat from before
+// the read.
+func readFileInfo(fsys fs.FS, name string, limit int64) ([]byte, fs.FileInfo, error) {
 	f, err := fsys.Open(name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if info.Size() > limit {
-		return nil, &tooLargeError{size: info.Size(), limit: limit}
+		return nil, nil, &tooLargeError{size: info.Size(), limit: limit}
 	}
 	// Read into a buffer of the size Stat gave, one byte larger so that the
 	// end shows without growing it; a file that grows is read to the limit.
@@ -149,13 +156,13 @@ func readFile(fsys fs.FS, name string, limit int64) ([]byte, error) {
 		n, err := f.Read(data[len(data):cap(data)])
 		data = data[:len(data)+n]
 		if int64(len(data)) > limit {
-			return nil, &tooLargeError{limit: limit}
+			return nil, nil, &tooLargeError{limit: limit}
 		}
 		if err == io.EOF {
-			return data, nil
+			return data, info, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if len(data) == cap(data) {
 			data = append(data, 0)[:len(data)]

@@ -3,8 +3,9 @@
 // resolving ${…} references, checking ids across the directory, and
 // reporting every problem as "path:line:col: error: message [code]". Build
 // turns a loaded directory into a registry.Set. The package is pure: it does
-// I/O only through the fs.FS and the functions in Options, and starts no
-// goroutines, keeps no state and does not log.
+// I/O only through the fs.FS and the functions in Options, keeps no state
+// but an optional Cache, and does not log. Load decodes files on several
+// goroutines, all ended before it returns.
 //
 // # Files
 //
@@ -66,29 +67,32 @@
 // # Diagnostics
 //
 // Load and Build report every problem they find, sorted by file, line,
-// column and code. A diagnostic without a file (CodeEmpty) prints as
-// "error: message [code]"; YAML syntax errors carry a line but no column
-// and print as "path:line: error: …". yaml.v3 names the line where the
-// enclosing block starts, so for files up to 1 MiB the loader finds the
-// line of the mistake itself (the first line at which the file's prefix
-// fails the same way). A YAML syntax error ends its file: yaml.v3 cannot
-// resume after one; the documents before it are decoded. Messages quote the operand as
-// written in the file: values produced by interpolation appear as their
-// source text (${OPENAI_KEY}), in messages and in resource references
-// alike, and the values of api_key, endpoint.auth.token (bearer_token) and
-// adapter_options.headers are never shown. Numbers that the registry
-// prints in its limits (max_output_tokens (8) must not exceed
-// context_window (4)) are shown as numbers even when they were
-// interpolated: they cannot be secrets.
+// column and code. A diagnostic without a file (CodeEmpty) prints as "error:
+// message [code]". yaml.v3 gives syntax errors no column, and as their line
+// the one where the enclosing block starts, so for files up to 1 MiB the
+// loader finds the place of the mistake itself: the first line, then the
+// first character of it, at which the file's prefix fails the same way,
+// moved back to the start of its token. A YAML syntax error ends its file:
+// yaml.v3 cannot resume after one; the documents before it are decoded.
+// Messages quote the operand as written in the file: values produced by
+// interpolation appear as their source text (${OPENAI_KEY}), in messages and
+// in resource references alike, and the values of api_key,
+// endpoint.auth.token (bearer_token) and adapter_options.headers are never
+// shown. Numbers that the registry prints in its limits (max_output_tokens
+// (8) must not exceed context_window (4)) are shown as numbers even when
+// they were interpolated: they cannot be secrets.
 //
-// When Load finds problems, it still runs the registry's checks on what it
-// could decode, so that one run reports both kinds. It leaves out registry
-// diagnostics that repeat a load diagnostic (a field already reported),
-// and the missing-reference codes where the missing resource may be there
-// after all: all of them when part of the directory could not be decoded
-// (a syntax error, an unreadable file, an unknown top-level key), those to
-// a kind (models and pools count as one) of which a resource has no usable
-// id otherwise.
+// When Load finds problems, it still runs the registry's checks on
+// everything that decoded, duplicates included (each in place of the
+// resource it repeats), so that one run reports every kind of mistake. It
+// leaves out registry diagnostics that repeat a load diagnostic (a field
+// already reported), and a reference to a missing resource that may be in
+// what did not decode: when a file could not be read; when a resource of
+// that kind (models and pools count as one) has no usable id; when the id
+// appears in the text that follows a syntax error, or among the values of a
+// top-level key, list or item that was not decoded. A missing reference
+// names the closest existing id of the kinds it may refer to, as a
+// did-you-mean.
 //
 // # Limits
 //
@@ -102,7 +106,9 @@
 // # Fingerprint
 //
 // Config.Fingerprint and Error.Fingerprint are the hex SHA-256 of every
-// config file's path and contents, in sorted path order, then of every
-// referenced file's path and contents (or read error). The environment is
-// not part of it.
+// config file's path and the SHA-256 of its contents, in sorted path
+// order, then of every referenced file's path and contents (or read
+// error). The environment is not part of it. With a Cache, a file whose
+// stat is as it was when it was last read is not read again, and its
+// earlier hash stands for its contents.
 package config

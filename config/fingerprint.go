@@ -10,8 +10,10 @@ import (
 	"strings"
 )
 
-// fingerprint lists the referenced files and hashes every input.
-func (l *loader) fingerprint(contents [][]byte, readErrs []error) ([]string, string) {
+// fingerprint lists the referenced files and hashes every input: the
+// SHA-256 of each config file (sums), its contents' own hash, and the
+// contents of each referenced file.
+func (l *loader) fingerprint(sums [][]byte, readErrs []error) ([]string, string) {
 	h := sha256.New()
 	order := make([]int, len(l.cfg.Files))
 	for i := range order {
@@ -19,7 +21,7 @@ func (l *loader) fingerprint(contents [][]byte, readErrs []error) ([]string, str
 	}
 	slices.SortFunc(order, func(a, b int) int { return strings.Compare(l.cfg.Files[a], l.cfg.Files[b]) })
 	for _, i := range order {
-		hashInput(h, 'f', l.cfg.Files[i], contents[i], readErrs[i])
+		hashInput(h, 'f', l.cfg.Files[i], sums[i], readErrs[i])
 	}
 	keys := make([]refKey, 0, len(l.exp.files))
 	for k := range l.exp.files {

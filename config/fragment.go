@@ -12,6 +12,11 @@ import (
 // document decodes one YAML document: a fragment with any of the four
 // resource lists.
 func (d *decoder) document(doc *yaml.Node) {
+	if d.stopped {
+		d.l.gaps.addNode(doc)
+		return
+	}
+	d.lastDoc = doc
 	if len(doc.Content) == 0 {
 		return
 	}
@@ -21,6 +26,7 @@ func (d *decoder) document(doc *yaml.Node) {
 	}
 	if root.Kind != yaml.MappingNode {
 		d.l.failed = true
+		d.l.gaps.addNode(root)
 		d.diag(root, CodeType, "a config file must be a mapping with providers, models, model_pools or agents, got "+kindName(root))
 		return
 	}
@@ -31,6 +37,9 @@ func (d *decoder) document(doc *yaml.Node) {
 			return
 		}
 		kd := slices.Index(topLevelKeys, k.Value)
+		if k.Kind != yaml.ScalarNode || kd < 0 || seen[kd] {
+			d.l.gaps.addNode(root.Content[i+1]) // not decoded
+		}
 		switch {
 		case k.Kind != yaml.ScalarNode:
 			d.l.failed = true
@@ -60,6 +69,7 @@ func (d *decoder) resources(kd kind, n *yaml.Node) {
 	}
 	if n.Kind != yaml.SequenceNode {
 		d.l.failed = true
+		d.l.gaps.addNode(n)
 		d.diag(n, CodeType, kinds[kd].list+" must be a list, got "+kindName(n))
 		return
 	}
@@ -80,6 +90,7 @@ func (d *decoder) resource(kd kind, i int, item *yaml.Node) {
 	}
 	if n.Kind != yaml.MappingNode {
 		d.l.failed = true
+		d.l.gaps.addNode(n)
 		d.diag(n, CodeType, kinds[kd].list+"["+strconv.Itoa(i)+"] must be a mapping, got "+kindName(n))
 		return
 	}

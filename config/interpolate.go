@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"io/fs"
 	"path"
 	"path/filepath"
@@ -14,7 +15,14 @@ import (
 type expander struct {
 	fsys  fs.FS
 	opts  *Options
-	files map[refKey]refFile
+	files map[refKey]refFile  // the files references read
+	env   map[string]envValue // the variables references looked up
+}
+
+// envValue is what LookupEnv said of a variable.
+type envValue struct {
+	value string
+	set   bool
 }
 
 // refKey names a referenced file: by its path in the config directory, by
@@ -136,10 +144,33 @@ func (e *expander) reference(body string, depth int) (string, []expandErr) {
 }
 
 func (e *expander) lookup(name string) (string, bool) {
+	v, ok := e.getenv(name)
+	if e.env == nil {
+		e.env = make(map[string]envValue)
+	}
+	e.env[name] = envValue{v, ok}
+	return v, ok
+}
+
+func (e *expander) getenv(name string) (string, bool) {
 	if e.opts.LookupEnv == nil {
 		return "", false
 	}
 	return e.opts.LookupEnv(name)
+}
+
+// reread reads a referenced file again, as the reference that read it did.
+func (e *expander) reread(key refKey) refFile {
+	var f refFile
+	switch {
+	case (key.credential || strings.HasPrefix(key.name, "/")) && e.opts.ReadFile == nil:
+		f.err = errors.New("reading files outside the config directory is disabled")
+	case key.credential || strings.HasPrefix(key.name, "/"):
+		f.data, f.err = e.readAbs(key.name)
+	default:
+		f.data, f.err = readFile(e.fsys, key.name, e.opts.MaxFileSize)
+	}
+	return f
 }
 
 // identifier returns the longest prefix of s that is a variable name.

@@ -2,11 +2,17 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"io/fs"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -19,7 +25,8 @@ const DefaultMaxFileSize = 8 << 20
 
 // Options are the loader's inputs from outside the directory.
 type Options struct {
-	// LookupEnv resolves ${VAR}; nil means no variable is set.
+	// LookupEnv resolves ${VAR}; nil means no variable is set. It and
+	// ReadFile may be called concurrently.
 	LookupEnv func(string) (string, bool)
 	// ReadFile reads files outside the directory: ${file:/abs/path} and
 	// ${credential:NAME}. nil makes those references an error.
@@ -31,10 +38,14 @@ type Options struct {
 	MaxFileSize int64
 	// AllowEmpty accepts a directory that declares no resources.
 	AllowEmpty bool
-	// Cache, if set, keeps the parsed YAML of each file between loads, so
-	// that a reload parses only the files whose bytes changed. Decoding,
-	// interpolation and validation still run on every file.
+	// Cache, if set, keeps what each file decoded to between loads, so
+	// that a reload reads and decodes only the files that changed (see
+	// Cache). Linking and validation still run on the whole directory.
 	Cache *Cache
+	// Reread makes a load with a Cache read every file, trusting no
+	// file's stat (bytes and references still decide what is decoded
+	// again): for a reload asked for by hand.
+	Reread bool
 }
 
 // Config is a loaded config directory: the specs it declares, in file
@@ -64,7 +75,7 @@ type Config struct {
 
 // loader holds the state of one Load.
 type loader struct {
-	providers chunks[provider] // the specs while decoding, flattened into cfg at the end
+	providers chunks[provider] // the specs while decoding a unit (see decodeUnit)
 	models    chunks[model]
 	pools     chunks[pool]
 	agents    chunks[agent]
@@ -76,6 +87,7 @@ type loader struct {
 	diags  []Diagnostic
 	items  int  // list entries seen, for CodeEmpty
 	failed bool // a file, or part of one, could not be decoded: resources may be missing
+	gaps   gaps // what could not be decoded, for validate
 }
 
 // Load reads every config file below the root of fsys and decodes the
@@ -83,11 +95,14 @@ type loader struct {
 // that ids are unique. It returns a *Error with every problem found; when
 // there are any, it also validates what could be decoded as Build would,
 // so that one run reports both kinds (leaving out registry diagnostics that
-// repeat a load problem, and missing-reference ones when a file could not
-// be read or parsed). Any other error means the root itself could not be
-// read.
+// repeat a load problem, and references to missing resources that may be
+// in what did not decode). Any other error means the root itself could not
+// be read.
 //
-// Load does no I/O but through fsys and opts.
+// Load does no I/O but through fsys and opts. It reads and decodes files
+// on several goroutines at once, all ended when it returns: fsys and the
+// functions in opts must be safe for concurrent use (os.DirFS,
+// os.LookupEnv and os.ReadFile are).
 func Load(fsys fs.FS, opts Options) (*Config, error) {
 	if opts.MaxFileSize <= 0 {
 		opts.MaxFileSize = DefaultMaxFileSize
@@ -98,7 +113,7 @@ func Load(fsys fs.FS, opts Options) (*Config, error) {
 		return nil, err
 	}
 	if len(l.diags) > 0 {
-		diags := append(l.diags, l.cfg.validate(l.failed)...)
+		diags := append(l.diags, l.cfg.validate(&l.gaps)...)
 		return nil, newError(diags, l.cfg.Fingerprint)
 	}
 	return l.cfg, nil
@@ -115,14 +130,17 @@ func (l *loader) load() error {
 	}
 	l.diags = w.diags
 	l.failed = len(w.diags) > 0
+	l.gaps.unread = l.failed
 	cfg := l.cfg
 	cfg.Files = w.files
-	contents := make([][]byte, len(w.files))
+	sums := make([][]byte, len(w.files))
 	readErrs := make([]error, len(w.files))
+	key := cacheKey{l.opts.MaxFileSize, l.opts.CredentialsDir, l.opts.ReadFile != nil}
+	units, errs := l.units(w.files, key)
 	for i, name := range w.files {
-		data, err := readFile(l.fsys, name, l.opts.MaxFileSize)
+		u, err := units[i], errs[i]
 		if err != nil {
-			l.failed = true
+			l.failed, l.gaps.unread = true, true
 			readErrs[i] = err
 			code, msg := CodeRead, "cannot read file: "+errText(err)
 			if _, big := err.(*tooLargeError); big {
@@ -131,13 +149,9 @@ func (l *loader) load() error {
 			l.diags = append(l.diags, Diagnostic{File: name, Code: code, Severity: string(registry.SeverityError), Message: msg})
 			continue
 		}
-		contents[i] = data
-		l.decodeFile(int32(i), name, data)
+		sums[i] = u.sum[:]
+		l.merge(int32(i), u)
 	}
-	cfg.Providers = l.providers.flatten()
-	cfg.Models = l.models.flatten()
-	cfg.Pools = l.pools.flatten()
-	cfg.Agents = l.agents.flatten()
 	l.link()
 	if l.items == 0 && !l.failed && !l.opts.AllowEmpty {
 		msg := "the config directory declares no providers, models, model pools or agents"
@@ -146,9 +160,58 @@ func (l *loader) load() error {
 		}
 		l.diags = append(l.diags, Diagnostic{Code: CodeEmpty, Severity: string(registry.SeverityError), Message: msg})
 	}
-	cfg.Referenced, cfg.Fingerprint = l.fingerprint(contents, readErrs)
+	cfg.Referenced, cfg.Fingerprint = l.fingerprint(sums, readErrs)
 	l.opts.Cache.keep(w.files)
 	return nil
+}
+
+// units returns what each file decodes to, on as many goroutines as the
+// machine runs at once; they share nothing but the cache.
+func (l *loader) units(files []string, key cacheKey) ([]*unit, []error) {
+	units, errs := make([]*unit, len(files)), make([]error, len(files))
+	workers := min(runtime.GOMAXPROCS(0), len(files))
+	if workers <= 1 {
+		for i, name := range files {
+			units[i], errs[i] = l.unitOf(name, key)
+		}
+		return units, errs
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(files); i = int(next.Add(1) - 1) {
+				units[i], errs[i] = l.unitOf(files[i], key)
+			}
+		})
+	}
+	wg.Wait()
+	return units, errs
+}
+
+// unitOf returns what file name decodes to: from the cache when its stat,
+// or else its bytes, are as they were and so are the variables and files
+// its references used; decoded otherwise (and cached).
+func (l *loader) unitOf(name string, key cacheKey) (*unit, error) {
+	e := l.opts.Cache.get(name, key)
+	if e != nil {
+		if info, err := fs.Stat(l.fsys, name); err == nil && !l.opts.Reread && e.unchanged(info) && e.unit.current(&l.exp) {
+			return e.unit, nil
+		}
+	}
+	readAt := time.Now()
+	data, info, err := readFileInfo(l.fsys, name, l.opts.MaxFileSize)
+	if err != nil {
+		return nil, err
+	}
+	var u *unit
+	if e != nil && e.unit.sum == sha256.Sum256(data) && e.unit.current(&l.exp) {
+		u = e.unit
+	} else {
+		u = l.decodeUnit(name, data)
+	}
+	l.opts.Cache.put(name, &cached{size: info.Size(), modTime: info.ModTime(), mode: info.Mode(), readAt: readAt, unit: u})
+	return u, nil
 }
 
 // decodeFile parses the YAML documents of one file and decodes each. A
@@ -159,30 +222,48 @@ func (l *loader) decodeFile(ix int32, name string, data []byte) {
 		data = jsonCompat(data)
 	}
 	d := decoder{l: l, file: name, ix: ix, cur: -1}
-	if err := l.opts.Cache.parse(name, data, d.document); err != nil {
+	if err := parseYAML(data, d.document); err != nil {
 		l.failed = true
-		line, msg := syntaxError(err)
-		if l := problemLine(data, msg); l > 0 {
-			line = l
+		from := 0
+		if d.lastDoc != nil {
+			from = lineStart(data, maxLine(d.lastDoc)+1)
 		}
-		l.diags = append(l.diags, Diagnostic{File: name, Line: line, Code: CodeSyntax,
+		l.gaps.addText(data[from:])
+		line, msg := syntaxError(err)
+		col := 0
+		if l, c := problemPlace(data, msg); l > 0 {
+			line, col = l, c
+		}
+		l.diags = append(l.diags, Diagnostic{File: name, Line: line, Column: col, Code: CodeSyntax,
 			Severity: string(registry.SeverityError), Message: msg})
 	}
 }
 
-// maxProblemSearch is the largest file whose syntax errors problemLine
-// looks into: it parses the file up to 2·log2(lines) more times.
+// maxProblemSearch is the largest file whose syntax errors problemPlace
+// looks into: it parses prefixes of the file up to 2·log2(size) times.
 const maxProblemSearch = 1 << 20
 
-// problemLine returns the line a YAML syntax error is about, or 0. yaml.v3
-// names the line where the enclosing block starts ("while parsing a block
-// mapping"), which may be far above the mistake, and no line at all for
-// the first line. The mistake is on the first line L such that the file's
-// first L lines fail to parse with the same message: shorter prefixes
-// parse, or fail differently (at their end).
-func problemLine(data []byte, msg string) int {
+// problemPlace returns the line and column (1-based, in characters) a YAML
+// syntax error is about, or 0, 0. yaml.v3 gives no column, and for the
+// line it names where the enclosing block starts ("while parsing a block
+// mapping"), which may be far above the mistake, or none at all for the
+// first line. The mistake is where the file's prefixes start failing with
+// the same message: on the first line L such that the first L lines fail
+// that way, at the first byte of L whose prefix does. Shorter prefixes
+// parse, or fail differently (at their end). The column is then moved to
+// the start of the token that byte is in: a key when the byte is the ":"
+// that made it one.
+func problemPlace(data []byte, msg string) (line, col int) {
 	if len(data) > maxProblemSearch {
-		return 0
+		return 0, 0
+	}
+	fails := func(n int) bool {
+		err := parseYAML(data[:n], func(*yaml.Node) {})
+		if err == nil {
+			return false
+		}
+		_, m := syntaxError(err)
+		return m == msg
 	}
 	var ends []int // ends[i] is the end of line i+1, newline included
 	for i, c := range data {
@@ -193,18 +274,24 @@ func problemLine(data []byte, msg string) int {
 	if len(ends) == 0 || ends[len(ends)-1] != len(data) {
 		ends = append(ends, len(data))
 	}
-	fails := func(lines int) bool {
-		err := parseYAML(data[:ends[lines-1]], func(*yaml.Node) {})
-		if err == nil {
-			return false
+	if !fails(len(data)) {
+		return 0, 0
+	}
+	// The first failing line, then the first failing prefix within it.
+	lo, hi := 1, len(ends)
+	for lo < hi {
+		if mid := (lo + hi) / 2; fails(ends[mid-1]) {
+			hi = mid
+		} else {
+			lo = mid + 1
 		}
-		_, m := syntaxError(err)
-		return m == msg
 	}
-	if !fails(len(ends)) {
-		return 0
+	line = lo
+	start := 0
+	if line > 1 {
+		start = ends[line-2]
 	}
-	lo, hi := 1, len(ends) // the answer is in [lo, hi]
+	lo, hi = start+1, ends[line-1]
 	for lo < hi {
 		if mid := (lo + hi) / 2; fails(mid) {
 			hi = mid
@@ -212,7 +299,34 @@ func problemLine(data []byte, msg string) int {
 			lo = mid + 1
 		}
 	}
-	return lo
+	at := tokenStart(data, start, lo-1, msg)
+	return line, utf8.RuneCount(data[start:at]) + 1
+}
+
+// tokenStart returns where the token holding data[at] starts, within the
+// line that starts at start: for a ":" that ends a key (unless the ":"
+// itself is the problem), the key's start.
+func tokenStart(data []byte, start, at int, msg string) int {
+	if data[at] == ':' {
+		if msg == "mapping values are not allowed in this context" {
+			return at
+		}
+		for at > start && (data[at] == ':' || data[at] == ' ' || data[at] == '\t') {
+			at--
+		}
+		if q := data[at]; q == '"' || q == '\'' {
+			if open := bytes.LastIndexByte(data[start:at], q); open >= 0 {
+				return start + open
+			}
+		}
+	}
+	if strings.IndexByte(" \t\r\n,[]{}", data[at]) >= 0 {
+		return at
+	}
+	for at > start && strings.IndexByte(" \t,[]{}", data[at-1]) < 0 {
+		at--
+	}
+	return at
 }
 
 // parseYAML calls fn with each YAML document of data in turn. A syntax

@@ -15,20 +15,22 @@ import (
 // part of one) is a schema, a table from field name to a function that
 // decodes that field; see schema.go for the tables.
 
-// field decodes the value of one field of a T.
-type field[T any] func(d *decoder, n *yaml.Node, t *T)
+// field is one entry of a schema: what the value of a field of a T is, for
+// the JSON Schema, and the function that decodes it into the T.
+type field[T any] struct {
+	prop
+	decode func(d *decoder, n *yaml.Node, t *T)
+}
 
 // schema describes a YAML mapping that decodes into a T: its fields, which
 // of them are required, and which take null as a value rather than as
 // "absent". Schemas are built once and never modified.
 type schema[T any] struct {
-	names    []string
-	keys     []fieldKey // of names, interned
-	index    map[string]int
-	byLen    [][]uint8 // indexes of names by their length, for find
-	decode   []field[T]
-	required uint64
-	nullable uint64
+	shape             // names, what they take, required and nullable
+	keys   []fieldKey // of names, interned
+	index  map[string]int
+	byLen  [][]uint8 // indexes of names by their length, for find
+	decode []func(d *decoder, n *yaml.Node, t *T)
 }
 
 // newSchema builds a schema from its fields; required names the fields
@@ -42,7 +44,8 @@ func newSchema[T any](fields map[string]field[T], required ...string) *schema[T]
 		s.index[name] = len(s.names)
 		s.names = append(s.names, name)
 		s.keys = append(s.keys, internName(name))
-		s.decode = append(s.decode, fields[name])
+		s.props = append(s.props, fields[name].prop)
+		s.decode = append(s.decode, fields[name].decode)
 	}
 	s.required = s.bits(required...)
 	for i, name := range s.names {
@@ -65,6 +68,13 @@ func (s *schema[T]) find(name string) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// withOneOf marks fields of which at least one must be present (and not
+// null); the decoder of the schema checks that itself.
+func (s *schema[T]) withOneOf(names ...string) *schema[T] {
+	s.oneOf = s.bits(names...)
+	return s
 }
 
 // withNullable marks fields whose decoder is called for an explicit null.

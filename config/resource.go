@@ -41,6 +41,7 @@ type resource struct {
 	subst      []subst      // interpolated values, to keep them out of messages
 	taint      []string     // field paths that have load diagnostics
 	skip       bool         // not given to the registry: no id, a duplicate, or cut short
+	dup        bool         // skipped as a duplicate of an earlier resource
 }
 
 // fieldPos is where a field (or list element) of a resource is written.
@@ -117,6 +118,27 @@ func (c *chunks[T]) add() (int32, *T) {
 	*last = append(*last, *new(T))
 	c.n++
 	return c.n - 1, &(*last)[len(*last)-1]
+}
+
+// appendAll appends items, copying them in blocks, and returns the index
+// of the first.
+func (c *chunks[T]) appendAll(items []T) int32 {
+	start := c.n
+	for len(items) > 0 {
+		if c.n%chunkSize == 0 {
+			size := chunkSize
+			if c.n == 0 {
+				size = min(len(items), chunkSize)
+			}
+			c.list = append(c.list, make([]T, 0, size))
+		}
+		last := &c.list[len(c.list)-1] // holds c.n%chunkSize elements
+		n := min(chunkSize-len(*last), len(items))
+		*last = append(*last, items[:n]...)
+		c.n += int32(n)
+		items = items[n:]
+	}
+	return start
 }
 
 func (c *chunks[T]) at(i int32) *T { return &c.list[i/chunkSize][i%chunkSize] }
@@ -204,7 +226,7 @@ func (l *loader) link() {
 		}
 		if j, dup := cfg.index[r.kind][r.key.ID]; dup {
 			l.clash(r, cfg.resources.at(j), CodeDuplicateID, r.label()+" is already defined at %s")
-			r.skip = true
+			r.skip, r.dup = true, true
 			continue
 		}
 		if other, shared := sharedKind(r.kind); shared {

@@ -87,7 +87,9 @@ func (a *Applier) Apply(ctx context.Context, req reload.Request) reload.Result {
 
 // apply is Apply once the source is open: fsys is what it holds.
 func (a *Applier) apply(req reload.Request, res reload.Result, fsys fs.FS) reload.Result {
-	cfg, cfgErr := config.Load(fsys, a.opts)
+	opts := a.opts
+	opts.Reread = req.Force // a reload by hand trusts no file's stat
+	cfg, cfgErr := config.Load(fsys, opts)
 	var configFP string
 	var ce *config.Error
 	switch {

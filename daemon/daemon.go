@@ -26,6 +26,7 @@ import (
 	"github.com/awakend/awakend/fleet"
 	"github.com/awakend/awakend/gateway"
 	"github.com/awakend/awakend/metrics"
+	"github.com/awakend/awakend/pack"
 	"github.com/awakend/awakend/provider"
 	"github.com/awakend/awakend/registry"
 	"github.com/awakend/awakend/reload"
@@ -97,9 +98,9 @@ func Run(ctx context.Context, o Options) error {
 	handle := applier.Handle()
 	where := []any{"dir", s.ConfigDir}
 	if fl != nil {
-		where = []any{"etcd", strings.Join(s.Source.Etcd.Endpoints, ","), "prefix", s.Source.Etcd.Prefix, "pack", short(res.Pack)}
+		where = []any{"etcd", strings.Join(s.Source.Etcd.Endpoints, ","), "prefix", s.Source.Etcd.Prefix, "pack", pack.Short(res.Pack)}
 	}
-	log.Info("config loaded", append(where, "version", res.Version, "fingerprint", short(res.Fingerprint),
+	log.Info("config loaded", append(where, "version", res.Version, "fingerprint", res.Fingerprint,
 		"resources", res.Changes, "took", time.Since(started))...)
 	if leaf := cert.leaf(); leaf != nil {
 		log.Info("tls certificate loaded", "file", s.TLS.CertFile, "subject", leaf.Subject.String(),
@@ -319,7 +320,7 @@ func statusLine(h *registry.Handle, r reload.Result, fl *fleetSource) string {
 	line := fmt.Sprintf("serving version %d", h.Version())
 	if fl != nil {
 		st := fl.state()
-		line += " of pack " + short(st.Pack)
+		line += " of pack " + pack.Short(st.Pack)
 		if st.Stale {
 			line += "; stale: etcd unreachable"
 		}
@@ -332,13 +333,6 @@ func statusLine(h *registry.Handle, r reload.Result, fl *fleetSource) string {
 		line += "; last reload rejected: " + msg
 	}
 	return line
-}
-
-func short(fp string) string {
-	if len(fp) > 12 {
-		return fp[:12]
-	}
-	return fp
 }
 
 // Diagnostics renders a rejected reload's error for the API: the

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -118,6 +119,23 @@ func TestCheck(t *testing.T) {
 			t.Fatalf("exit %d, stderr %q; want 2 naming the missing directory", r.Code, r.Stderr)
 		}
 	})
+}
+
+// awakend reload when the config directory has vanished: rejected, exit
+// 1, and the reason printed as it is, with no empty code.
+func TestReloadCommandVanishedDirectory(t *testing.T) {
+	t.Parallel()
+	dir := baseDir(t)
+	d := startWith(t, dir, options{Options: harness.Options{Env: []string{"AWAKEND_RELOAD__DEBOUNCE=10m", "AWAKEND_RELOAD__MAX_WAIT=10m"}}, rescanPending: true})
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	r := harness.Run(t, nil, "reload", "--url", d.URL, "--settings", "/dev/null")
+	want := "error: config directory " + dir + ": no such file or directory\n" +
+		"awakend: reload rejected: 1 problem; still serving version 1\n"
+	if r.Code != 1 || r.Stdout != "" || r.Stderr != want {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 1, nothing, %q", r.Code, r.Stdout, r.Stderr, want)
+	}
 }
 
 // awakend reload against a running daemon: exit 0 with the new version when

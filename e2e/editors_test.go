@@ -30,7 +30,17 @@ func TestInPlaceOverwrite(t *testing.T) {
 	}
 	// The outcome is logged with trigger, result, version, fingerprint,
 	// duration and what changed.
-	d.WaitLog(regexp.MustCompile(`level=INFO msg="config reload" trigger=watch result=applied version=2 fingerprint=[0-9a-f]{64} took=\S+ changes="\+1 agent"`))
+	m := d.WaitLog(regexp.MustCompile(`level=INFO msg="config reload" trigger=watch result=applied version=2 fingerprint=([0-9a-f]{64}) took=\S+ changes="\+1 agent"`))
+	// The start-up line gives the fingerprint as the reload lines and the
+	// status do: all 64 hex digits.
+	var st struct {
+		Fingerprint string `json:"fingerprint"`
+	}
+	d.GetJSON("/api/v1/status", &st)
+	first := d.WaitLog(regexp.MustCompile(`msg="config loaded" .*fingerprint=(\S+)`))
+	if len(first[1]) != 64 || st.Fingerprint != m[1] {
+		t.Fatalf("fingerprints: %q at start-up, %q in the reload line, %q in the status; want 64 hex digits, the last two equal", first[1], m[1], st.Fingerprint)
+	}
 }
 
 // A slow writer truncates the file, pauses, writes half, pauses, writes the

@@ -98,6 +98,9 @@ func TestRevertAfterRejected(t *testing.T) {
 	if m := d.Metric("awakend_config_last_reload_successful"); m != 1 {
 		t.Fatalf("awakend_config_last_reload_successful = %v, want 1", m)
 	}
+	// The recovery is logged at Info, naming what was rejected, although
+	// the watcher's unchanged reload itself is logged at Debug.
+	d.WaitLog(regexp.MustCompile(`level=INFO msg="config recovered" .*result=unchanged .*rejections=1 .*rejected_error=".*missing model 'ghost'`))
 }
 
 // Invalid, then valid again, with /api/v1/status and /metrics agreeing at

@@ -38,20 +38,49 @@ func Diff(old, next *Set) Changes {
 		next = Empty()
 	}
 	var cs Changes
-	cs = diffKind(cs, NSProviders, old.providerIDs, next.providerIDs,
+	cs = diffKind(cs, NSProviders, old.providerIDs, next.providerIDs, nil,
 		func(id string) any { return old.providers[id].Spec },
 		func(id string) any { return next.providers[id].Spec })
-	cs = diffKind(cs, NSModels, old.modelIDs, next.modelIDs,
+	cs = diffKind(cs, NSModels, old.modelIDs, next.modelIDs, nil,
 		func(id string) any { return old.models[id] }, func(id string) any { return next.models[id] })
-	cs = diffKind(cs, NSModelPools, old.poolIDs, next.poolIDs,
+	cs = diffKind(cs, NSModelPools, old.poolIDs, next.poolIDs, nil,
 		func(id string) any { return old.pools[id] }, func(id string) any { return next.pools[id] })
 	cs = diffKind(cs, NSAgents, old.agentIDs, next.agentIDs,
+		func(id string) bool { a, b := old.agents[id], next.agents[id]; return agentEqual(&a, &b) },
 		func(id string) any { return old.agents[id] }, func(id string) any { return next.agents[id] })
 	return cs
 }
 
-// diffKind merges two sorted id lists.
-func diffKind(cs Changes, ns string, oldIDs, newIDs []string, oldSpec, newSpec func(string) any) Changes {
+// agentEqual is reflect.DeepEqual for agent specs, field by field, so that
+// the diff of a set of thousands of agents, nearly all unchanged (and
+// sharing their lists with the set before), does not reflect over each.
+func agentEqual(a, b *AgentSpec) bool {
+	return a.ID == b.ID && a.Description == b.Description && a.ModelID == b.ModelID &&
+		a.SystemPrompt == b.SystemPrompt && a.MaxRounds == b.MaxRounds &&
+		a.MaxContinuationRetries == b.MaxContinuationRetries && a.Registry == b.Registry &&
+		deepPtr(a.ReasoningEffort, b.ReasoningEffort) && deepPtr(a.ContextPolicy, b.ContextPolicy) &&
+		deepPtr(a.Endpoint, b.Endpoint) &&
+		strsEqual(a.PluginIDs, b.PluginIDs) && strsEqual(a.ActiveHookFilter, b.ActiveHookFilter) &&
+		strsEqual(a.AllowedTools, b.AllowedTools) && strsEqual(a.AllowedToolPatterns, b.AllowedToolPatterns) &&
+		strsEqual(a.ExcludedTools, b.ExcludedTools) && strsEqual(a.ExcludedToolPatterns, b.ExcludedToolPatterns) &&
+		strsEqual(a.Delegates, b.Delegates) &&
+		reflect.DeepEqual(a.StopConditions, b.StopConditions) && reflect.DeepEqual(a.Sections, b.Sections)
+}
+
+// strsEqual is reflect.DeepEqual for string lists: nil is not empty.
+func strsEqual(a, b []string) bool { return (a == nil) == (b == nil) && slices.Equal(a, b) }
+
+// deepPtr is reflect.DeepEqual for pointers, quick when they are the same.
+func deepPtr[T any](a, b *T) bool {
+	if a == b {
+		return true
+	}
+	return a != nil && b != nil && reflect.DeepEqual(*a, *b)
+}
+
+// diffKind merges two sorted id lists. same, if set, says quickly whether
+// the specs of an id are equal.
+func diffKind(cs Changes, ns string, oldIDs, newIDs []string, same func(string) bool, oldSpec, newSpec func(string) any) Changes {
 	i, j := 0, 0
 	for i < len(oldIDs) || j < len(newIDs) {
 		switch {
@@ -62,6 +91,11 @@ func diffKind(cs Changes, ns string, oldIDs, newIDs []string, oldSpec, newSpec f
 			cs = append(cs, Change{Namespace: ns, ID: newIDs[j], Op: OpAdded})
 			j++
 		default:
+			if same != nil && same(oldIDs[i]) {
+				i++
+				j++
+				continue
+			}
 			if f := changedFields(oldSpec(oldIDs[i]), newSpec(newIDs[j])); len(f) > 0 {
 				cs = append(cs, Change{Namespace: ns, ID: oldIDs[i], Op: OpChanged, Fields: f})
 			}

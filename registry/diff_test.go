@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -86,5 +87,70 @@ func TestReasoningEffortJSON(t *testing.T) {
 	var e ReasoningEffort
 	if err := e.UnmarshalJSON([]byte(`{"tokens":1}`)); err == nil {
 		t.Error("accepted {tokens: 1}")
+	}
+}
+
+// agentEqual must be reflect.DeepEqual: a change to any field of an agent
+// spec, or to anything it points to, makes two specs differ.
+func TestAgentEqualIsDeepEqual(t *testing.T) {
+	budget := uint64(5)
+	base := AgentSpec{
+		ID: "a", Description: "d", ModelID: "m", SystemPrompt: "p", MaxRounds: 1, MaxContinuationRetries: 2,
+		ReasoningEffort: &ReasoningEffort{Level: EffortLow}, ContextPolicy: &ContextPolicy{MaxContextTokens: 1, AutocompactThreshold: &budget},
+		StopConditions: []any{"x"}, PluginIDs: []string{"p"}, ActiveHookFilter: []string{"p"}, AllowedTools: []string{"t"},
+		AllowedToolPatterns: []string{"*"}, ExcludedTools: []string{"e"}, ExcludedToolPatterns: []string{"e*"}, Delegates: []string{"b"},
+		Endpoint: &Endpoint{Backend: "a2a", BaseURL: "https://x", Options: map[string]any{"k": "v"}}, Sections: map[string]any{"s": 1}, Registry: "r",
+	}
+	clone := func() AgentSpec {
+		c := base
+		c.ReasoningEffort = &ReasoningEffort{Level: EffortLow}
+		other := budget
+		c.ContextPolicy = &ContextPolicy{MaxContextTokens: 1, AutocompactThreshold: &other}
+		c.StopConditions = []any{"x"}
+		c.Endpoint = &Endpoint{Backend: "a2a", BaseURL: "https://x", Options: map[string]any{"k": "v"}}
+		c.Sections = map[string]any{"s": 1}
+		for _, l := range []*[]string{&c.PluginIDs, &c.ActiveHookFilter, &c.AllowedTools, &c.AllowedToolPatterns, &c.ExcludedTools, &c.ExcludedToolPatterns, &c.Delegates} {
+			*l = slices.Clone(*l)
+		}
+		return c
+	}
+	if c := clone(); !agentEqual(&base, &c) || !reflect.DeepEqual(base, c) {
+		t.Fatal("a deep copy differs")
+	}
+	typ := reflect.TypeFor[AgentSpec]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		for _, change := range []string{"zero", "other"} {
+			c := clone()
+			v := reflect.ValueOf(&c).Elem().Field(i)
+			switch {
+			case change == "zero":
+				v.SetZero()
+			case v.Kind() == reflect.String:
+				v.SetString(v.String() + "x")
+			case v.Kind() == reflect.Uint64:
+				v.SetUint(v.Uint() + 1)
+			case v.Kind() == reflect.Slice:
+				v.Set(reflect.Append(v, v.Index(0)))
+			case v.Kind() == reflect.Map:
+				v.SetMapIndex(reflect.ValueOf("new"), reflect.ValueOf(any(2)))
+			case v.Kind() == reflect.Pointer: // the value it points to, one field deep
+				v.Elem().Field(0).SetZero()
+			}
+			if reflect.DeepEqual(base, c) {
+				continue // e.g. a pointer's first field already zero
+			}
+			if agentEqual(&base, &c) {
+				t.Errorf("%s changed (%s): agentEqual still says equal", f.Name, change)
+			}
+		}
+	}
+	// nil is not empty, as DeepEqual has it.
+	c := clone()
+	c.AllowedTools = []string{}
+	d := clone()
+	d.AllowedTools = nil
+	if agentEqual(&c, &d) {
+		t.Error("nil and empty allowed_tools compare equal")
 	}
 }

@@ -3,6 +3,7 @@ package registry
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -299,5 +300,50 @@ func TestProviderSpecEqual(t *testing.T) {
 		if a.Equal(c) {
 			t.Errorf("%s change not detected", name)
 		}
+	}
+}
+
+// TestGraphSuggestsClosestID checks that a reference to a missing resource
+// names the closest existing id of the kinds it may refer to, and nothing
+// when no id is close or the close one is of another kind.
+func TestGraphSuggestsClosestID(t *testing.T) {
+	base := Update{
+		Providers: []Provider{provider("openai"), provider("anthropic")},
+		Models:    []ModelSpec{model("gpt-4o", "openai"), model("claude", "anthropic")},
+		Pools:     []PoolSpec{pool("fast-pool", "gpt-4o")},
+		Agents:    []AgentSpec{agent("helper", "gpt-4o")},
+	}
+	tests := []struct {
+		name string
+		bad  func(*Update)
+		msg  string
+	}{
+		{"provider", func(u *Update) { u.Models = append(u.Models, model("x", "opnai")) },
+			"model 'x' references missing provider 'opnai' (did you mean 'openai'?)"},
+		{"model of an agent", func(u *Update) { u.Agents = append(u.Agents, agent("x", "gtp-4o")) },
+			"agent 'x' references missing model 'gtp-4o' (did you mean 'gpt-4o'?)"},
+		{"pool of an agent", func(u *Update) { u.Agents = append(u.Agents, agent("x", "fast-pol")) },
+			"agent 'x' references missing model 'fast-pol' (did you mean 'fast-pool'?)"},
+		{"pool member is a model, never a pool", func(u *Update) { u.Pools = append(u.Pools, pool("p2", "fast-pol")) },
+			"model pool 'p2' references missing model 'fast-pol'"},
+		{"delegate", func(u *Update) {
+			a := agent("x", "gpt-4o")
+			a.Delegates = []string{"helpr"}
+			u.Agents = append(u.Agents, a)
+		}, "agent 'x' delegates to missing agent 'helpr' (did you mean 'helper'?)"},
+		{"nothing close", func(u *Update) { u.Agents = append(u.Agents, agent("x", "llama")) },
+			"agent 'x' references missing model 'llama'"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := base
+			u.Models, u.Pools, u.Agents = slices.Clone(u.Models), slices.Clone(u.Pools), slices.Clone(u.Agents)
+			tt.bad(&u)
+			_, err := Rebuild(nil, u)
+			var ve *ValidationError
+			if !errors.As(err, &ve) || len(ve.Diagnostics) != 1 || ve.Diagnostics[0].Message != tt.msg {
+				t.Fatalf("got %v, want one diagnostic %q", err, tt.msg)
+			}
+		})
 	}
 }

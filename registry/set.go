@@ -10,6 +10,8 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+
+	"github.com/awakend/awakend/internal/suggest"
 )
 
 // Set is an immutable, validated registry: providers with their executors,
@@ -188,7 +190,7 @@ func (s *Set) diagnoseGraph() []Diagnostic {
 		m := s.models[id]
 		if _, ok := s.providers[m.ProviderID]; !ok && m.ProviderID != "" {
 			add(CodeModelMissingProvider, Ref{NSModels, id}, Ref{NSProviders, m.ProviderID}, "provider_id",
-				"model '"+id+"' references missing provider '"+m.ProviderID+"'")
+				"model '"+id+"' references missing provider '"+m.ProviderID+"'"+didYouMean(m.ProviderID, s.providerIDs))
 		}
 	}
 	for _, id := range s.poolIDs {
@@ -196,7 +198,7 @@ func (s *Set) diagnoseGraph() []Diagnostic {
 			if _, ok := s.models[m.ModelID]; !ok && m.ModelID != "" {
 				add(CodeModelPoolMissingModel, Ref{NSModelPools, id}, Ref{NSModels, m.ModelID},
 					"members."+strconv.Itoa(i)+".model_id",
-					"model pool '"+id+"' references missing model '"+m.ModelID+"'")
+					"model pool '"+id+"' references missing model '"+m.ModelID+"'"+didYouMean(m.ModelID, s.modelIDs))
 			}
 		}
 	}
@@ -205,12 +207,12 @@ func (s *Set) diagnoseGraph() []Diagnostic {
 		res := Ref{NSAgents, id}
 		if !a.Remote() && a.ModelID != "" && !s.isModelOrPool(a.ModelID) {
 			add(CodeAgentMissingModel, res, Ref{NSModels, a.ModelID}, "model_id",
-				"agent '"+id+"' references missing model '"+a.ModelID+"'")
+				"agent '"+id+"' references missing model '"+a.ModelID+"'"+didYouMean(a.ModelID, s.modelIDs, s.poolIDs))
 		}
 		for i, p := range a.PluginIDs {
 			if _, ok := s.plugins[p]; !ok && p != "" {
 				add(CodeAgentMissingPlugin, res, Ref{NSPlugins, p}, "plugin_ids."+strconv.Itoa(i),
-					"agent '"+id+"' uses missing plugin '"+p+"'")
+					"agent '"+id+"' uses missing plugin '"+p+"'"+didYouMean(p, s.PluginIDs()))
 			}
 		}
 		for i, p := range a.ActiveHookFilter {
@@ -222,9 +224,26 @@ func (s *Set) diagnoseGraph() []Diagnostic {
 		for i, del := range a.Delegates {
 			if _, ok := s.agents[del]; !ok && del != "" {
 				add(CodeAgentMissingDelegate, res, Ref{NSAgents, del}, "delegates."+strconv.Itoa(i),
-					"agent '"+id+"' delegates to missing agent '"+del+"'")
+					"agent '"+id+"' delegates to missing agent '"+del+"'"+didYouMean(del, s.agentIDs))
 			}
 		}
 	}
 	return diags
+}
+
+// didYouMean returns " (did you mean 'x'?)" for the existing id closest to
+// a missing one, from the ids of the kinds the reference may name, or "".
+func didYouMean(missing string, ids ...[]string) string {
+	best, bestD := "", 0
+	for _, list := range ids {
+		if c := suggest.Closest(missing, list); c != "" {
+			if d := suggest.Distance(missing, c); best == "" || d < bestD {
+				best, bestD = c, d
+			}
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return " (did you mean '" + best + "'?)"
 }

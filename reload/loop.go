@@ -170,6 +170,12 @@ type Loop struct {
 	ran   atomic.Bool
 
 	status atomic.Pointer[Status] // written under mu
+
+	// Rejections since the last reload that was not rejected, for the
+	// "config recovered" line; used by New and then by the reload
+	// goroutine only.
+	rejectedFirst, rejectedLast Result
+	rejections                  int
 }
 
 // burst is a run of debounced requests.
@@ -208,6 +214,7 @@ func New(fn Func, opts Options) *Loop {
 	l.status.Store(&Status{Watcher: WatcherStatus{Mode: mode}})
 	if opts.Initial.Outcome != "" {
 		l.record(opts.Initial)
+		l.track(opts.Initial)
 	}
 	return l
 }
@@ -415,10 +422,36 @@ func (l *Loop) do(ctx context.Context, req Request) Result {
 	}
 	l.record(res)
 	l.logResult(ctx, res)
+	if l.rejections > 0 && res.Outcome != OutcomeRejected {
+		l.log.Log(ctx, slog.LevelInfo, "config recovered",
+			"trigger", res.Trigger,
+			"result", res.Outcome,
+			"version", res.Version,
+			"fingerprint", res.Fingerprint,
+			"rejections", l.rejections,
+			"rejected_since", l.rejectedFirst.Started,
+			"rejected_fingerprint", l.rejectedLast.Fingerprint,
+			"rejected_error", l.rejectedLast.Err,
+		)
+	}
+	l.track(res)
 	if l.opts.OnResult != nil {
 		l.opts.OnResult(res)
 	}
 	return res
+}
+
+// track counts a run of rejected reloads; any other outcome ends it.
+func (l *Loop) track(res Result) {
+	if res.Outcome != OutcomeRejected {
+		l.rejections = 0
+		return
+	}
+	if l.rejections == 0 {
+		l.rejectedFirst = res
+	}
+	l.rejections++
+	l.rejectedLast = res
 }
 
 // logResult logs an outcome: applied at Info, rejected at Warn, unchanged at

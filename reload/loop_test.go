@@ -565,3 +565,51 @@ func TestRepeatedRejectionLoggedAtDebug(t *testing.T) {
 		t.Fatalf("log:\n%s\nwant a WARN line, then a DEBUG line", buf.String())
 	}
 }
+
+// A reload that is not rejected after rejected ones logs "config recovered"
+// at Info, with how many were rejected and the last error: restoring the
+// last good files is an unchanged reload, which the watcher's reloads
+// otherwise log at Debug only.
+func TestRecoveryLogged(t *testing.T) {
+	var buf syncBuffer
+	f := &fake{outcomes: []Outcome{OutcomeRejected, OutcomeRejected, OutcomeUnchanged, OutcomeApplied, OutcomeApplied}}
+	initial := Result{Trigger: TriggerStartup, Outcome: OutcomeRejected, Err: errors.New("startup config bad")}
+	l, _ := start(t, f.reload, Options{Initial: initial, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	for range 5 {
+		if _, err := l.Reload(t.Context(), Request{Trigger: TriggerRescan}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var recovered []string
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if strings.Contains(line, `msg="config recovered"`) {
+			recovered = append(recovered, line)
+		}
+	}
+	if len(recovered) != 1 {
+		t.Fatalf("recovered lines = %q, want one", recovered)
+	}
+	for _, want := range []string{"level=INFO", "result=unchanged", "rejections=3", `rejected_error="bad config"`} {
+		if !strings.Contains(recovered[0], want) {
+			t.Errorf("recovered line %q lacks %s", recovered[0], want)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger on another goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

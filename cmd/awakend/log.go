@@ -29,6 +29,15 @@ func detectLogEnv(f *os.File) logEnv {
 	}
 }
 
+// durationSeconds writes durations as seconds, a float (1.5), as
+// Prometheus and the status API do, rather than slog's JSON nanoseconds.
+func durationSeconds(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.Float64(a.Key, a.Value.Duration().Seconds())
+	}
+	return a
+}
+
 // newLogger picks the handler: journald's <N>-prefixed lines when stderr is
 // the journal, tint on a terminal, JSON on request, plain text otherwise.
 func newLogger(w io.Writer, format, level string, env logEnv) (*slog.Logger, error) {
@@ -39,7 +48,7 @@ func newLogger(w io.Writer, format, level string, env logEnv) (*slog.Logger, err
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch strings.ToLower(format) {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: durationSeconds})), nil
 	case "text":
 		if env.journald {
 			return slog.New(journal.NewHandler(w, opts)), nil

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestNewLogger(t *testing.T) {
@@ -34,6 +36,18 @@ func TestNewLogger(t *testing.T) {
 				t.Fatalf("output %q", out)
 			}
 		})
+	}
+	// JSON durations are seconds; text keeps Go's form.
+	for format, want := range map[string]string{"json": `"took":1.5,"group":{"ttft":0.002}`, "text": "took=1.5s group.ttft=2ms"} {
+		var buf bytes.Buffer
+		log, err := newLogger(&buf, format, "info", logEnv{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Info("request", "took", 1500*time.Millisecond, slog.Group("group", "ttft", 2*time.Millisecond))
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("%s: %q lacks %q", format, buf.String(), want)
+		}
 	}
 	for _, bad := range [][2]string{{"yaml", "info"}, {"auto", "loud"}} {
 		if _, err := newLogger(&bytes.Buffer{}, bad[0], bad[1], logEnv{}); err == nil {

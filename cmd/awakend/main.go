@@ -7,6 +7,7 @@
 //	awakend diff [DIR] [--url URL]
 //	awakend publish [DIR] [--wait] [--rollback ID] [--force] [--assume-secrets]
 //	awakend fleet status|packs
+//	awakend schema
 //	awakend version
 package main
 
@@ -45,7 +46,8 @@ const usage = `usage:
   awakend publish [DIR] [flags]  validate DIR and publish it to the fleet's etcd; --wait for every host
   awakend fleet status           one line per live host of the fleet; exit 1 unless all serve the current pack
   awakend fleet packs            the packs stored for rollback (publish --rollback ID)
-  awakend version                print the version
+  awakend schema                 print the JSON Schema of a config file, for editors
+  awakend version                print the version (also --version)
 
 Run 'awakend COMMAND -h' for a command's flags.
 `
@@ -55,6 +57,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd := "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	} else if len(args) > 0 {
+		switch args[0] { // the program's own flags, before any command
+		case "-h", "-help", "--help":
+			cmd = "help"
+		case "-version", "--version":
+			cmd = "version"
+		}
 	}
 	var err error
 	switch cmd {
@@ -70,9 +79,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = publish(ctx, args, stdout, stderr)
 	case "fleet":
 		err = fleetCmd(ctx, args, stdout, stderr)
+	case "schema":
+		err = schema(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "awakend", version)
-	case "help", "-h", "--help":
+	case "help":
 		fmt.Fprint(stdout, usage)
 	default:
 		fmt.Fprintf(stderr, "awakend: unknown command %q\n\n%s", cmd, usage)
