@@ -18,7 +18,7 @@ type valueKind uint8
 const (
 	kindString    valueKind = iota // any scalar, taken as text
 	kindInteger                    // a non-negative integer
-	kindNumber                     // any number
+	kindNumber                     // a number, at least min
 	kindBool                       // true or false
 	kindStrings                    // a list of strings
 	kindStringMap                  // a mapping of strings to strings
@@ -37,7 +37,7 @@ type prop struct {
 	enum    []string // allowed strings (kindString, kindEffort), or list items (kindStrings)
 	pattern string   // a regular expression strings must match
 	bits    int      // kindInteger: the largest value is 2^bits-1
-	min     uint64   // kindInteger: the smallest value
+	min     uint64   // kindInteger, kindNumber: the smallest value
 	unique  bool     // kindStrings: no item twice
 	obj     *shape   // kindObject, kindObjects, kindEffort (its mapping form)
 }
