@@ -125,6 +125,7 @@ func (s *server) status(w http.ResponseWriter, _ *http.Request, snap *registry.S
 			registry.NSModels:     len(snap.Set.ModelIDs()),
 			registry.NSModelPools: len(snap.Set.PoolIDs()),
 			registry.NSAgents:     len(snap.Set.AgentIDs()),
+			registry.NSClients:    len(snap.Set.ClientIDs()),
 		},
 		Reloads: []reloadCount{},
 	}
@@ -352,5 +353,6 @@ var (
 		func(p registry.Provider) providerView { return newProviderView(p.Spec) }}
 	models = resource[registry.ModelSpec, registry.ModelSpec]{"model", (*registry.Set).ModelIDs, (*registry.Set).Model, same[registry.ModelSpec]}
 	pools  = resource[registry.PoolSpec, registry.PoolSpec]{"model pool", (*registry.Set).PoolIDs, (*registry.Set).Pool, same[registry.PoolSpec]}
-	agents = resource[registry.AgentSpec, agentView]{"agent", (*registry.Set).AgentIDs, (*registry.Set).Agent, newAgentView}
+	agents  = resource[registry.AgentSpec, agentView]{"agent", (*registry.Set).AgentIDs, (*registry.Set).Agent, newAgentView}
+	clients = resource[registry.ClientSpec, clientView]{"client", (*registry.Set).ClientIDs, (*registry.Set).Client, newClientView}
 )
