@@ -8,7 +8,6 @@ import (
 	"testing"
 )
 
-
 func clientSet(t *testing.T, clients ...ClientSpec) (*Set, error) {
 	t.Helper()
 	return Rebuild(nil, Update{
