@@ -16,6 +16,7 @@
 //	GET  /api/v1/model-pools, /api/v1/model-pools/{id}  200, 404
 //	GET  /api/v1/agents, /api/v1/agents/{id}         200, 404
 //	GET  /api/v1/agents/{id}/resolve                 200, 404
+//	GET  /api/v1/clients, /api/v1/clients/{id}       200, 404 (never a key)
 //	POST /api/v1/reload[?force=false]                200 applied or unchanged, 422 rejected, 400 bad force, 503 loop stopped or request cancelled
 //	GET  /healthz                                    200 while the process serves
 //	GET  /readyz                                     200 once a snapshot serves, else 503
@@ -149,6 +150,8 @@ func New(opts Options) http.Handler {
 		{http.MethodGet, "/api/v1/agents", s.ready(agents.list)},
 		{http.MethodGet, "/api/v1/agents/{id}", s.ready(agents.item)},
 		{http.MethodGet, "/api/v1/agents/{id}/resolve", s.ready(s.resolveAgent)},
+		{http.MethodGet, "/api/v1/clients", s.ready(clients.list)},
+		{http.MethodGet, "/api/v1/clients/{id}", s.ready(clients.item)},
 		{http.MethodPost, "/api/v1/reload", s.reload},
 		{http.MethodGet, "/healthz", s.healthz},
 		{http.MethodGet, "/readyz", s.readyz},

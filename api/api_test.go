@@ -37,10 +37,15 @@ const (
 	secretURLPass  = "SECRET-url-password-3e8b"
 	secretURLUser  = "SECRET-url-user-b7f0"
 	secretEndpoint = "SECRET-endpoint-pass-c4d2"
+	secretClient   = "SECRET-client-key-a19e"
 	adminToken     = "admin-token-for-tests"
 )
 
-var secrets = []string{secretAPIKey, secretHeader, secretToken, secretURLPass, secretURLUser, secretEndpoint}
+var secrets = []string{secretAPIKey, secretHeader, secretToken, secretURLPass, secretURLUser, secretEndpoint, secretClient, secretClientHash}
+
+// secretClientHash is the key_sha256 of client "batch": not a secret, but
+// served nowhere either.
+const secretClientHash = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
 
 type executor struct{}
 
@@ -80,6 +85,9 @@ func testSet(t testing.TB) *registry.Set {
 		Backend: "a2a", BaseURL: "https://agent:" + secretEndpoint + "@agents.example.com", TimeoutMS: 1000,
 		Auth: &registry.EndpointAuth{Type: "bearer", Token: secretToken},
 	}}
+	d.Clients["team"] = registry.ClientSpec{ID: "team", Description: "The team.", Key: secretClient,
+		Models: []string{"writer", "fast"}, Limits: registry.ClientLimits{RequestsPerMinute: u32(60)}}
+	d.Clients["batch"] = registry.ClientSpec{ID: "batch", KeySHA256: secretClientHash, Models: []string{}}
 	s, err := d.Build()
 	if err != nil {
 		t.Fatal(err)
@@ -266,6 +274,19 @@ func TestRoutes(t *testing.T) {
 		{method: "GET", path: "/api/v1/agents/writer", status: 200, check: wantField("system_prompt", "You write.")},
 		{method: "GET", path: "/api/v1/agents/nope", status: 404, code: "not_found"},
 		{method: "PATCH", path: "/api/v1/agents/writer", status: 405, code: "method_not_allowed"},
+
+		{method: "GET", path: "/api/v1/clients", status: 200, check: wantIDs("batch", "team")},
+		{method: "GET", path: "/api/v1/clients/team", status: 200, check: func(t *testing.T, b map[string]any) {
+			if got := fmt.Sprintf("%v %v %v %v", b["has_key"], b["key_form"], b["models"], b["limits"]); got != "true key [writer fast] map[requests_per_minute:60 tokens_per_minute:<nil>]" {
+				t.Errorf("client = %s", got)
+			}
+		}},
+		{method: "GET", path: "/api/v1/clients/batch", status: 200, check: func(t *testing.T, b map[string]any) {
+			if got := fmt.Sprintf("%v %v %v", b["has_key"], b["key_form"], b["models"]); got != "true key_sha256 []" {
+				t.Errorf("client = %s", got)
+			}
+		}},
+		{method: "GET", path: "/api/v1/clients/nope", status: 404, code: "not_found"},
 
 		{method: "GET", path: "/api/v1/agents/pooled/resolve", status: 200, check: func(t *testing.T, b map[string]any) {
 			if b["kind"] != "agent" || b["model_pool_id"] != "fast" || len(b["targets"].([]any)) != 2 {
@@ -491,7 +512,7 @@ func TestStatus(t *testing.T) {
 			if b["build_version"] != "v1.2.3" || b["started_at"] != "2026-04-01T09:59:00Z" || b["version"] != 1.0 {
 				t.Errorf("build_version, started_at, version = %v, %v, %v", b["build_version"], b["started_at"], b["version"])
 			}
-			wantJSON(t, b["resources"], `{"agents":3,"model_pools":1,"models":2,"providers":2}`)
+			wantJSON(t, b["resources"], `{"agents":3,"clients":2,"model_pools":1,"models":2,"providers":2}`)
 			tc.check(t, b)
 		})
 	}
@@ -806,7 +827,7 @@ func TestOneSnapshotPerRequest(t *testing.T) {
 		if w.Header().Get(edge.VersionHeader) != "1" || b["version"] != 1.0 {
 			t.Fatalf("header %s, body version %v, want 1 and 1", w.Header().Get(edge.VersionHeader), b["version"])
 		}
-		wantJSON(t, b["resources"], `{"agents":3,"model_pools":1,"models":2,"providers":2}`)
+		wantJSON(t, b["resources"], `{"agents":3,"clients":2,"model_pools":1,"models":2,"providers":2}`)
 		if h.Version() != 2 {
 			t.Fatalf("the handle was not replaced during the request")
 		}

@@ -125,6 +125,7 @@ func (s *server) status(w http.ResponseWriter, _ *http.Request, snap *registry.S
 			registry.NSModels:     len(snap.Set.ModelIDs()),
 			registry.NSModelPools: len(snap.Set.PoolIDs()),
 			registry.NSAgents:     len(snap.Set.AgentIDs()),
+			registry.NSClients:    len(snap.Set.ClientIDs()),
 		},
 		Reloads: []reloadCount{},
 	}
@@ -350,7 +351,8 @@ func same[T any](v T) T { return v }
 var (
 	providers = resource[registry.Provider, providerView]{"provider", (*registry.Set).ProviderIDs, (*registry.Set).Provider,
 		func(p registry.Provider) providerView { return newProviderView(p.Spec) }}
-	models = resource[registry.ModelSpec, registry.ModelSpec]{"model", (*registry.Set).ModelIDs, (*registry.Set).Model, same[registry.ModelSpec]}
-	pools  = resource[registry.PoolSpec, registry.PoolSpec]{"model pool", (*registry.Set).PoolIDs, (*registry.Set).Pool, same[registry.PoolSpec]}
-	agents = resource[registry.AgentSpec, agentView]{"agent", (*registry.Set).AgentIDs, (*registry.Set).Agent, newAgentView}
+	models  = resource[registry.ModelSpec, registry.ModelSpec]{"model", (*registry.Set).ModelIDs, (*registry.Set).Model, same[registry.ModelSpec]}
+	pools   = resource[registry.PoolSpec, registry.PoolSpec]{"model pool", (*registry.Set).PoolIDs, (*registry.Set).Pool, same[registry.PoolSpec]}
+	agents  = resource[registry.AgentSpec, agentView]{"agent", (*registry.Set).AgentIDs, (*registry.Set).Agent, newAgentView}
+	clients = resource[registry.ClientSpec, clientView]{"client", (*registry.Set).ClientIDs, (*registry.Set).Client, newClientView}
 )

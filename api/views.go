@@ -87,6 +87,34 @@ func newAgentView(a registry.AgentSpec) agentView {
 	return v
 }
 
+// clientView is a client without its key, or its key's hash: only which
+// of the two the directory gives.
+type clientView struct {
+	ID          string          `json:"id"`
+	Description string          `json:"description,omitempty"`
+	HasKey      bool            `json:"has_key"`
+	KeyForm     string          `json:"key_form"` // "key" or "key_sha256"
+	Models      []string        `json:"models"`   // null: every model, pool and agent
+	Limits      clientLimitView `json:"limits"`
+}
+
+// clientLimitView is a client's limits; null is no limit.
+type clientLimitView struct {
+	RequestsPerMinute *uint32 `json:"requests_per_minute"`
+	TokensPerMinute   *uint32 `json:"tokens_per_minute"`
+}
+
+func newClientView(c registry.ClientSpec) clientView {
+	form := "key"
+	if c.Key == "" {
+		form = "key_sha256"
+	}
+	return clientView{
+		ID: c.ID, Description: c.Description, HasKey: c.Key != "" || c.KeySHA256 != "", KeyForm: form,
+		Models: c.Models, Limits: clientLimitView(c.Limits),
+	}
+}
+
 // newRouteView masks the URLs of a route's targets.
 func newRouteView(r registry.Route) registry.Route {
 	targets := make([]registry.Target, len(r.Targets))

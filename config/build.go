@@ -64,6 +64,7 @@ func (c *Config) draft(base *registry.Set, factory Factory) (_ *registry.Draft, 
 	d.Models = make(map[string]registry.ModelSpec, len(c.Models))
 	d.Pools = make(map[string]registry.PoolSpec, len(c.Pools))
 	d.Agents = make(map[string]registry.AgentSpec, len(c.Agents))
+	d.Clients = make(map[string]registry.ClientSpec, len(c.Clients))
 	var diags []Diagnostic
 	for _, r := range c.resources.all() {
 		if r.skip {
@@ -93,6 +94,8 @@ func (c *Config) draft(base *registry.Set, factory Factory) (_ *registry.Draft, 
 			d.Pools[r.key.ID] = c.Pools[r.spec]
 		case kindAgent:
 			d.Agents[r.key.ID] = c.Agents[r.spec]
+		case kindClient:
+			d.Clients[r.key.ID] = c.Clients[r.spec]
 		}
 	}
 	return d, created, diags
@@ -201,6 +204,8 @@ func (c *Config) overlay(d *registry.Draft, r *resource) {
 		d.Pools[r.key.ID] = c.Pools[r.spec]
 	case kindAgent:
 		d.Agents[r.key.ID] = c.Agents[r.spec]
+	case kindClient:
+		d.Clients[r.key.ID] = c.Clients[r.spec]
 	}
 }
 

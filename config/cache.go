@@ -121,6 +121,7 @@ type unit struct {
 	models    []model
 	pools     []pool
 	agents    []agent
+	clients   []client
 	resources []resource // spec, start and end local to the unit; file unset
 	fields    []fieldPos // parent local to the unit
 	diags     []Diagnostic
@@ -160,6 +161,7 @@ func (l *loader) decodeUnit(name string, data []byte) *unit {
 		models:    fl.models.flatten(),
 		pools:     fl.pools.flatten(),
 		agents:    fl.agents.flatten(),
+		clients:   fl.clients.flatten(),
 		resources: fl.cfg.resources.flatten(),
 		fields:    fl.cfg.fields.flatten(),
 		diags:     fl.diags,
@@ -172,11 +174,12 @@ func (l *loader) decodeUnit(name string, data []byte) *unit {
 // merge adds the unit of file ix to the directory being loaded.
 func (l *loader) merge(ix int32, u *unit) {
 	cfg := l.cfg
-	offsets := [len(kinds)]int32{int32(len(cfg.Providers)), int32(len(cfg.Models)), int32(len(cfg.Pools)), int32(len(cfg.Agents))}
+	offsets := [len(kinds)]int32{int32(len(cfg.Providers)), int32(len(cfg.Models)), int32(len(cfg.Pools)), int32(len(cfg.Agents)), int32(len(cfg.Clients))}
 	cfg.Providers = append(cfg.Providers, u.providers...)
 	cfg.Models = append(cfg.Models, u.models...)
 	cfg.Pools = append(cfg.Pools, u.pools...)
 	cfg.Agents = append(cfg.Agents, u.agents...)
+	cfg.Clients = append(cfg.Clients, u.clients...)
 	base := cfg.fields.appendAll(u.fields)
 	if base > 0 {
 		for i := base; i < cfg.fields.len(); i++ {

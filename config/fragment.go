@@ -121,6 +121,10 @@ func (d *decoder) resource(kd kind, i int, item *yaml.Node) {
 		var a *agent
 		r.spec, a = l.agents.add()
 		id = d.agent(n, a)
+	case kindClient:
+		var c *client
+		r.spec, c = l.clients.add()
+		id = d.client(n, c)
 	}
 	r.end = l.cfg.fields.len()
 	r.key = registry.Ref{Namespace: r.ref.Namespace, ID: id}

@@ -107,6 +107,7 @@ func Schema() []byte {
 		{"model", "A model of a provider, with its published limits and prices.", &modelSchema.shape},
 		{"model_pool", "A set of models that behaves like one model: a home member per session, failover between them.", &poolSchema.shape},
 		{"agent", "An agent: a model or pool with a system prompt and awaken's agent settings, or a remote agent (endpoint).", &agentSchema.shape},
+		{"client", "A client of the gateway: its key and the models, pools and agents it may call.", &clientSchema.shape},
 	} {
 		o := objectSchema(r.s)
 		o["description"] = r.desc
@@ -129,6 +130,7 @@ func Schema() []byte {
 			registry.NSModels:     list("model", "Models, each bound to a provider."),
 			registry.NSModelPools: list("model_pool", "Model pools: sets of models that behave like one."),
 			registry.NSAgents:     list("agent", "Agents."),
+			registry.NSClients:    list("client", "Clients: the keys that may call the gateway."),
 		},
 		"additionalProperties": false,
 		"$defs":                defs,

@@ -56,6 +56,7 @@ type Config struct {
 	Models    []registry.ModelSpec
 	Pools     []registry.PoolSpec
 	Agents    []registry.AgentSpec
+	Clients   []registry.ClientSpec
 
 	// Files are the config files read, in load order, relative to the
 	// directory and slash-separated.
@@ -79,6 +80,7 @@ type loader struct {
 	models    chunks[model]
 	pools     chunks[pool]
 	agents    chunks[agent]
+	clients   chunks[client]
 
 	fsys   fs.FS
 	opts   Options

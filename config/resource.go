@@ -9,7 +9,7 @@ import (
 	"github.com/awakend/awakend/registry"
 )
 
-// kind is one of the four resource kinds.
+// kind is one of the resource kinds.
 type kind uint8
 
 const (
@@ -17,6 +17,7 @@ const (
 	kindModel
 	kindPool
 	kindAgent
+	kindClient
 )
 
 var kinds = [...]struct{ list, name string }{
@@ -24,9 +25,10 @@ var kinds = [...]struct{ list, name string }{
 	kindModel:    {registry.NSModels, "model"},
 	kindPool:     {registry.NSModelPools, "model pool"},
 	kindAgent:    {registry.NSAgents, "agent"},
+	kindClient:   {registry.NSClients, "client"},
 }
 
-var topLevelKeys = []string{registry.NSProviders, registry.NSModels, registry.NSModelPools, registry.NSAgents}
+var topLevelKeys = []string{registry.NSProviders, registry.NSModels, registry.NSModelPools, registry.NSAgents, registry.NSClients}
 
 // resource is one decoded resource and where it was written.
 type resource struct {

@@ -28,6 +28,7 @@ type (
 	pool          = registry.PoolSpec
 	member        = registry.PoolMember
 	agent         = registry.AgentSpec
+	client        = registry.ClientSpec
 	contextPolicy = registry.ContextPolicy
 )
 
@@ -234,6 +235,36 @@ var agentSchema = newSchema(map[string]field[agent]{
 	"registry": {str("awaken's registry field, passed through."),
 		func(d *decoder, n *yaml.Node, a *agent) { a.Registry = d.str(n) }},
 }, "id").withNullable("allowed_tools", "allowed_tool_patterns").withOneOf("model_id", "endpoint")
+
+// keySHA256Pattern is a SHA-256 in hex.
+const keySHA256Pattern = `^[0-9a-fA-F]{64}$`
+
+var clientSchema = newSchema(map[string]field[client]{
+	"id": {str("The client's id, unique among clients; it names the client in logs, metrics and the API."),
+		func(d *decoder, n *yaml.Node, c *client) { c.ID = d.str(n) }},
+	"description": {str("What the client is, for people."),
+		func(d *decoder, n *yaml.Node, c *client) { c.Description = d.str(n) }},
+	"key": {str("The client's key, a secret: normally ${credential:NAME}; never logged or served. Set key or key_sha256."),
+		func(d *decoder, n *yaml.Node, c *client) { c.Key = d.str(n) }},
+	"key_sha256": {str("The SHA-256 of the key, in hex, so that the directory holds no secret. Set key or key_sha256.").withPattern(keySHA256Pattern),
+		func(d *decoder, n *yaml.Node, c *client) { c.KeySHA256 = d.str(n) }},
+	"models": {strList("The models, pools and agents the client may call; absent or null: all, []: none."),
+		func(d *decoder, n *yaml.Node, c *client) { c.Models = d.optStrs(n) }},
+	"limits": {object("What the client may use, per daemon.", clientLimitsSchema),
+		func(d *decoder, n *yaml.Node, c *client) { decodeMapping(d, n, clientLimitsSchema, &c.Limits) }},
+}, "id").withNullable("models")
+
+var clientLimitsSchema = newSchema(map[string]field[registry.ClientLimits]{
+	"requests_per_minute": {integer("Requests a minute; absent: no limit.", 32).withMin(1),
+		func(d *decoder, n *yaml.Node, l *registry.ClientLimits) { l.RequestsPerMinute = d.optU32(n) }},
+	"tokens_per_minute": {integer("Tokens a minute, prompt and completion, as the upstreams report them; absent: no limit.", 32).withMin(1),
+		func(d *decoder, n *yaml.Node, l *registry.ClientLimits) { l.TokensPerMinute = d.optU32(n) }},
+})
+
+func (d *decoder) client(n *yaml.Node, c *client) (id string) {
+	decodeMapping(d, n, clientSchema, c)
+	return c.ID
+}
 
 func (d *decoder) agent(n *yaml.Node, a *agent) (id string) {
 	a.MaxRounds, a.MaxContinuationRetries = registry.DefaultMaxRounds, registry.DefaultMaxContinuationRetries

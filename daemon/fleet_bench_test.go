@@ -46,9 +46,7 @@ func BenchmarkFleetOneFileEdit(b *testing.B) {
 		}
 	}
 	publish()
-	a := NewApplier("", config.Options{Cache: config.NewCache(), LookupEnv: func(k string) (string, bool) {
-		return "sk-bench-0123456789", k == scaleset.KeyVar
-	}}, provider.New)
+	a := NewApplier("", config.Options{Cache: config.NewCache(), LookupEnv: scaleEnv}, provider.New)
 	a.src = newFleetSource(st, b.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if res := a.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup}); res.Outcome != reload.OutcomeApplied {
 		b.Fatal(res.Err)

@@ -46,6 +46,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 				{registry.NSModels, len(snap.Set.ModelIDs())},
 				{registry.NSModelPools, len(snap.Set.PoolIDs())},
 				{registry.NSAgents, len(snap.Set.AgentIDs())},
+				{registry.NSClients, len(snap.Set.ClientIDs())},
 			} {
 				ch <- prometheus.MustNewConstMetric(resourcesDesc, prometheus.GaugeValue, float64(k.n), k.kind)
 			}

@@ -10,6 +10,7 @@ const (
 	NSModels     = "models"
 	NSModelPools = "model_pools"
 	NSAgents     = "agents"
+	NSClients    = "clients" // awakend's own kind
 	NSPlugins    = "plugins"
 )
 

@@ -26,7 +26,7 @@ const (
 )
 
 // Changes lists what differs between two sets, by namespace (providers,
-// models, model pools, agents) and then id.
+// models, model pools, agents, clients) and then id.
 type Changes []Change
 
 // Diff returns what changed from old to next. A nil set is empty.
@@ -48,6 +48,8 @@ func Diff(old, next *Set) Changes {
 	cs = diffKind(cs, NSAgents, old.agentIDs, next.agentIDs,
 		func(id string) bool { a, b := old.agents[id], next.agents[id]; return agentEqual(&a, &b) },
 		func(id string) any { return old.agents[id] }, func(id string) any { return next.agents[id] })
+	cs = diffKind(cs, NSClients, old.clientIDs, next.clientIDs, nil,
+		func(id string) any { return old.clients[id] }, func(id string) any { return next.clients[id] })
 	return cs
 }
 
@@ -148,6 +150,7 @@ var nouns = map[string][2]string{
 	NSModels:     {"model", "models"},
 	NSModelPools: {"model pool", "model pools"},
 	NSAgents:     {"agent", "agents"},
+	NSClients:    {"client", "clients"},
 }
 
 // String summarizes the changes for a log line, added first, then changed
@@ -159,7 +162,7 @@ func (cs Changes) String() string {
 	}
 	var parts []string
 	for _, op := range []struct{ op, sign string }{{OpAdded, "+"}, {OpChanged, "~"}, {OpRemoved, "-"}} {
-		for _, ns := range []string{NSProviders, NSModels, NSModelPools, NSAgents} {
+		for _, ns := range []string{NSProviders, NSModels, NSModelPools, NSAgents, NSClients} {
 			n := 0
 			var fields []string
 			for _, c := range cs {

@@ -201,6 +201,7 @@ type Update struct {
 	Models    []ModelSpec
 	Pools     []PoolSpec
 	Agents    []AgentSpec
+	Clients   []ClientSpec
 }
 
 // BuildError reports an update that could not be assembled, such as an id
@@ -209,14 +210,15 @@ type BuildError struct{ Msg string }
 
 func (e *BuildError) Error() string { return "registry build failed: " + e.Msg }
 
-// Rebuild returns a new set with the providers, models, pools and agents of
-// base replaced wholesale by update; tools and plugins are kept.
+// Rebuild returns a new set with the providers, models, pools, agents and
+// clients of base replaced wholesale by update; tools and plugins are kept.
 func Rebuild(base *Set, u Update) (*Set, error) {
 	d := NewDraft(base)
 	d.Providers = make(map[string]Provider, len(u.Providers))
 	d.Models = make(map[string]ModelSpec, len(u.Models))
 	d.Pools = make(map[string]PoolSpec, len(u.Pools))
 	d.Agents = make(map[string]AgentSpec, len(u.Agents))
+	d.Clients = make(map[string]ClientSpec, len(u.Clients))
 	for _, p := range u.Providers {
 		if err := put(d.Providers, p.Spec.ID, p, "provider"); err != nil {
 			return nil, err
@@ -234,6 +236,11 @@ func Rebuild(base *Set, u Update) (*Set, error) {
 	}
 	for _, a := range u.Agents {
 		if err := put(d.Agents, a.ID, a, "agent"); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range u.Clients {
+		if err := put(d.Clients, c.ID, c, "client"); err != nil {
 			return nil, err
 		}
 	}

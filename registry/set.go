@@ -23,10 +23,12 @@ type Set struct {
 	models    map[string]ModelSpec
 	pools     map[string]PoolSpec
 	agents    map[string]AgentSpec
+	clients   map[string]ClientSpec
 	tools     map[string]Tool
 	plugins   map[string]Plugin
 
-	providerIDs, modelIDs, poolIDs, agentIDs []string
+	providerIDs, modelIDs, poolIDs, agentIDs, clientIDs []string
+	clientKeys                                          map[[32]byte]string // key hash → client id
 }
 
 // Empty returns a valid set with nothing in it.
@@ -78,6 +80,7 @@ type Draft struct {
 	Models    map[string]ModelSpec
 	Pools     map[string]PoolSpec
 	Agents    map[string]AgentSpec
+	Clients   map[string]ClientSpec
 	Tools     map[string]Tool
 	Plugins   map[string]Plugin
 }
@@ -94,6 +97,7 @@ func NewDraft(base *Set) *Draft {
 		Models:    cloneMap(base.models),
 		Pools:     cloneMap(base.pools),
 		Agents:    cloneMap(base.agents),
+		Clients:   cloneMap(base.clients),
 		Tools:     cloneMap(base.tools),
 		Plugins:   cloneMap(base.plugins),
 	}
@@ -123,6 +127,7 @@ func (d *Draft) Build() (*Set, error) {
 		models:    orEmpty(d.Models),
 		pools:     orEmpty(d.Pools),
 		agents:    orEmpty(d.Agents),
+		clients:   orEmpty(d.Clients),
 		tools:     orEmpty(d.Tools),
 		plugins:   orEmpty(d.Plugins),
 	}
@@ -131,6 +136,7 @@ func (d *Draft) Build() (*Set, error) {
 	s.modelIDs = slices.Sorted(maps.Keys(s.models))
 	s.poolIDs = slices.Sorted(maps.Keys(s.pools))
 	s.agentIDs = slices.Sorted(maps.Keys(s.agents))
+	s.clientIDs = slices.Sorted(maps.Keys(s.clients))
 	if err := newValidationError(s.Diagnose()); err != nil {
 		return nil, err
 	}
@@ -167,7 +173,8 @@ func (s *Set) Diagnose() []Diagnostic {
 			})
 		}
 	}
-	return append(diags, s.diagnoseGraph()...)
+	diags = append(diags, s.diagnoseGraph()...)
+	return append(diags, s.indexClients()...)
 }
 
 func (s *Set) isModelOrPool(id string) bool {

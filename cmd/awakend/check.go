@@ -152,6 +152,7 @@ func resourceCounts(s *registry.Set) map[string]int {
 		registry.NSModels:     len(s.ModelIDs()),
 		registry.NSModelPools: len(s.PoolIDs()),
 		registry.NSAgents:     len(s.AgentIDs()),
+		registry.NSClients:    len(s.ClientIDs()),
 	}
 }
 
@@ -160,7 +161,15 @@ func countsLine(s *registry.Set) string {
 	return plural(len(s.ProviderIDs()), "provider", "providers") + ", " +
 		plural(len(s.ModelIDs()), "model", "models") + ", " +
 		plural(len(s.PoolIDs()), "pool", "pools") + ", " +
-		plural(len(s.AgentIDs()), "agent", "agents")
+		plural(len(s.AgentIDs()), "agent", "agents") + clientsPart(s)
+}
+
+// clientsPart is ", 2 clients", or nothing for a directory without.
+func clientsPart(s *registry.Set) string {
+	if n := len(s.ClientIDs()); n > 0 {
+		return ", " + plural(n, "client", "clients")
+	}
+	return ""
 }
 
 func plural(n int, one, many string) string {
