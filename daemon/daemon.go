@@ -40,9 +40,10 @@ type Options struct {
 	LookupEnv      func(string) (string, bool)
 	CredentialsDir string
 	Version        string
-	// Listener, if set, is served instead of a listener on
-	// Settings.Listen (socket activation, tests). Run closes it.
-	Listener net.Listener
+	// Listeners, if any, are served instead of a listener on
+	// Settings.Listen: the sockets systemd passed (socket activation), or
+	// a test's. Run closes them.
+	Listeners []net.Listener
 }
 
 // StartupError is a config that did not load when the daemon started; the
@@ -60,9 +61,11 @@ func (e *StartupError) Unwrap() error { return e.Err }
 func Run(ctx context.Context, o Options) error {
 	s, log := o.Settings, o.Logger
 	started := time.Now()
-	if o.Listener != nil {
-		defer o.Listener.Close() // served and closed below, unless the start-up fails
-	}
+	defer func() { // served and closed below, unless the start-up fails
+		for _, ln := range o.Listeners {
+			ln.Close()
+		}
+	}()
 	applier := NewApplier(s.ConfigDir, config.Options{
 		LookupEnv:      o.LookupEnv,
 		ReadFile:       os.ReadFile,
@@ -134,19 +137,25 @@ func Run(ctx context.Context, o Options) error {
 	})
 	m.ObserveReload(res)
 
-	ln := o.Listener
-	if ln == nil {
-		var err error
-		if ln, err = net.Listen("tcp", s.Listen); err != nil {
+	lns := o.Listeners
+	if len(lns) == 0 {
+		ln, err := net.Listen("tcp", s.Listen)
+		if err != nil {
 			return fmt.Errorf("listen: %w", err)
 		}
+		defer ln.Close()
+		lns = []net.Listener{ln}
+	}
+	addrs := []string{s.Listen}
+	for _, ln := range lns {
+		addrs = append(addrs, ln.Addr().String())
 	}
 	gw := gateway.New(gateway.Options{
 		Handle:  handle,
 		Logger:  log,
 		Metrics: m.Registerer(),
 		APIKeys: s.Gateway.APIKeys,
-		Guard:   edge.NewGuard(s.Listen, ln.Addr().String()),
+		Guard:   edge.NewGuard(addrs...),
 	})
 	rest := api.New(api.Options{
 		Handle:      handle,
@@ -157,39 +166,50 @@ func Run(ctx context.Context, o Options) error {
 		Logger:      log,
 		Version:     o.Version,
 		Started:     started,
-		Guard:       edge.NewGuard(s.Listen, ln.Addr().String()),
+		Guard:       edge.NewGuard(addrs...),
 	})
 	// The gateway routes /v1/ itself, so its requests, the hot path, skip
 	// a ServeMux's pattern matching; the API has its own mux.
+	// While draining, each response closes its connection: a client's
+	// next request goes to a new connection, which the next process, after
+	// a restart, accepts.
+	var draining atomic.Bool
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
 		if strings.HasPrefix(r.URL.Path, "/v1/") {
 			gw.ServeHTTP(w, r)
 			return
 		}
 		rest.ServeHTTP(w, r)
 	})
-	srv := newServer(handler, log)
+	srv, conns := newServer(handler, log)
 	if cert != nil {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cert.getCertificate}
 	}
-	warnIfExposed(log, ln.Addr(), s)
+	for _, ln := range lns {
+		warnIfExposed(log, ln.Addr(), s)
+	}
 
 	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLoop()
 	var wg sync.WaitGroup
 	wg.Go(func() { loop.Run(loopCtx) })
-	serveErr := make(chan error, 1)
-	wg.Go(func() {
-		var err error
-		if cert != nil {
-			err = srv.ServeTLS(ln, "", "") // certificates from TLSConfig; HTTP/2 through ALPN
-		} else {
-			err = srv.Serve(ln)
-		}
-		if !errors.Is(err, http.ErrServerClosed) {
-			serveErr <- err
-		}
-	})
+	serveErr := make(chan error, len(lns))
+	for _, ln := range lns {
+		wg.Go(func() {
+			var err error
+			if cert != nil {
+				err = srv.ServeTLS(ln, "", "") // certificates from TLSConfig; HTTP/2 through ALPN
+			} else {
+				err = srv.Serve(ln)
+			}
+			if !errors.Is(err, http.ErrServerClosed) && !draining.Load() {
+				serveErr <- fmt.Errorf("serve %s: %w", ln.Addr(), err)
+			}
+		})
+	}
 	if d, ok := sdnotify.WatchdogInterval(); ok {
 		wg.Go(func() {
 			o.Notifier.RunWatchdog(loopCtx, d, func(err error) { log.Warn("watchdog notification failed", "error", err) })
@@ -207,19 +227,28 @@ func Run(ctx context.Context, o Options) error {
 	})
 
 	o.Notifier.Ready(statusLine(handle, res))
-	log.Info("serving", "listen", ln.Addr().String(), "version", handle.Version())
+	log.Info("serving", "listen", strings.Join(addrs[1:], " "), "version", handle.Version())
 
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:
-		err = fmt.Errorf("serve: %w", err)
 	}
 	stopping.Store(true)
 	o.Notifier.Stopping()
 	log.Info("shutting down", "timeout", s.Shutdown.Timeout)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.Shutdown.Timeout)
 	defer cancel()
+	// Stop accepting first. A socket systemd passed stays open in systemd,
+	// which queues new connections for the next process. Connections that
+	// are open but quiet get a moment to send one more request (answered
+	// with Connection: close) before Shutdown closes them, so that a client
+	// does not lose a request it sent just as the connection was closed.
+	draining.Store(true)
+	for _, ln := range lns {
+		ln.Close()
+	}
+	conns.awaitQuiet(shutdownCtx, min(quietGrace, s.Shutdown.Timeout))
 	if serr := srv.Shutdown(shutdownCtx); serr != nil {
 		log.Warn("requests still running at the shutdown timeout were cut", "error", serr)
 		srv.Close()

@@ -181,7 +181,7 @@ func startDaemon(t *testing.T, s config.Settings) *testDaemon {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Options{Settings: s, Logger: slog.New(logs), Listener: ln, Version: "test"})
+		done <- Run(ctx, Options{Settings: s, Logger: slog.New(logs), Listeners: []net.Listener{ln}, Version: "test"})
 	}()
 	var once sync.Once
 	var runErr error
@@ -571,7 +571,7 @@ func TestTLSStartup(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = Run(t.Context(), Options{Settings: tlsSettings(dir, files), Logger: slog.New(slog.DiscardHandler), Listener: ln})
+			err = Run(t.Context(), Options{Settings: tlsSettings(dir, files), Logger: slog.New(slog.DiscardHandler), Listeners: []net.Listener{ln}})
 			var se *StartupError
 			if !errors.As(err, &se) {
 				t.Fatalf("Run = %v, want a start-up error", err)
@@ -638,7 +638,7 @@ func TestServerLog(t *testing.T) {
 }
 
 func TestServerLimits(t *testing.T) {
-	srv := newServer(http.NotFoundHandler(), slog.New(slog.DiscardHandler))
+	srv, _ := newServer(http.NotFoundHandler(), slog.New(slog.DiscardHandler))
 	if srv.ReadHeaderTimeout != 10*time.Second || srv.ReadTimeout != 0 || srv.WriteTimeout != 0 ||
 		srv.IdleTimeout <= 0 || srv.MaxHeaderBytes != 64<<10 || srv.ErrorLog == nil {
 		t.Errorf("server %+v: want a 10s header timeout, no read or write timeout (streams), an idle timeout, 64 KiB of headers, an error log", srv)
@@ -710,5 +710,72 @@ func TestWarnIfExposed(t *testing.T) {
 				t.Errorf("logged %s %q exposed %q fix %q", rec.Level, rec.Message, attr(rec, "exposed"), attr(rec, "fix"))
 			}
 		})
+	}
+}
+
+// TestShutdownDrains stops a daemon while one request runs and another
+// client holds an idle keep-alive connection: no new connection is
+// accepted, the idle client's next request is still answered (and its
+// connection closed after), and the running request finishes.
+func TestShutdownDrains(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "registry.yaml", `providers:
+  - {id: p, adapter: mock, adapter_options: {mock: {reply: one two three four, chunk_delay_ms: 250}}}
+models:
+  - {id: slow, provider_id: p, upstream_model: m}
+`)
+	s := config.DefaultSettings()
+	s.ConfigDir, s.Reload.RescanInterval, s.Shutdown.Timeout = dir, 0, patience
+	d := startDaemon(t, s)
+	addr := strings.TrimPrefix(d.url, "http://")
+
+	idle := newClient(t, false)
+	if resp, _ := get(t, idle, d.url+"/healthz"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %s", resp.Status)
+	}
+
+	// A stream that is running (its headers arrived) when the stop comes.
+	req, _ := http.NewRequest(http.MethodPost, d.url+"/v1/chat/completions",
+		strings.NewReader(`{"model":"slow","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Content-Type", "application/json")
+	stream, err := newClient(t, false).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	slow := make(chan string, 1)
+	go func() {
+		b, err := io.ReadAll(stream.Body)
+		if err != nil {
+			slow <- err.Error()
+			return
+		}
+		slow <- string(b)
+	}()
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- d.stop() }()
+	d.logs.await(t, func(r slog.Record) bool { return r.Message == "shutting down" })
+	// The listener closes right after the log line.
+	for deadline := time.Now().Add(patience); ; {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon still accepts connections while shutting down")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	resp, _ := get(t, idle, d.url+"/healthz")
+	if resp.StatusCode != http.StatusOK || !resp.Close {
+		t.Errorf("request on the idle connection while draining: %s, close=%v; want 200 and Connection: close", resp.Status, resp.Close)
+	}
+	if got := <-slow; stream.StatusCode != http.StatusOK || !strings.HasSuffix(got, "data: [DONE]\n\n") {
+		t.Errorf("the stream running at shutdown: %s, ends %q; want 200 and the whole stream", stream.Status, got[max(0, len(got)-40):])
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Run: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/awakend/awakend/config"
@@ -28,17 +29,65 @@ const (
 	// them; the standard library's default (a megabyte) would let every
 	// slow connection pin far more memory for nothing.
 	maxHeaderBytes = 64 << 10
+	// quietGrace is how long, on shutdown, a connection with no request
+	// running may stay open for one more (answered, then closed). A client
+	// that keeps a connection busy sends within it; one that idles longer
+	// gets its connection closed, and then retries on a fresh one.
+	quietGrace = time.Second
 )
 
-// newServer returns the daemon's HTTP server for handler. HTTP/2 is on
-// when it serves TLS.
-func newServer(handler http.Handler, logger *slog.Logger) *http.Server {
+// newServer returns the daemon's HTTP server for handler, and what keeps
+// count of its quiet connections. HTTP/2 is on when it serves TLS.
+func newServer(handler http.Handler, logger *slog.Logger) (*http.Server, *conns) {
+	c := &conns{quiet: map[net.Conn]struct{}{}}
 	return &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          log.New(serverLog{logger}, "", 0),
+		ConnState:         c.track,
+	}, c
+}
+
+// conns keeps the set of the server's quiet connections: accepted with no
+// request yet, or idle between two.
+type conns struct {
+	mu    sync.Mutex
+	quiet map[net.Conn]struct{}
+}
+
+func (c *conns) track(conn net.Conn, st http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st == http.StateNew || st == http.StateIdle {
+		c.quiet[conn] = struct{}{}
+	} else {
+		delete(c.quiet, conn)
+	}
+}
+
+func (c *conns) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.quiet)
+}
+
+// awaitQuiet returns once no connection is quiet, after d, or when ctx is
+// done, whichever comes first.
+func (c *conns) awaitQuiet(ctx context.Context, d time.Duration) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for c.count() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
 	}
 }
 

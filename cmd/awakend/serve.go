@@ -6,10 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/awakend/awakend/activation"
 	"github.com/awakend/awakend/config"
 	"github.com/awakend/awakend/daemon"
 	"github.com/awakend/awakend/sdnotify"
@@ -36,6 +38,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		file = "(none)"
 	}
 	log.Debug("settings", "file", file, "settings", fmt.Sprintf("%+v", s.Redacted()))
+	passed, err := activation.Listeners()
+	if err != nil {
+		return err
+	}
+	var lns []net.Listener
+	for _, ln := range passed {
+		lns = append(lns, ln)
+		log.Info("socket passed by systemd", "name", ln.Name, "addr", ln.Addr().String())
+		if ln.Addr().String() != s.Listen {
+			// awakend reload and diff find the daemon through the setting.
+			log.Warn("the socket systemd passed is not the listen setting; awakend reload and diff connect to the setting",
+				"socket", ln.Addr().String(), "listen", s.Listen)
+		}
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -48,6 +64,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		LookupEnv:      os.LookupEnv,
 		CredentialsDir: os.Getenv("CREDENTIALS_DIRECTORY"),
 		Version:        version,
+		Listeners:      lns,
 	})
 	var se *daemon.StartupError
 	if errors.As(err, &se) {
