@@ -42,6 +42,11 @@ type Settings struct {
 	// Listen (listen) is the host:port the HTTP server listens on; an
 	// empty host means every interface, port 0 a free port.
 	Listen string `koanf:"listen"`
+	// StateDir (state_dir) is where the daemon keeps the last configuration
+	// that went live, to serve when the config directory does not validate
+	// at start-up; "" turns that off. It defaults to $STATE_DIRECTORY
+	// (systemd's StateDirectory=), its first path if it holds several.
+	StateDir string `koanf:"state_dir"`
 	// AllowEmpty (allow_empty) lets a config directory without resources
 	// load as an empty registry.
 	AllowEmpty bool `koanf:"allow_empty"`
@@ -169,6 +174,9 @@ func loadSettings(path, defaultPath string, env []string, flags map[string]any) 
 	l.loadFlags(flags)
 
 	s := DefaultSettings()
+	if dirs, ok := lookupEnv(env, "STATE_DIRECTORY"); ok {
+		s.StateDir, _, _ = strings.Cut(dirs, ":")
+	}
 	dc := &mapstructure.DecoderConfig{ErrorUnused: true}
 	if err := l.k.UnmarshalWithConf("", &s, koanf.UnmarshalConf{DecoderConfig: dc}); err != nil {
 		// Values were checked against settingSpecs; this is a bug.
@@ -203,6 +211,7 @@ type settingSpec struct {
 var settingSpecs = map[string]settingSpec{
 	"config_dir":             {kind: settingString},
 	"listen":                 {kind: settingString},
+	"state_dir":              {kind: settingString},
 	"allow_empty":            {kind: settingBool},
 	"log.level":              {kind: settingString},
 	"log.format":             {kind: settingString},
