@@ -107,6 +107,24 @@ type Options struct {
 	Version string
 	// Started is when the daemon started, served by the status route.
 	Started time.Time
+	// Degraded, if set, says whether the daemon serves a configuration
+	// other than its directory's; nil from it, or a nil Degraded, means it
+	// does not.
+	Degraded func() *Degraded
+}
+
+// Degraded describes a daemon that serves its last-known-good
+// configuration because its config directory did not validate when it
+// started. It lasts until a configuration from the directory is applied.
+type Degraded struct {
+	// Since is when the daemon started serving it.
+	Since time.Time
+	// SavedAt is when that configuration was saved, as it went live.
+	SavedAt time.Time
+	// Fingerprint is the saved configuration's.
+	Fingerprint string
+	// Reason is why the directory was rejected.
+	Reason string
 }
 
 // server is the handler New returns.

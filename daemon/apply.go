@@ -9,8 +9,10 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/awakend/awakend/config"
+	"github.com/awakend/awakend/lastgood"
 	"github.com/awakend/awakend/registry"
 	"github.com/awakend/awakend/reload"
 )
@@ -25,7 +27,7 @@ type Factory = config.Factory
 // the daemon and the start-up load.
 type Applier struct {
 	dir     string
-	fsys    fs.FS
+	fsys    *lastgood.Recorder // the directory, keeping what each load read
 	opts    config.Options
 	factory Factory
 	tls     *certificate // nil without TLS
@@ -35,6 +37,10 @@ type Applier struct {
 	// reload that finds nothing new or only a new certificate, nor for the
 	// first load.
 	OnRebuild func(reload.Request)
+	// Keep, if set, is given the config files of each configuration that
+	// goes live from the directory, as they were read: the first, and each
+	// one whose files differ from the last.
+	Keep func(lastgood.Saved)
 
 	mu          sync.Mutex // one apply at a time (the loop serializes too)
 	handle      *registry.Handle
@@ -46,7 +52,7 @@ type Applier struct {
 
 // NewApplier returns an applier for the config directory dir.
 func NewApplier(dir string, opts config.Options, factory Factory) *Applier {
-	return &Applier{dir: dir, fsys: os.DirFS(dir), opts: opts, factory: factory}
+	return &Applier{dir: dir, fsys: lastgood.NewRecorder(os.DirFS(dir)), opts: opts, factory: factory}
 }
 
 // Handle returns the handle the applier publishes to; nil before the first
@@ -67,22 +73,53 @@ func (a *Applier) Handle() *registry.Handle {
 func (a *Applier) Apply(ctx context.Context, req reload.Request) reload.Result {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	res := reload.Result{Trigger: req.Trigger}
-	if a.handle != nil {
-		res.Version = a.handle.Version()
-	}
-	if err := ctx.Err(); err != nil {
-		res.Outcome, res.Err = reload.OutcomeRejected, err
-		return res
-	}
 	if fi, err := os.Stat(a.dir); err != nil || !fi.IsDir() {
 		if err == nil {
 			err = errors.New("not a directory")
 		}
+		res := a.result(req)
 		res.Outcome, res.Err = reload.OutcomeRejected, fmt.Errorf("config directory %s: %w", a.dir, unwrapPath(err))
 		return res
 	}
-	cfg, cfgErr := config.Load(a.fsys, a.opts)
+	a.fsys.Reset()
+	return a.apply(ctx, req, a.fsys, true)
+}
+
+// ApplySaved publishes a saved configuration as the first one, for a
+// start-up whose directory was rejected (rejected is that result): the
+// files come from saved, anything they reference from the directory. The
+// directory's inputs count as rejected, so that reloads of them unchanged
+// stay quiet. Nothing is kept.
+func (a *Applier) ApplySaved(ctx context.Context, req reload.Request, saved *lastgood.Saved, rejected reload.Result) reload.Result {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.handle != nil {
+		panic("daemon: ApplySaved after a configuration went live")
+	}
+	res := a.apply(ctx, req, saved.FS(os.DirFS(a.dir)), false)
+	if res.Outcome == reload.OutcomeApplied {
+		a.rejected = rejected.Fingerprint
+	}
+	return res
+}
+
+func (a *Applier) result(req reload.Request) reload.Result {
+	res := reload.Result{Trigger: req.Trigger}
+	if a.handle != nil {
+		res.Version = a.handle.Version()
+	}
+	return res
+}
+
+// apply is Apply on fsys; keep says whether what goes live is given to
+// Keep.
+func (a *Applier) apply(ctx context.Context, req reload.Request, fsys fs.FS, keep bool) reload.Result {
+	res := a.result(req)
+	if err := ctx.Err(); err != nil {
+		res.Outcome, res.Err = reload.OutcomeRejected, err
+		return res
+	}
+	cfg, cfgErr := config.Load(fsys, a.opts)
 	var configFP string
 	var ce *config.Error
 	switch {
@@ -118,6 +155,9 @@ func (a *Applier) Apply(ctx context.Context, req reload.Request) reload.Result {
 		a.handle = registry.NewHandle(set)
 		a.publishCert(cert)
 		a.fingerprint, a.configFP = res.Fingerprint, configFP
+		if keep {
+			a.keep(cfg)
+		}
 		res.Outcome, res.Version = reload.OutcomeApplied, 1
 		res.Changes = registry.Diff(nil, set).String()
 		return res
@@ -136,6 +176,9 @@ func (a *Applier) Apply(ctx context.Context, req reload.Request) reload.Result {
 		}
 	}
 	a.rejected = ""
+	if keep && configFP != a.configFP {
+		a.keep(cfg)
+	}
 	a.fingerprint, a.configFP = res.Fingerprint, configFP
 	var changes []string
 	if diff := registry.Diff(base, set); !diff.Empty() {
@@ -153,6 +196,18 @@ func (a *Applier) Apply(ctx context.Context, req reload.Request) reload.Result {
 	}
 	res.Outcome, res.Changes = reload.OutcomeApplied, strings.Join(changes, ", ")
 	return res
+}
+
+// keep hands the files cfg was loaded from to Keep.
+func (a *Applier) keep(cfg *config.Config) {
+	if a.Keep == nil {
+		return
+	}
+	files, ok := a.fsys.Files(cfg.Files)
+	if !ok {
+		return // cannot happen: Load reads every file it lists to the end
+	}
+	a.Keep(lastgood.Saved{Fingerprint: cfg.Fingerprint, SavedAt: time.Now(), Files: files})
 }
 
 // publishCert serves a newly loaded pair; nil (no TLS) does nothing.

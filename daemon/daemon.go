@@ -9,10 +9,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +24,7 @@ import (
 	"github.com/awakend/awakend/config"
 	"github.com/awakend/awakend/edge"
 	"github.com/awakend/awakend/gateway"
+	"github.com/awakend/awakend/lastgood"
 	"github.com/awakend/awakend/metrics"
 	"github.com/awakend/awakend/provider"
 	"github.com/awakend/awakend/registry"
@@ -44,6 +47,10 @@ type Options struct {
 	// Settings.Listen: the sockets systemd passed (socket activation), or
 	// a test's. Run closes them.
 	Listeners []net.Listener
+	// Report, if set, prints the diagnostics of a configuration rejected
+	// at start-up, one per line. Run calls it before it returns a
+	// StartupError and before it serves the last-known-good configuration.
+	Report func(error)
 }
 
 // StartupError is a config that did not load when the daemon started; the
@@ -79,10 +86,41 @@ func Run(ctx context.Context, o Options) error {
 		applier.tls = cert
 	}
 
+	if s.StateDir != "" {
+		applier.Keep = func(saved lastgood.Saved) {
+			if err := lastgood.Save(s.StateDir, saved); err != nil {
+				log.Error("last-known-good configuration not saved", "error", err)
+				return
+			}
+			log.Debug("last-known-good configuration saved", "dir", s.StateDir, "fingerprint", short(saved.Fingerprint))
+		}
+	}
 	res := applier.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup})
 	res.Started, res.Duration = started, time.Since(started)
+	initial := res // the start-up's result, as the status and metrics show it
+	var degraded atomic.Pointer[api.Degraded]
 	if res.Outcome != reload.OutcomeApplied {
-		return &StartupError{Err: res.Err}
+		if o.Report != nil {
+			o.Report(res.Err)
+		}
+		saved, ok := readLastGood(log, s.StateDir)
+		if !ok {
+			return &StartupError{Err: res.Err}
+		}
+		lres := applier.ApplySaved(ctx, reload.Request{Trigger: reload.TriggerStartup}, saved, res)
+		if lres.Outcome != reload.OutcomeApplied {
+			log.Error("the last-known-good configuration does not load either; not starting",
+				"state", filepath.Join(s.StateDir, lastgood.FileName), "saved_at", saved.SavedAt)
+			if o.Report != nil {
+				o.Report(lres.Err)
+			}
+			return &StartupError{Err: res.Err}
+		}
+		log.Error("DEGRADED: config rejected at start-up; serving the last-known-good configuration until the directory is fixed",
+			"dir", s.ConfigDir, "state", filepath.Join(s.StateDir, lastgood.FileName),
+			"saved_at", saved.SavedAt, "fingerprint", short(saved.Fingerprint))
+		degraded.Store(&api.Degraded{Since: time.Now(), SavedAt: saved.SavedAt, Fingerprint: saved.Fingerprint, Reason: summary(res.Err)})
+		res, initial.Version = lres, lres.Version
 	}
 	handle := applier.Handle()
 	log.Info("config loaded", "dir", s.ConfigDir, "version", res.Version, "fingerprint", short(res.Fingerprint),
@@ -111,6 +149,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	var loop *reload.Loop
 	m := metrics.New(handle, func() reload.WatcherStatus { return loop.Status().Watcher })
+	m.SetDegraded(degraded.Load() != nil)
 	var certFiles []string
 	if cert != nil {
 		certFiles = []string{cert.certFile, cert.keyFile}
@@ -122,7 +161,7 @@ func Run(ctx context.Context, o Options) error {
 		MaxWait:        s.Reload.MaxWait,
 		RescanInterval: rescanInterval(s.Reload.RescanInterval),
 		Logger:         log,
-		Initial:        res,
+		Initial:        initial,
 		OnStart: func(req reload.Request) {
 			if req.Force {
 				reloading(req)
@@ -130,12 +169,16 @@ func Run(ctx context.Context, o Options) error {
 		},
 		OnResult: func(r reload.Result) {
 			m.ObserveReload(r)
+			if r.Outcome != reload.OutcomeRejected && r.Err == nil && degraded.Swap(nil) != nil {
+				m.SetDegraded(false)
+				log.Warn("config directory valid again; no longer degraded", "dir", s.ConfigDir, "version", r.Version)
+			}
 			if !stopping.Load() {
-				o.Notifier.Ready(statusLine(handle, r))
+				o.Notifier.Ready(statusLine(handle, r, degraded.Load()))
 			}
 		},
 	})
-	m.ObserveReload(res)
+	m.ObserveReload(initial)
 
 	lns := o.Listeners
 	if len(lns) == 0 {
@@ -167,6 +210,7 @@ func Run(ctx context.Context, o Options) error {
 		Version:     o.Version,
 		Started:     started,
 		Guard:       edge.NewGuard(addrs...),
+		Degraded:    degraded.Load,
 	})
 	// The gateway routes /v1/ itself, so its requests, the hot path, skip
 	// a ServeMux's pattern matching; the API has its own mux.
@@ -226,7 +270,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 	})
 
-	o.Notifier.Ready(statusLine(handle, res))
+	o.Notifier.Ready(statusLine(handle, initial, degraded.Load()))
 	log.Info("serving", "listen", strings.Join(addrs[1:], " "), "version", handle.Version())
 
 	var err error
@@ -259,18 +303,47 @@ func Run(ctx context.Context, o Options) error {
 	return err
 }
 
-// statusLine is the STATUS= systemd shows: the version served and, after
-// a rejected reload, why the running config was kept.
-func statusLine(h *registry.Handle, r reload.Result) string {
+// statusLine is the STATUS= systemd shows: the version served, whether it
+// is the last-known-good configuration and, after a rejected reload, why
+// the running config was kept.
+func statusLine(h *registry.Handle, r reload.Result, d *api.Degraded) string {
 	line := fmt.Sprintf("serving version %d", h.Version())
+	if d != nil {
+		line = fmt.Sprintf("DEGRADED: serving the last-known-good configuration (version %d, saved %s); the config directory was rejected at start-up",
+			h.Version(), d.SavedAt.UTC().Format(time.RFC3339))
+	}
 	if r.Outcome == reload.OutcomeRejected && r.Err != nil {
-		msg := r.Err.Error()
-		if i := len(msg); i > 200 {
-			msg = msg[:200] + "…"
-		}
-		line += "; last reload rejected: " + msg
+		line += "; last reload rejected: " + summary(r.Err)
 	}
 	return line
+}
+
+// summary is an error's text cut to fit a status line.
+func summary(err error) string {
+	msg := err.Error()
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	return msg
+}
+
+// readLastGood reads the configuration saved in dir; ok is false when
+// there is none to serve: no state directory, no state file, or one that
+// cannot be used, which is logged as the error it is.
+func readLastGood(log *slog.Logger, dir string) (saved *lastgood.Saved, ok bool) {
+	if dir == "" {
+		return nil, false
+	}
+	saved, err := lastgood.Read(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		log.Info("no last-known-good configuration saved", "state", filepath.Join(dir, lastgood.FileName))
+		return nil, false
+	case err != nil:
+		log.Error("last-known-good configuration unusable", "error", err)
+		return nil, false
+	}
+	return saved, true
 }
 
 func short(fp string) string {

@@ -47,6 +47,7 @@ type Metrics struct {
 	lastSuccessTime prometheus.Gauge
 	reloads         *prometheus.CounterVec
 	reloadDuration  prometheus.Histogram
+	degraded        prometheus.Gauge
 }
 
 // New returns the metrics of a daemon serving h, with watcher reporting the
@@ -68,6 +69,10 @@ func New(h *registry.Handle, watcher func() reload.WatcherStatus) *Metrics {
 			Namespace: namespace, Subsystem: "config", Name: "reloads_total",
 			Help: "Configuration reloads by trigger (startup, signal, api, rescan, watch) and result (applied, unchanged, rejected).",
 		}, []string{"trigger", "result"}),
+		degraded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "config", Name: "degraded",
+			Help: "1 while the daemon serves its last-known-good configuration because its directory did not validate at start-up, else 0.",
+		}),
 		reloadDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: "config", Name: "reload_duration_seconds",
 			Help:    "Time taken by configuration reloads, whatever their result.",
@@ -82,7 +87,7 @@ func New(h *registry.Handle, watcher func() reload.WatcherStatus) *Metrics {
 		}
 	}
 	m.reg.MustRegister(
-		m.lastSuccessful, m.lastSuccessTime, m.reloads, m.reloadDuration,
+		m.lastSuccessful, m.lastSuccessTime, m.reloads, m.reloadDuration, m.degraded,
 		&snapshotCollector{handle: h, watcher: watcher},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -120,6 +125,16 @@ func (m *Metrics) ObserveReload(res reload.Result) {
 	case reload.OutcomeRejected:
 		m.lastSuccessful.Set(0)
 	}
+}
+
+// SetDegraded sets awakend_config_degraded: whether the daemon serves its
+// last-known-good configuration instead of its directory's.
+func (m *Metrics) SetDegraded(on bool) {
+	v := 0.0
+	if on {
+		v = 1
+	}
+	m.degraded.Set(v)
 }
 
 // Handler serves the metrics in the Prometheus exposition formats.
