@@ -29,6 +29,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/awakend/awakend/config"
+	"github.com/awakend/awakend/lastgood"
 	"github.com/awakend/awakend/provider/providertest"
 )
 
@@ -777,5 +778,130 @@ models:
 	}
 	if err := <-stopped; err != nil {
 		t.Errorf("Run: %v", err)
+	}
+}
+
+// TestServesEveryListener: the daemon serves each listener it is given (the
+// sockets systemd passed), and closes them all when it stops.
+func TestServesEveryListener(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "registry.yaml", "providers:\n  - {id: p, adapter: mock}\n")
+	s := config.DefaultSettings()
+	s.ConfigDir, s.Reload.RescanInterval, s.Shutdown.Timeout = dir, 0, patience
+	var lns []net.Listener
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+	}
+	addrs := []string{lns[0].Addr().String(), lns[1].Addr().String()}
+	logs := newRecords()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, Options{Settings: s, Logger: slog.New(logs), Listeners: lns}) }()
+	rec := logs.await(t, func(r slog.Record) bool { return r.Message == "serving" })
+	if got, want := attr(rec, "listen"), addrs[0]+" "+addrs[1]; got != want {
+		t.Errorf("serving listen=%q, want %q", got, want)
+	}
+	c := newClient(t, false)
+	for _, a := range addrs {
+		if resp, _ := get(t, c, "http://"+a+"/healthz"); resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: %s", a, resp.Status)
+		}
+	}
+	c.CloseIdleConnections()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if conn, err := net.Dial("tcp", a); err == nil {
+			conn.Close()
+			t.Errorf("%s still accepts after the daemon stopped", a)
+		}
+	}
+}
+
+// TestStartupLastGood: with a broken directory, Run serves what the state
+// directory holds, degraded; with nothing usable there it returns a
+// StartupError. Each time the diagnostics are reported.
+func TestStartupLastGood(t *testing.T) {
+	good := []lastgood.File{{Path: "r.yaml", Data: []byte("providers:\n  - {id: p, adapter: mock}\nmodels:\n  - {id: saved, provider_id: p, upstream_model: u}\n")}}
+	for _, tc := range []struct {
+		name  string
+		state func(t *testing.T, dir string) // fills the state directory
+		serve bool
+		log   string // a message logged at error level
+	}{
+		{"saved", func(t *testing.T, dir string) {
+			if err := lastgood.Save(dir, lastgood.Saved{Fingerprint: "fp", Files: good}); err != nil {
+				t.Fatal(err)
+			}
+		}, true, "DEGRADED: config rejected at start-up; serving the last-known-good configuration until the directory is fixed"},
+		{"nothing saved", func(*testing.T, string) {}, false, ""},
+		{"damaged", func(t *testing.T, dir string) {
+			write(t, dir, lastgood.FileName, `{"format":1,"files":[`)
+		}, false, "last-known-good configuration unusable"},
+		{"saved but invalid now", func(t *testing.T, dir string) {
+			bad := []lastgood.File{{Path: "r.yaml", Data: []byte("models:\n  - {id: m, provider_id: gone, upstream_model: u}\n")}}
+			if err := lastgood.Save(dir, lastgood.Saved{Files: bad}); err != nil {
+				t.Fatal(err)
+			}
+		}, false, "the last-known-good configuration does not load either; not starting"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, state := t.TempDir(), t.TempDir()
+			write(t, dir, "r.yaml", "models:\n  - {id: m, provider_id: nope, upstream_model: u}\n")
+			tc.state(t, state)
+			s := config.DefaultSettings()
+			s.ConfigDir, s.StateDir, s.Reload.RescanInterval, s.Shutdown.Timeout = dir, state, 0, patience
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			logs := newRecords()
+			var reported []string
+			var mu sync.Mutex
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				done <- Run(ctx, Options{Settings: s, Logger: slog.New(logs), Listeners: []net.Listener{ln},
+					Report: func(err error) { mu.Lock(); reported = append(reported, err.Error()); mu.Unlock() }})
+			}()
+			if tc.serve {
+				logs.await(t, func(r slog.Record) bool { return r.Message == "serving" })
+				c := newClient(t, false)
+				if resp, body := get(t, c, "http://"+ln.Addr().String()+"/api/v1/models/saved"); resp.StatusCode != http.StatusOK {
+					t.Errorf("the saved model: %s %s", resp.Status, body)
+				}
+				if _, body := get(t, c, "http://"+ln.Addr().String()+"/api/v1/status"); !strings.Contains(body, `"degraded":{"reason":`) {
+					t.Errorf("status is not degraded: %s", body)
+				}
+				c.CloseIdleConnections()
+				cancel()
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				var se *StartupError
+				if err := <-done; !errors.As(err, &se) {
+					t.Fatalf("Run = %v, want a StartupError", err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(reported) == 0 || !strings.Contains(reported[0], "r.yaml:2:26: error: model 'm' references missing provider 'nope' [model_missing_provider]") {
+				t.Errorf("reported %q, want the directory's diagnostics", reported)
+			}
+			if tc.log != "" {
+				rec := logs.await(t, func(r slog.Record) bool { return r.Message == tc.log })
+				if rec.Level != slog.LevelError {
+					t.Errorf("%q logged at %v, want error", tc.log, rec.Level)
+				}
+			}
+		})
 	}
 }
