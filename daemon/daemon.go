@@ -95,33 +95,12 @@ func Run(ctx context.Context, o Options) error {
 			log.Debug("last-known-good configuration saved", "dir", s.StateDir, "fingerprint", short(saved.Fingerprint))
 		}
 	}
-	res := applier.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup})
-	res.Started, res.Duration = started, time.Since(started)
-	initial := res // the start-up's result, as the status and metrics show it
-	var degraded atomic.Pointer[api.Degraded]
-	if res.Outcome != reload.OutcomeApplied {
-		if o.Report != nil {
-			o.Report(res.Err)
-		}
-		saved, ok := readLastGood(log, s.StateDir)
-		if !ok {
-			return &StartupError{Err: res.Err}
-		}
-		lres := applier.ApplySaved(ctx, reload.Request{Trigger: reload.TriggerStartup}, saved, res)
-		if lres.Outcome != reload.OutcomeApplied {
-			log.Error("the last-known-good configuration does not load either; not starting",
-				"state", filepath.Join(s.StateDir, lastgood.FileName), "saved_at", saved.SavedAt)
-			if o.Report != nil {
-				o.Report(lres.Err)
-			}
-			return &StartupError{Err: res.Err}
-		}
-		log.Error("DEGRADED: config rejected at start-up; serving the last-known-good configuration until the directory is fixed",
-			"dir", s.ConfigDir, "state", filepath.Join(s.StateDir, lastgood.FileName),
-			"saved_at", saved.SavedAt, "fingerprint", short(saved.Fingerprint))
-		degraded.Store(&api.Degraded{Since: time.Now(), SavedAt: saved.SavedAt, Fingerprint: saved.Fingerprint, Reason: summary(res.Err)})
-		res, initial.Version = lres, lres.Version
+	res, initial, deg, err := loadAtStartup(ctx, o, applier, started)
+	if err != nil {
+		return err
 	}
+	var degraded atomic.Pointer[api.Degraded]
+	degraded.Store(deg)
 	handle := applier.Handle()
 	log.Info("config loaded", "dir", s.ConfigDir, "version", res.Version, "fingerprint", short(res.Fingerprint),
 		"resources", res.Changes, "took", time.Since(started))
@@ -212,12 +191,12 @@ func Run(ctx context.Context, o Options) error {
 		Guard:       edge.NewGuard(addrs...),
 		Degraded:    degraded.Load,
 	})
-	// The gateway routes /v1/ itself, so its requests, the hot path, skip
-	// a ServeMux's pattern matching; the API has its own mux.
 	// While draining, each response closes its connection: a client's
 	// next request goes to a new connection, which the next process, after
 	// a restart, accepts.
 	var draining atomic.Bool
+	// The gateway routes /v1/ itself, so its requests, the hot path, skip
+	// a ServeMux's pattern matching; the API has its own mux.
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if draining.Load() {
 			w.Header().Set("Connection", "close")
@@ -273,7 +252,6 @@ func Run(ctx context.Context, o Options) error {
 	o.Notifier.Ready(statusLine(handle, initial, degraded.Load()))
 	log.Info("serving", "listen", strings.Join(addrs[1:], " "), "version", handle.Version())
 
-	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:
@@ -284,15 +262,16 @@ func Run(ctx context.Context, o Options) error {
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.Shutdown.Timeout)
 	defer cancel()
 	// Stop accepting first. A socket systemd passed stays open in systemd,
-	// which queues new connections for the next process. Connections that
-	// are open but quiet get a moment to send one more request (answered
-	// with Connection: close) before Shutdown closes them, so that a client
-	// does not lose a request it sent just as the connection was closed.
+	// which queues new connections for the next process. Open connections
+	// get a moment to close by themselves (a request on one is answered
+	// with Connection: close) before Shutdown closes those that are idle,
+	// so that a client does not lose a request it sends just as its
+	// connection is closed.
 	draining.Store(true)
 	for _, ln := range lns {
 		ln.Close()
 	}
-	conns.awaitQuiet(shutdownCtx, min(quietGrace, s.Shutdown.Timeout))
+	conns.awaitClosed(shutdownCtx, min(drainGrace, s.Shutdown.Timeout))
 	if serr := srv.Shutdown(shutdownCtx); serr != nil {
 		log.Warn("requests still running at the shutdown timeout were cut", "error", serr)
 		srv.Close()
@@ -301,6 +280,42 @@ func Run(ctx context.Context, o Options) error {
 	wg.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// loadAtStartup is the start-up load: the config directory or, when it is rejected
+// and a last-known-good configuration was saved, that one, degraded. It
+// returns the load that went live, the start-up's result as the status and
+// the metrics show it (the directory's), and what deg says about serving
+// the saved configuration (nil when the directory's serves). It fails
+// with a *StartupError when nothing can serve.
+func loadAtStartup(ctx context.Context, o Options, a *Applier, started time.Time) (live, initial reload.Result, deg *api.Degraded, err error) {
+	s, log := o.Settings, o.Logger
+	req := reload.Request{Trigger: reload.TriggerStartup}
+	res := a.Apply(ctx, req)
+	res.Started, res.Duration = started, time.Since(started)
+	if res.Outcome == reload.OutcomeApplied {
+		return res, res, nil, nil
+	}
+	if o.Report != nil {
+		o.Report(res.Err)
+	}
+	saved, ok := readLastGood(log, s.StateDir)
+	if !ok {
+		return res, res, nil, &StartupError{Err: res.Err}
+	}
+	state := filepath.Join(s.StateDir, lastgood.FileName)
+	live = a.ApplySaved(ctx, req, saved, res)
+	if live.Outcome != reload.OutcomeApplied {
+		log.Error("the last-known-good configuration does not load either", "state", state, "saved_at", saved.SavedAt)
+		if o.Report != nil {
+			o.Report(live.Err)
+		}
+		return res, res, nil, &StartupError{Err: res.Err}
+	}
+	log.Error("DEGRADED: config rejected at start-up; serving the last-known-good configuration until the directory is fixed",
+		"dir", s.ConfigDir, "state", state, "saved_at", saved.SavedAt, "fingerprint", short(saved.Fingerprint))
+	res.Version = live.Version
+	return live, res, &api.Degraded{Since: time.Now(), SavedAt: saved.SavedAt, Fingerprint: saved.Fingerprint, Reason: summary(res.Err)}, nil
 }
 
 // statusLine is the STATUS= systemd shows: the version served, whether it

@@ -849,7 +849,7 @@ func TestStartupLastGood(t *testing.T) {
 			if err := lastgood.Save(dir, lastgood.Saved{Files: bad}); err != nil {
 				t.Fatal(err)
 			}
-		}, false, "the last-known-good configuration does not load either; not starting"},
+		}, false, "the last-known-good configuration does not load either"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir, state := t.TempDir(), t.TempDir()
