@@ -201,3 +201,23 @@ func TestRecorder(t *testing.T) {
 		t.Error("files still recorded after Reset")
 	}
 }
+
+// TestTree checks the saved tree against the fs.FS contract.
+func TestTree(t *testing.T) {
+	saved := &Saved{Files: []File{
+		{Path: "b.yaml", Data: []byte("b")},
+		{Path: "agents/x/deep.yaml", Data: []byte("deep")},
+		{Path: "agents/a.yaml", Data: []byte("a")},
+		{Path: "agents/x/also.yaml", Data: []byte("")},
+	}}
+	if err := fstest.TestFS(saved.FS(nil), "b.yaml", "agents/a.yaml", "agents/x/deep.yaml", "agents/x/also.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	cfgFS := saved.FS(fstest.MapFS{"agents/b.yaml": {Data: []byte("live")}})
+	if entries, _ := fs.ReadDir(cfgFS, "agents"); len(entries) != 2 || entries[0].Name() != "a.yaml" || entries[1].Name() != "x" {
+		t.Errorf("agents lists %v, want the saved a.yaml and x only", entries)
+	}
+	if b, err := fs.ReadFile(cfgFS, "agents/b.yaml"); err != nil || string(b) != "live" {
+		t.Errorf("a file not saved: %q, %v; want it from the live directory", b, err)
+	}
+}
