@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // firstFD is SD_LISTEN_FDS_START: the passed descriptors are 3, 4, ….
@@ -27,7 +26,8 @@ type Listener struct {
 // order systemd passed them, or none when the process was not socket
 // activated (LISTEN_PID unset or naming another process). It then unsets
 // the three variables, so that a child does not take the sockets for its
-// own, and marks the descriptors close-on-exec. A passed descriptor that is
+// own. The passed descriptors are closed: the listeners hold duplicates,
+// close-on-exec as every descriptor Go opens. A passed descriptor that is
 // not a listening socket, or a malformed variable, is an error; the
 // listeners built before it are closed.
 func Listeners() ([]Listener, error) {
@@ -77,7 +77,6 @@ func listeners(getenv func(string) string, pid, first int) ([]Listener, error) {
 		if names != nil {
 			name = names[i]
 		}
-		syscall.CloseOnExec(fd)
 		f := os.NewFile(uintptr(fd), name)
 		ln, err := net.FileListener(f) // a duplicate; the original is closed below
 		f.Close()

@@ -12,7 +12,7 @@ import (
 )
 
 // passed puts real descriptors where systemd would: it duplicates each
-// file onto first, first+1, … and closes those duplicates at the end.
+// file onto first, first+1, … (which listeners then takes over and closes).
 func passed(t *testing.T, first int, files ...*os.File) {
 	t.Helper()
 	for i, f := range files {
@@ -20,7 +20,6 @@ func passed(t *testing.T, first int, files ...*os.File) {
 			t.Fatalf("dup3 onto %d: %v", first+i, err)
 		}
 		f.Close()
-		t.Cleanup(func() { syscall.Close(first + i) })
 	}
 }
 
