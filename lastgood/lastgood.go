@@ -72,49 +72,48 @@ func checksum(files []File) string {
 // synced. A crash leaves the old state file or the new one, never a mix.
 // The file is readable by the owner only.
 func Save(dir string, s Saved) error {
+	if err := save(dir, s); err != nil {
+		return fmt.Errorf("saving the last-known-good configuration in %s: %w", dir, err)
+	}
+	return nil
+}
+
+func save(dir string, s Saved) error {
 	if err := check(s.Files); err != nil {
-		return fmt.Errorf("saving the last-known-good configuration: %w", err)
+		return err
 	}
 	b, err := json.Marshal(stateFile{
 		Format: format, Fingerprint: s.Fingerprint, SavedAt: s.SavedAt.UTC(),
 		Checksum: checksum(s.Files), Files: s.Files,
 	})
 	if err != nil {
-		return fmt.Errorf("saving the last-known-good configuration: %w", err)
+		return err
 	}
-	path := filepath.Join(dir, FileName)
 	tmp, err := os.CreateTemp(dir, "."+FileName+".*.tmp")
 	if err != nil {
-		return fmt.Errorf("saving the last-known-good configuration: %w", err)
+		return err
 	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(b); err != nil {
-		return fmt.Errorf("saving the last-known-good configuration: %w", err)
+	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Sync()
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("saving the last-known-good configuration: %w", err)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("saving the last-known-good configuration: %w", err)
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(dir, FileName))
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("saving the last-known-good configuration: %w", err)
+	if err != nil {
+		os.Remove(tmp.Name())
+		return err
 	}
-	done = true
-	if d, err := os.Open(dir); err == nil { // the rename itself survives a crash
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("saving the last-known-good configuration: syncing %s: %w", dir, err)
-		}
+	// The rename itself survives a crash once the directory is synced.
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
-	return nil
+	defer d.Close()
+	return d.Sync()
 }
 
 // Read reads the configuration saved in dir. No state file is an error
