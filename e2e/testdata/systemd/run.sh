@@ -254,6 +254,9 @@ if out=$(timeout 30 systemctl reload "$unit" 2>&1); then
 fi
 info "systemctl reload: $out"
 wait_journal reload-rejected -E '^more-agents\.yaml:[0-9]+:[0-9]+: error: .*\[agent_missing_model\]$'
+# ExecReload='s awakend reload files its diagnostics at error priority too.
+journalctl -u "$unit" --no-pager -o cat -p err | grep -q -E '^more-agents\.yaml:[0-9]+:[0-9]+: error: .*\[agent_missing_model\]$' ||
+	fail reload-rejected "the diagnostic is not at error priority"
 expect_get /api/v1/agents/broken 404 2 reload-rejected
 expect_get /api/v1/agents/reviewer 200 2 reload-rejected
 [[ $(systemctl is-active "$unit") == active ]] || fail reload-rejected "not active after a rejected reload"
