@@ -36,9 +36,15 @@ vet:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-install: build
+# install uses the binary `make build` left, so that `sudo make install` needs
+# no Go on root's PATH; it rebuilds only when a source file is newer.
+install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/awakend
 	install -D -m 0644 systemd/awakend.service $(DESTDIR)$(UNITDIR)/awakend.service
+	install -D -m 0644 systemd/awakend.socket $(DESTDIR)$(UNITDIR)/awakend.socket
+
+$(BIN): go.mod go.sum $(shell find . -name '*.go' -not -name '*_test.go' -not -path './e2e/*')
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/awakend
 
 clean:
 	rm -rf bin

@@ -111,6 +111,24 @@ type Options struct {
 	// Source, if set, describes where the config comes from beyond a
 	// directory (a fleet's etcd), served as the status route's "source".
 	Source func() any
+	// Degraded, if set, says whether the daemon serves a configuration
+	// other than its directory's; nil from it, or a nil Degraded, means it
+	// does not.
+	Degraded func() *Degraded
+}
+
+// Degraded describes a daemon that serves its last-known-good
+// configuration because its config directory did not validate when it
+// started. It lasts until a configuration from the directory is applied.
+type Degraded struct {
+	// Since is when the daemon started serving it.
+	Since time.Time
+	// SavedAt is when that configuration was saved, as it went live.
+	SavedAt time.Time
+	// Fingerprint is the saved configuration's.
+	Fingerprint string
+	// Reason is why the directory was rejected.
+	Reason string
 }
 
 // server is the handler New returns.

@@ -417,10 +417,11 @@ func TestStatus(t *testing.T) {
 	watcher := reload.WatcherStatus{Up: true, Mode: reload.ModeFsnotify, Dirs: 3}
 
 	tests := []struct {
-		name   string
-		status reload.Status
-		diags  func(error) any
-		check  func(t *testing.T, b map[string]any)
+		name     string
+		status   reload.Status
+		diags    func(error) any
+		degraded func() *api.Degraded
+		check    func(t *testing.T, b map[string]any)
 	}{
 		{
 			name: "no reload yet",
@@ -428,6 +429,29 @@ func TestStatus(t *testing.T) {
 				if b["last_reload"] != nil || b["last_applied"] != nil || b["fingerprint"] != nil || b["loaded_at"] != nil {
 					t.Errorf("reload fields set before any reload: %v", b)
 				}
+				if v, ok := b["degraded"]; !ok || v != nil {
+					t.Errorf("degraded = %v (present %v), want null", v, ok)
+				}
+			},
+		},
+		{
+			name:     "not degraded",
+			degraded: func() *api.Degraded { return nil },
+			check: func(t *testing.T, b map[string]any) {
+				if b["degraded"] != nil {
+					t.Errorf("degraded = %v, want null", b["degraded"])
+				}
+			},
+		},
+		{
+			name:   "serving the last-known-good configuration",
+			status: reload.Status{Last: rejected},
+			degraded: func() *api.Degraded {
+				return &api.Degraded{Since: t0, SavedAt: t0.Add(-24 * time.Hour), Fingerprint: "sha256:old", Reason: "config rejected: 1 error"}
+			},
+			check: func(t *testing.T, b map[string]any) {
+				wantJSON(t, b["degraded"], `{"reason":"config rejected: 1 error","since":"2026-04-01T10:00:00Z",`+
+					`"last_known_good":{"saved_at":"2026-03-31T10:00:00Z","fingerprint":"sha256:old"}}`)
 			},
 		},
 		{
@@ -502,7 +526,7 @@ func TestStatus(t *testing.T) {
 	started := time.Date(2026, 4, 1, 9, 59, 0, 0, time.UTC)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			handler, _, f := newServer(t, api.Options{Diagnostics: tc.diags, Version: "v1.2.3", Started: started})
+			handler, _, f := newServer(t, api.Options{Diagnostics: tc.diags, Version: "v1.2.3", Started: started, Degraded: tc.degraded})
 			f.status = tc.status
 			w := serve(handler, "GET", "/api/v1/status", "", "")
 			if w.Code != 200 {

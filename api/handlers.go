@@ -85,6 +85,20 @@ type statusView struct {
 	Reloads      []reloadCount  `json:"reloads"`
 	Watcher      *watcherView   `json:"watcher"`
 	Source       any            `json:"source,omitempty"` // a fleet's etcd: the pack served, whether it is stale
+	Degraded     *degradedView  `json:"degraded"` // null unless serving the last-known-good configuration
+}
+
+// degradedView is Degraded in the status.
+type degradedView struct {
+	Reason        string            `json:"reason"`
+	Since         time.Time         `json:"since"`
+	LastKnownGood lastKnownGoodView `json:"last_known_good"`
+}
+
+// lastKnownGoodView is the configuration served while degraded.
+type lastKnownGoodView struct {
+	SavedAt     time.Time `json:"saved_at"`
+	Fingerprint string    `json:"fingerprint"`
 }
 
 // reloadView is one reload in the status.
@@ -148,6 +162,12 @@ func (s *server) status(w http.ResponseWriter, _ *http.Request, snap *registry.S
 			return cmp.Or(cmp.Compare(a.Trigger, b.Trigger), cmp.Compare(a.Result, b.Result))
 		})
 		v.Watcher = &watcherView{Up: st.Watcher.Up, Mode: st.Watcher.Mode, Dirs: st.Watcher.Dirs, LastError: st.Watcher.LastError}
+	}
+	if s.opts.Degraded != nil {
+		if d := s.opts.Degraded(); d != nil {
+			v.Degraded = &degradedView{Reason: d.Reason, Since: d.Since,
+				LastKnownGood: lastKnownGoodView{SavedAt: d.SavedAt, Fingerprint: d.Fingerprint}}
+		}
 	}
 	writeJSON(w, http.StatusOK, v)
 }

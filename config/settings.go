@@ -42,9 +42,12 @@ type Settings struct {
 	// Listen (listen) is the host:port the HTTP server listens on; an
 	// empty host means every interface, port 0 a free port.
 	Listen string `koanf:"listen"`
-	// StateDir (state_dir) is where the daemon keeps what must survive a
-	// restart: the local copy of a fleet's last applied pack. "" keeps
-	// nothing.
+	// StateDir (state_dir) is where the daemon keeps what must outlive it:
+	// the last configuration that went live, to serve when the config
+	// directory does not validate at start-up, and the local copy of a
+	// fleet's last applied pack; "" keeps nothing. It defaults to
+	// $STATE_DIRECTORY (systemd's StateDirectory=), its first path if it
+	// holds several.
 	StateDir string `koanf:"state_dir"`
 	// AllowEmpty (allow_empty) lets a config directory without resources
 	// load as an empty registry.
@@ -189,6 +192,9 @@ func loadSettings(path, defaultPath string, env []string, flags map[string]any) 
 	l.loadFlags(flags)
 
 	s := DefaultSettings()
+	if dirs, ok := lookupEnv(env, "STATE_DIRECTORY"); ok {
+		s.StateDir, _, _ = strings.Cut(dirs, ":")
+	}
 	dc := &mapstructure.DecoderConfig{ErrorUnused: true}
 	if err := l.k.UnmarshalWithConf("", &s, koanf.UnmarshalConf{DecoderConfig: dc}); err != nil {
 		// Values were checked against settingSpecs; this is a bug.
@@ -223,8 +229,8 @@ type settingSpec struct {
 var settingSpecs = map[string]settingSpec{
 	"config_dir":             {kind: settingString},
 	"listen":                 {kind: settingString},
-	"allow_empty":            {kind: settingBool},
 	"state_dir":              {kind: settingString},
+	"allow_empty":            {kind: settingBool},
 	"log.level":              {kind: settingString},
 	"log.format":             {kind: settingString},
 	"reload.debounce":        {kind: settingDuration},

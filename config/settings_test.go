@@ -112,6 +112,22 @@ func TestLoadSettings(t *testing.T) {
 			want: func(*Settings) {},
 		},
 		{
+			name: "state_dir defaults to systemd's STATE_DIRECTORY, its first path",
+			env:  []string{"STATE_DIRECTORY=/var/lib/awakend:/var/lib/other"},
+			want: func(s *Settings) { s.StateDir = "/var/lib/awakend" },
+		},
+		{
+			name: "state_dir from the file overrides STATE_DIRECTORY",
+			file: "state_dir: /srv/state\n",
+			env:  []string{"STATE_DIRECTORY=/var/lib/awakend"},
+			want: func(s *Settings) { s.StateDir = "/srv/state" },
+		},
+		{
+			name: "an empty state_dir turns it off under StateDirectory=",
+			env:  []string{"STATE_DIRECTORY=/var/lib/awakend", "AWAKEND_STATE_DIR="},
+			want: func(*Settings) {},
+		},
+		{
 			name: "an empty api_keys list from the environment clears the file's",
 			file: "gateway:\n  api_keys: [a]\n",
 			env:  []string{"AWAKEND_GATEWAY__API_KEYS="},
@@ -150,6 +166,7 @@ func TestLoadSettingsEveryKey(t *testing.T) {
 	}
 	var want Settings
 	want.ConfigDir, want.Listen, want.AllowEmpty = "/srv/awakend/conf.d", "[::1]:9000", true
+	want.StateDir = "/var/lib/awakend"
 	want.Log.Level, want.Log.Format = "debug", "json"
 	want.Reload.Debounce, want.Reload.MaxWait, want.Reload.RescanInterval = 100*time.Millisecond, 5*time.Second, 0
 	want.Shutdown.Timeout = time.Minute

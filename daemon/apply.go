@@ -5,10 +5,13 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/awakend/awakend/config"
+	"github.com/awakend/awakend/lastgood"
 	"github.com/awakend/awakend/registry"
 	"github.com/awakend/awakend/reload"
 )
@@ -22,7 +25,8 @@ type Factory = config.Factory
 // the registry or, if anything fails, not at all. It is the reload.Func of
 // the daemon and the start-up load.
 type Applier struct {
-	src     source
+	src     source // the directory, or a fleet's etcd
+	dir     string // the config directory, "" for etcd
 	opts    config.Options
 	factory Factory
 	tls     *certificate // nil without TLS
@@ -32,6 +36,10 @@ type Applier struct {
 	// reload that finds nothing new or only a new certificate, nor for the
 	// first load.
 	OnRebuild func(reload.Request)
+	// Keep, if set, is given the config files of each configuration that
+	// goes live from the directory, as they were read: the first, and each
+	// one whose files differ from the last.
+	Keep func(lastgood.Saved)
 
 	mu          sync.Mutex // one apply at a time (the loop serializes too)
 	handle      *registry.Handle
@@ -43,7 +51,7 @@ type Applier struct {
 
 // NewApplier returns an applier for the config directory dir.
 func NewApplier(dir string, opts config.Options, factory Factory) *Applier {
-	return &Applier{src: dirSource(dir), opts: opts, factory: factory}
+	return &Applier{src: newDirSource(dir), dir: dir, opts: opts, factory: factory}
 }
 
 // Handle returns the handle the applier publishes to; nil before the first
@@ -64,29 +72,59 @@ func (a *Applier) Handle() *registry.Handle {
 func (a *Applier) Apply(ctx context.Context, req reload.Request) reload.Result {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	res := reload.Result{Trigger: req.Trigger}
-	if a.handle != nil {
-		res.Version = a.handle.Version()
-	}
 	if err := ctx.Err(); err != nil {
+		res := a.result(req)
 		res.Outcome, res.Err = reload.OutcomeRejected, err
 		return res
 	}
 	in, err := a.src.open(ctx)
 	if err != nil {
+		res := a.result(req)
 		res.Outcome, res.Err = reload.OutcomeRejected, err
 		return res
 	}
+	res := a.apply(ctx, req, in.fsys, in.rec)
 	res.Pack = in.id()
-	res = a.apply(req, res, in.fsys)
 	if res.Outcome != reload.OutcomeRejected {
 		a.src.served(in)
 	}
 	return res
 }
 
-// apply is Apply once the source is open: fsys is what it holds.
-func (a *Applier) apply(req reload.Request, res reload.Result, fsys fs.FS) reload.Result {
+// ApplySaved publishes a saved configuration as the first one, for a
+// start-up whose directory was rejected (rejected is that result): the
+// files come from saved, anything they reference from the directory. The
+// directory's inputs count as rejected, so that reloads of them unchanged
+// stay quiet. Nothing is kept.
+func (a *Applier) ApplySaved(ctx context.Context, req reload.Request, saved *lastgood.Saved, rejected reload.Result) reload.Result {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.handle != nil {
+		panic("daemon: ApplySaved after a configuration went live")
+	}
+	res := a.apply(ctx, req, saved.FS(os.DirFS(a.dir)), nil)
+	if res.Outcome == reload.OutcomeApplied {
+		a.rejected = rejected.Fingerprint
+	}
+	return res
+}
+
+func (a *Applier) result(req reload.Request) reload.Result {
+	res := reload.Result{Trigger: req.Trigger}
+	if a.handle != nil {
+		res.Version = a.handle.Version()
+	}
+	return res
+}
+
+// apply is Apply on fsys; what goes live is given to Keep when rec, the
+// recorder fsys reads through, is set.
+func (a *Applier) apply(ctx context.Context, req reload.Request, fsys fs.FS, rec *lastgood.Recorder) reload.Result {
+	res := a.result(req)
+	if err := ctx.Err(); err != nil {
+		res.Outcome, res.Err = reload.OutcomeRejected, err
+		return res
+	}
 	opts := a.opts
 	opts.Reread = req.Force // a reload by hand trusts no file's stat
 	cfg, cfgErr := config.Load(fsys, opts)
@@ -125,6 +163,7 @@ func (a *Applier) apply(req reload.Request, res reload.Result, fsys fs.FS) reloa
 		a.handle = registry.NewHandle(set)
 		a.publishCert(cert)
 		a.fingerprint, a.configFP = res.Fingerprint, configFP
+		a.keep(cfg, rec)
 		res.Outcome, res.Version = reload.OutcomeApplied, 1
 		res.Changes = registry.Diff(nil, set).String()
 		return res
@@ -143,6 +182,9 @@ func (a *Applier) apply(req reload.Request, res reload.Result, fsys fs.FS) reloa
 		}
 	}
 	a.rejected = ""
+	if configFP != a.configFP {
+		a.keep(cfg, rec)
+	}
 	a.fingerprint, a.configFP = res.Fingerprint, configFP
 	var changes []string
 	if diff := registry.Diff(base, set); !diff.Empty() {
@@ -160,6 +202,19 @@ func (a *Applier) apply(req reload.Request, res reload.Result, fsys fs.FS) reloa
 	}
 	res.Outcome, res.Changes = reload.OutcomeApplied, strings.Join(changes, ", ")
 	return res
+}
+
+// keep hands the files cfg was loaded from, as rec recorded them, to Keep;
+// a nil rec keeps nothing.
+func (a *Applier) keep(cfg *config.Config, rec *lastgood.Recorder) {
+	if a.Keep == nil || rec == nil {
+		return
+	}
+	files, ok := rec.Files(cfg.Files)
+	if !ok {
+		return // cannot happen: Load reads every file it lists to the end
+	}
+	a.Keep(lastgood.Saved{Fingerprint: cfg.Fingerprint, SavedAt: time.Now(), Files: files})
 }
 
 // publishCert serves a newly loaded pair; nil (no TLS) does nothing.

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/awakend/awakend/api"
 	"github.com/awakend/awakend/config"
+	"github.com/awakend/awakend/lastgood"
 	"github.com/awakend/awakend/registry"
 	"github.com/awakend/awakend/reload"
 )
@@ -159,16 +161,20 @@ func TestStatusLine(t *testing.T) {
 	a, _, _ := newTestApplier(t)
 	a.Apply(context.Background(), reload.Request{Trigger: reload.TriggerStartup})
 	h := a.Handle()
+	deg := &api.Degraded{SavedAt: time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)}
 	for _, tt := range []struct {
 		res  reload.Result
+		deg  *api.Degraded
 		want string
 	}{
-		{reload.Result{Outcome: reload.OutcomeApplied}, "serving version 1"},
-		{reload.Result{Outcome: reload.OutcomeRejected, Err: errors.New("a.yaml:1:1: error: x [syntax]")}, "serving version 1; last reload rejected: a.yaml:1:1: error: x [syntax]"},
+		{reload.Result{Outcome: reload.OutcomeApplied}, nil, "serving version 1"},
+		{reload.Result{Outcome: reload.OutcomeRejected, Err: errors.New("a.yaml:1:1: error: x [syntax]")}, nil, "serving version 1; last reload rejected: a.yaml:1:1: error: x [syntax]"},
 		// A rescan of the same rejected files must not hide the problem.
-		{reload.Result{Outcome: reload.OutcomeRejected, Repeated: true, Err: errors.New("still bad")}, "serving version 1; last reload rejected: still bad"},
+		{reload.Result{Outcome: reload.OutcomeRejected, Repeated: true, Err: errors.New("still bad")}, nil, "serving version 1; last reload rejected: still bad"},
+		{reload.Result{Outcome: reload.OutcomeRejected, Err: errors.New("still bad")}, deg,
+			"DEGRADED: serving the last-known-good configuration (version 1, saved 2026-05-06T07:08:09Z); the config directory was rejected at start-up; last reload rejected: still bad"},
 	} {
-		if got := statusLine(h, tt.res, nil); got != tt.want {
+		if got := statusLine(h, tt.res, tt.deg, nil); got != tt.want {
 			t.Errorf("statusLine(%s) = %q, want %q", tt.res.Outcome, got, tt.want)
 		}
 	}
@@ -258,8 +264,89 @@ func TestApplyTLS(t *testing.T) {
 
 	// Without TLS the fingerprint is the config's, as awakend check prints it.
 	plain, _, _ := newTestApplier(t)
-	plain.src = dirSource(dir)
+	plain.src, plain.dir = newDirSource(dir), dir
 	if res := plain.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup}); res.Fingerprint != cfg.Fingerprint {
 		t.Errorf("fingerprint without TLS %s, want the config's %s", res.Fingerprint, cfg.Fingerprint)
+	}
+}
+
+// TestApplyKeeps: each configuration that goes live from the directory is
+// handed to Keep as read, once; rejected, unchanged and forced rebuilds of
+// the same files are not.
+func TestApplyKeeps(t *testing.T) {
+	ctx := context.Background()
+	a, dir, _ := newTestApplier(t)
+	var kept []lastgood.Saved
+	a.Keep = func(s lastgood.Saved) { kept = append(kept, s) }
+	apply := func(trigger reload.Trigger, force bool) reload.Result {
+		return a.Apply(ctx, reload.Request{Trigger: trigger, Force: force})
+	}
+	paths := func(s lastgood.Saved) (out []string) {
+		for _, f := range s.Files {
+			out = append(out, f.Path+"="+string(f.Data))
+		}
+		return out
+	}
+
+	if res := apply(reload.TriggerStartup, false); res.Outcome != reload.OutcomeApplied {
+		t.Fatal(res)
+	}
+	if len(kept) != 1 || !slices.Equal(paths(kept[0]), []string{
+		"m.yaml=models:\n  - {id: m, provider_id: p, upstream_model: u}\n",
+		"p.yaml=providers:\n  - {id: p, adapter: mock}\n  - {id: q, adapter: mock}\n",
+	}) || kept[0].Fingerprint == "" {
+		t.Fatalf("kept %+v after the first apply", kept)
+	}
+	apply(reload.TriggerRescan, false)
+	apply(reload.TriggerSignal, true)
+	write(t, dir, "m.yaml", "models: [\n")
+	apply(reload.TriggerWatch, false)
+	if len(kept) != 1 {
+		t.Fatalf("kept %d configurations after unchanged, forced and rejected reloads, want 1", len(kept))
+	}
+	write(t, dir, "m.yaml", "# a comment\nmodels:\n  - {id: m, provider_id: p, upstream_model: u}\n")
+	if res := apply(reload.TriggerWatch, false); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if len(kept) != 2 || !strings.HasPrefix(paths(kept[1])[0], "m.yaml=# a comment") {
+		t.Fatalf("kept %+v after a comment edit, want the new files", kept)
+	}
+}
+
+// TestApplySaved: a start-up on a rejected directory serves the saved
+// configuration; rescans of the same broken inputs are repeats; a fixed
+// directory goes live.
+func TestApplySaved(t *testing.T) {
+	ctx := context.Background()
+	a, dir, _ := newTestApplier(t)
+	saved := &lastgood.Saved{Files: []lastgood.File{
+		{Path: "all.yaml", Data: []byte("providers:\n  - {id: p, adapter: mock}\nmodels:\n  - {id: saved, provider_id: p, upstream_model: u}\n")},
+	}}
+	var kept int
+	a.Keep = func(lastgood.Saved) { kept++ }
+	write(t, dir, "m.yaml", "models:\n  - {id: m, provider_id: nope, upstream_model: u}\n")
+	rejected := a.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup})
+	if rejected.Outcome != reload.OutcomeRejected || a.Handle() != nil {
+		t.Fatalf("broken directory at start-up: %+v", rejected)
+	}
+	res := a.ApplySaved(ctx, reload.Request{Trigger: reload.TriggerStartup}, saved, rejected)
+	if res.Outcome != reload.OutcomeApplied || res.Version != 1 {
+		t.Fatalf("saved configuration: %+v", res)
+	}
+	if _, ok := a.Handle().Current().Set.Model("saved"); !ok {
+		t.Error("the saved configuration's model is not served")
+	}
+	if kept != 0 {
+		t.Error("the saved configuration was kept again")
+	}
+	if res := a.Apply(ctx, reload.Request{Trigger: reload.TriggerRescan}); res.Outcome != reload.OutcomeRejected || !res.Repeated {
+		t.Errorf("rescan of the broken directory: %+v, want a repeated rejection", res)
+	}
+	write(t, dir, "m.yaml", "models:\n  - {id: m, provider_id: p, upstream_model: u}\n")
+	if res := a.Apply(ctx, reload.Request{Trigger: reload.TriggerWatch}); res.Outcome != reload.OutcomeApplied || res.Version != 2 {
+		t.Fatalf("fixed directory: %+v", res)
+	}
+	if _, ok := a.Handle().Current().Set.Model("m"); !ok || kept != 1 {
+		t.Errorf("fixed directory not served (or not kept: %d)", kept)
 	}
 }

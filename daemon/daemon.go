@@ -9,10 +9,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +28,7 @@ import (
 	"github.com/awakend/awakend/edge"
 	"github.com/awakend/awakend/fleet"
 	"github.com/awakend/awakend/gateway"
+	"github.com/awakend/awakend/lastgood"
 	"github.com/awakend/awakend/metrics"
 	"github.com/awakend/awakend/pack"
 	"github.com/awakend/awakend/provider"
@@ -44,9 +48,14 @@ type Options struct {
 	LookupEnv      func(string) (string, bool)
 	CredentialsDir string
 	Version        string
-	// Listener, if set, is served instead of a listener on
-	// Settings.Listen (socket activation, tests). Run closes it.
-	Listener net.Listener
+	// Listeners, if any, are served instead of a listener on
+	// Settings.Listen: the sockets systemd passed (socket activation), or
+	// a test's. Run closes them.
+	Listeners []net.Listener
+	// Report, if set, prints the diagnostics of a configuration rejected
+	// at start-up, one per line. Run calls it before it returns a
+	// StartupError and before it serves the last-known-good configuration.
+	Report func(error)
 }
 
 // StartupError is a config that did not load when the daemon started; the
@@ -64,9 +73,11 @@ func (e *StartupError) Unwrap() error { return e.Err }
 func Run(ctx context.Context, o Options) error {
 	s, log := o.Settings, o.Logger
 	started := time.Now()
-	if o.Listener != nil {
-		defer o.Listener.Close() // served and closed below, unless the start-up fails
-	}
+	defer func() { // served and closed below, unless the start-up fails
+		for _, ln := range o.Listeners {
+			ln.Close()
+		}
+	}()
 	applier := NewApplier(s.ConfigDir, config.Options{
 		LookupEnv:      o.LookupEnv,
 		ReadFile:       os.ReadFile,
@@ -82,7 +93,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		defer st.Close()
 		fl = newFleetSource(st, s.StateDir, log)
-		applier.src = fl
+		applier.src, applier.dir = fl, ""
 	}
 	var cert *certificate
 	if s.TLS.CertFile != "" {
@@ -90,11 +101,21 @@ func Run(ctx context.Context, o Options) error {
 		applier.tls = cert
 	}
 
-	res := applier.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup})
-	res.Started, res.Duration = started, time.Since(started)
-	if res.Outcome != reload.OutcomeApplied {
-		return &StartupError{Err: res.Err}
+	if s.StateDir != "" && fl == nil { // the fleet keeps its own local copy
+		applier.Keep = func(saved lastgood.Saved) {
+			if err := lastgood.Save(s.StateDir, saved); err != nil {
+				log.Error("last-known-good configuration not saved", "error", err)
+				return
+			}
+			log.Debug("last-known-good configuration saved", "dir", s.StateDir, "fingerprint", saved.Fingerprint)
+		}
 	}
+	res, initial, deg, err := loadAtStartup(ctx, o, applier, started)
+	if err != nil {
+		return err
+	}
+	var degraded atomic.Pointer[api.Degraded]
+	degraded.Store(deg)
 	handle := applier.Handle()
 	where := []any{"dir", s.ConfigDir}
 	if fl != nil {
@@ -126,6 +147,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	var loop *reload.Loop
 	m := metrics.New(handle, func() reload.WatcherStatus { return loop.Status().Watcher })
+	m.SetDegraded(degraded.Load() != nil)
 	var certFiles []string
 	if cert != nil {
 		certFiles = []string{cert.certFile, cert.keyFile}
@@ -162,7 +184,7 @@ func Run(ctx context.Context, o Options) error {
 		MaxWait:        s.Reload.MaxWait,
 		RescanInterval: rescanInterval(s.Reload.RescanInterval),
 		Logger:         log,
-		Initial:        res,
+		Initial:        initial,
 		OnStart: func(req reload.Request) {
 			if req.Force {
 				reloading(req)
@@ -170,15 +192,19 @@ func Run(ctx context.Context, o Options) error {
 		},
 		OnResult: func(r reload.Result) {
 			m.ObserveReload(r)
+			if r.Outcome != reload.OutcomeRejected && r.Err == nil && degraded.Swap(nil) != nil {
+				m.SetDegraded(false)
+				log.Warn("config directory valid again; no longer degraded", "dir", s.ConfigDir, "version", r.Version)
+			}
 			if !stopping.Load() {
-				o.Notifier.Ready(statusLine(handle, r, fl))
+				o.Notifier.Ready(statusLine(handle, r, degraded.Load(), fl))
 			}
 			if announce != nil {
 				announce.Set(ackOf(r))
 			}
 		},
 	})
-	m.ObserveReload(res)
+	m.ObserveReload(initial)
 	m.SetBuildInfo(o.Version)
 	if fl != nil {
 		m.Registerer().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -192,17 +218,23 @@ func Run(ctx context.Context, o Options) error {
 		}))
 	}
 
-	ln := o.Listener
-	if ln == nil {
-		var err error
-		if ln, err = net.Listen("tcp", s.Listen); err != nil {
+	lns := o.Listeners
+	if len(lns) == 0 {
+		ln, err := net.Listen("tcp", s.Listen)
+		if err != nil {
 			return fmt.Errorf("listen: %w", err)
 		}
+		defer ln.Close()
+		lns = []net.Listener{ln}
 	}
-	// A local client may name the daemon by its listen address or by the
-	// machine's own name (which Debian maps to 127.0.1.1), besides
+	addrs := []string{s.Listen}
+	for _, ln := range lns {
+		addrs = append(addrs, ln.Addr().String())
+	}
+	// A local client may name the daemon by its listen addresses or by
+	// the machine's own name (which Debian maps to 127.0.1.1), besides
 	// localhost: none of these is a name a web page can rebind.
-	hosts := []string{s.Listen, ln.Addr().String()}
+	hosts := slices.Clone(addrs)
 	if h, err := os.Hostname(); err == nil {
 		hosts = append(hosts, h)
 	}
@@ -223,39 +255,51 @@ func Run(ctx context.Context, o Options) error {
 		Version:     o.Version,
 		Started:     started,
 		Guard:       edge.NewGuard(hosts...),
+		Degraded:    degraded.Load,
 		Source:      sourceState(fl),
 	})
+	// While draining, each response closes its connection: a client's
+	// next request goes to a new connection, which the next process, after
+	// a restart, accepts.
+	var draining atomic.Bool
 	// The gateway routes /v1/ itself, so its requests, the hot path, skip
 	// a ServeMux's pattern matching; the API has its own mux.
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
 		if strings.HasPrefix(r.URL.Path, "/v1/") {
 			gw.ServeHTTP(w, r)
 			return
 		}
 		rest.ServeHTTP(w, r)
 	})
-	srv := newServer(handler, log)
+	srv, conns := newServer(handler, log)
 	if cert != nil {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cert.getCertificate}
 	}
-	warnIfExposed(log, ln.Addr(), s)
+	for _, ln := range lns {
+		warnIfExposed(log, ln.Addr(), s)
+	}
 
 	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLoop()
 	var wg sync.WaitGroup
 	wg.Go(func() { loop.Run(loopCtx) })
-	serveErr := make(chan error, 1)
-	wg.Go(func() {
-		var err error
-		if cert != nil {
-			err = srv.ServeTLS(ln, "", "") // certificates from TLSConfig; HTTP/2 through ALPN
-		} else {
-			err = srv.Serve(ln)
-		}
-		if !errors.Is(err, http.ErrServerClosed) {
-			serveErr <- err
-		}
-	})
+	serveErr := make(chan error, len(lns))
+	for _, ln := range lns {
+		wg.Go(func() {
+			var err error
+			if cert != nil {
+				err = srv.ServeTLS(ln, "", "") // certificates from TLSConfig; HTTP/2 through ALPN
+			} else {
+				err = srv.Serve(ln)
+			}
+			if !errors.Is(err, http.ErrServerClosed) && !draining.Load() {
+				serveErr <- fmt.Errorf("serve %s: %w", ln.Addr(), err)
+			}
+		})
+	}
 	if d, ok := sdnotify.WatchdogInterval(); ok {
 		wg.Go(func() {
 			o.Notifier.RunWatchdog(loopCtx, d, func(err error) { log.Warn("watchdog notification failed", "error", err) })
@@ -281,20 +325,29 @@ func Run(ctx context.Context, o Options) error {
 			})
 		})
 	}
-	o.Notifier.Ready(statusLine(handle, res, fl))
-	log.Info("serving", "listen", ln.Addr().String(), "version", handle.Version())
+	o.Notifier.Ready(statusLine(handle, initial, degraded.Load(), fl))
+	log.Info("serving", "listen", strings.Join(addrs[1:], " "), "version", handle.Version())
 
-	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:
-		err = fmt.Errorf("serve: %w", err)
 	}
 	stopping.Store(true)
 	o.Notifier.Stopping()
 	log.Info("shutting down", "timeout", s.Shutdown.Timeout)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.Shutdown.Timeout)
 	defer cancel()
+	// Stop accepting first. A socket systemd passed stays open in systemd,
+	// which queues new connections for the next process. Open connections
+	// get a moment to close by themselves (a request on one is answered
+	// with Connection: close) before Shutdown closes those that are idle,
+	// so that a client does not lose a request it sends just as its
+	// connection is closed.
+	draining.Store(true)
+	for _, ln := range lns {
+		ln.Close()
+	}
+	conns.awaitClosed(shutdownCtx, min(drainGrace, s.Shutdown.Timeout))
 	if serr := srv.Shutdown(shutdownCtx); serr != nil {
 		log.Warn("requests still running at the shutdown timeout were cut", "error", serr)
 		srv.Close()
@@ -303,6 +356,45 @@ func Run(ctx context.Context, o Options) error {
 	wg.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// loadAtStartup is the start-up load: the config directory or, when it is rejected
+// and a last-known-good configuration was saved, that one, degraded. It
+// returns the load that went live, the start-up's result as the status and
+// the metrics show it (the directory's), and what deg says about serving
+// the saved configuration (nil when the directory's serves). It fails
+// with a *StartupError when nothing can serve.
+func loadAtStartup(ctx context.Context, o Options, a *Applier, started time.Time) (live, initial reload.Result, deg *api.Degraded, err error) {
+	s, log := o.Settings, o.Logger
+	req := reload.Request{Trigger: reload.TriggerStartup}
+	res := a.Apply(ctx, req)
+	res.Started, res.Duration = started, time.Since(started)
+	if res.Outcome == reload.OutcomeApplied {
+		return res, res, nil, nil
+	}
+	if o.Report != nil {
+		o.Report(res.Err)
+	}
+	if a.dir == "" { // a fleet's daemon serves its own local copy (fleetSource)
+		return res, res, nil, &StartupError{Err: res.Err}
+	}
+	saved, ok := readLastGood(log, s.StateDir)
+	if !ok {
+		return res, res, nil, &StartupError{Err: res.Err}
+	}
+	state := filepath.Join(s.StateDir, lastgood.FileName)
+	live = a.ApplySaved(ctx, req, saved, res)
+	if live.Outcome != reload.OutcomeApplied {
+		log.Error("the last-known-good configuration does not load either", "state", state, "saved_at", saved.SavedAt)
+		if o.Report != nil {
+			o.Report(live.Err)
+		}
+		return res, res, nil, &StartupError{Err: res.Err}
+	}
+	log.Error("DEGRADED: config rejected at start-up; serving the last-known-good configuration until the directory is fixed",
+		"dir", s.ConfigDir, "state", state, "saved_at", saved.SavedAt, "fingerprint", saved.Fingerprint)
+	res.Version = live.Version
+	return live, res, &api.Degraded{Since: time.Now(), SavedAt: saved.SavedAt, Fingerprint: saved.Fingerprint, Reason: summary(res.Err)}, nil
 }
 
 // sourceState feeds the status API's "source" for the etcd source; nil
@@ -314,10 +406,16 @@ func sourceState(fl *fleetSource) func() any {
 	return func() any { return fl.state() }
 }
 
-// statusLine is the STATUS= systemd shows: the version served and, after
-// a rejected reload, why the running config was kept.
-func statusLine(h *registry.Handle, r reload.Result, fl *fleetSource) string {
+// statusLine is the STATUS= systemd shows: the version served (and, from
+// etcd, the pack and whether it is stale), whether it is the last-known-good
+// configuration and, after a rejected reload, why the running config was
+// kept.
+func statusLine(h *registry.Handle, r reload.Result, d *api.Degraded, fl *fleetSource) string {
 	line := fmt.Sprintf("serving version %d", h.Version())
+	if d != nil {
+		line = fmt.Sprintf("DEGRADED: serving the last-known-good configuration (version %d, saved %s); the config directory was rejected at start-up",
+			h.Version(), d.SavedAt.UTC().Format(time.RFC3339))
+	}
 	if fl != nil {
 		st := fl.state()
 		line += " of pack " + pack.Short(st.Pack)
@@ -326,13 +424,37 @@ func statusLine(h *registry.Handle, r reload.Result, fl *fleetSource) string {
 		}
 	}
 	if r.Outcome == reload.OutcomeRejected && r.Err != nil {
-		msg := r.Err.Error()
-		if i := len(msg); i > 200 {
-			msg = msg[:200] + "…"
-		}
-		line += "; last reload rejected: " + msg
+		line += "; last reload rejected: " + summary(r.Err)
 	}
 	return line
+}
+
+// summary is an error's text cut to fit a status line.
+func summary(err error) string {
+	msg := err.Error()
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	return msg
+}
+
+// readLastGood reads the configuration saved in dir; ok is false when
+// there is none to serve: no state directory, no state file, or one that
+// cannot be used, which is logged as the error it is.
+func readLastGood(log *slog.Logger, dir string) (saved *lastgood.Saved, ok bool) {
+	if dir == "" {
+		return nil, false
+	}
+	saved, err := lastgood.Read(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		log.Info("no last-known-good configuration saved", "state", filepath.Join(dir, lastgood.FileName))
+		return nil, false
+	case err != nil:
+		log.Error("last-known-good configuration unusable", "error", err)
+		return nil, false
+	}
+	return saved, true
 }
 
 // Diagnostics renders a rejected reload's error for the API: the

@@ -25,6 +25,7 @@ import (
 
 	"github.com/awakend/awakend/config"
 	"github.com/awakend/awakend/internal/testcert"
+	"github.com/awakend/awakend/lastgood"
 	"github.com/awakend/awakend/provider/providertest"
 )
 
@@ -141,7 +142,7 @@ func startDaemon(t *testing.T, s config.Settings) *testDaemon {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Options{Settings: s, Logger: slog.New(logs), Listener: ln, Version: "test"})
+		done <- Run(ctx, Options{Settings: s, Logger: slog.New(logs), Listeners: []net.Listener{ln}, Version: "test"})
 	}()
 	var once sync.Once
 	var runErr error
@@ -531,7 +532,7 @@ func TestTLSStartup(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = Run(t.Context(), Options{Settings: tlsSettings(dir, files), Logger: slog.New(slog.DiscardHandler), Listener: ln})
+			err = Run(t.Context(), Options{Settings: tlsSettings(dir, files), Logger: slog.New(slog.DiscardHandler), Listeners: []net.Listener{ln}})
 			var se *StartupError
 			if !errors.As(err, &se) {
 				t.Fatalf("Run = %v, want a start-up error", err)
@@ -598,7 +599,7 @@ func TestServerLog(t *testing.T) {
 }
 
 func TestServerLimits(t *testing.T) {
-	srv := newServer(http.NotFoundHandler(), slog.New(slog.DiscardHandler))
+	srv, _ := newServer(http.NotFoundHandler(), slog.New(slog.DiscardHandler))
 	if srv.ReadHeaderTimeout != 10*time.Second || srv.ReadTimeout != 0 || srv.WriteTimeout != 0 ||
 		srv.IdleTimeout <= 0 || srv.MaxHeaderBytes != 64<<10 || srv.ErrorLog == nil {
 		t.Errorf("server %+v: want a 10s header timeout, no read or write timeout (streams), an idle timeout, 64 KiB of headers, an error log", srv)
@@ -668,6 +669,198 @@ func TestWarnIfExposed(t *testing.T) {
 			if rec.Level != slog.LevelWarn || attr(rec, "exposed") != tt.exposed || attr(rec, "listen") != addr.String() ||
 				!strings.Contains(attr(rec, "fix"), "set ") || strings.Contains(rec.Message+attr(rec, "fix"), "\"t\"") {
 				t.Errorf("logged %s %q exposed %q fix %q", rec.Level, rec.Message, attr(rec, "exposed"), attr(rec, "fix"))
+			}
+		})
+	}
+}
+
+// TestShutdownDrains stops a daemon while one request runs and another
+// client holds an idle keep-alive connection: no new connection is
+// accepted, the idle client's next request is still answered (and its
+// connection closed after), and the running request finishes.
+func TestShutdownDrains(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "registry.yaml", `providers:
+  - {id: p, adapter: mock, adapter_options: {mock: {reply: one two three four, chunk_delay_ms: 250}}}
+models:
+  - {id: slow, provider_id: p, upstream_model: m}
+`)
+	s := config.DefaultSettings()
+	s.ConfigDir, s.Reload.RescanInterval, s.Shutdown.Timeout = dir, 0, patience
+	d := startDaemon(t, s)
+	addr := strings.TrimPrefix(d.url, "http://")
+
+	idle := newClient(t, false)
+	if resp, _ := get(t, idle, d.url+"/healthz"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %s", resp.Status)
+	}
+
+	// A stream that is running (its headers arrived) when the stop comes.
+	req, _ := http.NewRequest(http.MethodPost, d.url+"/v1/chat/completions",
+		strings.NewReader(`{"model":"slow","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Content-Type", "application/json")
+	stream, err := newClient(t, false).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	slow := make(chan string, 1)
+	go func() {
+		b, err := io.ReadAll(stream.Body)
+		if err != nil {
+			slow <- err.Error()
+			return
+		}
+		slow <- string(b)
+	}()
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- d.stop() }()
+	d.logs.await(t, func(r slog.Record) bool { return r.Message == "shutting down" })
+	// The listener closes right after the log line.
+	for deadline := time.Now().Add(patience); ; {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon still accepts connections while shutting down")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	resp, _ := get(t, idle, d.url+"/healthz")
+	if resp.StatusCode != http.StatusOK || !resp.Close {
+		t.Errorf("request on the idle connection while draining: %s, close=%v; want 200 and Connection: close", resp.Status, resp.Close)
+	}
+	if got := <-slow; stream.StatusCode != http.StatusOK || !strings.HasSuffix(got, "data: [DONE]\n\n") {
+		t.Errorf("the stream running at shutdown: %s, ends %q; want 200 and the whole stream", stream.Status, got[max(0, len(got)-40):])
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+// TestServesEveryListener: the daemon serves each listener it is given (the
+// sockets systemd passed), and closes them all when it stops.
+func TestServesEveryListener(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "registry.yaml", "providers:\n  - {id: p, adapter: mock}\n")
+	s := config.DefaultSettings()
+	s.ConfigDir, s.Reload.RescanInterval, s.Shutdown.Timeout = dir, 0, patience
+	var lns []net.Listener
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+	}
+	addrs := []string{lns[0].Addr().String(), lns[1].Addr().String()}
+	logs := newRecords()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, Options{Settings: s, Logger: slog.New(logs), Listeners: lns}) }()
+	rec := logs.await(t, func(r slog.Record) bool { return r.Message == "serving" })
+	if got, want := attr(rec, "listen"), addrs[0]+" "+addrs[1]; got != want {
+		t.Errorf("serving listen=%q, want %q", got, want)
+	}
+	c := newClient(t, false)
+	for _, a := range addrs {
+		if resp, _ := get(t, c, "http://"+a+"/healthz"); resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: %s", a, resp.Status)
+		}
+	}
+	c.CloseIdleConnections()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if conn, err := net.Dial("tcp", a); err == nil {
+			conn.Close()
+			t.Errorf("%s still accepts after the daemon stopped", a)
+		}
+	}
+}
+
+// TestStartupLastGood: with a broken directory, Run serves what the state
+// directory holds, degraded; with nothing usable there it returns a
+// StartupError. Each time the diagnostics are reported.
+func TestStartupLastGood(t *testing.T) {
+	good := []lastgood.File{{Path: "r.yaml", Data: []byte("providers:\n  - {id: p, adapter: mock}\nmodels:\n  - {id: saved, provider_id: p, upstream_model: u}\n")}}
+	for _, tc := range []struct {
+		name  string
+		state func(t *testing.T, dir string) // fills the state directory
+		serve bool
+		log   string // a message logged at error level
+	}{
+		{"saved", func(t *testing.T, dir string) {
+			if err := lastgood.Save(dir, lastgood.Saved{Fingerprint: "fp", Files: good}); err != nil {
+				t.Fatal(err)
+			}
+		}, true, "DEGRADED: config rejected at start-up; serving the last-known-good configuration until the directory is fixed"},
+		{"nothing saved", func(*testing.T, string) {}, false, ""},
+		{"damaged", func(t *testing.T, dir string) {
+			write(t, dir, lastgood.FileName, `{"format":1,"files":[`)
+		}, false, "last-known-good configuration unusable"},
+		{"saved but invalid now", func(t *testing.T, dir string) {
+			bad := []lastgood.File{{Path: "r.yaml", Data: []byte("models:\n  - {id: m, provider_id: gone, upstream_model: u}\n")}}
+			if err := lastgood.Save(dir, lastgood.Saved{Files: bad}); err != nil {
+				t.Fatal(err)
+			}
+		}, false, "the last-known-good configuration does not load either"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, state := t.TempDir(), t.TempDir()
+			write(t, dir, "r.yaml", "models:\n  - {id: m, provider_id: nope, upstream_model: u}\n")
+			tc.state(t, state)
+			s := config.DefaultSettings()
+			s.ConfigDir, s.StateDir, s.Reload.RescanInterval, s.Shutdown.Timeout = dir, state, 0, patience
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			logs := newRecords()
+			var reported []string
+			var mu sync.Mutex
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				done <- Run(ctx, Options{Settings: s, Logger: slog.New(logs), Listeners: []net.Listener{ln},
+					Report: func(err error) { mu.Lock(); reported = append(reported, err.Error()); mu.Unlock() }})
+			}()
+			if tc.serve {
+				logs.await(t, func(r slog.Record) bool { return r.Message == "serving" })
+				c := newClient(t, false)
+				if resp, body := get(t, c, "http://"+ln.Addr().String()+"/api/v1/models/saved"); resp.StatusCode != http.StatusOK {
+					t.Errorf("the saved model: %s %s", resp.Status, body)
+				}
+				if _, body := get(t, c, "http://"+ln.Addr().String()+"/api/v1/status"); !strings.Contains(body, `"degraded":{"reason":`) {
+					t.Errorf("status is not degraded: %s", body)
+				}
+				c.CloseIdleConnections()
+				cancel()
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				var se *StartupError
+				if err := <-done; !errors.As(err, &se) {
+					t.Fatalf("Run = %v, want a StartupError", err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(reported) == 0 || !strings.Contains(reported[0], "r.yaml:2:26: error: model 'm' references missing provider 'nope' [model_missing_provider]") {
+				t.Errorf("reported %q, want the directory's diagnostics", reported)
+			}
+			if tc.log != "" {
+				rec := logs.await(t, func(r slog.Record) bool { return r.Message == tc.log })
+				if rec.Level != slog.LevelError {
+					t.Errorf("%q logged at %v, want error", tc.log, rec.Level)
+				}
 			}
 		})
 	}

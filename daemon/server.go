@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/awakend/awakend/config"
@@ -28,17 +29,67 @@ const (
 	// them; the standard library's default (a megabyte) would let every
 	// slow connection pin far more memory for nothing.
 	maxHeaderBytes = 64 << 10
+	// drainGrace is how long, on shutdown, open connections have to close
+	// by themselves before the server closes those that are idle: each
+	// response while draining says Connection: close, so a client that
+	// keeps a connection busy moves to a new one within it. A connection
+	// that idles longer is closed, and its client retries on a fresh one.
+	drainGrace = time.Second
 )
 
-// newServer returns the daemon's HTTP server for handler. HTTP/2 is on
-// when it serves TLS.
-func newServer(handler http.Handler, logger *slog.Logger) *http.Server {
+// newServer returns the daemon's HTTP server for handler, and what keeps
+// count of its open connections. HTTP/2 is on when it serves TLS.
+func newServer(handler http.Handler, logger *slog.Logger) (*http.Server, *conns) {
+	c := &conns{open: map[net.Conn]struct{}{}}
 	return &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          log.New(serverLog{logger}, "", 0),
+		ConnState:         c.track,
+	}, c
+}
+
+// conns keeps the set of the server's open connections. A connection whose
+// response was just written may not be idle yet, so draining waits for
+// connections to close, not for them to go idle.
+type conns struct {
+	mu   sync.Mutex
+	open map[net.Conn]struct{}
+}
+
+func (c *conns) track(conn net.Conn, st http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st == http.StateClosed || st == http.StateHijacked {
+		delete(c.open, conn)
+	} else {
+		c.open[conn] = struct{}{}
+	}
+}
+
+func (c *conns) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.open)
+}
+
+// awaitClosed returns once every connection is closed, after d, or when
+// ctx is done, whichever comes first.
+func (c *conns) awaitClosed(ctx context.Context, d time.Duration) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for c.count() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/awakend/awakend/lastgood"
 	"github.com/awakend/awakend/pack"
 )
 
@@ -23,7 +24,8 @@ type source interface {
 // input is one opening of a source.
 type input struct {
 	fsys fs.FS
-	pack *pack.Pack // the fleet's pack it holds; nil for a directory
+	pack *pack.Pack         // the fleet's pack it holds; nil for a directory
+	rec  *lastgood.Recorder // what fsys reads through, for the last-known-good; nil for a pack
 }
 
 // id is the ID of the input's pack, "" for a directory.
@@ -34,19 +36,27 @@ func (in input) id() string {
 	return in.pack.ID
 }
 
-// dirSource is the config directory.
-type dirSource string
+// dirSource is the config directory, read through a recorder that keeps
+// the bytes of each load for the last-known-good.
+type dirSource struct {
+	dir string
+	rec *lastgood.Recorder
+}
 
-func (d dirSource) open(context.Context) (input, error) {
-	dir := string(d)
-	fi, err := os.Stat(dir)
+func newDirSource(dir string) *dirSource {
+	return &dirSource{dir: dir, rec: lastgood.NewRecorder(os.DirFS(dir))}
+}
+
+func (d *dirSource) open(context.Context) (input, error) {
+	fi, err := os.Stat(d.dir)
 	if err == nil && !fi.IsDir() {
 		err = errors.New("not a directory")
 	}
 	if err != nil {
-		return input{}, fmt.Errorf("config directory %s: %w", dir, unwrapPath(err))
+		return input{}, fmt.Errorf("config directory %s: %w", d.dir, unwrapPath(err))
 	}
-	return input{fsys: os.DirFS(dir)}, nil
+	d.rec.Reset()
+	return input{fsys: d.rec, rec: d.rec}, nil
 }
 
-func (dirSource) served(input) {}
+func (*dirSource) served(input) {}

@@ -382,3 +382,27 @@ func parseStream(s string) (dev, ino uint64, ok bool) {
 
 // Interface check.
 var _ slog.Handler = (*Handler)(nil)
+
+// WriteLines writes each line of text to w as its own journal entry at
+// level's priority ("<3>" for slog.LevelError), so that a block of text —
+// the diagnostics of a rejected configuration — is filed line by line, at
+// the right priority, and `journalctl -p err` shows every line. Empty lines
+// are left out. It writes all lines with one Write call.
+func WriteLines(w io.Writer, level slog.Level, text string) error {
+	prefix := "<" + strconv.Itoa(priority(level)) + ">"
+	var buf []byte
+	for line := range strings.Lines(text) {
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			continue
+		}
+		buf = append(buf, prefix...)
+		buf = append(buf, line...)
+		buf = append(buf, '\n')
+	}
+	if len(buf) == 0 {
+		return nil
+	}
+	_, err := w.Write(buf)
+	return err
+}

@@ -391,3 +391,24 @@ func BenchmarkHandler(b *testing.B) {
 		})
 	}
 }
+
+func TestWriteLines(t *testing.T) {
+	var b strings.Builder
+	text := "a.yaml:1:2: error: one [code]\n\nb.yaml:3:4: error: two\r\n"
+	if err := WriteLines(&b, slog.LevelError, text); err != nil {
+		t.Fatal(err)
+	}
+	if want := "<3>a.yaml:1:2: error: one [code]\n<3>b.yaml:3:4: error: two\n"; b.String() != want {
+		t.Errorf("wrote %q, want %q", b.String(), want)
+	}
+	b.Reset()
+	WriteLines(&b, slog.LevelWarn, "only line")
+	if b.String() != "<4>only line\n" {
+		t.Errorf("wrote %q", b.String())
+	}
+	b.Reset()
+	WriteLines(&b, slog.LevelError, "\n")
+	if b.Len() != 0 {
+		t.Errorf("wrote %q for no lines", b.String())
+	}
+}

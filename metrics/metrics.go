@@ -52,6 +52,7 @@ type Metrics struct {
 	configInfo      *prometheus.GaugeVec
 	mu              sync.Mutex
 	info            [2]string // configInfo's fingerprint and pack
+	degraded        prometheus.Gauge
 }
 
 // New returns the metrics of a daemon serving h, with watcher reporting the
@@ -73,6 +74,10 @@ func New(h *registry.Handle, watcher func() reload.WatcherStatus) *Metrics {
 			Namespace: namespace, Subsystem: "config", Name: "reloads_total",
 			Help: "Configuration reloads by trigger (startup, signal, api, rescan, watch) and result (applied, unchanged, rejected).",
 		}, []string{"trigger", "result"}),
+		degraded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "config", Name: "degraded",
+			Help: "1 while the daemon serves its last-known-good configuration because its directory did not validate at start-up, else 0.",
+		}),
 		reloadDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: "config", Name: "reload_duration_seconds",
 			Help:    "Time taken by configuration reloads, whatever their result.",
@@ -91,7 +96,7 @@ func New(h *registry.Handle, watcher func() reload.WatcherStatus) *Metrics {
 		}
 	}
 	m.reg.MustRegister(
-		m.lastSuccessful, m.lastSuccessTime, m.reloads, m.reloadDuration, m.configInfo,
+		m.lastSuccessful, m.lastSuccessTime, m.reloads, m.reloadDuration, m.configInfo, m.degraded,
 		&snapshotCollector{handle: h, watcher: watcher},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -157,6 +162,16 @@ func (m *Metrics) SetBuildInfo(version string) {
 	}, []string{"version", "goversion"})
 	g.WithLabelValues(version, runtime.Version()).Set(1)
 	m.reg.MustRegister(g)
+}
+
+// SetDegraded sets awakend_config_degraded: whether the daemon serves its
+// last-known-good configuration instead of its directory's.
+func (m *Metrics) SetDegraded(on bool) {
+	v := 0.0
+	if on {
+		v = 1
+	}
+	m.degraded.Set(v)
 }
 
 // Handler serves the metrics in the Prometheus exposition formats.

@@ -253,6 +253,23 @@ func TestReloadCountersStartAtZero(t *testing.T) {
 	}
 }
 
+func TestDegraded(t *testing.T) {
+	m := metrics.New(registry.NewHandle(nil), nil)
+	for _, step := range []struct {
+		on   *bool
+		want float64
+	}{{nil, 0}, {ptr(true), 1}, {ptr(false), 0}} {
+		if step.on != nil {
+			m.SetDegraded(*step.on)
+		}
+		if got := value(t, scrape(t, m.Handler()), "awakend_config_degraded", nil); got != step.want {
+			t.Errorf("awakend_config_degraded = %v, want %v", got, step.want)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
 func TestWatcherUp(t *testing.T) {
 	for _, tc := range []struct {
 		name   string

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/awakend/awakend/config"
+	"github.com/awakend/awakend/journal"
 )
 
 // reloadAnswer is the daemon's answer to POST /api/v1/reload.
@@ -55,11 +57,18 @@ func reloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return nil
 	case code == http.StatusUnprocessableEntity:
+		var b strings.Builder
 		for _, d := range ans.Diagnostics {
-			fmt.Fprintln(stderr, d.String())
+			fmt.Fprintln(&b, d.String())
 		}
-		fmt.Fprintf(stderr, "awakend: reload rejected: %s; still serving version %d\n",
+		fmt.Fprintf(&b, "awakend: reload rejected: %s; still serving version %d\n",
 			plural(len(ans.Diagnostics), "problem", "problems"), ans.Version)
+		if journal.Attached() {
+			// ExecReload=: each line a journal entry at error priority.
+			journal.WriteLines(stderr, slog.LevelError, b.String())
+		} else {
+			io.WriteString(stderr, b.String())
+		}
 		return invalid(errReported)
 	case ans.Error != nil:
 		return fmt.Errorf("reload: %s (HTTP %d)", ans.Error.Message, code)

@@ -6,12 +6,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"github.com/awakend/awakend/activation"
 	"github.com/awakend/awakend/config"
 	"github.com/awakend/awakend/daemon"
+	"github.com/awakend/awakend/journal"
 	"github.com/awakend/awakend/sdnotify"
 )
 
@@ -28,7 +33,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, s.Log.Format, s.Log.Level, detectLogEnv(os.Stderr))
+	env := detectLogEnv(os.Stderr)
+	log, err := newLogger(stderr, s.Log.Format, s.Log.Level, env)
 	if err != nil {
 		return err
 	}
@@ -36,6 +42,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		file = "(none)"
 	}
 	log.Debug("settings", "file", file, "settings", fmt.Sprintf("%+v", s.Redacted()))
+	passed, err := activation.Listeners()
+	if err != nil {
+		return err
+	}
+	var lns []net.Listener
+	for _, ln := range passed {
+		lns = append(lns, ln)
+		log.Info("socket passed by systemd", "name", ln.Name, "addr", ln.Addr().String())
+		if ln.Addr().String() != s.Listen {
+			// awakend reload and diff find the daemon through the setting.
+			log.Warn("the socket systemd passed is not the listen setting; awakend reload and diff connect to the setting",
+				"socket", ln.Addr().String(), "listen", s.Listen)
+		}
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -48,15 +68,34 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		LookupEnv:      os.LookupEnv,
 		CredentialsDir: os.Getenv("CREDENTIALS_DIRECTORY"),
 		Version:        version,
+		Listeners:      lns,
+		Report:         func(err error) { reportDiagnostics(stderr, log, s.Log.Format, env, err) },
 	})
 	var se *daemon.StartupError
 	if errors.As(err, &se) {
-		// Like nginx -t: every diagnostic on its own line, then the verdict.
-		fmt.Fprintln(stderr, se.Err)
 		log.Error("config rejected at start-up; not starting", "dir", s.ConfigDir)
 		return invalid(errReported)
 	}
 	return err
+}
+
+// reportDiagnostics prints a rejected configuration's diagnostics like
+// nginx -t, each on its own line: under journald each line is an entry at
+// error priority, so that `journalctl -p err` shows why; in JSON, one
+// record per line.
+func reportDiagnostics(w io.Writer, log *slog.Logger, format string, env logEnv, err error) {
+	switch {
+	case strings.EqualFold(format, "json"):
+		for line := range strings.Lines(err.Error()) {
+			if line = strings.TrimRight(line, "\n"); line != "" {
+				log.Error("config diagnostic", "diagnostic", line)
+			}
+		}
+	case env.journald:
+		journal.WriteLines(w, slog.LevelError, err.Error())
+	default:
+		fmt.Fprintln(w, err)
+	}
 }
 
 // usageError maps a flag parsing error (already printed by the FlagSet)

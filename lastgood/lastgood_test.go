@@ -1,0 +1,223 @@
+package lastgood
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/awakend/awakend/config"
+)
+
+var files = []File{
+	{Path: "providers.yaml", Data: []byte("providers:\n  - {id: p, adapter: mock, api_key: \"${file:keys/p}\"}\n")},
+	{Path: "agents/a.yaml", Data: []byte("models:\n  - {id: m, provider_id: p, upstream_model: x}\nagents:\n  - {id: a, model_id: m}\n")},
+}
+
+func TestSaveRead(t *testing.T) {
+	dir := t.TempDir()
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := Save(dir, Saved{Fingerprint: "fp1", SavedAt: at, Files: files}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Saved{Fingerprint: "fp1", SavedAt: at, Files: files}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("read back %+v, want %+v", got, want)
+	}
+	fi, err := os.Stat(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("state file mode %v, want 0600", fi.Mode().Perm())
+	}
+
+	// A second save replaces the first and leaves no temporary file.
+	if err := Save(dir, Saved{Fingerprint: "fp2", SavedAt: at, Files: files[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Read(dir); err != nil || got.Fingerprint != "fp2" || len(got.Files) != 1 {
+		t.Errorf("after the second save: %+v, %v", got, err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("state directory holds %v, want only %s", entries, FileName)
+	}
+}
+
+func TestSaveRefuses(t *testing.T) {
+	dir := t.TempDir()
+	if err := Save(dir, Saved{Fingerprint: "good", Files: files}); err != nil {
+		t.Fatal(err)
+	}
+	for name, fs := range map[string][]File{
+		"escaping path": {{Path: "../etc/passwd"}},
+		"absolute path": {{Path: "/etc/passwd"}},
+		"duplicate":     {{Path: "a.yaml"}, {Path: "a.yaml"}},
+	} {
+		if err := Save(dir, Saved{Files: fs}); err == nil {
+			t.Errorf("%s: saved", name)
+		}
+	}
+	if err := Save(filepath.Join(dir, "missing"), Saved{Files: files}); err == nil {
+		t.Error("saved into a directory that does not exist")
+	}
+	// The good state survives the failed saves.
+	if got, err := Read(dir); err != nil || got.Fingerprint != "good" {
+		t.Errorf("after failed saves: %+v, %v", got, err)
+	}
+}
+
+func TestReadMissing(t *testing.T) {
+	_, err := Read(t.TempDir())
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("error %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestReadDamaged(t *testing.T) {
+	dir := t.TempDir()
+	if err := Save(dir, Saved{Fingerprint: "fp", Files: files}); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"empty", nil, "not a state file"},
+		{"truncated", good[:len(good)/2], "not a state file"},
+		{"not json", []byte("providers: []\n"), "not a state file"},
+		{"bit flip", flipped(good), "checksum mismatch"},
+		{"other format", bytes.Replace(good, []byte(`"format":1`), []byte(`"format":9`), 1), "format 9, want 1"},
+		{"unknown field", bytes.Replace(good, []byte(`{"format":1`), []byte(`{"extra":1,"format":1`), 1), "unknown field"},
+		{"no files", []byte(`{"format":1,"fingerprint":"x","checksum":"` + checksum(nil) + `","files":[]}`), "holds no config files"},
+		{"escaping path", []byte(`{"format":1,"checksum":"` + checksum([]File{{Path: "../x"}}) + `","files":[{"path":"../x","data":""}]}`), `"../x" is not relative`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := os.WriteFile(filepath.Join(dir, FileName), c.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Read(dir)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), filepath.Join(dir, FileName)) {
+				t.Errorf("error %v, want it to name the file and say %q", err, c.want)
+			}
+			if errors.Is(err, fs.ErrNotExist) {
+				t.Error("a damaged state file reads as a missing one")
+			}
+		})
+	}
+	t.Run("unreadable", func(t *testing.T) {
+		d := t.TempDir()
+		if err := os.Mkdir(filepath.Join(d, FileName), 0o700); err != nil { // a directory where the file should be
+			t.Fatal(err)
+		}
+		if _, err := Read(d); err == nil || errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("error %v, want a read error", err)
+		}
+	})
+}
+
+// flipped is b with the first character of the first file's data changed
+// for another base64 character.
+func flipped(b []byte) []byte {
+	b = bytes.Clone(b)
+	i := bytes.Index(b, []byte(`"data":"`)) + len(`"data":"`)
+	if b[i] == 'A' {
+		b[i] = 'B'
+	} else {
+		b[i] = 'A'
+	}
+	return b
+}
+
+// TestFS loads a saved configuration through config.Load: the saved files
+// are the whole tree, a relative ${file:…} is read from the live directory.
+func TestFS(t *testing.T) {
+	live := fstest.MapFS{
+		"keys/p":         {Data: []byte("sk-live\n")},
+		"providers.yaml": {Data: []byte("broken: [\n")}, // the live directory no longer validates
+		"extra.yaml":     {Data: []byte("agents:\n  - {id: extra, model_id: m}\n")},
+	}
+	saved := &Saved{Files: files}
+	cfg, err := config.Load(saved.FS(live), config.Options{})
+	if err != nil {
+		t.Fatalf("loading the saved configuration: %v", err)
+	}
+	if !reflect.DeepEqual(cfg.Files, []string{"agents/a.yaml", "providers.yaml"}) {
+		t.Errorf("files %v, want only the saved ones", cfg.Files)
+	}
+	if len(cfg.Providers) != 1 || cfg.Providers[0].APIKey != "sk-live" {
+		t.Errorf("providers %+v, want p with the key read from the live directory", cfg.Providers)
+	}
+	if _, err := config.Load(saved.FS(nil), config.Options{}); err == nil {
+		t.Error("loaded without the referenced file")
+	}
+}
+
+// TestRecorder: what a load read is what Files returns, whatever the disk
+// holds afterwards.
+func TestRecorder(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range files {
+		p := filepath.Join(dir, filepath.FromSlash(f.Path))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.MkdirAll(filepath.Join(dir, "keys"), 0o755)
+	os.WriteFile(filepath.Join(dir, "keys", "p"), []byte("sk-secret"), 0o600)
+	rec := NewRecorder(os.DirFS(dir))
+	cfg, err := config.Load(rec, config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "providers.yaml"), []byte("changed after the load\n"), 0o644)
+	got, ok := rec.Files(cfg.Files)
+	if !ok {
+		t.Fatal("the config files were not all recorded")
+	}
+	want := []File{files[1], files[0]} // load order
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("recorded %q, want %q", got, want)
+	}
+	rec.Reset()
+	if _, ok := rec.Files(cfg.Files); ok {
+		t.Error("files still recorded after Reset")
+	}
+}
+
+// TestTree checks the saved tree against the fs.FS contract.
+func TestTree(t *testing.T) {
+	saved := &Saved{Files: []File{
+		{Path: "b.yaml", Data: []byte("b")},
+		{Path: "agents/x/deep.yaml", Data: []byte("deep")},
+		{Path: "agents/a.yaml", Data: []byte("a")},
+		{Path: "agents/x/also.yaml", Data: []byte("")},
+	}}
+	if err := fstest.TestFS(saved.FS(nil), "b.yaml", "agents/a.yaml", "agents/x/deep.yaml", "agents/x/also.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	cfgFS := saved.FS(fstest.MapFS{"agents/b.yaml": {Data: []byte("live")}})
+	if entries, _ := fs.ReadDir(cfgFS, "agents"); len(entries) != 2 || entries[0].Name() != "a.yaml" || entries[1].Name() != "x" {
+		t.Errorf("agents lists %v, want the saved a.yaml and x only", entries)
+	}
+	if b, err := fs.ReadFile(cfgFS, "agents/b.yaml"); err != nil || string(b) != "live" {
+		t.Errorf("a file not saved: %q, %v; want it from the live directory", b, err)
+	}
+}
