@@ -30,6 +30,10 @@ type chatBody struct {
 	user      span // the JSON string value, if a string
 	reasoning bool // a reasoning_effort member is present
 	close     int  // index of the object's closing brace
+
+	// Other APIs (see parseOther).
+	system       span // Messages: the system value
+	instructions bool // Responses: a non-null instructions member is present
 }
 
 // errBodyTooLarge is a request body over the gateway's limit.
@@ -267,8 +271,9 @@ func (it *objectIter) next() (key []byte, v span, ok bool) {
 }
 
 // usage finds the token counts of a chat.completion JSON body: the
-// top-level usage object's prompt_tokens and completion_tokens. ok is
-// false when the body has no usage.
+// top-level usage object's prompt_tokens and completion_tokens (or
+// input_tokens and output_tokens, as Anthropic's message and a Responses
+// API response name them). ok is false when the body has no usage.
 func usage(b []byte) (prompt, completion int, ok bool) {
 	it := objectIter{b: b}
 	if !it.open() {
@@ -291,9 +296,9 @@ func usage(b []byte) (prompt, completion int, ok bool) {
 				break
 			}
 			switch string(k) {
-			case "prompt_tokens":
+			case "prompt_tokens", "input_tokens":
 				prompt = atoi(b[uv.start:uv.end])
-			case "completion_tokens":
+			case "completion_tokens", "output_tokens":
 				completion = atoi(b[uv.start:uv.end])
 			}
 		}

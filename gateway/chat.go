@@ -23,13 +23,15 @@ import (
 
 // reqState is one request's bookkeeping and buffers; pooled.
 type reqState struct {
-	start    time.Time
-	id       string
-	route    string
-	version  uint64
-	stream   bool
-	attempts int
-	status   int
+	start     time.Time
+	id        string
+	route     string
+	api       provider.API // the API the client speaks
+	anthropic bool         // errors in Anthropic's shape
+	version   uint64
+	stream    bool
+	attempts  int
+	status    int
 
 	requested, served, provider string
 	okCounter                   prometheus.Counter
@@ -83,22 +85,7 @@ func (rs *reqState) providerLabel() string {
 
 // chat serves POST /v1/chat/completions.
 func (g *Gateway) chat(w http.ResponseWriter, r *http.Request, t *table, rs *reqState) {
-	var err error
-	rs.in, err = g.readRequest(w, r, rs.in[:0])
-	if err != nil {
-		w.Header().Set("Connection", "close") // the rest of the body stays unread
-		switch {
-		case errors.Is(err, errBodyTooLarge):
-			g.fail(w, rs, http.StatusRequestEntityTooLarge, edge.NewError(edge.TypeInvalidRequest, "request_too_large", "",
-				"The request body exceeds the gateway's limit of "+strconv.FormatInt(g.maxBody, 10)+" bytes."))
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			g.fail(w, rs, http.StatusRequestTimeout, edge.NewError(edge.TypeInvalidRequest, "request_timeout", "",
-				"The request body did not arrive within "+g.bodyFor.String()+"."))
-		case r.Context().Err() != nil:
-			rs.status = statusClientClosed
-		default:
-			g.fail(w, rs, http.StatusBadRequest, edge.NewError(edge.TypeInvalidRequest, "invalid_body", "", "Reading the request body failed."))
-		}
+	if !g.read(w, r, rs) {
 		return
 	}
 	body, perr := parseChat(rs.in)
@@ -107,21 +94,60 @@ func (g *Gateway) chat(w http.ResponseWriter, r *http.Request, t *table, rs *req
 		return
 	}
 	rs.stream = body.stream
-	name := body.stringValue(body.model)
+	rt := g.lookup(w, rs, t, body.stringValue(body.model))
+	if rt == nil {
+		return
+	}
+	g.dispatch(w, r, rs, rt, &body)
+}
+
+// read reads the request body into rs.in; false when it failed, and the
+// failure was answered.
+func (g *Gateway) read(w http.ResponseWriter, r *http.Request, rs *reqState) bool {
+	var err error
+	rs.in, err = g.readRequest(w, r, rs.in[:0])
+	if err == nil {
+		return true
+	}
+	w.Header().Set("Connection", "close") // the rest of the body stays unread
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		g.fail(w, rs, http.StatusRequestEntityTooLarge, edge.NewError(edge.TypeInvalidRequest, "request_too_large", "",
+			"The request body exceeds the gateway's limit of "+strconv.FormatInt(g.maxBody, 10)+" bytes."))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		g.fail(w, rs, http.StatusRequestTimeout, edge.NewError(edge.TypeInvalidRequest, "request_timeout", "",
+			"The request body did not arrive within "+g.bodyFor.String()+"."))
+	case r.Context().Err() != nil:
+		rs.status = statusClientClosed
+	default:
+		g.fail(w, rs, http.StatusBadRequest, edge.NewError(edge.TypeInvalidRequest, "invalid_body", "", "Reading the request body failed."))
+	}
+	return false
+}
+
+// lookup returns the local route of name; nil when there is none, and
+// that was answered.
+func (g *Gateway) lookup(w http.ResponseWriter, rs *reqState, t *table, name []byte) *route {
 	rt := t.routes[string(name)]
 	if rt == nil {
 		g.fail(w, rs, http.StatusNotFound, edge.NewError(edge.TypeInvalidRequest, "model_not_found", "model",
 			"The model '"+clip(name)+"' does not exist"))
-		return
+		return nil
 	}
 	rs.requested = rt.name
 	if rt.remote {
 		g.fail(w, rs, http.StatusBadRequest, edge.NewError(edge.TypeInvalidRequest, "remote_agent", "model",
 			"The agent '"+rt.name+"' runs on a remote backend (endpoint); this gateway serves only local agents, models and model pools."))
-		return
+		return nil
 	}
-	p := rt.plan
+	return rt
+}
 
+// dispatch tries the targets of rt's plan in order until one serves the
+// request (body, of the API rs.api), failing over as the plan allows, and
+// answers the last failure when none did.
+func (g *Gateway) dispatch(w http.ResponseWriter, r *http.Request, rs *reqState, rt *route, body *chatBody) {
+	p := rt.plan
 	var key uint64
 	if p.pool && p.home != registry.HomeRoundRobin && p.home != registry.HomeFirstHealthy {
 		switch {
@@ -147,6 +173,11 @@ func (g *Gateway) chat(w http.ResponseWriter, r *http.Request, t *table, rs *req
 			rs.provider = tg.providerID
 			continue
 		}
+		if rs.api > provider.APICountTokens && !tg.caller.Serves(rs.api) {
+			last = unsupported(tg, rs.api)
+			rs.provider = tg.providerID
+			continue
+		}
 		now := g.clock()
 		ok, probe, wait := tg.breaker.allow(now)
 		if !ok && p.skipOpen() {
@@ -157,7 +188,15 @@ func (g *Gateway) chat(w http.ResponseWriter, r *http.Request, t *table, rs *req
 		}
 		rs.attempts++
 		rs.provider = tg.providerID
-		e := g.attempt(ctx, w, rs, rt, tg, &body)
+		var e *provider.Error
+		switch rs.api {
+		case provider.APIChat:
+			e = g.attempt(ctx, w, rs, rt, tg, body)
+		case provider.APIMessages, provider.APICountTokens:
+			e = g.attemptMessages(ctx, w, rs, rt, tg, body)
+		default:
+			e = g.attemptPass(ctx, w, rs, rt, tg, body)
+		}
 		switch {
 		case e == nil:
 			tg.breaker.success()
@@ -296,7 +335,7 @@ func (g *Gateway) served(h http.Header, rs *reqState, rt *route, tg *target) {
 	h[ProviderHeader] = tg.provHdr
 	h[AttemptsHeader] = attemptsValue(rs.attempts)
 	rs.served = tg.modelID
-	rs.okCounter = g.m.okCounter(rt, tg)
+	rs.okCounter = g.m.okCounter(rs.route, rt, tg)
 }
 
 var attemptValues = [...][]string{{"0"}, {"1"}, {"2"}, {"3"}, {"4"}}

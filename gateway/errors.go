@@ -14,13 +14,18 @@ var jsonContentType = []string{"application/json"}
 
 var errNotReady = edge.NewError(edge.TypeServer, "not_ready", "", "No configuration is being served yet.")
 
-// fail answers an error in OpenAI's envelope and records the status.
+// fail answers an error in OpenAI's envelope (Anthropic's on its routes)
+// and records the status.
 func (g *Gateway) fail(w http.ResponseWriter, rs *reqState, status int, e *edge.Error) {
-	rs.status = status
 	if rs.errMsg == "" {
 		rs.errMsg = e.Message
 	}
-	edge.WriteError(w, status, e)
+	if rs.anthropic {
+		status = edge.WriteAnthropicError(w, status, e)
+	} else {
+		edge.WriteError(w, status, e)
+	}
+	rs.status = status
 }
 
 // classify turns whatever an attempt returned into a *provider.Error. A

@@ -150,6 +150,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/awakend/awakend/edge"
+	"github.com/awakend/awakend/provider"
 	"github.com/awakend/awakend/registry"
 )
 
@@ -285,9 +286,13 @@ func (g *Gateway) clock() int64 { return int64(g.now().Sub(g.epoch)) }
 
 // Route names, the route label of awakend_requests_total.
 const (
-	routeChat   = "chat_completions"
-	routeModels = "models"
-	routeOther  = "other"
+	routeChat        = "chat_completions"
+	routeMessages    = "messages"
+	routeCountTokens = "count_tokens"
+	routeEmbeddings  = "embeddings"
+	routeResponses   = "responses"
+	routeModels      = "models"
+	routeOther       = "other"
 )
 
 // ServeHTTP serves the /v1 routes from one registry snapshot.
@@ -303,6 +308,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch path := r.URL.Path; {
 	case path == "/v1/chat/completions":
 		route = routeChat
+	case path == "/v1/messages":
+		route, rs.api, rs.anthropic = routeMessages, provider.APIMessages, true
+	case path == "/v1/messages/count_tokens":
+		route, rs.api, rs.anthropic = routeCountTokens, provider.APICountTokens, true
+	case path == "/v1/embeddings":
+		route, rs.api = routeEmbeddings, provider.APIEmbeddings
+	case path == "/v1/responses":
+		route, rs.api = routeResponses, provider.APIResponses
 	case path == "/v1/models" || strings.HasPrefix(path, "/v1/models/"):
 		route = routeModels
 	}
@@ -321,10 +334,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	open := g.keys.Len() == 0
 	switch {
 	case open && g.refused(w, r, rs):
-	case !open && !g.authorized(r):
-		msg := "Incorrect API key provided. Send a key configured in awakend as \"Authorization: Bearer <key>\"."
-		if r.Header.Get("Authorization") == "" {
-			msg = "You didn't provide an API key. Send a key configured in awakend as \"Authorization: Bearer <key>\"."
+	case !open && !g.authorized(r, rs.anthropic):
+		how := "\"Authorization: Bearer <key>\""
+		if rs.anthropic {
+			how = "\"x-api-key: <key>\" or " + how
+		}
+		msg := "Incorrect API key provided. Send a key configured in awakend as " + how + "."
+		if r.Header.Get("Authorization") == "" && (!rs.anthropic || r.Header.Get("X-Api-Key") == "") {
+			msg = "You didn't provide an API key. Send a key configured in awakend as " + how + "."
 		}
 		h.Set("WWW-Authenticate", `Bearer realm="awakend"`)
 		g.fail(w, rs, http.StatusUnauthorized, edge.NewError(edge.TypeInvalidRequest, "invalid_api_key", "", msg))
@@ -334,6 +351,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		g.chat(w, r, t, rs)
+	case route != routeModels && route != routeOther:
+		if r.Method != http.MethodPost {
+			g.methodNotAllowed(w, r, rs, "POST")
+			break
+		}
+		g.other(w, r, t, rs)
 	case route == routeModels:
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			g.methodNotAllowed(w, r, rs, "GET, HEAD")
@@ -363,10 +386,17 @@ func (g *Gateway) refused(w http.ResponseWriter, r *http.Request, rs *reqState) 
 	return true
 }
 
-// authorized checks the client's bearer token against the configured keys.
-func (g *Gateway) authorized(r *http.Request) bool {
-	token, ok := edge.Bearer(r)
-	return ok && g.keys.Match(token)
+// authorized checks the client's bearer token (or, on Anthropic's routes,
+// its x-api-key) against the configured keys.
+func (g *Gateway) authorized(r *http.Request, apiKey bool) bool {
+	if token, ok := edge.Bearer(r); ok {
+		return g.keys.Match(token)
+	}
+	if apiKey {
+		token, ok := edge.APIKey(r)
+		return ok && g.keys.Match(token)
+	}
+	return false
 }
 
 // requestID returns the client's X-Request-ID when it is 1 to 128 visible
@@ -403,7 +433,7 @@ func (g *Gateway) finish(ctx context.Context, w http.ResponseWriter, rs *reqStat
 		}
 	}
 	g.m.request(rs)
-	if rs.route == routeChat && rs.attempts > 0 {
+	if rs.attempts > 0 {
 		g.m.overhead.Observe((took - rs.upstream).Seconds())
 	}
 	if !g.log.Enabled(ctx, slog.LevelInfo) {

@@ -32,7 +32,13 @@ type route struct {
 	remote  bool
 	sysMsg  []byte // an agent's system message, a JSON object
 	effort  []byte // an agent's `"reasoning_effort":"…"` member
-	plan    *plan  // nil for a remote agent
+
+	// For the other APIs: the agent's system prompt, as text and as a
+	// JSON string, and its reasoning effort level.
+	system      string
+	sysText     []byte
+	effortLevel string
+	plan        *plan // nil for a remote agent
 
 	// ok caches the awakend_requests_total child of a 200 answer per
 	// target of plan, so that the hot path takes no metric lock.
@@ -192,8 +198,13 @@ func (g *Gateway) compile(snap *registry.Snapshot) *table {
 				Content string `json:"content"`
 			}{"system", a.SystemPrompt})
 		}
+		if a.SystemPrompt != "" {
+			r.system = a.SystemPrompt
+			r.sysText, _ = json.Marshal(a.SystemPrompt)
+		}
 		if level := openAIEffort(a.ReasoningEffort); level != "" {
 			r.effort = []byte(`"reasoning_effort":"` + level + `"`)
+			r.effortLevel = level
 		}
 		if r.plan == nil && !r.remote {
 			continue // impossible in a validated set

@@ -83,7 +83,7 @@ func (e *Executor) callAnthropic(ctx context.Context, req *Request) (*Response, 
 	if terr != nil {
 		return nil, terr
 	}
-	resp, err := e.do(ctx, body, req.Stream, req.RequestID)
+	resp, err := e.do(ctx, e.url, body, req.Stream, req.RequestID)
 	if err != nil {
 		return nil, err
 	}

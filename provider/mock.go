@@ -2,8 +2,12 @@ package provider
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
+	"hash/fnv"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -327,4 +331,118 @@ func (s *mockStream) step() {
 func (s *mockStream) Close() error {
 	s.closed.Store(true)
 	return nil
+}
+
+// MockDimensions is the length of a mock embedding when the request names
+// no dimensions.
+const MockDimensions = 8
+
+// maxMockDimensions bounds the dimensions a mock embedding request may ask.
+const maxMockDimensions = 4096
+
+// mockEmbeddings answers an embeddings request with deterministic unit
+// vectors: component i of an input's vector comes from the FNV-1a hash of
+// the input and i, so that equal inputs get equal vectors. Inputs are
+// strings or arrays of strings (token arrays are hashed as their JSON);
+// encoding_format base64 packs the float32 components little-endian, as
+// OpenAI does. Usage counts the inputs' words.
+func (e *Executor) mockEmbeddings(ctx context.Context, req *Request) (*Response, error) {
+	if ctx.Err() != nil {
+		return nil, canceled(ctx)
+	}
+	if st := e.mock.FailStatus; st != 0 {
+		body := `{"error":{"message":"mock failure (fail_status ` + strconv.Itoa(st) + `)","type":"","code":null}}`
+		return nil, classify(st, nil, []byte(body), e.now(), nil)
+	}
+	var in struct {
+		Input          json.RawMessage `json:"input"`
+		Dimensions     int             `json:"dimensions"`
+		EncodingFormat string          `json:"encoding_format"`
+	}
+	if err := json.Unmarshal(req.Body, &in); err != nil {
+		return nil, invalid("request body is not an embeddings request: %v", err)
+	}
+	var inputs []string
+	var one string
+	var list []json.RawMessage
+	switch {
+	case json.Unmarshal(in.Input, &one) == nil:
+		inputs = []string{one}
+	case json.Unmarshal(in.Input, &list) == nil && len(list) > 0:
+		for _, item := range list {
+			var s string
+			if json.Unmarshal(item, &s) != nil {
+				s = string(item)
+			}
+			inputs = append(inputs, s)
+		}
+	default:
+		return nil, invalid("input must be a string or a non-empty array")
+	}
+	dims := in.Dimensions
+	if dims == 0 {
+		dims = MockDimensions
+	}
+	if dims < 1 || dims > maxMockDimensions {
+		return nil, invalid("dimensions must be between 1 and %d", maxMockDimensions)
+	}
+	b64 := in.EncodingFormat == "base64"
+	var words int64
+	b := []byte(`{"object":"list","data":[`)
+	vec := make([]float64, dims)
+	for i, s := range inputs {
+		words += int64(countWords(s))
+		mockVector(vec, s)
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"object":"embedding","index":`...)
+		b = strconv.AppendInt(b, int64(i), 10)
+		b = append(b, `,"embedding":`...)
+		if b64 {
+			raw := make([]byte, 4*dims)
+			for j, v := range vec {
+				binary.LittleEndian.PutUint32(raw[4*j:], math.Float32bits(float32(v)))
+			}
+			b = appendString(b, base64.StdEncoding.EncodeToString(raw))
+		} else {
+			b = append(b, '[')
+			for j, v := range vec {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = strconv.AppendFloat(b, v, 'g', 8, 32)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `],"model":`...)
+	b = appendString(b, req.UpstreamModel)
+	b = append(b, `,"usage":{"prompt_tokens":`...)
+	b = strconv.AppendInt(b, words, 10)
+	b = append(b, `,"total_tokens":`...)
+	b = strconv.AppendInt(b, words, 10)
+	b = append(b, "}}"...)
+	return &Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {contentTypeJSON}}, Body: &bytesBody{b: b}}, nil
+}
+
+// mockVector fills v with the unit vector of s.
+func mockVector(v []float64, s string) {
+	var norm float64
+	for i := range v {
+		h := fnv.New64a()
+		h.Write([]byte(s))
+		h.Write([]byte{byte(i), byte(i >> 8)})
+		x := float64(h.Sum64()>>11)/float64(1<<53)*2 - 1
+		v[i] = x
+		norm += x * x
+	}
+	norm = math.Sqrt(norm)
+	if norm == 0 {
+		norm = 1
+	}
+	for i := range v {
+		v[i] = float64(float32(v[i] / norm))
+	}
 }

@@ -67,7 +67,8 @@ type Executor struct {
 
 	// HTTP adapters. All of these are read-only after construction and
 	// shared by concurrent requests.
-	url     *url.URL
+	url     *url.URL           // chat completions, or what the adapter translates them to
+	native  [apiCount]*url.URL // the endpoint of each API passed through; nil where none
 	header  http.Header
 	tr      *http.Transport
 	secrets secrets // scrubbed from every error and header passed on
@@ -114,9 +115,12 @@ func build(spec registry.ProviderSpec, timeout time.Duration) (*Executor, error)
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", "awakend")
+	var native [apiCount]string
 	switch a.Kind {
 	case registry.KindOpenAI:
 		endpoint = base + "/chat/completions"
+		native[APIEmbeddings] = base + "/embeddings"
+		native[APIResponses] = base + "/responses"
 		if spec.APIKey != "" {
 			h.Set("Authorization", "Bearer "+spec.APIKey)
 		}
@@ -127,6 +131,8 @@ func build(spec registry.ProviderSpec, timeout time.Duration) (*Executor, error)
 		} else {
 			endpoint = base + "/v1/messages"
 		}
+		native[APIMessages] = endpoint
+		native[APICountTokens] = endpoint + "/count_tokens"
 		if spec.APIKey != "" {
 			h.Set("X-Api-Key", spec.APIKey)
 		}
@@ -137,6 +143,11 @@ func build(spec registry.ProviderSpec, timeout time.Duration) (*Executor, error)
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("provider %q: base_url must be an absolute http or https URL", spec.ID)
+	}
+	for api, n := range native {
+		if n != "" {
+			e.native[api], _ = url.Parse(n) // endpoint parsed: so does n
+		}
 	}
 	if spec.APIKey != "" {
 		e.secrets = append(e.secrets, spec.APIKey)
@@ -201,8 +212,29 @@ func (e *Executor) end() {
 	}
 }
 
-// Call sends one chat completion request upstream; see Caller.
+// Serves reports whether the executor passes requests of api through to
+// its upstream (see Caller). Every executor serves APIChat.
+func (e *Executor) Serves(api API) bool {
+	switch {
+	case api == APIChat:
+		return true
+	case e.kind == registry.KindMock:
+		return api == APIEmbeddings
+	}
+	return api < apiCount && e.native[api] != nil
+}
+
+// Call sends one request upstream; see Caller.
 func (e *Executor) Call(ctx context.Context, req *Request) (*Response, error) {
+	if req.API != APIChat {
+		if !e.Serves(req.API) {
+			return nil, invalid("the %s adapter does not serve %s", e.kind, req.API)
+		}
+		if e.kind == registry.KindMock {
+			return e.mockEmbeddings(ctx, req)
+		}
+		return e.callNative(ctx, req)
+	}
 	switch e.kind {
 	case registry.KindOpenAI:
 		return e.callOpenAI(ctx, req)
@@ -215,7 +247,18 @@ func (e *Executor) Call(ctx context.Context, req *Request) (*Response, error) {
 
 // callOpenAI passes the request through and the answer back untouched.
 func (e *Executor) callOpenAI(ctx context.Context, req *Request) (*Response, error) {
-	resp, err := e.do(ctx, req.Body, req.Stream, req.RequestID)
+	return e.pass(ctx, e.url, req)
+}
+
+// callNative passes a request of another API than chat completions
+// through to its endpoint, and the answer back untouched.
+func (e *Executor) callNative(ctx context.Context, req *Request) (*Response, error) {
+	return e.pass(ctx, e.native[req.API], req)
+}
+
+// pass posts the request's body to u and returns the answer untouched.
+func (e *Executor) pass(ctx context.Context, u *url.URL, req *Request) (*Response, error) {
+	resp, err := e.do(ctx, u, req.Body, req.Stream, req.RequestID)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +276,7 @@ func (e *Executor) callOpenAI(ctx context.Context, req *Request) (*Response, err
 // It calls the transport directly rather than through an http.Client: no
 // redirect is followed (a 3xx is an error that says to fix base_url), and
 // the executor's timeout is one timer per call (see callBody).
-func (e *Executor) do(ctx context.Context, body []byte, stream bool, requestID string) (*http.Response, error) {
+func (e *Executor) do(ctx context.Context, u *url.URL, body []byte, stream bool, requestID string) (*http.Response, error) {
 	h := e.header
 	if requestID != "" {
 		h = make(http.Header, len(e.header)+1)
@@ -251,7 +294,7 @@ func (e *Executor) do(ctx context.Context, body []byte, stream bool, requestID s
 	}
 	hr := (&http.Request{
 		Method:        http.MethodPost,
-		URL:           e.url,
+		URL:           u,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
@@ -259,7 +302,7 @@ func (e *Executor) do(ctx context.Context, body []byte, stream bool, requestID s
 		Body:          newBody(body),
 		GetBody:       func() (io.ReadCloser, error) { return newBody(body), nil },
 		ContentLength: int64(len(body)),
-		Host:          e.url.Host,
+		Host:          u.Host,
 	}).WithContext(rctx)
 
 	e.begin()
