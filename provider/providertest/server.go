@@ -34,8 +34,11 @@ const DefaultText = "Hello from the providertest upstream."
 
 // Paths the server answers.
 const (
-	OpenAIPath    = "/v1/chat/completions"
-	AnthropicPath = "/v1/messages"
+	OpenAIPath      = "/v1/chat/completions"
+	AnthropicPath   = "/v1/messages"
+	CountTokensPath = "/v1/messages/count_tokens"
+	EmbeddingsPath  = "/v1/embeddings"
+	ResponsesPath   = "/v1/responses"
 )
 
 // Break is how a stream ends early.
@@ -285,11 +288,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		})
 	}()
 
-	if r.Method != http.MethodPost || (r.URL.Path != OpenAIPath && r.URL.Path != AnthropicPath) {
+	switch r.URL.Path {
+	case OpenAIPath, AnthropicPath, CountTokensPath, EmbeddingsPath, ResponsesPath:
+	default:
 		http.NotFound(w, r)
 		return
 	}
-	wf := wire{anthropic: r.URL.Path == AnthropicPath, model: in.Model, includeUsage: in.StreamOptions != nil && in.StreamOptions.IncludeUsage}
+	if r.Method != http.MethodPost {
+		http.NotFound(w, r)
+		return
+	}
+	anthropicAPI := r.URL.Path == AnthropicPath || r.URL.Path == CountTokensPath
+	if msg := broken(r.URL.Path, r.Header, body); msg != "" && reply.Status == 0 {
+		reply = Reply{Status: http.StatusBadRequest, Body: ruleError(anthropicAPI, msg)}
+	}
+	wf := wire{anthropic: anthropicAPI, model: in.Model, includeUsage: in.StreamOptions != nil && in.StreamOptions.IncludeUsage}
 	for _, m := range in.Messages {
 		wf.prompt += words(m.Content)
 	}
@@ -322,6 +335,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	text := reply.Text
 	if text == "" {
 		text = DefaultText
+	}
+	if reply.Body == "" {
+		switch r.URL.Path {
+		case CountTokensPath:
+			reply.Body = countTokens(body)
+		case EmbeddingsPath:
+			reply.Body = embeddings(body, in.Model)
+		case ResponsesPath:
+			if in.Stream {
+				reply.Body = responseEvents(wf.id, in.Model, text, wf.prompt)
+			} else {
+				reply.Body = responseObject(wf.id, in.Model, text, wf.prompt, "completed")
+			}
+		}
 	}
 	if !in.Stream {
 		b := reply.Body
