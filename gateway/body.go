@@ -32,8 +32,8 @@ type chatBody struct {
 	close     int  // index of the object's closing brace
 
 	// Other APIs (see parseOther).
-	system       span // Messages: the system value
-	instructions bool // Responses: a non-null instructions member is present
+	system span // Messages: the system value
+	instr  span // Responses: the instructions value
 }
 
 // errBodyTooLarge is a request body over the gateway's limit.

@@ -85,9 +85,7 @@ func parseOther(b []byte, api provider.API) (chatBody, *edge.Error) {
 			if b[v.start] != '"' && b[v.start] != '[' && b[v.start] != 'n' {
 				return c, edge.NewError(edge.TypeInvalidRequest, "invalid_type", "system", "system: expected a string or an array of text blocks.")
 			}
-			if b[v.start] != 'n' {
-				c.system = v
-			}
+			c.system = v
 		case k == "metadata" && anthropicAPI:
 			if b[v.start] == '{' {
 				m := objectIter{b: b[:v.end], i: v.start}
@@ -107,7 +105,7 @@ func parseOther(b []byte, api provider.API) (chatBody, *edge.Error) {
 				c.user = v
 			}
 		case k == "instructions" && api == provider.APIResponses:
-			c.instructions = b[v.start] != 'n'
+			c.instr = v
 		default:
 			continue
 		}
@@ -167,6 +165,8 @@ func (c *chatBody) messagesUpstream(quotedModel, system []byte) []byte {
 		switch {
 		case !c.system.ok():
 			sys = edit{at: c.close, end: c.close, a: []byte(`,"system":`), b: system}
+		case c.raw[c.system.start] == 'n': // null
+			sys = edit{at: c.system.start, end: c.system.end, a: system}
 		case c.raw[c.system.start] == '"':
 			v := make([]byte, 0, len(block)+c.system.end-c.system.start+32)
 			v = append(v, '[')
@@ -201,8 +201,17 @@ func (c *chatBody) messagesUpstream(quotedModel, system []byte) []byte {
 // if any) as instructions.
 func (c *chatBody) passUpstream(quotedModel, instructions []byte) []byte {
 	edits := []edit{{at: c.model.start, end: c.model.end, a: quotedModel}}
-	if len(instructions) > 0 && !c.instructions {
+	switch {
+	case len(instructions) == 0:
+	case !c.instr.ok():
 		edits = append(edits, edit{at: c.close, end: c.close, a: []byte(`,"instructions":`), b: instructions})
+	case c.raw[c.instr.start] == 'n': // null
+		in := edit{at: c.instr.start, end: c.instr.end, a: instructions}
+		if in.at < edits[0].at {
+			edits = []edit{in, edits[0]}
+		} else {
+			edits = append(edits, in)
+		}
 	}
 	return splice(c.raw, edits)
 }
