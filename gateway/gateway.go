@@ -1,8 +1,12 @@
-// Package gateway owns awakend's OpenAI-compatible inference endpoint under
-// /v1: POST /v1/chat/completions (streaming and not), GET /v1/models and
-// GET /v1/models/{id}. It routes each request through the registry: a
-// model to its provider, a model pool to one of its members, an agent
-// (with its system prompt and reasoning effort) to its model or pool.
+// Package gateway owns awakend's inference endpoint under /v1: POST
+// /v1/chat/completions (streaming and not), GET /v1/models and GET
+// /v1/models/{id}, and the other client APIs of messages.go (Anthropic's
+// Messages and count_tokens, OpenAI's embeddings and Responses). It routes
+// each request through the registry: a model to its provider, a model
+// pool to one of its members, an agent (with its system prompt and
+// reasoning effort) to its model or pool. What follows describes chat
+// completions; the other APIs share the routing, failover, breakers,
+// headers, logs and metrics.
 //
 // Beyond the one snapshot a request reads at the edge, the gateway keeps
 // only state that must outlive a reload: a circuit breaker per upstream target
@@ -13,7 +17,7 @@
 // # Access
 //
 // With Options.APIKeys set, every request needs one of them as a bearer
-// token (401 otherwise). Without keys, every request goes through
+// token, or on Anthropic's routes as x-api-key (401 otherwise). Without keys, every request goes through
 // Options.Guard instead: a loopback peer that names another Host (DNS
 // rebinding) or a cross-origin POST from a browser is refused with 403.
 //
