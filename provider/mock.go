@@ -26,7 +26,17 @@ import (
 //     upstream answering that status would;
 //   - a stream is a role chunk, one chunk per word (with the whitespace
 //     before it), chunk_delay_ms between two words, a finish_reason chunk,
-//     the usage chunk when stream_options.include_usage, and data: [DONE].
+//     the usage chunk when stream_options.include_usage, and data: [DONE];
+//   - a request that offers function tools (and a tool_choice other than
+//     none) and whose last message is the user's is answered with one call
+//     of a tool (the named one of tool_choice, else the first), id
+//     "call_mock_N": its arguments give each required parameter (each
+//     parameter when none is required) a value of its schema's type, a
+//     string being the user's text cut to MockEchoLimit characters, an
+//     enum its first value; finish_reason tool_calls; streamed as a chunk
+//     naming the call and one with its arguments;
+//   - when the last message is a tool result, the text is "mock reply to
+//     tool result: " and the result.
 
 // MockEchoLimit is how many characters of the last user message a mock
 // reply echoes.
@@ -54,30 +64,53 @@ func (e *Executor) callMock(ctx context.Context, req *Request) (*Response, error
 		StreamOptions *struct {
 			IncludeUsage bool `json:"include_usage"`
 		} `json:"stream_options"`
+		Tools      []mockTool      `json:"tools"`
+		ToolChoice json.RawMessage `json:"tool_choice"`
 	}
 	if err := json.Unmarshal(req.Body, &in); err != nil {
 		return nil, invalid("request body is not a chat completion request: %v", err)
 	}
 	var prompt int64
-	last := ""
+	last, lastRole := "", ""
 	for _, m := range in.Messages {
 		t := messageText(m.Content)
 		prompt += int64(countWords(t))
 		if m.Role == "user" {
 			last = t
 		}
+		lastRole = m.Role
+		if lastRole == "tool" {
+			last = t
+		}
+	}
+	seq := strconv.FormatUint(e.seq.Add(1), 10)
+	var call *mockCall
+	if lastRole == "user" {
+		call = toolCall(in.Tools, in.ToolChoice, truncate(last, MockEchoLimit))
+		if call != nil {
+			call.id = "call_mock_" + seq
+		}
 	}
 	text := e.mock.Reply
-	if text == "" {
+	switch {
+	case call != nil:
+		text = ""
+	case text != "":
+	case lastRole == "tool":
+		text = "mock reply to tool result: " + truncate(last, MockEchoLimit)
+	default:
 		text = "mock reply to: " + truncate(last, MockEchoLimit)
 	}
 	model := req.UpstreamModel
 	if model == "" {
 		model = in.Model
 	}
-	id := "chatcmpl-mock-" + strconv.FormatUint(e.seq.Add(1), 10)
+	id := "chatcmpl-mock-" + seq
 	created := e.now().Unix()
 	completion := int64(countWords(text))
+	if call != nil {
+		completion = int64(countWords(call.args)) + 1
+	}
 
 	if !req.Stream {
 		b := make([]byte, 0, 256+len(text)+len(model))
@@ -88,8 +121,14 @@ func (e *Executor) callMock(ctx context.Context, req *Request) (*Response, error
 		b = append(b, `,"model":`...)
 		b = appendString(b, model)
 		b = append(b, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
-		b = appendString(b, text)
-		b = append(b, `,"refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":`...)
+		if call != nil {
+			b = append(b, `null,"tool_calls":[`...)
+			b = call.append(b, true)
+			b = append(b, `],"refusal":null},"logprobs":null,"finish_reason":"tool_calls"}],"usage":`...)
+		} else {
+			b = appendString(b, text)
+			b = append(b, `,"refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":`...)
+		}
 		b = appendUsage(b, prompt, completion)
 		b = append(b, "}"...)
 		return &Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {contentTypeJSON}}, Body: &bytesBody{b: b}}, nil
@@ -98,6 +137,7 @@ func (e *Executor) callMock(ctx context.Context, req *Request) (*Response, error
 	s := &mockStream{
 		ctx:          ctx,
 		text:         text,
+		call:         call,
 		delay:        time.Duration(e.mock.ChunkDelayMS) * time.Millisecond,
 		includeUsage: in.StreamOptions != nil && in.StreamOptions.IncludeUsage,
 		prompt:       prompt,
@@ -216,6 +256,8 @@ func (r *bytesBody) Close() error { return nil }
 // Stream states.
 const (
 	mockRole = iota
+	mockCallName
+	mockCallArgs
 	mockWords
 	mockFinish
 	mockUsage
@@ -230,6 +272,7 @@ type mockStream struct {
 	ctx          context.Context
 	prefix       []byte
 	text         string
+	call         *mockCall
 	pos          int
 	words        int
 	state        int
@@ -283,9 +326,24 @@ func (s *mockStream) step() {
 		s.out = append(s.out, s.prefix...)
 		s.out = append(s.out, `{"index":0,"delta":{"role":"assistant","content":""}`+chunkTail...)
 		s.state = mockWords
-		if countWords(s.text) == 0 {
+		switch {
+		case s.call != nil:
+			s.state = mockCallName
+		case countWords(s.text) == 0:
 			s.state = mockFinish
 		}
+	case mockCallName:
+		s.out = append(s.out, s.prefix...)
+		s.out = append(s.out, `{"index":0,"delta":{"tool_calls":[`...)
+		s.out = s.call.append(s.out, false)
+		s.out = append(s.out, "]}"+chunkTail...)
+		s.state = mockCallArgs
+	case mockCallArgs:
+		s.out = append(s.out, s.prefix...)
+		s.out = append(s.out, `{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":`...)
+		s.out = appendString(s.out, s.call.args)
+		s.out = append(s.out, "}}]}"+chunkTail...)
+		s.state = mockFinish
 	case mockWords:
 		i := s.pos
 		for i < len(s.text) && isSpace(s.text[i]) {
@@ -309,8 +367,12 @@ func (s *mockStream) step() {
 		s.pos = i
 		s.words++
 	case mockFinish:
+		reason := "stop"
+		if s.call != nil {
+			reason = "tool_calls"
+		}
 		s.out = append(s.out, s.prefix...)
-		s.out = append(s.out, `{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}`+"\n\n"...)
+		s.out = append(s.out, `{"index":0,"delta":{},"logprobs":null,"finish_reason":"`+reason+`"}]}`+"\n\n"...)
 		s.state = mockUsage
 		if !s.includeUsage {
 			s.state = mockDone
@@ -445,4 +507,110 @@ func mockVector(v []float64, s string) {
 	for i := range v {
 		v[i] = float64(float32(v[i] / norm))
 	}
+}
+
+// mockTool is a tool a request offers, as far as the mock reads it.
+type mockTool struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name       string `json:"name"`
+		Parameters struct {
+			Properties map[string]struct {
+				Type json.RawMessage   `json:"type"`
+				Enum []json.RawMessage `json:"enum"`
+			} `json:"properties"`
+			Required []string `json:"required"`
+		} `json:"parameters"`
+	} `json:"function"`
+}
+
+// mockCall is the tool call a mock answers with.
+type mockCall struct {
+	id, name, args string
+}
+
+// append writes the call as an element of tool_calls: whole in a message,
+// or as a stream's first chunk of it (arguments empty, index 0).
+func (c *mockCall) append(b []byte, whole bool) []byte {
+	if !whole {
+		b = append(b, `{"index":0,`...)
+	} else {
+		b = append(b, '{')
+	}
+	b = append(b, `"id":`...)
+	b = appendString(b, c.id)
+	b = append(b, `,"type":"function","function":{"name":`...)
+	b = appendString(b, c.name)
+	b = append(b, `,"arguments":`...)
+	if whole {
+		b = appendString(b, c.args)
+	} else {
+		b = append(b, `""`...)
+	}
+	return append(b, "}}"...)
+}
+
+// toolCall picks the tool to call, nil for none: the function tool_choice
+// names, else the first function tool unless tool_choice is none.
+func toolCall(tools []mockTool, choice json.RawMessage, text string) *mockCall {
+	var mode string
+	var named struct {
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	if json.Unmarshal(choice, &mode) != nil {
+		_ = json.Unmarshal(choice, &named)
+	}
+	if mode == "none" {
+		return nil
+	}
+	for _, t := range tools {
+		if t.Type != "function" || named.Function.Name != "" && t.Function.Name != named.Function.Name {
+			continue
+		}
+		p := t.Function.Parameters
+		keys := p.Required
+		if len(keys) == 0 {
+			for k := range p.Properties {
+				keys = append(keys, k)
+			}
+		}
+		args := make(map[string]json.RawMessage, len(keys))
+		for _, k := range keys {
+			args[k] = mockValue(p.Properties[k].Type, p.Properties[k].Enum, text)
+		}
+		b, _ := json.Marshal(args) // keys sorted: deterministic
+		return &mockCall{name: t.Function.Name, args: string(b)}
+	}
+	return nil
+}
+
+// mockValue is a value of a JSON schema type: the first of enum, text for
+// a string, 1, true, [] or {}.
+func mockValue(typ json.RawMessage, enum []json.RawMessage, text string) json.RawMessage {
+	if len(enum) > 0 {
+		return enum[0]
+	}
+	var t string
+	if json.Unmarshal(typ, &t) != nil {
+		var ts []string
+		if json.Unmarshal(typ, &ts) == nil && len(ts) > 0 {
+			t = ts[0]
+		}
+	}
+	switch t {
+	case "integer", "number":
+		return json.RawMessage("1")
+	case "boolean":
+		return json.RawMessage("true")
+	case "array":
+		return json.RawMessage("[]")
+	case "object":
+		return json.RawMessage("{}")
+	case "null":
+		return json.RawMessage("null")
+	}
+	b, _ := json.Marshal(text)
+	return b
 }

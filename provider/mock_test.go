@@ -159,3 +159,58 @@ func TestMockCancel(t *testing.T) {
 		resp.Body.Close()
 	})
 }
+
+// Offered tools and a user's last message: the mock calls a tool, with
+// arguments from its schema; after the tool's result it answers in text.
+func TestMockToolCall(t *testing.T) {
+	e := newMock(t, nil)
+	const tools = `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object",` +
+		`"properties":{"location":{"type":"string"},"unit":{"type":"string","enum":["celsius","fahrenheit"]},"days":{"type":"integer"}},` +
+		`"required":["location","unit","days"]}}},{"type":"function","function":{"name":"other","parameters":{}}}]`
+	body := `{"messages":[{"role":"user","content":"Paris"}],` + tools + `}`
+	resp, err := e.Call(t.Context(), &Request{Body: []byte(body), UpstreamModel: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, resp)
+	want := `"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_mock_1","type":"function","function":{"name":"get_weather",` +
+		`"arguments":"{\"days\":1,\"location\":\"Paris\",\"unit\":\"celsius\"}"}}],"refusal":null},"logprobs":null,"finish_reason":"tool_calls"}]`
+	if !strings.Contains(got, want) {
+		t.Errorf("got\n%s\nwant it to contain\n%s", got, want)
+	}
+	checkCompletion(t, []byte(got))
+
+	// tool_choice names the other tool; none calls no tool.
+	resp, _ = e.Call(t.Context(), &Request{Body: []byte(`{"messages":[{"role":"user","content":"x"}],` + tools + `,"tool_choice":{"type":"function","function":{"name":"other"}}}`)})
+	if got := readAll(t, resp); !strings.Contains(got, `"name":"other","arguments":"{}"`) {
+		t.Errorf("named tool: %s", got)
+	}
+	resp, _ = e.Call(t.Context(), &Request{Body: []byte(`{"messages":[{"role":"user","content":"x"}],` + tools + `,"tool_choice":"none"}`)})
+	if got := readAll(t, resp); !strings.Contains(got, `"content":"mock reply to: x"`) {
+		t.Errorf("tool_choice none: %s", got)
+	}
+
+	// After the tool's result: text.
+	body = `{"messages":[{"role":"user","content":"Paris"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_mock_1","type":"function",` +
+		`"function":{"name":"get_weather","arguments":"{}"}}]},{"role":"tool","tool_call_id":"call_mock_1","content":"15 degrees"}],` + tools + `}`
+	resp, _ = e.Call(t.Context(), &Request{Body: []byte(body)})
+	if got := readAll(t, resp); !strings.Contains(got, `"content":"mock reply to tool result: 15 degrees"`) || !strings.Contains(got, `"finish_reason":"stop"`) {
+		t.Errorf("after the result: %s", got)
+	}
+
+	// Streamed: a chunk naming the call, one with its arguments.
+	resp, err = e.Call(t.Context(), &Request{Body: []byte(`{"messages":[{"role":"user","content":"Paris"}],` + tools + `}`), Stream: true, UpstreamModel: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = readAll(t, resp)
+	for _, part := range []string{
+		`"delta":{"tool_calls":[{"index":0,"id":"call_mock_5","type":"function","function":{"name":"get_weather","arguments":""}}]}`,
+		`"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"days\":1,\"location\":\"Paris\",\"unit\":\"celsius\"}"}}]}`,
+		`"finish_reason":"tool_calls"`, "data: [DONE]",
+	} {
+		if !strings.Contains(got, part) {
+			t.Errorf("stream lacks %s:\n%s", part, got)
+		}
+	}
+}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/anthropics/anthropic-sdk-go/v2"
 	anthropicopt "github.com/anthropics/anthropic-sdk-go/v2/option"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/shared"
 
 	"github.com/awakend/awakend/e2e/harness"
 	"github.com/awakend/awakend/provider/providertest"
@@ -490,4 +492,64 @@ func TestMessagesClientKeys(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMockToolLoop: the mock adapter calls the tool a request offers, so
+// a tool loop runs with no upstream, on either API.
+func TestMockToolLoop(t *testing.T) {
+	t.Parallel()
+	d := start(t, harness.ConfigDir(t, map[string]string{"mock.yaml": mockConfig}), harness.Options{})
+
+	t.Run("messages", func(t *testing.T) {
+		c := d.newAnthropic(t, "")
+		p := messageParams("a")
+		p.Messages = []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("Paris"))}
+		p.Tools = []anthropic.ToolUnionParam{weatherTool}
+		m, err := c.Messages.New(t.Context(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.StopReason != anthropic.StopReasonToolUse || len(m.Content) != 1 {
+			t.Fatalf("message %s, want one tool_use", m.RawJSON())
+		}
+		use := m.Content[0].AsToolUse()
+		if use.Name != "get_weather" || string(use.Input) != `{"location":"Paris"}` {
+			t.Fatalf("tool use %s %s", use.Name, use.Input)
+		}
+		p.Messages = append(p.Messages, m.ToParam(), anthropic.NewUserMessage(anthropic.NewToolResultBlock(use.ID, "15 degrees", false)))
+		m, err = c.Messages.New(t.Context(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := text(m); got != "mock reply to tool result: 15 degrees" || m.StopReason != anthropic.StopReasonEndTurn {
+			t.Errorf("after the tool: %q (%s)", got, m.StopReason)
+		}
+	})
+	t.Run("chat completions", func(t *testing.T) {
+		c := d.newClient(t, "")
+		p := openai.ChatCompletionNewParams{
+			Model:    "a",
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Paris")},
+			Tools: []openai.ChatCompletionToolUnionParam{openai.ChatCompletionFunctionTool(shared.FunctionDefinitionParam{
+				Name:       "get_weather",
+				Parameters: shared.FunctionParameters{"type": "object", "properties": map[string]any{"location": map[string]any{"type": "string"}}, "required": []string{"location"}},
+			})},
+		}
+		cc, err := c.Chat.Completions.New(t.Context(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := cc.Choices[0].Message
+		if cc.Choices[0].FinishReason != "tool_calls" || len(msg.ToolCalls) != 1 || msg.ToolCalls[0].Function.Arguments != `{"location":"Paris"}` {
+			t.Fatalf("completion %s, want a call of get_weather", cc.RawJSON())
+		}
+		p.Messages = append(p.Messages, msg.ToParam(), openai.ToolMessage("15 degrees", msg.ToolCalls[0].ID))
+		cc, err = c.Chat.Completions.New(t.Context(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cc.Choices[0].Message.Content; got != "mock reply to tool result: 15 degrees" {
+			t.Errorf("after the tool: %q", got)
+		}
+	})
 }
