@@ -1,9 +1,16 @@
 // Package anthropic owns the translation between Anthropic's Messages API
-// and OpenAI's chat completions for clients that speak Messages to a
-// provider that speaks chat completions: a Messages request becomes a chat
-// completion request (ToChat), and the answer, a chat.completion object
-// (FromChat, CountFromChat) or a stream of chat.completion.chunk events
-// (NewStream), becomes Anthropic's message object or its stream of events.
+// and OpenAI's chat completions, both ways.
+//
+// For clients that speak Messages to a provider that speaks chat
+// completions, a Messages request becomes a chat completion request
+// (ToChat), and the answer, a chat.completion object (FromChat,
+// CountFromChat) or a stream of chat.completion.chunk events (NewStream),
+// becomes Anthropic's message object or its stream of events.
+//
+// For clients that speak chat completions to an anthropic provider (the
+// anthropic adapter), a chat completion request becomes a Messages request
+// (ToMessages), and the answer, a message (ChatFromMessage) or a stream of
+// events (NewChatStream), becomes a chat.completion or its chunks.
 //
 // It is pure: no I/O but the stream it is handed, no logging, no state
 // shared between calls.
@@ -263,8 +270,9 @@ func effort(in *request, agent string) string {
 	return agent
 }
 
+// nonNull returns raw, or nil when it is absent or JSON null.
 func nonNull(raw json.RawMessage) json.RawMessage {
-	if len(raw) == 0 || string(raw) == "null" {
+	if t := bytes.TrimSpace(raw); len(t) == 0 || string(t) == "null" {
 		return nil
 	}
 	return raw

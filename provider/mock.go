@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/awakend/awakend/internal/jsonscan"
 )
 
 // The mock adapter answers without a network, deterministically:
@@ -119,14 +121,14 @@ func (e *Executor) callMock(ctx context.Context, req *Request) (*Response, error
 		b = append(b, `","object":"chat.completion","created":`...)
 		b = strconv.AppendInt(b, created, 10)
 		b = append(b, `,"model":`...)
-		b = appendString(b, model)
+		b = jsonscan.AppendString(b, model)
 		b = append(b, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
 		if call != nil {
 			b = append(b, `null,"tool_calls":[`...)
 			b = call.append(b, true)
 			b = append(b, `],"refusal":null},"logprobs":null,"finish_reason":"tool_calls"}],"usage":`...)
 		} else {
-			b = appendString(b, text)
+			b = jsonscan.AppendString(b, text)
 			b = append(b, `,"refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":`...)
 		}
 		b = appendUsage(b, prompt, completion)
@@ -148,7 +150,7 @@ func (e *Executor) callMock(ctx context.Context, req *Request) (*Response, error
 	s.prefix = append(s.prefix, `","object":"chat.completion.chunk","created":`...)
 	s.prefix = strconv.AppendInt(s.prefix, created, 10)
 	s.prefix = append(s.prefix, `,"model":`...)
-	s.prefix = appendString(s.prefix, model)
+	s.prefix = jsonscan.AppendString(s.prefix, model)
 	s.prefix = append(s.prefix, `,"choices":[`...)
 	return &Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {contentTypeSSE}}, Body: s}, nil
 }
@@ -253,6 +255,12 @@ func (r *bytesBody) WriteTo(w io.Writer) (int64, error) {
 
 func (r *bytesBody) Close() error { return nil }
 
+// Chunk fragments.
+const (
+	chunkTail = `,"logprobs":null,"finish_reason":null}]}` + "\n\n"
+	doneEvent = "data: [DONE]\n\n"
+)
+
 // Stream states.
 const (
 	mockRole = iota
@@ -341,7 +349,7 @@ func (s *mockStream) step() {
 	case mockCallArgs:
 		s.out = append(s.out, s.prefix...)
 		s.out = append(s.out, `{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":`...)
-		s.out = appendString(s.out, s.call.args)
+		s.out = jsonscan.AppendString(s.out, s.call.args)
 		s.out = append(s.out, "}}]}"+chunkTail...)
 		s.state = mockFinish
 	case mockWords:
@@ -362,7 +370,7 @@ func (s *mockStream) step() {
 		}
 		s.out = append(s.out, s.prefix...)
 		s.out = append(s.out, `{"index":0,"delta":{"content":`...)
-		s.out = appendString(s.out, s.text[s.pos:i])
+		s.out = jsonscan.AppendString(s.out, s.text[s.pos:i])
 		s.out = append(s.out, "}"+chunkTail...)
 		s.pos = i
 		s.words++
@@ -466,7 +474,7 @@ func (e *Executor) mockEmbeddings(ctx context.Context, req *Request) (*Response,
 			for j, v := range vec {
 				binary.LittleEndian.PutUint32(raw[4*j:], math.Float32bits(float32(v)))
 			}
-			b = appendString(b, base64.StdEncoding.EncodeToString(raw))
+			b = jsonscan.AppendString(b, base64.StdEncoding.EncodeToString(raw))
 		} else {
 			b = append(b, '[')
 			for j, v := range vec {
@@ -480,7 +488,7 @@ func (e *Executor) mockEmbeddings(ctx context.Context, req *Request) (*Response,
 		b = append(b, '}')
 	}
 	b = append(b, `],"model":`...)
-	b = appendString(b, req.UpstreamModel)
+	b = jsonscan.AppendString(b, req.UpstreamModel)
 	b = append(b, `,"usage":{"prompt_tokens":`...)
 	b = strconv.AppendInt(b, words, 10)
 	b = append(b, `,"total_tokens":`...)
@@ -538,12 +546,12 @@ func (c *mockCall) append(b []byte, whole bool) []byte {
 		b = append(b, '{')
 	}
 	b = append(b, `"id":`...)
-	b = appendString(b, c.id)
+	b = jsonscan.AppendString(b, c.id)
 	b = append(b, `,"type":"function","function":{"name":`...)
-	b = appendString(b, c.name)
+	b = jsonscan.AppendString(b, c.name)
 	b = append(b, `,"arguments":`...)
 	if whole {
-		b = appendString(b, c.args)
+		b = jsonscan.AppendString(b, c.args)
 	} else {
 		b = append(b, `""`...)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/awakend/awakend/internal/chatschema"
 	"github.com/awakend/awakend/registry"
 )
 
@@ -40,7 +41,7 @@ func TestMockReply(t *testing.T) {
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	checkCompletion(t, []byte(got))
+	chatschema.CheckCompletion(t, []byte(got))
 	if resp.Header.Get("Content-Type") != "application/json" || resp.StatusCode != 200 {
 		t.Errorf("%d %v", resp.StatusCode, resp.Header)
 	}
@@ -88,7 +89,7 @@ func TestMockStream(t *testing.T) {
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	checkChunks(t, []byte(got))
+	chatschema.CheckChunks(t, []byte(got))
 
 	// Without include_usage there is no usage chunk.
 	resp, _ = e.Call(t.Context(), &Request{Body: []byte(`{"messages":[],"stream":true}`), Stream: true})
@@ -178,7 +179,7 @@ func TestMockToolCall(t *testing.T) {
 	if !strings.Contains(got, want) {
 		t.Errorf("got\n%s\nwant it to contain\n%s", got, want)
 	}
-	checkCompletion(t, []byte(got))
+	chatschema.CheckCompletion(t, []byte(got))
 
 	// tool_choice names the other tool; none calls no tool.
 	resp, _ = e.Call(t.Context(), &Request{Body: []byte(`{"messages":[{"role":"user","content":"x"}],` + tools + `,"tool_choice":{"type":"function","function":{"name":"other"}}}`)})

@@ -1,15 +1,20 @@
 // Package provider builds the executors that registry providers hold: one
 // per provider spec, each a Caller that speaks OpenAI's chat completions
-// wire format to the gateway whatever the provider speaks upstream.
+// wire format to the gateway whatever the provider speaks upstream, and
+// passes through the other APIs its upstream speaks (see API).
 //
 // Three adapter kinds exist:
 //
 //   - openai: any OpenAI-compatible endpoint. The request body is sent as it
 //     is and the answer, JSON or SSE, is passed back byte for byte (decoded
-//     first if the upstream compressed it).
-//   - anthropic: Anthropic's Messages API. Requests, responses and stream
-//     events are translated both ways (see anthropic.go for the mapping).
-//   - mock: no network; deterministic replies shaped by adapter_options.mock.
+//     first if the upstream compressed it); embeddings and the Responses
+//     API likewise.
+//   - anthropic: Anthropic's Messages API. Chat completion requests,
+//     responses and stream events are translated both ways (package
+//     anthropic has the mapping); Messages and count_tokens requests are
+//     passed through.
+//   - mock: no network; deterministic replies shaped by adapter_options.mock,
+//     tool calls and embeddings included.
 //
 // Each HTTP executor owns one http.Transport, so that a reload that keeps a
 // provider's spec keeps its warm connections, and a changed or removed

@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/awakend/awakend/internal/chatschema"
 	"github.com/awakend/awakend/provider/providertest"
 	"github.com/awakend/awakend/registry"
 )
@@ -494,7 +495,7 @@ func TestAnthropicCall(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("answer\n%s\nwant\n%s", got, want)
 	}
-	checkCompletion(t, got)
+	chatschema.CheckCompletion(t, got)
 	if resp.Header.Get("Content-Type") != "application/json" {
 		t.Errorf("Content-Type %q", resp.Header.Get("Content-Type"))
 	}
@@ -511,7 +512,7 @@ func TestAnthropicCall(t *testing.T) {
 	if r.Path != "/v1/messages" {
 		t.Errorf("path %s", r.Path)
 	}
-	jsonEqual(t, r.Body, []byte(`{"model":"claude-x","max_tokens":64,"system":"Be terse.","messages":[{"role":"user","content":"one two three"}]}`))
+	chatschema.JSONEqual(t, r.Body, []byte(`{"model":"claude-x","max_tokens":64,"system":"Be terse.","messages":[{"role":"user","content":"one two three"}]}`))
 
 	// The same as a stream, with the usage chunk.
 	resp, err = e.Call(t.Context(), &Request{Body: []byte(strings.Replace(body, `"max_tokens"`, `"stream":true,"stream_options":{"include_usage":true},"max_tokens"`, 1)), UpstreamModel: "claude-x", Stream: true})
@@ -523,7 +524,7 @@ func TestAnthropicCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkChunks(t, sse)
+	chatschema.CheckChunks(t, sse)
 	var text strings.Builder
 	var usage *oaUsage
 	sc := bufio.NewScanner(bytes.NewReader(sse))
