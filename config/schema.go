@@ -38,6 +38,7 @@ var adapterOptionsSchema = newSchema(map[string]field[registry.AdapterOptions]{
 		o.Mock = &registry.MockOptions{}
 		decodeMapping(d, n, mockOptionsSchema, o.Mock)
 	},
+	"anthropic_version": func(d *decoder, n *yaml.Node, o *registry.AdapterOptions) { o.AnthropicVersion = d.str(n) },
 })
 
 var mockOptionsSchema = newSchema(map[string]field[registry.MockOptions]{
@@ -67,6 +68,7 @@ var modelSchema = newSchema(map[string]field[model]{
 	"knowledge_cutoff":                   func(d *decoder, n *yaml.Node, m *model) { m.KnowledgeCutoff = d.str(n) },
 	"input_token_price_per_million_usd":  func(d *decoder, n *yaml.Node, m *model) { m.InputTokenPricePerMillionUSD = d.optFloat(n) },
 	"output_token_price_per_million_usd": func(d *decoder, n *yaml.Node, m *model) { m.OutputTokenPricePerMillionUSD = d.optFloat(n) },
+	"sampling":                           func(d *decoder, n *yaml.Node, m *model) { m.Sampling = registry.SamplingRule(d.str(n)) },
 }, "id", "provider_id", "upstream_model")
 
 var modalitiesSchema = newSchema(map[string]field[registry.Modalities]{
