@@ -192,10 +192,22 @@ type anMetadata struct {
 	UserID string `json:"user_id"`
 }
 
+// MessagesOptions shape a translated Messages request.
+type MessagesOptions struct {
+	// Model is the upstream model; "" keeps the body's.
+	Model string
+	// Stream asks for a stream.
+	Stream bool
+	// NoSampling leaves temperature, top_p and top_k out, whatever the
+	// request says: API versions from 2026-10-21 refuse them all.
+	NoSampling bool
+}
+
 // ToMessages translates an OpenAI chat completion request body into a
-// Messages API body for model (the body's own model when empty). It reports
-// whether the client asked for a usage chunk at the end of a stream.
-func ToMessages(body []byte, model string, stream bool) ([]byte, bool, *Error) {
+// Messages API body. It reports whether the client asked for a usage
+// chunk at the end of a stream.
+func ToMessages(body []byte, o MessagesOptions) ([]byte, bool, *Error) {
+	model, stream := o.Model, o.Stream
 	var in oaRequest
 	if err := json.Unmarshal(body, &in); err != nil {
 		return nil, false, refuse("request body is not a chat completion request: %v", err)
@@ -249,6 +261,9 @@ func ToMessages(body []byte, model string, stream bool) ([]byte, bool, *Error) {
 	}
 	if out.MaxTokens <= 0 {
 		out.MaxTokens = DefaultMaxTokens
+	}
+	if o.NoSampling {
+		out.Temperature, out.TopP, out.TopK = nil, nil, nil
 	}
 
 	if s := nonNull(in.Stop); s != nil {

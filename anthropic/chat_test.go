@@ -90,7 +90,7 @@ func TestTranslateRequest(t *testing.T) {
 			if err := json.Unmarshal(in, &probe); err != nil {
 				t.Fatal(err)
 			}
-			got, _, err := ToMessages(in, testModel, probe.Stream)
+			got, _, err := ToMessages(in, MessagesOptions{Model: testModel, Stream: probe.Stream})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -105,7 +105,7 @@ func TestTranslateRequestIncludeUsage(t *testing.T) {
 		`{"messages":[],"stream":true,"stream_options":{"include_usage":false}}`: false,
 		`{"messages":[],"stream":true}`:                                          false,
 	} {
-		if _, got, err := ToMessages([]byte(body), "m", true); err != nil || got != want {
+		if _, got, err := ToMessages([]byte(body), MessagesOptions{Model: "m", Stream: true}); err != nil || got != want {
 			t.Errorf("%s: include_usage = %v, %v; want %v", body, got, err, want)
 		}
 	}
@@ -127,7 +127,7 @@ func TestTranslateRequestErrors(t *testing.T) {
 		{"stop", `{"messages":[],"stop":7}`, "stop must be"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := ToMessages([]byte(tt.body), "m", false)
+			_, _, err := ToMessages([]byte(tt.body), MessagesOptions{Model: "m", Stream: false})
 			if err == nil {
 				t.Fatal("translated")
 			}
@@ -140,7 +140,7 @@ func TestTranslateRequestErrors(t *testing.T) {
 
 func TestTranslateToolIDs(t *testing.T) {
 	body := `{"messages":[{"role":"assistant","tool_calls":[{"id":"functions.get:0","type":"function","function":{"name":"get","arguments":""}}]},{"role":"tool","tool_call_id":"functions.get:0","content":"ok"}]}`
-	got, _, err := ToMessages([]byte(body), "m", false)
+	got, _, err := ToMessages([]byte(body), MessagesOptions{Model: "m", Stream: false})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestReasoningEffort(t *testing.T) {
 		{"thinking disabled", `"thinking":{"type":"disabled"},"temperature":0.5`, DefaultMaxTokens, `{"type":"disabled"}`, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			b, _, err := ToMessages([]byte(`{"messages":[{"role":"user","content":"hi"}],`+tt.body+`}`), "m", false)
+			b, _, err := ToMessages([]byte(`{"messages":[{"role":"user","content":"hi"}],`+tt.body+`}`), MessagesOptions{Model: "m"})
 			if err != nil {
 				t.Fatal(err)
 			}

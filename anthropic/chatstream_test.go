@@ -148,7 +148,7 @@ func BenchmarkAnthropicRequest(b *testing.B) {
 	body := []byte(`{"model":"m","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"What is the weather like in Boston today?"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Boston, MA\"}"}}]},{"role":"tool","tool_call_id":"call_1","content":"22 degrees"}],"tools":[{"type":"function","function":{"name":"get_weather","description":"Get the weather","parameters":{"type":"object","properties":{"location":{"type":"string"}},"required":["location"]}}}],"stream":true,"max_tokens":512}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := ToMessages(body, "claude", true); err != nil {
+		if _, _, err := ToMessages(body, MessagesOptions{Model: "claude", Stream: true}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -28,6 +28,7 @@ type reqState struct {
 	route     string
 	api       provider.API // the API the client speaks
 	anthropic bool         // errors in Anthropic's shape
+	fwd       http.Header  // the client's headers a passed-through API forwards
 	version   uint64
 	stream    bool
 	attempts  int

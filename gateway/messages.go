@@ -36,7 +36,26 @@ func (g *Gateway) other(w http.ResponseWriter, r *http.Request, t *table, rs *re
 	if rt == nil {
 		return
 	}
+	if rs.anthropic {
+		rs.fwd = forwarded(r.Header)
+	}
 	g.dispatch(w, r, rs, rt, &body)
+}
+
+// forwarded picks the headers of a Messages request that an upstream
+// speaking Messages gets as they are: the API version its body was
+// written for, and the beta features it asks for.
+func forwarded(h http.Header) http.Header {
+	var out http.Header
+	for _, k := range [...]string{"Anthropic-Version", "Anthropic-Beta"} {
+		if v := h[k]; len(v) > 0 {
+			if out == nil {
+				out = make(http.Header, 2)
+			}
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // parseOther validates b, a request of api, and finds the members the
@@ -240,6 +259,7 @@ func (g *Gateway) attemptMessages(ctx context.Context, w http.ResponseWriter, rs
 	conv := convNone
 	if native {
 		req.Body = body.messagesUpstream(tg.upstream, rt.sysText)
+		req.Header = rs.fwd
 	} else {
 		o := anthropic.Options{Model: tg.upstreamName, System: rt.system, Effort: rt.effortLevel}
 		conv = convMessage

@@ -25,11 +25,13 @@ func invalid(format string, args ...any) *Error {
 
 // callAnthropic translates the request, posts it and translates the answer.
 func (e *Executor) callAnthropic(ctx context.Context, req *Request) (*Response, error) {
-	body, includeUsage, terr := anthropic.ToMessages(req.Body, req.UpstreamModel, req.Stream)
+	body, includeUsage, terr := anthropic.ToMessages(req.Body, anthropic.MessagesOptions{
+		Model: req.UpstreamModel, Stream: req.Stream, NoSampling: e.version >= samplingRemoved,
+	})
 	if terr != nil {
 		return nil, invalid("%s", terr.Message)
 	}
-	resp, err := e.do(ctx, e.url, body, req.Stream, req.RequestID)
+	resp, err := e.do(ctx, e.url, body, req.Stream, req.RequestID, nil)
 	if err != nil {
 		return nil, err
 	}

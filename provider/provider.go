@@ -43,8 +43,13 @@ import (
 	"github.com/awakend/awakend/registry"
 )
 
-// AnthropicVersion is the anthropic-version header sent to the Messages API.
-const AnthropicVersion = "2023-06-01"
+// AnthropicVersion is the anthropic-version header sent to the Messages API
+// unless the provider's adapter_options.anthropic_version names another.
+const AnthropicVersion = "2026-10-21"
+
+// samplingRemoved is the first API version without temperature, top_p and
+// top_k.
+const samplingRemoved = "2026-10-21"
 
 // UpstreamRequestIDHeader carries the upstream's own id of a call (OpenAI's
 // x-request-id, Anthropic's request-id) in Response.Header and
@@ -82,6 +87,9 @@ type Executor struct {
 	// connections that calls in flight left idle.
 	inflight atomic.Int64
 	retired  atomic.Bool
+
+	// anthropic adapter: the anthropic-version sent
+	version string
 
 	// mock adapter
 	mock registry.MockOptions
@@ -141,7 +149,11 @@ func build(spec registry.ProviderSpec, timeout time.Duration) (*Executor, error)
 		if spec.APIKey != "" {
 			h.Set("X-Api-Key", spec.APIKey)
 		}
-		h.Set("Anthropic-Version", AnthropicVersion)
+		e.version = AnthropicVersion
+		if v := spec.AdapterOptions.AnthropicVersion; v != "" {
+			e.version = v
+		}
+		h.Set("Anthropic-Version", e.version)
 	default:
 		return nil, fmt.Errorf("provider %q: adapter kind %q has no executor", spec.ID, a.Kind)
 	}
@@ -263,7 +275,7 @@ func (e *Executor) callNative(ctx context.Context, req *Request) (*Response, err
 
 // pass posts the request's body to u and returns the answer untouched.
 func (e *Executor) pass(ctx context.Context, u *url.URL, req *Request) (*Response, error) {
-	resp, err := e.do(ctx, u, req.Body, req.Stream, req.RequestID)
+	resp, err := e.do(ctx, u, req.Body, req.Stream, req.RequestID, req.Header)
 	if err != nil {
 		return nil, err
 	}
@@ -281,14 +293,19 @@ func (e *Executor) pass(ctx context.Context, u *url.URL, req *Request) (*Respons
 // It calls the transport directly rather than through an http.Client: no
 // redirect is followed (a 3xx is an error that says to fix base_url), and
 // the executor's timeout is one timer per call (see callBody).
-func (e *Executor) do(ctx context.Context, u *url.URL, body []byte, stream bool, requestID string) (*http.Response, error) {
+func (e *Executor) do(ctx context.Context, u *url.URL, body []byte, stream bool, requestID string, extra http.Header) (*http.Response, error) {
 	h := e.header
-	if requestID != "" {
-		h = make(http.Header, len(e.header)+1)
+	if requestID != "" || len(extra) > 0 {
+		h = make(http.Header, len(e.header)+1+len(extra))
 		for k, v := range e.header {
 			h[k] = v // values are never modified, so sharing them is safe
 		}
-		h["X-Request-Id"] = []string{requestID}
+		if requestID != "" {
+			h["X-Request-Id"] = []string{requestID}
+		}
+		for k, v := range extra {
+			h[k] = v
+		}
 	}
 	c := &callBody{e: e, stream: stream}
 	rctx := ctx

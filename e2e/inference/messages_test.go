@@ -160,7 +160,8 @@ func TestMessages(t *testing.T) {
 			t.Run("create", func(t *testing.T) {
 				id := "msg-create-" + tt.model
 				var raw *http.Response
-				m, err := c.Messages.New(t.Context(), messageParams(tt.model), anthropicopt.WithResponseInto(&raw), anthropicopt.WithHeader("X-Request-ID", id))
+				m, err := c.Messages.New(t.Context(), messageParams(tt.model), anthropicopt.WithResponseInto(&raw), anthropicopt.WithHeader("X-Request-ID", id),
+					anthropicopt.WithHeader("anthropic-beta", "e2e-beta-1"))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -175,6 +176,14 @@ func TestMessages(t *testing.T) {
 				}
 				harness.Version(t, raw.Header)
 				checkUp(t, id, tt.path)
+				if tt.path == providertest.AnthropicPath {
+					// The body passed through goes with the version it was
+					// written for, and the betas it asks for.
+					h := upstreamBody(t, up, id).Header
+					if sent := raw.Request.Header.Get("Anthropic-Version"); h.Get("Anthropic-Version") != sent || h.Get("Anthropic-Beta") != "e2e-beta-1" {
+						t.Errorf("upstream anthropic-version %q beta %q, want the client's %q and e2e-beta-1", h.Get("Anthropic-Version"), h.Get("Anthropic-Beta"), sent)
+					}
+				}
 			})
 			t.Run("stream", func(t *testing.T) {
 				id := "msg-stream-" + tt.model
