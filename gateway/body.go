@@ -31,9 +31,30 @@ type chatBody struct {
 	reasoning bool // a reasoning_effort member is present
 	close     int  // index of the object's closing brace
 
+	// sampling holds the members temperature, top_p and top_k, key to
+	// value, where present.
+	sampling [3]span
+
 	// Other APIs (see parseOther).
 	system span // Messages: the system value
 	instr  span // Responses: the instructions value
+}
+
+// samplingKeys are the members a model's sampling rule is about, in the
+// order of chatBody.sampling.
+var samplingKeys = [3]string{"temperature", "top_p", "top_k"}
+
+// samplingIndex is the index of key in samplingKeys, -1 if it is not one.
+func samplingIndex(key []byte) int {
+	switch string(key) {
+	case "temperature":
+		return 0
+	case "top_p":
+		return 1
+	case "top_k":
+		return 2
+	}
+	return -1
 }
 
 // errBodyTooLarge is a request body over the gateway's limit.
@@ -130,6 +151,10 @@ func parseChat(b []byte) (chatBody, *edge.Error) {
 		case "reasoning_effort":
 			bit = 16
 			c.reasoning = true
+		case "temperature", "top_p", "top_k":
+			i := samplingIndex(key)
+			bit = 32 << i
+			c.sampling[i] = span{it.key, v.end}
 		}
 		if bit != 0 {
 			if seen&bit != 0 {
@@ -219,8 +244,9 @@ var comma = []byte{','}
 // bounds and always ends, whatever the input; on valid JSON it finds
 // exactly the object's members.
 type objectIter struct {
-	b []byte
-	i int
+	b   []byte
+	i   int
+	key int // where the last member returned starts: its key's quote
 }
 
 // open moves past the object's opening brace; false if there is none.
@@ -249,6 +275,7 @@ func (it *objectIter) next() (key []byte, v span, ok bool) {
 		it.i = i
 		return nil, span{}, false
 	}
+	it.key = i
 	end, esc, _ := jsonscan.String(b, i)
 	key = b[i+1 : max(end-1, i+1)]
 	if esc {

@@ -165,6 +165,7 @@ func (g *Gateway) dispatch(w http.ResponseWriter, r *http.Request, rs *reqState,
 	ctx := r.Context()
 	var last *provider.Error
 	var openWait time.Duration
+	var dropped *chatBody // body without its sampling members, once needed
 	for _, tg := range order {
 		if rs.attempts >= p.maxTry {
 			break
@@ -179,6 +180,24 @@ func (g *Gateway) dispatch(w http.ResponseWriter, r *http.Request, rs *reqState,
 			rs.provider = tg.providerID
 			continue
 		}
+		b := body
+		if tg.sampling != "" && tg.sampling != registry.SamplingPass {
+			if names := body.sampled(); len(names) > 0 {
+				if tg.sampling == registry.SamplingRefuse {
+					last = refusedSampling(tg, names)
+					rs.provider = tg.providerID
+					continue
+				}
+				if dropped == nil {
+					var perr *edge.Error
+					if dropped, perr = withoutSampling(body, rs.api); perr != nil {
+						g.fail(w, rs, http.StatusBadRequest, perr)
+						return
+					}
+				}
+				b = dropped
+			}
+		}
 		now := g.clock()
 		ok, probe, wait := tg.breaker.allow(now)
 		if !ok && p.skipOpen() {
@@ -192,11 +211,11 @@ func (g *Gateway) dispatch(w http.ResponseWriter, r *http.Request, rs *reqState,
 		var e *provider.Error
 		switch rs.api {
 		case provider.APIChat:
-			e = g.attempt(ctx, w, rs, rt, tg, body)
+			e = g.attempt(ctx, w, rs, rt, tg, b)
 		case provider.APIMessages, provider.APICountTokens:
-			e = g.attemptMessages(ctx, w, rs, rt, tg, body)
+			e = g.attemptMessages(ctx, w, rs, rt, tg, b)
 		default:
-			e = g.attemptPass(ctx, w, rs, rt, tg, body)
+			e = g.attemptPass(ctx, w, rs, rt, tg, b)
 		}
 		switch {
 		case e == nil:

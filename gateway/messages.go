@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/awakend/awakend/anthropic"
 	"github.com/awakend/awakend/edge"
@@ -125,6 +127,8 @@ func parseOther(b []byte, api provider.API) (chatBody, *edge.Error) {
 			}
 		case k == "instructions" && api == provider.APIResponses:
 			c.instr = v
+		case samplingIndex(key) >= 0 && (anthropicAPI || api == provider.APIResponses && k != "top_k"):
+			c.sampling[samplingIndex(key)] = span{it.key, v.end}
 		default:
 			continue
 		}
@@ -509,4 +513,64 @@ func eventUsage(rs *reqState, typ string, ev []byte) {
 	if rs.promptTokens >= 0 && rs.completionTokens < 0 {
 		rs.completionTokens = 0
 	}
+}
+
+// sampled reports which sampling members body has, by name.
+func (c *chatBody) sampled() []string {
+	var names []string
+	for i, s := range c.sampling {
+		if s.ok() {
+			names = append(names, samplingKeys[i])
+		}
+	}
+	return names
+}
+
+// withoutSampling returns body with its sampling members removed, parsed
+// again as a request of api.
+func withoutSampling(body *chatBody, api provider.API) (*chatBody, *edge.Error) {
+	edits := make([]edit, 0, 3)
+	for _, s := range body.sampling {
+		if !s.ok() {
+			continue
+		}
+		// The member goes with the comma after it, or else the one before.
+		at, end := s.start, s.end
+		if j := jsonscan.SkipSpace(body.raw, end); j < len(body.raw) && body.raw[j] == ',' {
+			end = j + 1
+		} else if k := lastNonSpace(body.raw, at); k >= 0 && body.raw[k] == ',' {
+			at = k
+		}
+		edits = append(edits, edit{at: at, end: end})
+	}
+	slices.SortFunc(edits, func(a, b edit) int { return a.at - b.at })
+	raw := splice(body.raw, edits)
+	var c chatBody
+	var err *edge.Error
+	if api == provider.APIChat {
+		c, err = parseChat(raw)
+	} else {
+		c, err = parseOther(raw, api)
+	}
+	return &c, err
+}
+
+// lastNonSpace is the index of the last byte before i that is not JSON
+// white space, -1 if none.
+func lastNonSpace(b []byte, i int) int {
+	for i--; i >= 0; i-- {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+		default:
+			return i
+		}
+	}
+	return -1
+}
+
+// refusedSampling is the failure of a target whose model refuses the
+// sampling parameters the request has.
+func refusedSampling(tg *target, names []string) *provider.Error {
+	return &provider.Error{Class: provider.ClassInvalidRequest, Type: edge.TypeInvalidRequest, Code: "unsupported_parameter",
+		Message: "The model '" + tg.modelID + "' does not accept " + strings.Join(names, ", ") + " (its sampling rule is refuse); send the request without them."}
 }

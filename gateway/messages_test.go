@@ -4,7 +4,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/awakend/awakend/edge"
 	"github.com/awakend/awakend/provider"
+	"github.com/awakend/awakend/registry"
 )
 
 // The bodies passed through keep the client's bytes but for the model and
@@ -88,5 +90,77 @@ func TestParseOtherRefuses(t *testing.T) {
 	}
 	if !strings.Contains(unsupported(&target{modelID: "m", providerID: "p", caller: &fake{}}, provider.APIEmbeddings).Message, "adapter fake") {
 		t.Error("the unsupported error does not name the adapter")
+	}
+}
+
+func TestWithoutSampling(t *testing.T) {
+	for _, tt := range []struct {
+		api      provider.API
+		in, want string
+	}{
+		{provider.APIChat, `{"model":"m","temperature":0.2,"messages":[]}`, `{"model":"m","messages":[]}`},
+		{provider.APIChat, `{"temperature": 0.2 , "model":"m","messages":[],"top_p":1}`, `{ "model":"m","messages":[]}`},
+		{provider.APIChat, `{"model":"m","messages":[] , "top_k":5 }`, `{"model":"m","messages":[]  }`},
+		{provider.APIMessages, `{"model":"m","top_k":1,"max_tokens":5,"messages":[],"top_p":0.5,"stream":true}`, `{"model":"m","max_tokens":5,"messages":[],"stream":true}`},
+		{provider.APIResponses, `{"model":"m","input":"x","temperature":1}`, `{"model":"m","input":"x"}`},
+	} {
+		var c chatBody
+		var err *edge.Error
+		if tt.api == provider.APIChat {
+			c, err = parseChat([]byte(tt.in))
+		} else {
+			c, err = parseOther([]byte(tt.in), tt.api)
+		}
+		if err != nil {
+			t.Fatal(err.Message)
+		}
+		got, err := withoutSampling(&c, tt.api)
+		if err != nil || string(got.raw) != tt.want || len(got.sampled()) != 0 {
+			t.Errorf("%s: got %s (%v), want %s", tt.in, got.raw, err, tt.want)
+		}
+	}
+}
+
+// A model's sampling rule: drop sends the request without temperature,
+// top_p and top_k; refuse answers 400 unless a pool has another member.
+func TestSamplingRule(t *testing.T) {
+	w := newWorld()
+	up := w.provider("p")
+	other := w.provider("q")
+	w.model("keeps", "p").model("drops", "p").model("refuses", "p").model("other", "q")
+	w.models[1].Sampling = registry.SamplingDrop
+	w.models[2].Sampling = registry.SamplingRefuse
+	w.pool("pool", registry.HomeFirstHealthy, registry.DefaultSwitchPolicy(), "refuses", "other")
+	g, _ := w.gw(t, Options{})
+	body := func(model string) string {
+		return `{"model":"` + model + `","temperature":0.2,"messages":[{"role":"user","content":"hello"}],"top_p":0.5}`
+	}
+
+	if res := do(t, g, "POST", "/v1/chat/completions", body("keeps")); res.code != 200 || !strings.Contains(string(up.last(t).Body), `"temperature":0.2`) {
+		t.Errorf("pass: %d, sent %s", res.code, up.last(t).Body)
+	}
+	if res := do(t, g, "POST", "/v1/chat/completions", body("drops")); res.code != 200 ||
+		string(up.last(t).Body) != `{"model":"up-drops","messages":[{"role":"user","content":"hello"}]}` {
+		t.Errorf("drop: %d, sent %s", res.code, up.last(t).Body)
+	}
+	n := up.calls()
+	res := do(t, g, "POST", "/v1/chat/completions", body("refuses"))
+	if res.code != 400 || res.errCode(t) != "unsupported_parameter" || !strings.Contains(res.body, "temperature, top_p") || up.calls() != n {
+		t.Errorf("refuse: %d %s", res.code, res.body)
+	}
+	if res := do(t, g, "POST", "/v1/chat/completions", chatReq("refuses")); res.code != 200 {
+		t.Errorf("refuse, no sampling: %d %s", res.code, res.body)
+	}
+	if res := do(t, g, "POST", "/v1/chat/completions", body("pool")); res.code != 200 || res.header.Get(ModelHeader) != "other" || other.calls() != 1 {
+		t.Errorf("refuse in a pool: %d %s served by %s", res.code, res.body, res.header.Get(ModelHeader))
+	}
+	// On /v1/messages, translated: the dropped parameters never reach the chat request.
+	res = do(t, g, "POST", "/v1/messages", `{"model":"drops","max_tokens":5,"temperature":0.3,"messages":[{"role":"user","content":"hi"}]}`)
+	if res.code != 200 || strings.Contains(string(up.last(t).Body), "temperature") {
+		t.Errorf("messages, drop: %d %s, sent %s", res.code, res.body, up.last(t).Body)
+	}
+	res = do(t, g, "POST", "/v1/messages", `{"model":"refuses","max_tokens":5,"top_k":3,"messages":[{"role":"user","content":"hi"}]}`)
+	if res.code != 400 || !strings.Contains(res.body, `"type":"invalid_request_error"`) || !strings.Contains(res.body, "top_k") {
+		t.Errorf("messages, refuse: %d %s", res.code, res.body)
 	}
 }

@@ -67,6 +67,7 @@ type target struct {
 	upstream            []byte // the upstream model as a JSON string
 	upstreamName        string
 	caller              provider.Caller
+	sampling            registry.SamplingRule
 	breaker             *breaker
 	index               int // in plan.targets
 	weight              uint32
@@ -228,7 +229,8 @@ func (g *Gateway) target(set *registry.Set, m registry.ModelSpec, role registry.
 	q, _ := json.Marshal(m.UpstreamModel)
 	tg := &target{
 		modelID: m.ID, providerID: m.ProviderID, upstream: q, upstreamName: m.UpstreamModel,
-		weight: weight, invWeight: 1 / float64(max(weight, 1)),
+		sampling: m.Sampling,
+		weight:   weight, invWeight: 1 / float64(max(weight, 1)),
 		failoverOnly: role == registry.RoleFailoverOnly,
 		seed:         mix64(fnv64(m.ID)),
 		modelHdr:     []string{m.ID}, provHdr: []string{m.ProviderID},
