@@ -98,10 +98,23 @@ type oaRequest struct {
 }
 
 type oaMessage struct {
-	Role       string          `json:"role"`
-	Content    json.RawMessage `json:"content"`
-	ToolCalls  []oaToolCall    `json:"tool_calls"`
-	ToolCallID string          `json:"tool_call_id"`
+	Role           string          `json:"role"`
+	Content        json.RawMessage `json:"content"`
+	ToolCalls      []oaToolCall    `json:"tool_calls"`
+	ToolCallID     string          `json:"tool_call_id"`
+	ThinkingBlocks []ThinkingBlock `json:"thinking_blocks"`
+}
+
+// ThinkingBlock is a thinking block of Anthropic's as an OpenAI-side
+// message carries it, in thinking_blocks: what the model thought and the
+// signature that lets it continue from there, or the data of a redacted
+// one. A client that sends an assistant message back with them lets a
+// tool loop with thinking go on.
+type ThinkingBlock struct {
+	Type      string `json:"type"` // thinking or redacted_thinking
+	Thinking  string `json:"thinking,omitempty"`
+	Signature string `json:"signature,omitempty"`
+	Data      string `json:"data,omitempty"`
 }
 
 type oaPart struct {
@@ -166,6 +179,9 @@ type anBlock struct {
 	ToolUseID    string          `json:"tool_use_id,omitempty"`
 	Content      any             `json:"content,omitempty"` // tool_result: string or []anBlock
 	CacheControl json.RawMessage `json:"cache_control,omitempty"`
+	Thinking     *string         `json:"thinking,omitempty"` // a thinking block's, "" included
+	Signature    string          `json:"signature,omitempty"`
+	Data         string          `json:"data,omitempty"`
 }
 
 type anSource struct {
@@ -228,6 +244,9 @@ func ToMessages(body []byte, o MessagesOptions) ([]byte, bool, *Error) {
 	if err != nil {
 		return nil, false, err
 	}
+	if len(msgs) == 0 {
+		return nil, false, refuse("messages: at least one user, assistant or tool message with content is required")
+	}
 	out.System, out.Messages = system, msgs
 
 	if in.MaxCompletionTokens != nil {
@@ -235,9 +254,13 @@ func ToMessages(body []byte, o MessagesOptions) ([]byte, bool, *Error) {
 	} else if in.MaxTokens != nil {
 		out.MaxTokens = *in.MaxTokens
 	}
+	forced := forcedTool(in.ToolChoice)
 	if th := nonNull(in.Thinking); th != nil {
 		out.Thinking = th
 		if string(jsonscan.Field(th, "type")) != `"disabled"` {
+			if forced {
+				return nil, false, refuse("thinking cannot be combined with a tool_choice that forces a tool (required or a named function); use auto or none")
+			}
 			if out.MaxTokens == 0 {
 				out.MaxTokens = jsonscan.Integer(jsonscan.Field(th, "budget_tokens")) + DefaultMaxTokens
 			}
@@ -251,7 +274,11 @@ func ToMessages(body []byte, o MessagesOptions) ([]byte, bool, *Error) {
 		if budget > 0 && out.MaxTokens > 0 {
 			budget = min(budget, out.MaxTokens/2)
 		}
-		if budget >= MinThinkingBudget {
+		// Thinking from reasoning_effort is a preference: it stays off
+		// where the API refuses it (a forced tool), and where a tool loop
+		// goes on from an assistant turn whose thinking blocks the client
+		// did not send back (the API requires them then).
+		if budget >= MinThinkingBudget && !forced && !lostThinking(msgs) {
 			if out.MaxTokens == 0 {
 				out.MaxTokens = budget + DefaultMaxTokens
 			}
@@ -358,10 +385,15 @@ func convertMessages(in []oaMessage) (system any, out []anMessage, err *Error) {
 			}
 			add("user", blocks)
 		case "assistant":
-			blocks, err := contentBlocks(m.Content, false, i)
+			blocks, err := thinkingBlocks(m.ThinkingBlocks, i)
 			if err != nil {
 				return nil, nil, err
 			}
+			text, err := contentBlocks(m.Content, false, i)
+			if err != nil {
+				return nil, nil, err
+			}
+			blocks = append(blocks, text...)
 			for _, tc := range m.ToolCalls {
 				args := json.RawMessage(strings.TrimSpace(tc.Function.Arguments))
 				if len(args) == 0 {
@@ -413,6 +445,62 @@ func convertMessages(in []oaMessage) (system any, out []anMessage, err *Error) {
 		out = []anMessage{}
 	}
 	return system, out, nil
+}
+
+// thinkingBlocks maps an assistant message's thinking_blocks, which go
+// first in its Anthropic message.
+func thinkingBlocks(in []ThinkingBlock, i int) ([]anBlock, *Error) {
+	var out []anBlock
+	for j, b := range in {
+		switch b.Type {
+		case "thinking":
+			if b.Signature == "" {
+				return nil, refuse("messages[%d].thinking_blocks[%d]: a thinking block needs its signature", i, j)
+			}
+			t := b.Thinking
+			out = append(out, anBlock{Type: "thinking", Thinking: &t, Signature: b.Signature})
+		case "redacted_thinking":
+			if b.Data == "" {
+				return nil, refuse("messages[%d].thinking_blocks[%d]: a redacted_thinking block needs its data", i, j)
+			}
+			out = append(out, anBlock{Type: "redacted_thinking", Data: b.Data})
+		default:
+			return nil, refuse("messages[%d].thinking_blocks[%d]: type %q is not thinking or redacted_thinking", i, j, b.Type)
+		}
+	}
+	return out, nil
+}
+
+// forcedTool reports whether an OpenAI tool_choice forces a tool call:
+// required, or a named function.
+func forcedTool(tc json.RawMessage) bool {
+	tc = nonNull(tc)
+	if tc == nil {
+		return false
+	}
+	var mode string
+	if json.Unmarshal(tc, &mode) == nil {
+		return mode == "required"
+	}
+	return true
+}
+
+// lostThinking reports whether the conversation ends in a tool loop whose
+// last assistant turn called tools without the thinking that preceded
+// them: the API refuses thinking then.
+func lostThinking(msgs []anMessage) bool {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].Role != "assistant" {
+			continue
+		}
+		b := msgs[i].blocks
+		uses := false
+		for _, x := range b {
+			uses = uses || x.Type == "tool_use"
+		}
+		return uses && (len(b) == 0 || b[0].Type != "thinking" && b[0].Type != "redacted_thinking")
+	}
+	return false
 }
 
 // toolID makes a tool call id acceptable to Anthropic, whose ids match

@@ -101,9 +101,9 @@ func TestTranslateRequest(t *testing.T) {
 
 func TestTranslateRequestIncludeUsage(t *testing.T) {
 	for body, want := range map[string]bool{
-		`{"messages":[],"stream":true,"stream_options":{"include_usage":true}}`:  true,
-		`{"messages":[],"stream":true,"stream_options":{"include_usage":false}}`: false,
-		`{"messages":[],"stream":true}`:                                          false,
+		`{"messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}}`:  true,
+		`{"messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":false}}`: false,
+		`{"messages":[{"role":"user","content":"x"}],"stream":true}`:                                          false,
 	} {
 		if _, got, err := ToMessages([]byte(body), MessagesOptions{Model: "m", Stream: true}); err != nil || got != want {
 			t.Errorf("%s: include_usage = %v, %v; want %v", body, got, err, want)
@@ -114,17 +114,21 @@ func TestTranslateRequestIncludeUsage(t *testing.T) {
 func TestTranslateRequestErrors(t *testing.T) {
 	for _, tt := range []struct{ name, body, want string }{
 		{"not json", `{`, "not a chat completion request"},
-		{"n", `{"messages":[],"n":2}`, "n > 1"},
+		{"n", `{"messages":[{"role":"user","content":"x"}],"n":2}`, "n > 1"},
 		{"audio part", `{"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"x","format":"wav"}}]}]}`, `content part type "input_audio"`},
 		{"bad data url", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png,xyz"}}]}]}`, "data:<media type>;base64"},
 		{"ftp image", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"ftp://x/y.png"}}]}]}`, "http(s) or data: URL"},
 		{"image in system", `{"messages":[{"role":"system","content":[{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}]}`, "not allowed here"},
 		{"tool args", `{"messages":[{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"[1]"}}]}]}`, "not a JSON object"},
 		{"role", `{"messages":[{"role":"function","name":"f","content":"x"}]}`, `role "function"`},
-		{"effort", `{"messages":[],"reasoning_effort":"extreme"}`, `unknown reasoning_effort "extreme"`},
-		{"tool type", `{"messages":[],"tools":[{"type":"custom","custom":{"name":"x"}}]}`, `tool type "custom"`},
-		{"tool_choice", `{"messages":[],"tool_choice":"sometimes"}`, `unknown tool_choice "sometimes"`},
-		{"stop", `{"messages":[],"stop":7}`, "stop must be"},
+		{"effort", `{"messages":[{"role":"user","content":"x"}],"reasoning_effort":"extreme"}`, `unknown reasoning_effort "extreme"`},
+		{"tool type", `{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"custom","custom":{"name":"x"}}]}`, `tool type "custom"`},
+		{"tool_choice", `{"messages":[{"role":"user","content":"x"}],"tool_choice":"sometimes"}`, `unknown tool_choice "sometimes"`},
+		{"stop", `{"messages":[{"role":"user","content":"x"}],"stop":7}`, "stop must be"},
+		{"no messages", `{"messages":[{"role":"system","content":"x"},{"role":"user","content":""}]}`, "at least one user, assistant or tool message"},
+		{"thinking and a forced tool", `{"messages":[{"role":"user","content":"x"}],"thinking":{"type":"enabled","budget_tokens":2000},"tool_choice":"required"}`, "forces a tool"},
+		{"thinking block unsigned", `{"messages":[{"role":"assistant","content":"x","thinking_blocks":[{"type":"thinking","thinking":"t"}]}]}`, "needs its signature"},
+		{"thinking block type", `{"messages":[{"role":"assistant","content":"x","thinking_blocks":[{"type":"summary"}]}]}`, `type "summary"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := ToMessages([]byte(tt.body), MessagesOptions{Model: "m", Stream: false})
@@ -322,5 +326,49 @@ func TestTranslateStreamEventByEvent(t *testing.T) {
 	pw.Close()
 	if _, err := s.Read(buf); err != io.ErrUnexpectedEOF {
 		t.Fatalf("after the cut: %v", err)
+	}
+}
+
+// A tool loop with thinking: the thinking blocks an assistant message
+// carries go first in its Anthropic message, and thinking from
+// reasoning_effort stays on; without them, or with a forced tool, thinking
+// from reasoning_effort is off, as the API requires.
+func TestThinkingToolLoop(t *testing.T) {
+	const loop = `{"role":"user","content":"weather?"},{"role":"assistant","content":null,%s"tool_calls":[{"id":"t1","type":"function","function":{"name":"get","arguments":"{}"}}]},` +
+		`{"role":"tool","tool_call_id":"t1","content":"sunny"}`
+	blocks := `"thinking_blocks":[{"type":"thinking","thinking":"I should look.","signature":"sig-1"},{"type":"redacted_thinking","data":"opaque"}],`
+	for _, tt := range []struct {
+		name, msgs, extra string
+		thinking          bool
+	}{
+		{"blocks sent back", fmt.Sprintf(loop, blocks), "", true},
+		{"blocks lost", fmt.Sprintf(loop, ""), "", false},
+		{"forced tool", `{"role":"user","content":"weather?"}`, `,"tool_choice":"required","tools":[{"type":"function","function":{"name":"get"}}]`, false},
+		{"named tool", `{"role":"user","content":"weather?"}`, `,"tool_choice":{"type":"function","function":{"name":"get"}},"tools":[{"type":"function","function":{"name":"get"}}]`, false},
+		{"auto tool", `{"role":"user","content":"weather?"}`, `,"tool_choice":"auto","tools":[{"type":"function","function":{"name":"get"}}]`, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, _, err := ToMessages([]byte(`{"reasoning_effort":"medium","messages":[`+tt.msgs+`]`+tt.extra+`}`), MessagesOptions{Model: "m"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got struct {
+				Thinking json.RawMessage `json:"thinking"`
+				Messages []struct {
+					Role    string
+					Content json.RawMessage
+				}
+			}
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			if (got.Thinking != nil) != tt.thinking {
+				t.Errorf("thinking %s, want on %v", got.Thinking, tt.thinking)
+			}
+			if tt.name == "blocks sent back" {
+				chatschema.JSONEqual(t, got.Messages[1].Content, []byte(`[{"type":"thinking","thinking":"I should look.","signature":"sig-1"},`+
+					`{"type":"redacted_thinking","data":"opaque"},{"type":"tool_use","id":"t1","name":"get","input":{}}]`))
+			}
+		})
 	}
 }

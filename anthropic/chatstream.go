@@ -17,7 +17,9 @@ import (
 //   - text blocks → message.content (null when there is none and the
 //     model called tools); tool_use blocks → tool_calls of type function,
 //     arguments the input as JSON text; thinking blocks → reasoning_content
-//     (the field DeepSeek and others use; signatures are dropped);
+//     (the field DeepSeek and others use) and, with their signatures,
+//     thinking_blocks (redacted_thinking blocks too), which a client sends
+//     back on the assistant message to continue a tool loop with thinking;
 //   - stop_reason end_turn, stop_sequence, pause_turn → stop; max_tokens,
 //     model_context_window_exceeded → length; tool_use → tool_calls;
 //     refusal → content_filter;
@@ -29,7 +31,9 @@ import (
 //
 // A stream becomes chat.completion.chunk events: a role chunk at
 // message_start, a content (or reasoning_content) chunk per text (or
-// thinking) delta, a tool_calls chunk with id, type and name at each tool_use
+// thinking) delta, a thinking_blocks chunk with the signature at a
+// thinking block's signature_delta (its thinking is the reasoning_content
+// since the block began) and with the data of a redacted_thinking block, a tool_calls chunk with id, type and name at each tool_use
 // block start and one with an arguments fragment per input_json_delta (the
 // tool call index counts tool_use blocks), a finish_reason chunk at
 // message_delta, a usage chunk (choices empty) at message_stop when the
@@ -66,8 +70,10 @@ type anResponse struct {
 		Text     string          `json:"text"`
 		ID       string          `json:"id"`
 		Name     string          `json:"name"`
-		Input    json.RawMessage `json:"input"`
-		Thinking string          `json:"thinking"`
+		Input     json.RawMessage `json:"input"`
+		Thinking  string          `json:"thinking"`
+		Signature string          `json:"signature"`
+		Data      string          `json:"data"`
 	} `json:"content"`
 	StopReason string   `json:"stop_reason"`
 	Usage      *anUsage `json:"usage"`
@@ -93,8 +99,9 @@ type ccMessage struct {
 	Role             string       `json:"role"`
 	Content          *string      `json:"content"`
 	Refusal          *string      `json:"refusal"` // always null: OpenAI's schema requires it
-	ReasoningContent string       `json:"reasoning_content,omitempty"`
-	ToolCalls        []ccToolCall `json:"tool_calls,omitempty"`
+	ReasoningContent string          `json:"reasoning_content,omitempty"`
+	ThinkingBlocks   []ThinkingBlock `json:"thinking_blocks,omitempty"`
+	ToolCalls        []ccToolCall    `json:"tool_calls,omitempty"`
 }
 
 type ccToolCall struct {
@@ -144,6 +151,9 @@ func ChatFromMessage(b []byte, created int64) ([]byte, *Error) {
 			hasText = true
 		case "thinking":
 			reasoning = append(reasoning, c.Thinking...)
+			msg.ThinkingBlocks = append(msg.ThinkingBlocks, ThinkingBlock{Type: "thinking", Thinking: c.Thinking, Signature: c.Signature})
+		case "redacted_thinking":
+			msg.ThinkingBlocks = append(msg.ThinkingBlocks, ThinkingBlock{Type: "redacted_thinking", Data: c.Data})
 		case "tool_use":
 			tc := ccToolCall{ID: c.ID, Type: "function"}
 			tc.Function.Name = c.Name
@@ -315,6 +325,14 @@ func (s *ChatStream) event(data []byte) bool {
 			if t := jsonscan.Field(block, "text"); jsonscan.IsString(t) && len(t) > 2 {
 				s.chunk(`"content":`, t, "}")
 			}
+		case `"thinking"`:
+			if t := jsonscan.Field(block, "thinking"); jsonscan.IsString(t) && len(t) > 2 {
+				s.chunk(`"reasoning_content":`, t, "}")
+			}
+		case `"redacted_thinking"`:
+			if d := jsonscan.Field(block, "data"); jsonscan.IsString(d) {
+				s.chunk(`"thinking_blocks":[{"type":"redacted_thinking","data":`, d, "}]}")
+			}
 		}
 
 	case `"content_block_delta"`:
@@ -324,6 +342,10 @@ func (s *ChatStream) event(data []byte) bool {
 			s.chunk(`"content":`, jsonscan.Field(delta, "text"), "}")
 		case `"thinking_delta"`:
 			s.chunk(`"reasoning_content":`, jsonscan.Field(delta, "thinking"), "}")
+		case `"signature_delta"`:
+			if sig := jsonscan.Field(delta, "signature"); jsonscan.IsString(sig) {
+				s.chunk(`"thinking_blocks":[{"type":"thinking","signature":`, sig, "}]}")
+			}
 		case `"input_json_delta"`:
 			pj := jsonscan.Field(delta, "partial_json")
 			if !jsonscan.IsString(pj) || len(pj) == 2 {

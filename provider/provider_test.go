@@ -200,7 +200,7 @@ func TestOpenAIStreamBytes(t *testing.T) {
 		"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n" +
 		"data: [DONE]\n\n"
 	srv.Enqueue(providertest.Reply{Body: sse})
-	resp, err := e.Call(t.Context(), &Request{Body: []byte(`{"stream":true,"messages":[]}`), Stream: true})
+	resp, err := e.Call(t.Context(), &Request{Body: []byte(`{"stream":true,"messages":[{"role":"user","content":"x"}]}`), Stream: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +284,7 @@ func TestStreamIdleTimeout(t *testing.T) {
 			base := baseURL(srv, adapter)
 			e := newExec(t, registry.ProviderSpec{Adapter: adapter, BaseURL: base}, 200*time.Millisecond)
 			srv.Enqueue(providertest.Reply{Chunks: []string{"one", " two"}, Hold: make(chan struct{})})
-			resp, err := e.Call(t.Context(), &Request{Body: []byte(`{"stream":true,"messages":[]}`), Stream: true, UpstreamModel: "m"})
+			resp, err := e.Call(t.Context(), &Request{Body: []byte(`{"stream":true,"messages":[{"role":"user","content":"x"}]}`), Stream: true, UpstreamModel: "m"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -351,7 +351,7 @@ func TestCancel(t *testing.T) {
 			e := newExec(t, registry.ProviderSpec{Adapter: adapter, BaseURL: base}, 10*time.Second)
 			srv.Enqueue(providertest.Reply{Chunks: []string{"one", " two"}, Hold: make(chan struct{})})
 			ctx, cancel := context.WithCancel(t.Context())
-			resp, err := e.Call(ctx, &Request{Body: []byte(`{"stream":true,"messages":[]}`), Stream: true})
+			resp, err := e.Call(ctx, &Request{Body: []byte(`{"stream":true,"messages":[{"role":"user","content":"x"}]}`), Stream: true})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -135,7 +135,7 @@ func Problems(v map[string]any, object string) []string {
 					need(d, k, func(x any) bool { return x == "assistant" })
 				case "content", "refusal", "reasoning_content":
 					need(d, k, orNull(str))
-				case "tool_calls":
+				case "tool_calls", "thinking_blocks":
 					if _, ok := x.([]any); !ok {
 						out = append(out, "tool_calls is not an array")
 					}
