@@ -66,10 +66,10 @@ type anResponse struct {
 	ID      string `json:"id"`
 	Model   string `json:"model"`
 	Content []struct {
-		Type     string          `json:"type"`
-		Text     string          `json:"text"`
-		ID       string          `json:"id"`
-		Name     string          `json:"name"`
+		Type      string          `json:"type"`
+		Text      string          `json:"text"`
+		ID        string          `json:"id"`
+		Name      string          `json:"name"`
 		Input     json.RawMessage `json:"input"`
 		Thinking  string          `json:"thinking"`
 		Signature string          `json:"signature"`
@@ -96,9 +96,9 @@ type ccChoice struct {
 }
 
 type ccMessage struct {
-	Role             string       `json:"role"`
-	Content          *string      `json:"content"`
-	Refusal          *string      `json:"refusal"` // always null: OpenAI's schema requires it
+	Role             string          `json:"role"`
+	Content          *string         `json:"content"`
+	Refusal          *string         `json:"refusal"` // always null: OpenAI's schema requires it
 	ReasoningContent string          `json:"reasoning_content,omitempty"`
 	ThinkingBlocks   []ThinkingBlock `json:"thinking_blocks,omitempty"`
 	ToolCalls        []ccToolCall    `json:"tool_calls,omitempty"`
