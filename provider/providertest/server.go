@@ -85,6 +85,19 @@ type Reply struct {
 	// Break ends the stream after BreakAfter text chunks.
 	Break      Break
 	BreakAfter int
+	// Thinking, on the Messages API, starts the answer with a thinking
+	// block of this text, signed with Signature, when the request enables
+	// thinking.
+	Thinking string
+	// ToolCall, on the Messages API, ends the answer with this tool_use
+	// block (stop_reason tool_use) after Text, if any.
+	ToolCall *ToolCall
+}
+
+// ToolCall is a tool call an answer makes.
+type ToolCall struct {
+	ID, Name string
+	Input    string // a JSON object
 }
 
 // Request is a request the server received.
@@ -342,6 +355,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			reply.Body = countTokens(body)
 		case EmbeddingsPath:
 			reply.Body = embeddings(body, in.Model)
+		case AnthropicPath:
+			if reply.ToolCall != nil || reply.Thinking != "" && thinkingOn(body) {
+				r := reply
+				if r.ToolCall == nil {
+					r.Text = text
+				}
+				reply.Body = anthropicReply(wf, r, thinkingOn(body), in.Stream)
+			}
 		case ResponsesPath:
 			if in.Stream {
 				reply.Body = responseEvents(wf.id, in.Model, text, wf.prompt)

@@ -19,6 +19,9 @@ func post(t *testing.T, c *http.Client, url, body string) (*http.Response, strin
 	req, _ := http.NewRequestWithContext(t.Context(), "POST", url, strings.NewReader(body))
 	req.Header.Set("X-Test", "1")
 	req.Header.Set("Anthropic-Version", "2023-06-01")
+	if strings.Contains(body, `"sampling-2026"`) {
+		req.Header.Set("Anthropic-Version", "2026-10-21")
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -158,6 +161,19 @@ func TestRules(t *testing.T) {
 		{"tool_result after text", AnthropicPath, `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"},` +
 			`{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{}}]},` +
 			`{"role":"user","content":[{"type":"text","text":"x"},{"type":"tool_result","tool_use_id":"t1","content":"x"}]}]}`, "must come first"},
+		{"thinking, forced tool", AnthropicPath, `{"model":"m","max_tokens":5000,"thinking":{"type":"enabled","budget_tokens":2000},"tool_choice":{"type":"any"},` +
+			`"messages":[{"role":"user","content":"hi"}]}`, "forces tool use"},
+		{"thinking, temperature", AnthropicPath, `{"model":"m","max_tokens":5000,"thinking":{"type":"enabled","budget_tokens":2000},"temperature":0.2,` +
+			`"messages":[{"role":"user","content":"hi"}]}`, "only be set to 1"},
+		{"thinking, budget over max_tokens", AnthropicPath, `{"model":"m","max_tokens":2000,"thinking":{"type":"enabled","budget_tokens":2000},` +
+			`"messages":[{"role":"user","content":"hi"}]}`, "must be greater than"},
+		{"thinking lost in a tool loop", AnthropicPath, `{"model":"m","max_tokens":5000,"thinking":{"type":"enabled","budget_tokens":2000},"messages":[` +
+			`{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{}}]},` +
+			`{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"x"}]}]}`, "must start with a thinking block"},
+		{"thinking forged", AnthropicPath, `{"model":"m","max_tokens":5000,"thinking":{"type":"enabled","budget_tokens":2000},"messages":[` +
+			`{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"thinking","thinking":"changed","signature":"` + Signature("original") + `"},` +
+			`{"type":"tool_use","id":"t1","name":"f","input":{}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"x"}]}]}`, "Invalid `signature`"},
+		{"sampling on 2026-10-21", AnthropicPath, `{"model":"sampling-2026","max_tokens":5,"top_p":1,"messages":[{"role":"user","content":"hi"}]}`, "top_p: Extra inputs"},
 		{"orphan tool message", OpenAIPath, `{"model":"m","messages":[{"role":"tool","tool_call_id":"c1","content":"x"}]}`, "must be a response to a preceding message"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,6 +188,21 @@ func TestRules(t *testing.T) {
 		`{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"x"},{"type":"text","text":"go on"}]}]}`)
 	if resp.StatusCode != 200 {
 		t.Errorf("a valid tool loop: %d %s", resp.StatusCode, body)
+	}
+
+	// With thinking: the answer starts with a signed thinking block, and
+	// the loop goes on when it is sent back.
+	s.Enqueue(Reply{Thinking: "I will call f.", ToolCall: &ToolCall{ID: "t9", Name: "f", Input: `{"a":1}`}})
+	_, body = post(t, c, s.URL+AnthropicPath, `{"model":"m","max_tokens":5000,"thinking":{"type":"enabled","budget_tokens":2000},"messages":[{"role":"user","content":"hi"}]}`)
+	want := `"content":[{"type":"thinking","thinking":"I will call f.","signature":"` + Signature("I will call f.") + `"},{"type":"tool_use","id":"t9","name":"f","input":{"a":1}}],"stop_reason":"tool_use"`
+	if !strings.Contains(body, want) {
+		t.Errorf("thinking answer %s", body)
+	}
+	resp, body = post(t, c, s.URL+AnthropicPath, `{"model":"m","max_tokens":5000,"thinking":{"type":"enabled","budget_tokens":2000},"messages":[{"role":"user","content":"hi"},`+
+		`{"role":"assistant","content":[{"type":"thinking","thinking":"I will call f.","signature":"`+Signature("I will call f.")+`"},{"type":"tool_use","id":"t9","name":"f","input":{"a":1}}]},`+
+		`{"role":"user","content":[{"type":"tool_result","tool_use_id":"t9","content":"done"}]}]}`)
+	if resp.StatusCode != 200 {
+		t.Errorf("thinking sent back: %d %s", resp.StatusCode, body)
 	}
 }
 
