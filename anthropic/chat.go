@@ -159,6 +159,7 @@ type anRequest struct {
 	Tools         []anTool        `json:"tools,omitempty"`
 	ToolChoice    *anToolChoice   `json:"tool_choice,omitempty"`
 	Thinking      json.RawMessage `json:"thinking,omitempty"`
+	OutputConfig  *anOutputConfig `json:"output_config,omitempty"`
 	Metadata      *anMetadata     `json:"metadata,omitempty"`
 	Stream        bool            `json:"stream,omitempty"`
 }
@@ -204,6 +205,10 @@ type anToolChoice struct {
 	DisableParallelToolUse bool   `json:"disable_parallel_tool_use,omitempty"`
 }
 
+type anOutputConfig struct {
+	Effort string `json:"effort"`
+}
+
 type anMetadata struct {
 	UserID string `json:"user_id"`
 }
@@ -217,6 +222,28 @@ type MessagesOptions struct {
 	// NoSampling leaves temperature, top_p and top_k out, whatever the
 	// request says: API versions from 2026-10-21 refuse them all.
 	NoSampling bool
+	// Adaptive asks for adaptive thinking with an effort level
+	// (output_config.effort) for a reasoning_effort, rather than a
+	// thinking budget: the models that have the effort setting.
+	Adaptive bool
+}
+
+// Effort returns the output_config.effort an OpenAI reasoning_effort
+// stands for with adaptive thinking: minimal and low → low, medium,
+// high, xhigh and max → max; "" for none (thinking off). ok is false for
+// an unknown effort.
+func Effort(reasoning string) (effort string, ok bool) {
+	switch reasoning {
+	case "", "none":
+		return "", true
+	case "minimal", "low":
+		return "low", true
+	case "medium", "high":
+		return reasoning, true
+	case "xhigh", "max":
+		return "max", true
+	}
+	return "", false
 }
 
 // ToMessages translates an OpenAI chat completion request body into a
@@ -264,6 +291,20 @@ func ToMessages(body []byte, o MessagesOptions) ([]byte, bool, *Error) {
 			if out.MaxTokens == 0 {
 				out.MaxTokens = jsonscan.Integer(jsonscan.Field(th, "budget_tokens")) + DefaultMaxTokens
 			}
+			out.Temperature, out.TopP, out.TopK = nil, nil, nil
+		}
+	} else if o.Adaptive {
+		effort, ok := Effort(in.ReasoningEffort)
+		if !ok {
+			return nil, false, refuse("unknown reasoning_effort %q", in.ReasoningEffort)
+		}
+		if effort != "" && !forced && !lostThinking(msgs) {
+			if out.MaxTokens == 0 {
+				budget, _ := ThinkingBudget(in.ReasoningEffort)
+				out.MaxTokens = budget + DefaultMaxTokens
+			}
+			out.Thinking = json.RawMessage(`{"type":"adaptive"}`)
+			out.OutputConfig = &anOutputConfig{Effort: effort}
 			out.Temperature, out.TopP, out.TopK = nil, nil, nil
 		}
 	} else {

@@ -372,3 +372,45 @@ func TestThinkingToolLoop(t *testing.T) {
 		})
 	}
 }
+
+// For a model with the effort setting, reasoning_effort becomes adaptive
+// thinking at that effort.
+func TestAdaptiveEffort(t *testing.T) {
+	for _, tt := range []struct {
+		body, effort string
+		maxTokens    int64
+	}{
+		{`"reasoning_effort":"low","temperature":0.5`, "low", 2048 + DefaultMaxTokens},
+		{`"reasoning_effort":"minimal"`, "low", 1024 + DefaultMaxTokens},
+		{`"reasoning_effort":"medium","max_tokens":100`, "medium", 100},
+		{`"reasoning_effort":"high"`, "high", 16384 + DefaultMaxTokens},
+		{`"reasoning_effort":"xhigh"`, "max", 32768 + DefaultMaxTokens},
+		{`"reasoning_effort":"none"`, "", DefaultMaxTokens},
+		{`"reasoning_effort":"high","tool_choice":"required","tools":[{"type":"function","function":{"name":"f"}}]`, "", DefaultMaxTokens},
+	} {
+		b, _, err := ToMessages([]byte(`{"messages":[{"role":"user","content":"hi"}],`+tt.body+`}`), MessagesOptions{Model: "m", Adaptive: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			MaxTokens    int64                    `json:"max_tokens"`
+			Thinking     json.RawMessage          `json:"thinking"`
+			OutputConfig *struct{ Effort string } `json:"output_config"`
+			Temperature  *float64                 `json:"temperature"`
+		}
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case tt.effort == "" && (got.Thinking != nil || got.OutputConfig != nil):
+			t.Errorf("%s: %s, want no thinking", tt.body, b)
+		case tt.effort != "" && (string(got.Thinking) != `{"type":"adaptive"}` || got.OutputConfig == nil || got.OutputConfig.Effort != tt.effort || got.Temperature != nil):
+			t.Errorf("%s: %s, want adaptive thinking at effort %s and no temperature", tt.body, b, tt.effort)
+		case got.MaxTokens != tt.maxTokens:
+			t.Errorf("%s: max_tokens %d, want %d", tt.body, got.MaxTokens, tt.maxTokens)
+		}
+	}
+	if _, _, err := ToMessages([]byte(`{"messages":[{"role":"user","content":"hi"}],"reasoning_effort":"huge"}`), MessagesOptions{Adaptive: true}); err == nil {
+		t.Error("unknown effort: no error")
+	}
+}

@@ -69,6 +69,7 @@ var modelSchema = newSchema(map[string]field[model]{
 	"input_token_price_per_million_usd":  func(d *decoder, n *yaml.Node, m *model) { m.InputTokenPricePerMillionUSD = d.optFloat(n) },
 	"output_token_price_per_million_usd": func(d *decoder, n *yaml.Node, m *model) { m.OutputTokenPricePerMillionUSD = d.optFloat(n) },
 	"sampling":                           func(d *decoder, n *yaml.Node, m *model) { m.Sampling = registry.SamplingRule(d.str(n)) },
+	"thinking":                           func(d *decoder, n *yaml.Node, m *model) { m.Thinking = registry.ThinkingStyle(d.str(n)) },
 }, "id", "provider_id", "upstream_model")
 
 var modalitiesSchema = newSchema(map[string]field[registry.Modalities]{

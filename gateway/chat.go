@@ -293,6 +293,7 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, rs *reqSta
 		UpstreamModel: tg.upstreamName,
 		Stream:        body.stream,
 		RequestID:     rs.id,
+		Adaptive:      tg.adaptive,
 	}
 	start := g.now()
 	resp, err := tg.caller.Call(ctx, &req)

@@ -164,3 +164,17 @@ func TestSamplingRule(t *testing.T) {
 		t.Errorf("messages, refuse: %d %s", res.code, res.body)
 	}
 }
+
+// A model whose thinking is adaptive says so to its executor.
+func TestAdaptiveThinkingTarget(t *testing.T) {
+	w := newWorld()
+	up := w.provider("p")
+	w.model("budget", "p").model("adaptive", "p")
+	w.models[1].Thinking = registry.ThinkingAdaptive
+	g, _ := w.gw(t, Options{})
+	for model, want := range map[string]bool{"budget": false, "adaptive": true} {
+		if res := do(t, g, "POST", "/v1/chat/completions", chatReq(model)); res.code != 200 || up.last(t).Adaptive != want {
+			t.Errorf("%s: %d, Adaptive %v", model, res.code, up.last(t).Adaptive)
+		}
+	}
+}

@@ -68,6 +68,7 @@ type target struct {
 	upstreamName        string
 	caller              provider.Caller
 	sampling            registry.SamplingRule
+	adaptive            bool // the model's thinking is adaptive
 	breaker             *breaker
 	index               int // in plan.targets
 	weight              uint32
@@ -229,8 +230,8 @@ func (g *Gateway) target(set *registry.Set, m registry.ModelSpec, role registry.
 	q, _ := json.Marshal(m.UpstreamModel)
 	tg := &target{
 		modelID: m.ID, providerID: m.ProviderID, upstream: q, upstreamName: m.UpstreamModel,
-		sampling: m.Sampling,
-		weight:   weight, invWeight: 1 / float64(max(weight, 1)),
+		sampling: m.Sampling, adaptive: m.Thinking == registry.ThinkingAdaptive,
+		weight: weight, invWeight: 1 / float64(max(weight, 1)),
 		failoverOnly: role == registry.RoleFailoverOnly,
 		seed:         mix64(fnv64(m.ID)),
 		modelHdr:     []string{m.ID}, provHdr: []string{m.ProviderID},

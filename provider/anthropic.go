@@ -26,7 +26,7 @@ func invalid(format string, args ...any) *Error {
 // callAnthropic translates the request, posts it and translates the answer.
 func (e *Executor) callAnthropic(ctx context.Context, req *Request) (*Response, error) {
 	body, includeUsage, terr := anthropic.ToMessages(req.Body, anthropic.MessagesOptions{
-		Model: req.UpstreamModel, Stream: req.Stream, NoSampling: e.version >= samplingRemoved,
+		Model: req.UpstreamModel, Stream: req.Stream, NoSampling: e.version >= samplingRemoved, Adaptive: req.Adaptive,
 	})
 	if terr != nil {
 		return nil, invalid("%s", terr.Message)

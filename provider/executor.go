@@ -75,6 +75,10 @@ type Request struct {
 	Stream bool
 	// RequestID is forwarded upstream as X-Request-ID when set.
 	RequestID string
+	// Adaptive says that the model takes Anthropic's effort setting
+	// (adaptive thinking) rather than a thinking budget for a
+	// reasoning_effort (registry.ThinkingAdaptive).
+	Adaptive bool
 	// Header holds headers of the client's request that a passed-through
 	// API forwards (Anthropic's anthropic-version and anthropic-beta, in
 	// canonical form); they replace the executor's own. Nil for APIChat.

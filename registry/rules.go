@@ -102,6 +102,11 @@ func CheckModel(m ModelSpec) []Diagnostic {
 	default:
 		c.add(CodeInvalidEnum, "sampling", "sampling %q is not pass, drop or refuse", m.Sampling)
 	}
+	switch m.Thinking {
+	case "", ThinkingBudget, ThinkingAdaptive:
+	default:
+		c.add(CodeInvalidEnum, "thinking", "thinking %q is not budget or adaptive", m.Thinking)
+	}
 	return c.diags
 }
 

@@ -86,6 +86,8 @@ func TestRules(t *testing.T) {
 			CodeInvalidEnum, "adapter_options.anthropic_version", `provider 'x': adapter_options.anthropic_version is for the anthropic adapter, not "ollama"`},
 		{"model sampling unknown", withModel(func(m *ModelSpec) { m.Sampling = "strip" }), withModel(func(m *ModelSpec) { m.Sampling = SamplingDrop }),
 			CodeInvalidEnum, "sampling", `model 'x': sampling "strip" is not pass, drop or refuse`},
+		{"model thinking unknown", withModel(func(m *ModelSpec) { m.Thinking = "always" }), withModel(func(m *ModelSpec) { m.Thinking = ThinkingAdaptive }),
+			CodeInvalidEnum, "thinking", `model 'x': thinking "always" is not budget or adaptive`},
 		{"model provider_id empty", withModel(func(m *ModelSpec) { m.ProviderID = "" }), withModel(func(*ModelSpec) {}),
 			CodeRequired, "provider_id", "model 'x': provider_id must not be empty"},
 		{"model upstream empty", withModel(func(m *ModelSpec) { m.UpstreamModel = "" }), withModel(func(m *ModelSpec) { m.UpstreamModel = "gpt-4o" }),

@@ -102,7 +102,22 @@ type ModelSpec struct {
 	// Sampling says what the gateway does with a request's temperature,
 	// top_p and top_k for this model; "" is SamplingPass.
 	Sampling SamplingRule `json:"sampling,omitempty"`
+	// Thinking says how the anthropic adapter asks this model to think
+	// for a reasoning_effort; "" is ThinkingBudget.
+	Thinking ThinkingStyle `json:"thinking,omitempty"`
 }
+
+// ThinkingStyle is how a model of Anthropic's is asked to think.
+type ThinkingStyle string
+
+// Thinking styles.
+const (
+	// ThinkingBudget is extended thinking with a budget of tokens.
+	ThinkingBudget ThinkingStyle = "budget"
+	// ThinkingAdaptive is adaptive thinking with an effort level, for the
+	// models that have the effort setting.
+	ThinkingAdaptive ThinkingStyle = "adaptive"
+)
 
 // SamplingRule is what the gateway does with the sampling parameters
 // (temperature, top_p, top_k) of a request to a model that may not accept
