@@ -248,6 +248,7 @@ func TestMessages(t *testing.T) {
 			})
 		})
 	}
+	checkMessagesMetrics(t, d)
 }
 
 // weatherTool is the tool of the tool-use tests, as the Anthropic SDK
@@ -321,6 +322,23 @@ func toolUpstream(srv *providertest.Server) {
 			p + `],"usage":{"prompt_tokens":20,"completion_tokens":9,"total_tokens":29}}` + "\n\n" +
 			"data: [DONE]\n\n"}
 	})
+}
+
+// checkMessagesMetrics checks the request counter of the daemon: one create, one
+// stream and one count of each model of TestMessages.
+func checkMessagesMetrics(t *testing.T, d *daemon) {
+	t.Helper()
+	for _, tt := range []struct{ route, model, provider string }{
+		{"messages", "claude", "an"}, {"messages", "oa-helper", "oa"}, {"count_tokens", "mm", "mock"},
+	} {
+		want := 2.0
+		if tt.route == "count_tokens" {
+			want = 1
+		}
+		if got := d.Metric("awakend_requests_total", "route", tt.route, "model", tt.model, "provider", tt.provider, "code", "200"); got != want {
+			t.Errorf("awakend_requests_total{route=%s,model=%s,provider=%s,code=200} = %v, want %v", tt.route, tt.model, tt.provider, got, want)
+		}
+	}
 }
 
 // TestMessagesToolUse runs a tool loop through the SDK, streaming and
