@@ -63,26 +63,26 @@ type Caller interface {
 
 // Request is one request to send upstream.
 type Request struct {
-	// API is the wire format of Body; the zero value is APIChat.
-	API API
 	// Body is the request JSON of API (for APIChat, the OpenAI chat
 	// completion request), with "model" already set to UpstreamModel.
 	// Passed-through APIs and OpenAI-compatible adapters send it as it is.
 	Body []byte
 	// UpstreamModel is the provider's name of the model.
 	UpstreamModel string
-	// Stream is true when the body asks for "stream": true.
-	Stream bool
 	// RequestID is forwarded upstream as X-Request-ID when set.
 	RequestID string
-	// Adaptive says that the model takes Anthropic's effort setting
-	// (adaptive thinking) rather than a thinking budget for a
-	// reasoning_effort (registry.ThinkingAdaptive).
-	Adaptive bool
 	// Header holds headers of the client's request that a passed-through
 	// API forwards (Anthropic's anthropic-version and anthropic-beta, in
 	// canonical form); they replace the executor's own. Nil for APIChat.
 	Header http.Header
+	// API is the wire format of Body; the zero value is APIChat.
+	API API
+	// Stream is true when the body asks for "stream": true.
+	Stream bool
+	// Adaptive says that the model takes Anthropic's effort setting
+	// (adaptive thinking) rather than a thinking budget for a
+	// reasoning_effort (registry.ThinkingAdaptive).
+	Adaptive bool
 }
 
 // Response is a successful upstream answer, already in OpenAI's format.
