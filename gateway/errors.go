@@ -28,13 +28,11 @@ func (g *Gateway) fail(w http.ResponseWriter, rs *reqState, status int, e *edge.
 	rs.status = status
 }
 
-// classify turns whatever an attempt returned into a *provider.Error. A
-// cancelled request context wins; an error that is not a *provider.Error
-// (a contract violation of the executor) counts as a server failure.
-func classify(ctx interface{ Err() error }, err error) *provider.Error {
-	if ctx.Err() != nil {
-		return &provider.Error{Class: provider.ClassCanceled, Message: "the client closed the request"}
-	}
+// classify turns an error of an upstream call or its body into a
+// *provider.Error; one that is not a *provider.Error (a contract violation
+// of the executor, or a body's plain read error) counts as a server
+// failure.
+func classify(err error) *provider.Error {
 	var pe *provider.Error
 	if errors.As(err, &pe) {
 		return pe

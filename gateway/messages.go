@@ -257,7 +257,7 @@ func mockToo(api provider.API) string {
 // attemptMessages calls one target with a Messages or count_tokens
 // request: passed through to an upstream that speaks it, translated to a
 // chat completion otherwise.
-func (g *Gateway) attemptMessages(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, body *chatBody) *provider.Error {
+func (g *Gateway) attemptMessages(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, body *chatBody) outcome {
 	native := tg.caller.Serves(rs.api)
 	req := provider.Request{API: rs.api, UpstreamModel: tg.upstreamName, Stream: body.stream, RequestID: rs.id}
 	conv := convNone
@@ -273,7 +273,7 @@ func (g *Gateway) attemptMessages(ctx context.Context, w http.ResponseWriter, rs
 		}
 		b, stream, terr := anthropic.ToChat(body.raw, o)
 		if terr != nil {
-			return &provider.Error{Class: provider.ClassInvalidRequest, Type: edge.TypeInvalidRequest, Code: "untranslatable", Message: terr.Message}
+			return failed(&provider.Error{Class: provider.ClassInvalidRequest, Type: edge.TypeInvalidRequest, Code: "untranslatable", Message: terr.Message})
 		}
 		req.API, req.Body, req.Stream = provider.APIChat, b, stream
 	}
@@ -281,24 +281,24 @@ func (g *Gateway) attemptMessages(ctx context.Context, w http.ResponseWriter, rs
 	resp, err := tg.caller.Call(ctx, &req)
 	if err != nil {
 		g.observeUpstream(rs, tg, start)
-		return classify(ctx, err)
+		return ended(ctx, err)
 	}
-	var e *provider.Error
+	var o outcome
 	if req.Stream {
 		if !native {
 			resp.Body = anthropic.NewStream(resp.Body)
 		}
-		e = g.relay(ctx, w, rs, rt, tg, resp)
+		o = g.relay(ctx, w, rs, rt, tg, resp)
 	} else {
-		e = g.forwardAs(ctx, w, rs, rt, tg, resp, conv)
+		o = g.forwardAs(ctx, w, rs, rt, tg, resp, conv)
 	}
 	g.observeUpstream(rs, tg, start)
-	return e
+	return o
 }
 
 // attemptPass calls one target with an embeddings or Responses request,
 // passed through.
-func (g *Gateway) attemptPass(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, body *chatBody) *provider.Error {
+func (g *Gateway) attemptPass(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, body *chatBody) outcome {
 	var instructions []byte
 	if rs.api == provider.APIResponses {
 		instructions = rt.sysText
@@ -309,16 +309,16 @@ func (g *Gateway) attemptPass(ctx context.Context, w http.ResponseWriter, rs *re
 	resp, err := tg.caller.Call(ctx, &req)
 	if err != nil {
 		g.observeUpstream(rs, tg, start)
-		return classify(ctx, err)
+		return ended(ctx, err)
 	}
-	var e *provider.Error
+	var o outcome
 	if req.Stream {
-		e = g.relay(ctx, w, rs, rt, tg, resp)
+		o = g.relay(ctx, w, rs, rt, tg, resp)
 	} else {
-		e = g.forward(ctx, w, rs, rt, tg, resp)
+		o = g.forward(ctx, w, rs, rt, tg, resp)
 	}
 	g.observeUpstream(rs, tg, start)
-	return e
+	return o
 }
 
 // Conversions of a non-stream answer before it is forwarded.
@@ -331,7 +331,7 @@ const (
 )
 
 // forwardAs is forward, the answer converted first.
-func (g *Gateway) forwardAs(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, resp *provider.Response, conv conversion) *provider.Error {
+func (g *Gateway) forwardAs(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, resp *provider.Response, conv conversion) outcome {
 	if conv == convNone {
 		return g.forward(ctx, w, rs, rt, tg, resp)
 	}
@@ -339,9 +339,9 @@ func (g *Gateway) forwardAs(ctx context.Context, w http.ResponseWriter, rs *reqS
 	resp.Body.Close()
 	if err != nil {
 		if ctx.Err() != nil {
-			return classify(ctx, err)
+			return ended(ctx, err)
 		}
-		return &provider.Error{Class: provider.ClassServer, Message: "reading the upstream answer failed: " + err.Error()}
+		return failed(&provider.Error{Class: provider.ClassServer, Message: "reading the upstream answer failed: " + err.Error()})
 	}
 	var terr *anthropic.Error
 	if conv == convCount {
@@ -350,7 +350,7 @@ func (g *Gateway) forwardAs(ctx context.Context, w http.ResponseWriter, rs *reqS
 		b, terr = anthropic.FromChat(b)
 	}
 	if terr != nil {
-		return &provider.Error{Class: provider.ClassServer, Message: terr.Message}
+		return failed(&provider.Error{Class: provider.ClassServer, Message: terr.Message})
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	resp.Header["Content-Type"] = jsonContentType
@@ -363,7 +363,7 @@ func (g *Gateway) forwardAs(ctx context.Context, w http.ResponseWriter, rs *reqS
 // response.failed or response.incomplete) or an error event, forwarded;
 // any other end fails over before the first event and is told in one
 // error event after it.
-func (g *Gateway) relay(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, resp *provider.Response) *provider.Error {
+func (g *Gateway) relay(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, resp *provider.Response) outcome {
 	defer resp.Body.Close()
 	rd := sseReaders.Get().(*sse.Reader)
 	rd.Reset(resp.Body)
@@ -377,17 +377,17 @@ func (g *Gateway) relay(ctx context.Context, w http.ResponseWriter, rs *reqState
 		ev, err := rd.Next()
 		if len(ev) == 0 || err != nil && err != io.EOF {
 			if ctx.Err() != nil {
-				return classify(ctx, err)
+				return ended(ctx, err)
 			}
 			msg := "the upstream stream ended before its last event"
 			if err != nil && err != io.EOF {
 				msg = "the upstream stream failed: " + err.Error()
 			}
 			if !written {
-				return &provider.Error{Class: provider.ClassServer, Message: msg}
+				return failed(&provider.Error{Class: provider.ClassServer, Message: msg})
 			}
 			g.relayError(w, rc, rs, msg)
-			return &provider.Error{Class: errCommitted, Message: msg}
+			return outcome{committed: true, msg: msg}
 		}
 		if !written {
 			h := w.Header()
@@ -416,17 +416,17 @@ func (g *Gateway) relay(ctx context.Context, w http.ResponseWriter, rs *reqState
 			ev = tg.caller.Redact(ev)
 		}
 		if _, werr := w.Write(ev); werr != nil {
-			return errClientGone
+			return outcome{gone: true, msg: "writing to the client failed"}
 		}
 		if rc.Flush() != nil {
-			return errClientGone
+			return outcome{gone: true, msg: "writing to the client failed"}
 		}
 		if last {
-			return nil
+			return outcome{}
 		}
 		if failed {
 			rs.errMsg = "the upstream stream sent an error event"
-			return &provider.Error{Class: errCommitted, Message: rs.errMsg}
+			return outcome{committed: true, msg: rs.errMsg}
 		}
 	}
 }
