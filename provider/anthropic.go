@@ -23,10 +23,25 @@ func invalid(format string, args ...any) *Error {
 	return &Error{Class: ClassInvalidRequest, Message: fmt.Sprintf(format, args...), Type: "invalid_request_error"}
 }
 
-// callAnthropic translates the request, posts it and translates the answer.
-func (e *Executor) callAnthropic(ctx context.Context, req *Request) (*Response, error) {
+// anthropicAdapter translates chat completions to the Messages API and
+// passes Messages and count_tokens requests through.
+type anthropicAdapter struct {
+	version string // the anthropic-version sent
+}
+
+func (anthropicAdapter) serves(e *Executor, api API) bool { return api == APIChat || e.native[api] != nil }
+
+func (a anthropicAdapter) call(ctx context.Context, e *Executor, req *Request) (*Response, error) {
+	if req.API != APIChat {
+		return e.pass(ctx, e.native[req.API], req)
+	}
+	return a.chat(ctx, e, req)
+}
+
+// chat translates the request, posts it and translates the answer.
+func (a anthropicAdapter) chat(ctx context.Context, e *Executor, req *Request) (*Response, error) {
 	body, includeUsage, terr := anthropic.ToMessages(req.Body, anthropic.MessagesOptions{
-		Model: req.UpstreamModel, Stream: req.Stream, NoSampling: e.version >= samplingRemoved, Adaptive: req.Adaptive,
+		Model: req.UpstreamModel, Stream: req.Stream, NoSampling: a.version >= samplingRemoved, Adaptive: req.Adaptive,
 	})
 	if terr != nil {
 		return nil, invalid("%s", terr.Message)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/awakend/awakend/internal/jsonscan"
+	"github.com/awakend/awakend/registry"
 )
 
 // The mock adapter answers without a network, deterministically:
@@ -44,15 +45,30 @@ import (
 // reply echoes.
 const MockEchoLimit = 200
 
-func (e *Executor) callMock(ctx context.Context, req *Request) (*Response, error) {
-	if d := time.Duration(e.mock.LatencyMS) * time.Millisecond; d > 0 {
+// mockAdapter answers chat completions and embeddings itself.
+type mockAdapter struct {
+	opts registry.MockOptions
+	seq  atomic.Uint64 // calls so far
+}
+
+func (*mockAdapter) serves(_ *Executor, api API) bool { return api == APIChat || api == APIEmbeddings }
+
+func (m *mockAdapter) call(ctx context.Context, e *Executor, req *Request) (*Response, error) {
+	if req.API == APIEmbeddings {
+		return m.embeddings(ctx, e, req)
+	}
+	return m.chat(ctx, e, req)
+}
+
+func (m *mockAdapter) chat(ctx context.Context, e *Executor, req *Request) (*Response, error) {
+	if d := time.Duration(m.opts.LatencyMS) * time.Millisecond; d > 0 {
 		if !sleep(ctx, d) {
 			return nil, canceled(ctx)
 		}
 	} else if ctx.Err() != nil {
 		return nil, canceled(ctx)
 	}
-	if st := e.mock.FailStatus; st != 0 {
+	if st := m.opts.FailStatus; st != 0 {
 		body := `{"error":{"message":"mock failure (fail_status ` + strconv.Itoa(st) + `)","type":"","code":null}}`
 		return nil, classify(st, nil, []byte(body), e.now(), nil)
 	}
@@ -85,7 +101,7 @@ func (e *Executor) callMock(ctx context.Context, req *Request) (*Response, error
 			last = t
 		}
 	}
-	seq := strconv.FormatUint(e.seq.Add(1), 10)
+	seq := strconv.FormatUint(m.seq.Add(1), 10)
 	var call *mockCall
 	if lastRole == "user" {
 		call = toolCall(in.Tools, in.ToolChoice, truncate(last, MockEchoLimit))
@@ -93,7 +109,7 @@ func (e *Executor) callMock(ctx context.Context, req *Request) (*Response, error
 			call.id = "call_mock_" + seq
 		}
 	}
-	text := e.mock.Reply
+	text := m.opts.Reply
 	switch {
 	case call != nil:
 		text = ""
@@ -140,7 +156,7 @@ func (e *Executor) callMock(ctx context.Context, req *Request) (*Response, error
 		ctx:          ctx,
 		text:         text,
 		call:         call,
-		delay:        time.Duration(e.mock.ChunkDelayMS) * time.Millisecond,
+		delay:        time.Duration(m.opts.ChunkDelayMS) * time.Millisecond,
 		includeUsage: in.StreamOptions != nil && in.StreamOptions.IncludeUsage,
 		prompt:       prompt,
 		completion:   completion,
@@ -410,17 +426,17 @@ const MockDimensions = 8
 // maxMockDimensions bounds the dimensions a mock embedding request may ask.
 const maxMockDimensions = 4096
 
-// mockEmbeddings answers an embeddings request with deterministic unit
+// embeddings answers an embeddings request with deterministic unit
 // vectors: component i of an input's vector comes from the FNV-1a hash of
 // the input and i, so that equal inputs get equal vectors. Inputs are
 // strings or arrays of strings (token arrays are hashed as their JSON);
 // encoding_format base64 packs the float32 components little-endian, as
 // OpenAI does. Usage counts the inputs' words.
-func (e *Executor) mockEmbeddings(ctx context.Context, req *Request) (*Response, error) {
+func (m *mockAdapter) embeddings(ctx context.Context, e *Executor, req *Request) (*Response, error) {
 	if ctx.Err() != nil {
 		return nil, canceled(ctx)
 	}
-	if st := e.mock.FailStatus; st != 0 {
+	if st := m.opts.FailStatus; st != 0 {
 		body := `{"error":{"message":"mock failure (fail_status ` + strconv.Itoa(st) + `)","type":"","code":null}}`
 		return nil, classify(st, nil, []byte(body), e.now(), nil)
 	}

@@ -144,7 +144,7 @@ func TestMockCancel(t *testing.T) {
 			t.Errorf("latency: %v", err)
 		}
 
-		e.mock.LatencyMS = 0
+		e.ad.(*mockAdapter).opts.LatencyMS = 0
 		ctx, cancel = context.WithCancel(t.Context())
 		resp, err := e.Call(ctx, &Request{Body: []byte(`{"messages":[{"role":"user","content":"a b c"}]}`), Stream: true})
 		if err != nil {

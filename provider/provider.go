@@ -88,15 +88,38 @@ type Executor struct {
 	inflight atomic.Int64
 	retired  atomic.Bool
 
-	// anthropic adapter: the anthropic-version sent
-	version string
+	// idKey names the upstream's request id header, altKey the other
+	// name it may go by.
+	idKey, altKey string
 
-	// mock adapter
-	mock registry.MockOptions
-	seq  atomic.Uint64
+	// ad is what the adapter kind does, chosen once by New.
+	ad adapter
 
 	now func() time.Time
 }
+
+// adapter is what differs between the adapter kinds: one type each
+// (openaiAdapter, anthropicAdapter, mockAdapter), chosen by New, the only
+// place that looks at the kind.
+type adapter interface {
+	// call sends req, of an API that serves accepts, through e.
+	call(ctx context.Context, e *Executor, req *Request) (*Response, error)
+	// serves reports whether the adapter accepts requests of api.
+	serves(e *Executor, api API) bool
+}
+
+// openaiAdapter passes every request through: chat completions,
+// embeddings and the Responses API.
+type openaiAdapter struct{}
+
+func (openaiAdapter) call(ctx context.Context, e *Executor, req *Request) (*Response, error) {
+	if req.API == APIChat {
+		return e.pass(ctx, e.url, req)
+	}
+	return e.pass(ctx, e.native[req.API], req)
+}
+
+func (openaiAdapter) serves(e *Executor, api API) bool { return api == APIChat || e.native[api] != nil }
 
 var _ Caller = (*Executor)(nil)
 
@@ -115,11 +138,13 @@ func build(spec registry.ProviderSpec, timeout time.Duration) (*Executor, error)
 	if !ok {
 		return nil, fmt.Errorf("provider %q: unknown adapter %q", spec.ID, spec.Adapter)
 	}
-	e := &Executor{kind: a.Kind, timeout: timeout, now: time.Now}
+	e := &Executor{kind: a.Kind, timeout: timeout, now: time.Now, idKey: "X-Request-Id", altKey: "Request-Id"}
 	if a.Kind == registry.KindMock {
+		m := &mockAdapter{}
 		if spec.AdapterOptions.Mock != nil {
-			e.mock = *spec.AdapterOptions.Mock
+			m.opts = *spec.AdapterOptions.Mock
 		}
+		e.ad = m
 		return e, nil
 	}
 
@@ -134,6 +159,7 @@ func build(spec registry.ProviderSpec, timeout time.Duration) (*Executor, error)
 		endpoint = base + "/chat/completions"
 		native[APIEmbeddings] = base + "/embeddings"
 		native[APIResponses] = base + "/responses"
+		e.ad = openaiAdapter{}
 		if spec.APIKey != "" {
 			h.Set("Authorization", "Bearer "+spec.APIKey)
 		}
@@ -149,11 +175,13 @@ func build(spec registry.ProviderSpec, timeout time.Duration) (*Executor, error)
 		if spec.APIKey != "" {
 			h.Set("X-Api-Key", spec.APIKey)
 		}
-		e.version = AnthropicVersion
+		version := AnthropicVersion
 		if v := spec.AdapterOptions.AnthropicVersion; v != "" {
-			e.version = v
+			version = v
 		}
-		h.Set("Anthropic-Version", e.version)
+		h.Set("Anthropic-Version", version)
+		e.ad = anthropicAdapter{version: version}
+		e.idKey, e.altKey = "Request-Id", "X-Request-Id"
 	default:
 		return nil, fmt.Errorf("provider %q: adapter kind %q has no executor", spec.ID, a.Kind)
 	}
@@ -229,48 +257,16 @@ func (e *Executor) end() {
 	}
 }
 
-// Serves reports whether the executor passes requests of api through to
-// its upstream (see Caller). Every executor serves APIChat.
-func (e *Executor) Serves(api API) bool {
-	switch {
-	case api == APIChat:
-		return true
-	case e.kind == registry.KindMock:
-		return api == APIEmbeddings
-	}
-	return api < apiCount && e.native[api] != nil
-}
+// Serves reports whether the executor accepts requests of api (see
+// Caller). Every executor serves APIChat.
+func (e *Executor) Serves(api API) bool { return api < apiCount && e.ad.serves(e, api) }
 
 // Call sends one request upstream; see Caller.
 func (e *Executor) Call(ctx context.Context, req *Request) (*Response, error) {
-	if req.API != APIChat {
-		if !e.Serves(req.API) {
-			return nil, invalid("the %s adapter does not serve %s", e.kind, req.API)
-		}
-		if e.kind == registry.KindMock {
-			return e.mockEmbeddings(ctx, req)
-		}
-		return e.callNative(ctx, req)
+	if !e.Serves(req.API) {
+		return nil, invalid("the %s adapter does not serve %s", e.kind, req.API)
 	}
-	switch e.kind {
-	case registry.KindOpenAI:
-		return e.callOpenAI(ctx, req)
-	case registry.KindAnthropic:
-		return e.callAnthropic(ctx, req)
-	default:
-		return e.callMock(ctx, req)
-	}
-}
-
-// callOpenAI passes the request through and the answer back untouched.
-func (e *Executor) callOpenAI(ctx context.Context, req *Request) (*Response, error) {
-	return e.pass(ctx, e.url, req)
-}
-
-// callNative passes a request of another API than chat completions
-// through to its endpoint, and the answer back untouched.
-func (e *Executor) callNative(ctx context.Context, req *Request) (*Response, error) {
-	return e.pass(ctx, e.native[req.API], req)
+	return e.ad.call(ctx, e, req)
 }
 
 // pass posts the request's body to u and returns the answer untouched.
@@ -487,13 +483,9 @@ const (
 // empty ct drops Content-Type (for an Error, whose body is not the
 // upstream's).
 func (e *Executor) passHeaders(h http.Header, ct string) http.Header {
-	idKey, altKey := "X-Request-Id", "Request-Id"
-	if e.kind == registry.KindAnthropic {
-		idKey, altKey = altKey, idKey
-	}
-	id := h[idKey]
+	id := h[e.idKey]
 	if len(id) == 0 {
-		id = h[altKey]
+		id = h[e.altKey]
 	}
 	for k, v := range h {
 		if !passed(k) || ct == "" && k == "Content-Type" {
