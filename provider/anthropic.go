@@ -29,7 +29,9 @@ type anthropicAdapter struct {
 	version string // the anthropic-version sent
 }
 
-func (anthropicAdapter) serves(e *Executor, api API) bool { return api == APIChat || e.native[api] != nil }
+func (anthropicAdapter) serves(e *Executor, api API) bool {
+	return api == APIChat || e.native[api] != nil
+}
 
 func (a anthropicAdapter) call(ctx context.Context, e *Executor, req *Request) (*Response, error) {
 	if req.API != APIChat {
