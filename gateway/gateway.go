@@ -393,8 +393,8 @@ func (g *Gateway) refused(w http.ResponseWriter, r *http.Request, rs *reqState) 
 // authorized checks the client's bearer token (or, on Anthropic's routes,
 // its x-api-key) against the configured keys.
 func (g *Gateway) authorized(r *http.Request, apiKey bool) bool {
-	if token, ok := edge.Bearer(r); ok {
-		return g.keys.Match(token)
+	if token, ok := edge.Bearer(r); ok && g.keys.Match(token) {
+		return true
 	}
 	if apiKey {
 		token, ok := edge.APIKey(r)

@@ -178,3 +178,34 @@ func TestAdaptiveThinkingTarget(t *testing.T) {
 		}
 	}
 }
+
+// Anthropic's routes take a client key as x-api-key too; the others only
+// as a bearer token.
+func TestAPIKeyHeader(t *testing.T) {
+	w := newWorld()
+	w.provider("p")
+	w.model("m", "p")
+	g, _ := w.gw(t, Options{APIKeys: []string{"k1"}})
+	msg := `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`
+	for _, tt := range []struct {
+		name, path, body string
+		header           []string
+		code             int
+	}{
+		{"x-api-key on messages", "/v1/messages", msg, []string{"X-Api-Key", "k1"}, 200},
+		{"x-api-key and a wrong bearer", "/v1/messages", msg, []string{"X-Api-Key", "k1", "Authorization", "Bearer nope"}, 200},
+		{"wrong x-api-key", "/v1/messages", msg, []string{"X-Api-Key", "k2"}, 401},
+		{"x-api-key on chat completions", "/v1/chat/completions", chatReq("m"), []string{"X-Api-Key", "k1"}, 401},
+		{"bearer on count_tokens", "/v1/messages/count_tokens", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`, []string{"Authorization", "Bearer k1"}, 200},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res := do(t, g, "POST", tt.path, tt.body, tt.header...)
+			if res.code != tt.code {
+				t.Errorf("%d %s, want %d", res.code, res.body, tt.code)
+			}
+			if tt.code == 401 && strings.HasPrefix(tt.path, "/v1/messages") && !strings.Contains(res.body, `"type":"authentication_error"`) {
+				t.Errorf("401 body %s, not Anthropic's", res.body)
+			}
+		})
+	}
+}
