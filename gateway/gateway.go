@@ -27,10 +27,12 @@
 // beyond) and up to Options.MaxBodyBytes (413 beyond, at once when the
 // Content-Length says so). It is parsed once, cheaply: after a validity
 // check, only the top-level members are scanned and only model, messages,
-// stream, user and reasoning_effort are looked at. The upstream body is the
-// client's bytes with the model value replaced by the target's upstream
-// model (and, for an agent, the system message and reasoning effort spliced
-// in): unknown fields and their formatting pass through byte for byte. A
+// stream, user, reasoning_effort and the sampling parameters (temperature,
+// top_p, top_k) are looked at. The upstream body is the client's bytes
+// with the model value replaced by the target's upstream model (and, for
+// an agent, the system message and reasoning effort spliced in; for a
+// model whose sampling rule is drop, the sampling parameters cut out):
+// unknown fields and their formatting pass through byte for byte. A
 // top-level key the gateway interprets that appears twice is refused (400),
 // so that the gateway and the upstream cannot read different values of it.
 //
