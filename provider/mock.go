@@ -427,8 +427,7 @@ const MockDimensions = 8
 const maxMockDimensions = 4096
 
 // embeddings answers an embeddings request with deterministic unit
-// vectors: component i of an input's vector comes from the FNV-1a hash of
-// the input and i, so that equal inputs get equal vectors. Inputs are
+// vectors (see mockVector), equal for equal inputs. Inputs are
 // strings or arrays of strings (token arrays are hashed as their JSON);
 // encoding_format base64 packs the float32 components little-endian, as
 // OpenAI does. Usage counts the inputs' words.
@@ -497,7 +496,7 @@ func (m *mockAdapter) embeddings(ctx context.Context, e *Executor, req *Request)
 				if j > 0 {
 					b = append(b, ',')
 				}
-				b = strconv.AppendFloat(b, v, 'g', 8, 32)
+				b = strconv.AppendFloat(b, v, 'g', -1, 32)
 			}
 			b = append(b, ']')
 		}
@@ -513,14 +512,20 @@ func (m *mockAdapter) embeddings(ctx context.Context, e *Executor, req *Request)
 	return &Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {contentTypeJSON}}, Body: &bytesBody{b: b}}, nil
 }
 
-// mockVector fills v with the unit vector of s.
+// mockVector fills v with the unit vector of s: component i from the
+// FNV-1a hash of s mixed with i (SplitMix64's finalizer, so that every
+// component differs, not only its low bits).
 func mockVector(v []float64, s string) {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	seed := h.Sum64()
 	var norm float64
 	for i := range v {
-		h := fnv.New64a()
-		h.Write([]byte(s))
-		h.Write([]byte{byte(i), byte(i >> 8)})
-		x := float64(h.Sum64()>>11)/float64(1<<53)*2 - 1
+		z := seed + uint64(i+1)*0x9e3779b97f4a7c15
+		z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+		z = (z ^ z>>27) * 0x94d049bb133111eb
+		z ^= z >> 31
+		x := float64(z>>11)/float64(1<<53)*2 - 1
 		v[i] = x
 		norm += x * x
 	}

@@ -2,9 +2,13 @@ package provider
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -213,5 +217,60 @@ func TestMockToolCall(t *testing.T) {
 		if !strings.Contains(got, part) {
 			t.Errorf("stream lacks %s:\n%s", part, got)
 		}
+	}
+}
+
+// Mock embeddings: unit vectors, equal for equal inputs, their components
+// spread; base64 packs the same float32s.
+func TestMockEmbeddings(t *testing.T) {
+	e := newMock(t, nil)
+	embed := func(body string) map[string]any {
+		t.Helper()
+		resp, err := e.Call(t.Context(), &Request{API: APIEmbeddings, Body: []byte(body), UpstreamModel: "emb"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v map[string]any
+		if err := json.Unmarshal([]byte(readAll(t, resp)), &v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	vec := func(v map[string]any, i int) []float64 {
+		var out []float64
+		for _, x := range v["data"].([]any)[i].(map[string]any)["embedding"].([]any) {
+			out = append(out, x.(float64))
+		}
+		return out
+	}
+	v := embed(`{"input":["same","same","other"],"dimensions":16}`)
+	a, b, c := vec(v, 0), vec(v, 1), vec(v, 2)
+	if len(a) != 16 || !slices.Equal(a, b) || slices.Equal(a, c) || v["model"] != "emb" {
+		t.Fatalf("vectors %v %v %v", a, b, c)
+	}
+	var norm float64
+	for _, x := range a {
+		norm += x * x
+	}
+	if math.Abs(norm-1) > 1e-5 || slices.Max(a)-slices.Min(a) < 0.2 {
+		t.Errorf("norm² %v, spread %v: want a unit vector whose components differ", norm, slices.Max(a)-slices.Min(a))
+	}
+	v = embed(`{"input":"same","dimensions":16,"encoding_format":"base64"}`)
+	raw, err := base64.StdEncoding.DecodeString(v["data"].([]any)[0].(map[string]any)["embedding"].(string))
+	if err != nil || len(raw) != 64 {
+		t.Fatalf("base64 %v, %d bytes", err, len(raw))
+	}
+	for i := range 16 {
+		if got := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:])); got != float32(a[i]) {
+			t.Errorf("component %d: %v in base64, %v as floats", i, got, a[i])
+		}
+	}
+	for _, bad := range []string{`{"input":[]}`, `{"input":7}`, `{"input":"x","dimensions":99999}`, `{`} {
+		if _, err := e.Call(t.Context(), &Request{API: APIEmbeddings, Body: []byte(bad)}); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+	if _, err := e.Call(t.Context(), &Request{API: APIResponses, Body: []byte(`{}`)}); err == nil || !strings.Contains(err.Error(), "does not serve Responses") {
+		t.Errorf("responses on the mock: %v", err)
 	}
 }
