@@ -3,10 +3,13 @@ package anthropic
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/awakend/awakend/internal/sse"
 )
 
 // sameJSON reports whether a and b hold the same JSON value.
@@ -252,7 +255,7 @@ func TestStreamEnds(t *testing.T) {
 	}
 	// An event over MaxEvent is refused.
 	_, err = io.ReadAll(NewStream(chunks(p + strings.Repeat(" ", MaxEvent) + `]}`)))
-	if !IsTooLong(err) {
+	if tl := (*sse.ErrTooLong)(nil); !errors.As(err, &tl) {
 		t.Errorf("long event: %v", err)
 	}
 }

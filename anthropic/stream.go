@@ -2,7 +2,6 @@ package anthropic
 
 import (
 	"encoding/json"
-	"errors"
 	"io"
 	"strconv"
 
@@ -253,10 +252,4 @@ func ErrorBody(typ, msg string) []byte {
 		Type    string `json:"type"`
 		Message string `json:"message"`
 	}{typ, msg}})
-}
-
-// IsTooLong reports whether err is an upstream event over MaxEvent.
-func IsTooLong(err error) bool {
-	var tl *sse.ErrTooLong
-	return errors.As(err, &tl)
 }
