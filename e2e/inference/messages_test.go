@@ -463,6 +463,18 @@ func TestMessagesErrors(t *testing.T) {
 		})
 	}
 
+	t.Run("upstream error event, passed through", func(t *testing.T) {
+		up.Enqueue(providertest.Reply{Break: providertest.BreakError, BreakAfter: 2})
+		s := c.Messages.NewStreaming(t.Context(), messageParams("claude"))
+		defer s.Close()
+		var m anthropic.Message
+		for s.Next() {
+			_ = m.Accumulate(s.Current())
+		}
+		if err := s.Err(); err == nil || !strings.Contains(err.Error(), "overloaded_error") {
+			t.Errorf("stream error %v, want the upstream's overloaded_error event", err)
+		}
+	})
 	t.Run("stream broken after its first event", func(t *testing.T) {
 		up.Enqueue(providertest.Reply{Break: providertest.BreakAbort, BreakAfter: 2})
 		s := c.Messages.NewStreaming(t.Context(), messageParams("gpt"))
