@@ -85,7 +85,7 @@ type statusView struct {
 	Reloads      []reloadCount  `json:"reloads"`
 	Watcher      *watcherView   `json:"watcher"`
 	Source       any            `json:"source,omitempty"` // a fleet's etcd: the pack served, whether it is stale
-	Degraded     *degradedView  `json:"degraded"` // null unless serving the last-known-good configuration
+	Degraded     *degradedView  `json:"degraded"`         // null unless serving the last-known-good configuration
 }
 
 // degradedView is Degraded in the status.

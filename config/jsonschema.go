@@ -49,6 +49,8 @@ type shape struct {
 	required uint64
 	nullable uint64
 	oneOf    uint64 // at least one of these must be present
+	// exclusive: exactly one of the oneOf fields, not several.
+	exclusive bool
 }
 
 // Constructors of props, for the tables.
@@ -170,7 +172,10 @@ func objectSchema(s *shape) map[string]any {
 			})
 		}
 	}
-	if len(alts) > 0 {
+	switch {
+	case len(alts) > 0 && s.exclusive:
+		o["oneOf"] = alts
+	case len(alts) > 0:
 		o["anyOf"] = alts
 	}
 	return o

@@ -77,6 +77,13 @@ func (s *schema[T]) withOneOf(names ...string) *schema[T] {
 	return s
 }
 
+// withExactlyOne marks fields of which exactly one must be present; the
+// registry checks that (a client's key or key_sha256).
+func (s *schema[T]) withExactlyOne(names ...string) *schema[T] {
+	s.oneOf, s.exclusive = s.bits(names...), true
+	return s
+}
+
 // withNullable marks fields whose decoder is called for an explicit null.
 func (s *schema[T]) withNullable(names ...string) *schema[T] {
 	s.nullable = s.bits(names...)

@@ -57,6 +57,8 @@ var adapterOptionsSchema = newSchema(map[string]field[registry.AdapterOptions]{
 			o.Mock = &registry.MockOptions{}
 			decodeMapping(d, n, mockOptionsSchema, o.Mock)
 		}},
+	"anthropic_version": {str("The anthropic adapter's anthropic-version header; default: the adapter's current one. A YYYY-MM-DD date.").withPattern(anthropicVersionPattern),
+		func(d *decoder, n *yaml.Node, o *registry.AdapterOptions) { o.AnthropicVersion = d.str(n) }},
 })
 
 var mockOptionsSchema = newSchema(map[string]field[registry.MockOptions]{
@@ -99,6 +101,12 @@ var modelSchema = newSchema(map[string]field[model]{
 		func(d *decoder, n *yaml.Node, m *model) { m.InputTokenPricePerMillionUSD = d.optFloat(n) }},
 	"output_token_price_per_million_usd": {number("Price of a million output tokens, in USD; finite, at least 0.").withMin(0),
 		func(d *decoder, n *yaml.Node, m *model) { m.OutputTokenPricePerMillionUSD = d.optFloat(n) }},
+	"sampling": {enumOf("What the gateway does with a request's temperature, top_p and top_k for this model: pass them (default), drop them, or refuse the request.",
+		string(registry.SamplingPass), string(registry.SamplingDrop), string(registry.SamplingRefuse)),
+		func(d *decoder, n *yaml.Node, m *model) { m.Sampling = registry.SamplingRule(d.str(n)) }},
+	"thinking": {enumOf("How the anthropic adapter asks this model to think for a reasoning_effort: a token budget (default), or adaptive thinking with an effort.",
+		string(registry.ThinkingBudget), string(registry.ThinkingAdaptive)),
+		func(d *decoder, n *yaml.Node, m *model) { m.Thinking = registry.ThinkingStyle(d.str(n)) }},
 }, "id", "provider_id", "upstream_model")
 
 var modalities = []string{
@@ -239,6 +247,9 @@ var agentSchema = newSchema(map[string]field[agent]{
 // keySHA256Pattern is a SHA-256 in hex.
 const keySHA256Pattern = `^[0-9a-fA-F]{64}$`
 
+// anthropicVersionPattern is an anthropic-version: a date.
+const anthropicVersionPattern = `^[0-9]{4}-[0-9]{2}-[0-9]{2}$`
+
 var clientSchema = newSchema(map[string]field[client]{
 	"id": {str("The client's id, unique among clients; it names the client in logs, metrics and the API."),
 		func(d *decoder, n *yaml.Node, c *client) { c.ID = d.str(n) }},
@@ -252,7 +263,7 @@ var clientSchema = newSchema(map[string]field[client]{
 		func(d *decoder, n *yaml.Node, c *client) { c.Models = d.optStrs(n) }},
 	"limits": {object("What the client may use, per daemon.", clientLimitsSchema),
 		func(d *decoder, n *yaml.Node, c *client) { decodeMapping(d, n, clientLimitsSchema, &c.Limits) }},
-}, "id").withNullable("models")
+}, "id").withNullable("models").withExactlyOne("key", "key_sha256")
 
 var clientLimitsSchema = newSchema(map[string]field[registry.ClientLimits]{
 	"requests_per_minute": {integer("Requests a minute; absent: no limit.", 32).withMin(1),

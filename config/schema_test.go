@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -61,9 +62,11 @@ func mapKeys(m map[string]any) func(func(string) bool) {
 // patternSamples are values that match each pattern of the tables, and
 // values that do not.
 var patternSamples = map[string]struct{ good, bad []string }{
-	httpURLPattern: {[]string{"https://agents.example.com/a2a", "http://10.0.0.1:8080"}, []string{"ftp://x", "https://x/?q=1", "https://x#f", "https://", "x"}},
-	baseURLPattern: {[]string{"https://llm.example.com/v1", "http://127.0.0.1:11434/v1?tenant=a", ""}, []string{"ftp://x", "https://x#f", "https://", "x"}},
-	cutoffPattern:  {[]string{"2024-06", "2024-02-29", "2023-12-31", "2024-04-30"}, []string{"2024", "2024-13", "2024-04-31", "2024-02-30", "June 2024"}},
+	httpURLPattern:          {[]string{"https://agents.example.com/a2a", "http://10.0.0.1:8080"}, []string{"ftp://x", "https://x/?q=1", "https://x#f", "https://", "x"}},
+	baseURLPattern:          {[]string{"https://llm.example.com/v1", "http://127.0.0.1:11434/v1?tenant=a", ""}, []string{"ftp://x", "https://x#f", "https://", "x"}},
+	keySHA256Pattern:        {[]string{strings.Repeat("0a", 32), strings.Repeat("F", 64)}, []string{"abc", strings.Repeat("g", 64), strings.Repeat("a", 65)}},
+	anthropicVersionPattern: {[]string{"2023-06-01", "2026-10-21"}, []string{"2023-06", "v1", "2023-6-1"}},
+	cutoffPattern:           {[]string{"2024-06", "2024-02-29", "2023-12-31", "2024-04-30"}, []string{"2024", "2024-13", "2024-04-31", "2024-02-30", "June 2024"}},
 }
 
 // sample returns values the prop allows, and values of kinds it refuses.
@@ -158,10 +161,12 @@ func anyList(ss []string) []any {
 // fields, and the first of its one-of fields that is a string.
 func minimal(s *shape) map[string]any {
 	m := map[string]any{}
+	oneOf := false
 	for i, name := range s.names {
-		if s.required&(1<<i) != 0 || s.oneOf&(1<<i) != 0 && s.props[i].kind == kindString {
+		if s.required&(1<<i) != 0 || !oneOf && s.oneOf&(1<<i) != 0 && s.props[i].kind == kindString {
 			good, _ := sample(s.props[i])
 			m[name] = good[0]
+			oneOf = oneOf || s.oneOf&(1<<i) != 0
 		}
 	}
 	return m
@@ -177,6 +182,7 @@ var kindShapes = []struct {
 	{registry.NSModels, &modelSchema.shape},
 	{registry.NSModelPools, &poolSchema.shape},
 	{registry.NSAgents, &agentSchema.shape},
+	{registry.NSClients, &clientSchema.shape},
 }
 
 // problems loads one resource (under key) and returns the diagnostics
@@ -264,6 +270,16 @@ func TestSchemaAgreesWithLoader(t *testing.T) {
 				t.Errorf("%s: no description", name)
 			}
 			good, bad := sample(p)
+			base := base
+			if parent == k.s && parent.exclusive && parent.oneOf&(1<<i) != 0 {
+				// Exactly one of its group: the others go.
+				base = maps.Clone(base)
+				for j, other := range parent.names {
+					if j != i && parent.oneOf&(1<<j) != 0 {
+						delete(base, other)
+					}
+				}
+			}
 			for _, v := range good {
 				if ps := problems(t, k.key, set(base, k.s, path, v, false), nil); len(ps) > 0 {
 					t.Errorf("%s: the schema allows %s, the loader says %v", name, flow(v), ps)
@@ -436,7 +452,7 @@ func TestSchemaDocument(t *testing.T) {
 	}
 	check("", doc)
 	defs := doc["$defs"].(map[string]any)
-	for name, s := range map[string]*shape{"provider": &providerSchema.shape, "model": &modelSchema.shape, "model_pool": &poolSchema.shape, "agent": &agentSchema.shape} {
+	for name, s := range map[string]*shape{"provider": &providerSchema.shape, "model": &modelSchema.shape, "model_pool": &poolSchema.shape, "agent": &agentSchema.shape, "client": &clientSchema.shape} {
 		props := defs[name].(map[string]any)["properties"].(map[string]any)
 		if got := slices.Sorted(mapKeys(props)); !slices.Equal(got, s.names) {
 			t.Errorf("%s: properties %v, the table has %v", name, got, s.names)

@@ -1,6 +1,7 @@
 // Package edge owns what awakend's HTTP routes share at the edge, where
 // requests from clients that may not be trusted arrive: OpenAI's error
-// envelope and its writer, the bearer-token check, the Host/Origin guard
+// envelope and its writer (and Anthropic's, for its routes), the
+// bearer-token check, the Host/Origin guard
 // of routes no token guards, and the header that names the configuration
 // version a response was computed from.
 //

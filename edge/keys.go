@@ -58,3 +58,10 @@ func Bearer(r *http.Request) (token string, ok bool) {
 	token = strings.TrimSpace(token)
 	return token, token != ""
 }
+
+// APIKey returns the token of the request's x-api-key header, the way
+// Anthropic's clients send their key; ok is false without one.
+func APIKey(r *http.Request) (token string, ok bool) {
+	token = strings.TrimSpace(r.Header.Get("X-Api-Key"))
+	return token, token != ""
+}

@@ -41,9 +41,10 @@ func benchBody(model string) []byte {
 // memCaller answers every call with benchAnswer from memory.
 type memCaller struct{}
 
-func (memCaller) Name() string           { return "mem" }
-func (memCaller) Close() error           { return nil }
-func (memCaller) Redact(b []byte) []byte { return b }
+func (memCaller) Name() string                 { return "mem" }
+func (memCaller) Close() error                 { return nil }
+func (memCaller) Redact(b []byte) []byte       { return b }
+func (memCaller) Serves(api provider.API) bool { return api == provider.APIChat }
 func (memCaller) Call(_ context.Context, req *provider.Request) (*provider.Response, error) {
 	return &provider.Response{StatusCode: 200, Header: jsonHeader, Body: &memBody{b: benchAnswer}}, nil
 }

@@ -30,6 +30,31 @@ type chatBody struct {
 	user      span // the JSON string value, if a string
 	reasoning bool // a reasoning_effort member is present
 	close     int  // index of the object's closing brace
+
+	// sampling holds the members temperature, top_p and top_k, key to
+	// value, where present.
+	sampling [3]span
+
+	// Other APIs (see parseOther).
+	system span // Messages: the system value
+	instr  span // Responses: the instructions value
+}
+
+// samplingKeys are the members a model's sampling rule is about, in the
+// order of chatBody.sampling.
+var samplingKeys = [3]string{"temperature", "top_p", "top_k"}
+
+// samplingIndex is the index of key in samplingKeys, -1 if it is not one.
+func samplingIndex(key []byte) int {
+	switch string(key) {
+	case "temperature":
+		return 0
+	case "top_p":
+		return 1
+	case "top_k":
+		return 2
+	}
+	return -1
 }
 
 // errBodyTooLarge is a request body over the gateway's limit.
@@ -126,6 +151,10 @@ func parseChat(b []byte) (chatBody, *edge.Error) {
 		case "reasoning_effort":
 			bit = 16
 			c.reasoning = true
+		case "temperature", "top_p", "top_k":
+			i := samplingIndex(key)
+			bit = 32 << i
+			c.sampling[i] = span{it.key, v.end}
 		}
 		if bit != 0 {
 			if seen&bit != 0 {
@@ -215,8 +244,9 @@ var comma = []byte{','}
 // bounds and always ends, whatever the input; on valid JSON it finds
 // exactly the object's members.
 type objectIter struct {
-	b []byte
-	i int
+	b   []byte
+	i   int
+	key int // where the last member returned starts: its key's quote
 }
 
 // open moves past the object's opening brace; false if there is none.
@@ -245,6 +275,7 @@ func (it *objectIter) next() (key []byte, v span, ok bool) {
 		it.i = i
 		return nil, span{}, false
 	}
+	it.key = i
 	end, esc, _ := jsonscan.String(b, i)
 	key = b[i+1 : max(end-1, i+1)]
 	if esc {
@@ -267,8 +298,9 @@ func (it *objectIter) next() (key []byte, v span, ok bool) {
 }
 
 // usage finds the token counts of a chat.completion JSON body: the
-// top-level usage object's prompt_tokens and completion_tokens. ok is
-// false when the body has no usage.
+// top-level usage object's prompt_tokens and completion_tokens (or
+// input_tokens and output_tokens, as Anthropic's message and a Responses
+// API response name them). ok is false when the body has no usage.
 func usage(b []byte) (prompt, completion int, ok bool) {
 	it := objectIter{b: b}
 	if !it.open() {
@@ -291,9 +323,9 @@ func usage(b []byte) (prompt, completion int, ok bool) {
 				break
 			}
 			switch string(k) {
-			case "prompt_tokens":
+			case "prompt_tokens", "input_tokens":
 				prompt = atoi(b[uv.start:uv.end])
-			case "completion_tokens":
+			case "completion_tokens", "output_tokens":
 				completion = atoi(b[uv.start:uv.end])
 			}
 		}

@@ -23,13 +23,16 @@ import (
 
 // reqState is one request's bookkeeping and buffers; pooled.
 type reqState struct {
-	start    time.Time
-	id       string
-	route    string
-	version  uint64
-	stream   bool
-	attempts int
-	status   int
+	start     time.Time
+	id        string
+	route     string
+	api       provider.API // the API the client speaks
+	anthropic bool         // errors in Anthropic's shape
+	fwd       http.Header  // the client's headers a passed-through API forwards
+	version   uint64
+	stream    bool
+	attempts  int
+	status    int
 
 	requested, served, provider string
 	okCounter                   prometheus.Counter
@@ -83,22 +86,7 @@ func (rs *reqState) providerLabel() string {
 
 // chat serves POST /v1/chat/completions.
 func (g *Gateway) chat(w http.ResponseWriter, r *http.Request, t *table, rs *reqState) {
-	var err error
-	rs.in, err = g.readRequest(w, r, rs.in[:0])
-	if err != nil {
-		w.Header().Set("Connection", "close") // the rest of the body stays unread
-		switch {
-		case errors.Is(err, errBodyTooLarge):
-			g.fail(w, rs, http.StatusRequestEntityTooLarge, edge.NewError(edge.TypeInvalidRequest, "request_too_large", "",
-				"The request body exceeds the gateway's limit of "+strconv.FormatInt(g.maxBody, 10)+" bytes."))
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			g.fail(w, rs, http.StatusRequestTimeout, edge.NewError(edge.TypeInvalidRequest, "request_timeout", "",
-				"The request body did not arrive within "+g.bodyFor.String()+"."))
-		case r.Context().Err() != nil:
-			rs.status = statusClientClosed
-		default:
-			g.fail(w, rs, http.StatusBadRequest, edge.NewError(edge.TypeInvalidRequest, "invalid_body", "", "Reading the request body failed."))
-		}
+	if !g.read(w, r, rs) {
 		return
 	}
 	body, perr := parseChat(rs.in)
@@ -107,21 +95,60 @@ func (g *Gateway) chat(w http.ResponseWriter, r *http.Request, t *table, rs *req
 		return
 	}
 	rs.stream = body.stream
-	name := body.stringValue(body.model)
+	rt := g.lookup(w, rs, t, body.stringValue(body.model))
+	if rt == nil {
+		return
+	}
+	g.dispatch(w, r, rs, rt, &body)
+}
+
+// read reads the request body into rs.in; false when it failed, and the
+// failure was answered.
+func (g *Gateway) read(w http.ResponseWriter, r *http.Request, rs *reqState) bool {
+	var err error
+	rs.in, err = g.readRequest(w, r, rs.in[:0])
+	if err == nil {
+		return true
+	}
+	w.Header().Set("Connection", "close") // the rest of the body stays unread
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		g.fail(w, rs, http.StatusRequestEntityTooLarge, edge.NewError(edge.TypeInvalidRequest, "request_too_large", "",
+			"The request body exceeds the gateway's limit of "+strconv.FormatInt(g.maxBody, 10)+" bytes."))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		g.fail(w, rs, http.StatusRequestTimeout, edge.NewError(edge.TypeInvalidRequest, "request_timeout", "",
+			"The request body did not arrive within "+g.bodyFor.String()+"."))
+	case r.Context().Err() != nil:
+		rs.status = statusClientClosed
+	default:
+		g.fail(w, rs, http.StatusBadRequest, edge.NewError(edge.TypeInvalidRequest, "invalid_body", "", "Reading the request body failed."))
+	}
+	return false
+}
+
+// lookup returns the local route of name; nil when there is none, and
+// that was answered.
+func (g *Gateway) lookup(w http.ResponseWriter, rs *reqState, t *table, name []byte) *route {
 	rt := t.routes[string(name)]
 	if rt == nil {
 		g.fail(w, rs, http.StatusNotFound, edge.NewError(edge.TypeInvalidRequest, "model_not_found", "model",
 			"The model '"+clip(name)+"' does not exist"))
-		return
+		return nil
 	}
 	rs.requested = rt.name
 	if rt.remote {
 		g.fail(w, rs, http.StatusBadRequest, edge.NewError(edge.TypeInvalidRequest, "remote_agent", "model",
 			"The agent '"+rt.name+"' runs on a remote backend (endpoint); this gateway serves only local agents, models and model pools."))
-		return
+		return nil
 	}
-	p := rt.plan
+	return rt
+}
 
+// dispatch tries the targets of rt's plan in order until one serves the
+// request (body, of the API rs.api), failing over as the plan allows, and
+// answers the last failure when none did.
+func (g *Gateway) dispatch(w http.ResponseWriter, r *http.Request, rs *reqState, rt *route, body *chatBody) {
+	p := rt.plan
 	var key uint64
 	if p.pool && p.home != registry.HomeRoundRobin && p.home != registry.HomeFirstHealthy {
 		switch {
@@ -138,6 +165,7 @@ func (g *Gateway) chat(w http.ResponseWriter, r *http.Request, t *table, rs *req
 	ctx := r.Context()
 	var last *provider.Error
 	var openWait time.Duration
+	var dropped *chatBody // body without its sampling members, once needed
 	for _, tg := range order {
 		if rs.attempts >= p.maxTry {
 			break
@@ -146,6 +174,29 @@ func (g *Gateway) chat(w http.ResponseWriter, r *http.Request, t *table, rs *req
 			last = &provider.Error{Class: provider.ClassServer, Message: "provider '" + tg.providerID + "' cannot serve chat completions", Code: "provider_unsupported"}
 			rs.provider = tg.providerID
 			continue
+		}
+		if rs.api > provider.APICountTokens && !tg.caller.Serves(rs.api) {
+			last = unsupported(tg, rs.api)
+			rs.provider = tg.providerID
+			continue
+		}
+		b := body
+		if tg.sampling != "" && tg.sampling != registry.SamplingPass {
+			if names := body.sampled(); len(names) > 0 {
+				if tg.sampling == registry.SamplingRefuse {
+					last = refusedSampling(tg, names)
+					rs.provider = tg.providerID
+					continue
+				}
+				if dropped == nil {
+					var perr *edge.Error
+					if dropped, perr = withoutSampling(body, rs.api); perr != nil {
+						g.fail(w, rs, http.StatusBadRequest, perr)
+						return
+					}
+				}
+				b = dropped
+			}
 		}
 		now := g.clock()
 		ok, probe, wait := tg.breaker.allow(now)
@@ -157,18 +208,30 @@ func (g *Gateway) chat(w http.ResponseWriter, r *http.Request, t *table, rs *req
 		}
 		rs.attempts++
 		rs.provider = tg.providerID
-		e := g.attempt(ctx, w, rs, rt, tg, &body)
+		var o outcome
+		switch rs.api {
+		case provider.APIChat:
+			o = g.attempt(ctx, w, rs, rt, tg, b)
+		case provider.APIMessages, provider.APICountTokens:
+			o = g.attemptMessages(ctx, w, rs, rt, tg, b)
+		default:
+			o = g.attemptPass(ctx, w, rs, rt, tg, b)
+		}
+		e := o.failed
 		switch {
-		case e == nil:
-			tg.breaker.success()
-			return
-		case e.Class == provider.ClassCanceled:
+		case o.gone || e != nil && e.Class == provider.ClassCanceled:
 			tg.breaker.release(probe)
-			rs.status, rs.errMsg = statusClientClosed, e.Message
+			rs.status, rs.errMsg = statusClientClosed, o.msg
+			if e != nil {
+				rs.errMsg = e.Message
+			}
 			return
-		case e.Class == errCommitted:
+		case o.committed:
 			// The stream failed after its first event: the upstream did
 			// answer, and the error event is sent.
+			tg.breaker.success()
+			return
+		case e == nil:
 			tg.breaker.success()
 			return
 		case e.Retryable():
@@ -195,11 +258,28 @@ func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request, dst []byte
 	return readBody(dst, r.Body, g.maxBody, r.ContentLength)
 }
 
-// errClientGone is a write to the client that failed: it went away.
-var errClientGone = &provider.Error{Class: provider.ClassCanceled, Message: "writing to the client failed"}
+// outcome is how an attempt ended: the answer served (the zero value),
+// the upstream's failure before the first byte was written (the request
+// may fail over), the client gone, or a stream broken after its first
+// event (committed: the client was told in the stream). The last two are
+// the gateway's, not failures of the upstream.
+type outcome struct {
+	failed          *provider.Error
+	gone, committed bool
+	msg             string // what happened, when gone or committed
+}
 
-// errCommitted marks a stream that failed after its first event.
-const errCommitted provider.Class = "committed"
+// failed is the outcome of an upstream failure.
+func failed(e *provider.Error) outcome { return outcome{failed: e} }
+
+// ended is the outcome of an error an upstream call or its body returned:
+// the client's leaving wins over what the upstream did.
+func ended(ctx context.Context, err error) outcome {
+	if ctx.Err() != nil {
+		return outcome{gone: true, msg: "the client closed the request"}
+	}
+	return failed(classify(err))
+}
 
 // failAll answers a request no target served.
 func (g *Gateway) failAll(w http.ResponseWriter, rs *reqState, p *plan, last *provider.Error, openWait time.Duration) {
@@ -224,31 +304,32 @@ func (g *Gateway) failAll(w http.ResponseWriter, rs *reqState, p *plan, last *pr
 }
 
 // attempt calls one target and, if it answers, forwards the answer. It
-// returns nil once the answer is forwarded, a failure that happened before
-// the first byte was written (the request may fail over), or, for a
-// stream that broke after its first event, an error of class
-// errCommitted (already reported to the client).
-func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, body *chatBody) *provider.Error {
+// returns the outcome: served once the answer is forwarded, failed before
+// the first byte was written (the request may fail over), the client
+// gone, or committed for a stream that broke after its first event
+// (already reported to the client).
+func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, body *chatBody) outcome {
 	req := provider.Request{
 		Body:          body.upstream(nil, tg.upstream, rt.sysMsg, rt.effort),
 		UpstreamModel: tg.upstreamName,
 		Stream:        body.stream,
 		RequestID:     rs.id,
+		Adaptive:      tg.adaptive,
 	}
 	start := g.now()
 	resp, err := tg.caller.Call(ctx, &req)
 	if err != nil {
 		g.observeUpstream(rs, tg, start)
-		return classify(ctx, err)
+		return ended(ctx, err)
 	}
-	var e *provider.Error
+	var o outcome
 	if body.stream {
-		e = g.stream(ctx, w, rs, rt, tg, resp)
+		o = g.stream(ctx, w, rs, rt, tg, resp)
 	} else {
-		e = g.forward(ctx, w, rs, rt, tg, resp)
+		o = g.forward(ctx, w, rs, rt, tg, resp)
 	}
 	g.observeUpstream(rs, tg, start)
-	return e
+	return o
 }
 
 func (g *Gateway) observeUpstream(rs *reqState, tg *target, start time.Time) {
@@ -262,15 +343,15 @@ const maxAnswer = 64 << 20
 
 // forward relays a non-streaming answer: read whole (so that a failure
 // while reading can still fail over), then written at once.
-func (g *Gateway) forward(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, resp *provider.Response) *provider.Error {
+func (g *Gateway) forward(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, resp *provider.Response) outcome {
 	defer resp.Body.Close()
 	var err error
 	rs.out, err = readBody(rs.out[:0], resp.Body, maxAnswer, -1)
 	if err != nil {
 		if ctx.Err() != nil {
-			return classify(ctx, err)
+			return ended(ctx, err)
 		}
-		return &provider.Error{Class: provider.ClassServer, Message: "reading the upstream answer failed: " + err.Error()}
+		return failed(&provider.Error{Class: provider.ClassServer, Message: "reading the upstream answer failed: " + err.Error()})
 	}
 	h := w.Header()
 	copyHeader(h, resp.Header)
@@ -287,7 +368,7 @@ func (g *Gateway) forward(ctx context.Context, w http.ResponseWriter, rs *reqSta
 	w.WriteHeader(status)
 	_, _ = w.Write(rs.out)
 	rs.forwarded = true // its usage is read for the log line, after the answer is sent
-	return nil
+	return outcome{}
 }
 
 // served stamps the headers of a served completion and records who served.
@@ -296,7 +377,7 @@ func (g *Gateway) served(h http.Header, rs *reqState, rt *route, tg *target) {
 	h[ProviderHeader] = tg.provHdr
 	h[AttemptsHeader] = attemptsValue(rs.attempts)
 	rs.served = tg.modelID
-	rs.okCounter = g.m.okCounter(rt, tg)
+	rs.okCounter = g.m.okCounter(rs.route, rt, tg)
 }
 
 var attemptValues = [...][]string{{"0"}, {"1"}, {"2"}, {"3"}, {"4"}}
@@ -354,7 +435,7 @@ var sseReaders = sync.Pool{New: func() any { return sse.NewReader(nil, maxStream
 // upstream error event, forwarded; any other end, or an event over
 // maxStreamEvent, fails over before the first event and is told in one
 // error event after it.
-func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, resp *provider.Response) *provider.Error {
+func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, resp *provider.Response) outcome {
 	defer resp.Body.Close()
 	rd := sseReaders.Get().(*sse.Reader)
 	rd.Reset(resp.Body)
@@ -372,17 +453,17 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, rs *reqStat
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return classify(ctx, err)
+				return ended(ctx, err)
 			}
 			msg := "the upstream stream ended before [DONE]"
 			if err != io.EOF { // a broken stream, or *sse.ErrTooLong
 				msg = "the upstream stream failed: " + err.Error()
 			}
 			if !written {
-				return &provider.Error{Class: provider.ClassServer, Message: msg}
+				return failed(&provider.Error{Class: provider.ClassServer, Message: msg})
 			}
 			g.streamError(w, rc, rs, msg)
-			return &provider.Error{Class: errCommitted, Message: msg}
+			return outcome{committed: true, msg: msg}
 		}
 		comment := ev[0] == ':'
 		if !written {
@@ -410,18 +491,18 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, rs *reqStat
 			ev = tg.caller.Redact(ev)
 		}
 		if _, werr := w.Write(ev); werr != nil {
-			return errClientGone
+			return outcome{gone: true, msg: "writing to the client failed"}
 		}
 		if rc.Flush() != nil {
-			return errClientGone
+			return outcome{gone: true, msg: "writing to the client failed"}
 		}
 		if sse.IsDone(ev) {
-			return nil
+			return outcome{}
 		}
 		if failed {
 			// The upstream's own account of its failure ends the stream.
 			rs.errMsg = "the upstream stream sent an error event"
-			return &provider.Error{Class: errCommitted, Message: rs.errMsg}
+			return outcome{committed: true, msg: rs.errMsg}
 		}
 	}
 }

@@ -14,22 +14,25 @@ var jsonContentType = []string{"application/json"}
 
 var errNotReady = edge.NewError(edge.TypeServer, "not_ready", "", "No configuration is being served yet.")
 
-// fail answers an error in OpenAI's envelope and records the status.
+// fail answers an error in OpenAI's envelope (Anthropic's on its routes)
+// and records the status.
 func (g *Gateway) fail(w http.ResponseWriter, rs *reqState, status int, e *edge.Error) {
-	rs.status = status
 	if rs.errMsg == "" {
 		rs.errMsg = e.Message
 	}
-	edge.WriteError(w, status, e)
+	if rs.anthropic {
+		status = edge.WriteAnthropicError(w, status, e)
+	} else {
+		edge.WriteError(w, status, e)
+	}
+	rs.status = status
 }
 
-// classify turns whatever an attempt returned into a *provider.Error. A
-// cancelled request context wins; an error that is not a *provider.Error
-// (a contract violation of the executor) counts as a server failure.
-func classify(ctx interface{ Err() error }, err error) *provider.Error {
-	if ctx.Err() != nil {
-		return &provider.Error{Class: provider.ClassCanceled, Message: "the client closed the request"}
-	}
+// classify turns an error of an upstream call or its body into a
+// *provider.Error; one that is not a *provider.Error (a contract violation
+// of the executor, or a body's plain read error) counts as a server
+// failure.
+func classify(err error) *provider.Error {
 	var pe *provider.Error
 	if errors.As(err, &pe) {
 		return pe

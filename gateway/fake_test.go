@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,8 +26,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // default a chat.completion naming the upstream model); every request it
 // receives is recorded.
 type fake struct {
-	id string
-	fn func(ctx context.Context, req *provider.Request) (*provider.Response, error)
+	id     string
+	fn     func(ctx context.Context, req *provider.Request) (*provider.Response, error)
+	native []provider.API // served besides chat completions
 
 	mu   sync.Mutex
 	reqs []provider.Request
@@ -35,6 +37,9 @@ type fake struct {
 func (f *fake) Name() string           { return "fake" }
 func (f *fake) Close() error           { return nil }
 func (f *fake) Redact(b []byte) []byte { return b }
+func (f *fake) Serves(api provider.API) bool {
+	return api == provider.APIChat || slices.Contains(f.native, api)
+}
 
 func (f *fake) Call(ctx context.Context, req *provider.Request) (*provider.Response, error) {
 	f.mu.Lock()

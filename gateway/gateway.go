@@ -1,8 +1,12 @@
-// Package gateway owns awakend's OpenAI-compatible inference endpoint under
-// /v1: POST /v1/chat/completions (streaming and not), GET /v1/models and
-// GET /v1/models/{id}. It routes each request through the registry: a
-// model to its provider, a model pool to one of its members, an agent
-// (with its system prompt and reasoning effort) to its model or pool.
+// Package gateway owns awakend's inference endpoint under /v1: POST
+// /v1/chat/completions (streaming and not), GET /v1/models and GET
+// /v1/models/{id}, and the other client APIs of messages.go (Anthropic's
+// Messages and count_tokens, OpenAI's embeddings and Responses). It routes
+// each request through the registry: a model to its provider, a model
+// pool to one of its members, an agent (with its system prompt and
+// reasoning effort) to its model or pool. What follows describes chat
+// completions; the other APIs share the routing, failover, breakers,
+// headers, logs and metrics.
 //
 // Beyond the one snapshot a request reads at the edge, the gateway keeps
 // only state that must outlive a reload: a circuit breaker per upstream target
@@ -13,7 +17,7 @@
 // # Access
 //
 // With Options.APIKeys set, every request needs one of them as a bearer
-// token (401 otherwise). Without keys, every request goes through
+// token, or on Anthropic's routes as x-api-key (401 otherwise). Without keys, every request goes through
 // Options.Guard instead: a loopback peer that names another Host (DNS
 // rebinding) or a cross-origin POST from a browser is refused with 403.
 //
@@ -23,10 +27,12 @@
 // beyond) and up to Options.MaxBodyBytes (413 beyond, at once when the
 // Content-Length says so). It is parsed once, cheaply: after a validity
 // check, only the top-level members are scanned and only model, messages,
-// stream, user and reasoning_effort are looked at. The upstream body is the
-// client's bytes with the model value replaced by the target's upstream
-// model (and, for an agent, the system message and reasoning effort spliced
-// in): unknown fields and their formatting pass through byte for byte. A
+// stream, user, reasoning_effort and the sampling parameters (temperature,
+// top_p, top_k) are looked at. The upstream body is the client's bytes
+// with the model value replaced by the target's upstream model (and, for
+// an agent, the system message and reasoning effort spliced in; for a
+// model whose sampling rule is drop, the sampling parameters cut out):
+// unknown fields and their formatting pass through byte for byte. A
 // top-level key the gateway interprets that appears twice is refused (400),
 // so that the gateway and the upstream cannot read different values of it.
 //
@@ -150,6 +156,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/awakend/awakend/edge"
+	"github.com/awakend/awakend/provider"
 	"github.com/awakend/awakend/registry"
 )
 
@@ -285,9 +292,13 @@ func (g *Gateway) clock() int64 { return int64(g.now().Sub(g.epoch)) }
 
 // Route names, the route label of awakend_requests_total.
 const (
-	routeChat   = "chat_completions"
-	routeModels = "models"
-	routeOther  = "other"
+	routeChat        = "chat_completions"
+	routeMessages    = "messages"
+	routeCountTokens = "count_tokens"
+	routeEmbeddings  = "embeddings"
+	routeResponses   = "responses"
+	routeModels      = "models"
+	routeOther       = "other"
 )
 
 // ServeHTTP serves the /v1 routes from one registry snapshot.
@@ -303,6 +314,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch path := r.URL.Path; {
 	case path == "/v1/chat/completions":
 		route = routeChat
+	case path == "/v1/messages":
+		route, rs.api, rs.anthropic = routeMessages, provider.APIMessages, true
+	case path == "/v1/messages/count_tokens":
+		route, rs.api, rs.anthropic = routeCountTokens, provider.APICountTokens, true
+	case path == "/v1/embeddings":
+		route, rs.api = routeEmbeddings, provider.APIEmbeddings
+	case path == "/v1/responses":
+		route, rs.api = routeResponses, provider.APIResponses
 	case path == "/v1/models" || strings.HasPrefix(path, "/v1/models/"):
 		route = routeModels
 	}
@@ -321,10 +340,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	open := g.keys.Len() == 0
 	switch {
 	case open && g.refused(w, r, rs):
-	case !open && !g.authorized(r):
-		msg := "Incorrect API key provided. Send a key configured in awakend as \"Authorization: Bearer <key>\"."
-		if r.Header.Get("Authorization") == "" {
-			msg = "You didn't provide an API key. Send a key configured in awakend as \"Authorization: Bearer <key>\"."
+	case !open && !g.authorized(r, rs.anthropic):
+		how := "\"Authorization: Bearer <key>\""
+		if rs.anthropic {
+			how = "\"x-api-key: <key>\" or " + how
+		}
+		msg := "Incorrect API key provided. Send a key configured in awakend as " + how + "."
+		if r.Header.Get("Authorization") == "" && (!rs.anthropic || r.Header.Get("X-Api-Key") == "") {
+			msg = "You didn't provide an API key. Send a key configured in awakend as " + how + "."
 		}
 		h.Set("WWW-Authenticate", `Bearer realm="awakend"`)
 		g.fail(w, rs, http.StatusUnauthorized, edge.NewError(edge.TypeInvalidRequest, "invalid_api_key", "", msg))
@@ -334,6 +357,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		g.chat(w, r, t, rs)
+	case route != routeModels && route != routeOther:
+		if r.Method != http.MethodPost {
+			g.methodNotAllowed(w, r, rs, "POST")
+			break
+		}
+		g.other(w, r, t, rs)
 	case route == routeModels:
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			g.methodNotAllowed(w, r, rs, "GET, HEAD")
@@ -363,10 +392,17 @@ func (g *Gateway) refused(w http.ResponseWriter, r *http.Request, rs *reqState) 
 	return true
 }
 
-// authorized checks the client's bearer token against the configured keys.
-func (g *Gateway) authorized(r *http.Request) bool {
-	token, ok := edge.Bearer(r)
-	return ok && g.keys.Match(token)
+// authorized checks the client's bearer token (or, on Anthropic's routes,
+// its x-api-key) against the configured keys.
+func (g *Gateway) authorized(r *http.Request, apiKey bool) bool {
+	if token, ok := edge.Bearer(r); ok && g.keys.Match(token) {
+		return true
+	}
+	if apiKey {
+		token, ok := edge.APIKey(r)
+		return ok && g.keys.Match(token)
+	}
+	return false
 }
 
 // requestID returns the client's X-Request-ID when it is 1 to 128 visible
@@ -403,7 +439,7 @@ func (g *Gateway) finish(ctx context.Context, w http.ResponseWriter, rs *reqStat
 		}
 	}
 	g.m.request(rs)
-	if rs.route == routeChat && rs.attempts > 0 {
+	if rs.attempts > 0 {
 		g.m.overhead.Observe((took - rs.upstream).Seconds())
 	}
 	if !g.log.Enabled(ctx, slog.LevelInfo) {

@@ -116,7 +116,8 @@ func TestBadRequests(t *testing.T) {
 		{"remote agent", "POST", "/v1/chat/completions", chatReq("remote"), 400, "remote_agent"},
 		{"GET chat", "GET", "/v1/chat/completions", ``, 405, "method_not_allowed"},
 		{"POST models", "POST", "/v1/models", ``, 405, "method_not_allowed"},
-		{"unknown route", "POST", "/v1/embeddings", `{}`, 404, "unknown_url"},
+		{"unknown route", "POST", "/v1/completions", `{}`, 404, "unknown_url"},
+		{"embeddings without model", "POST", "/v1/embeddings", `{}`, 400, "missing_required_parameter"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			res := do(t, g, tt.method, tt.path, tt.body)

@@ -78,9 +78,12 @@ func (m *gatewayMetrics) request(rs *reqState) {
 	m.requests.WithLabelValues(rs.route, rs.modelLabel(), rs.providerLabel(), statusText(rs.status)).Inc()
 }
 
-// okCounter returns the cached counter of a 200 answer of route r served
-// by target t.
-func (m *gatewayMetrics) okCounter(r *route, t *target) prometheus.Counter {
+// okCounter returns the counter of a 200 answer on route of r served by
+// target t, cached for chat completions.
+func (m *gatewayMetrics) okCounter(route string, r *route, t *target) prometheus.Counter {
+	if route != routeChat {
+		return m.requests.WithLabelValues(route, r.name, t.providerID, "200")
+	}
 	slot := &r.ok[t.index]
 	if c := slot.Load(); c != nil {
 		return c.Counter

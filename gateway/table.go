@@ -32,7 +32,13 @@ type route struct {
 	remote  bool
 	sysMsg  []byte // an agent's system message, a JSON object
 	effort  []byte // an agent's `"reasoning_effort":"…"` member
-	plan    *plan  // nil for a remote agent
+
+	// For the other APIs: the agent's system prompt, as text and as a
+	// JSON string, and its reasoning effort level.
+	system      string
+	sysText     []byte
+	effortLevel string
+	plan        *plan // nil for a remote agent
 
 	// ok caches the awakend_requests_total child of a 200 answer per
 	// target of plan, so that the hot path takes no metric lock.
@@ -61,6 +67,8 @@ type target struct {
 	upstream            []byte // the upstream model as a JSON string
 	upstreamName        string
 	caller              provider.Caller
+	sampling            registry.SamplingRule
+	adaptive            bool // the model's thinking is adaptive
 	breaker             *breaker
 	index               int // in plan.targets
 	weight              uint32
@@ -192,8 +200,13 @@ func (g *Gateway) compile(snap *registry.Snapshot) *table {
 				Content string `json:"content"`
 			}{"system", a.SystemPrompt})
 		}
+		if a.SystemPrompt != "" {
+			r.system = a.SystemPrompt
+			r.sysText, _ = json.Marshal(a.SystemPrompt)
+		}
 		if level := openAIEffort(a.ReasoningEffort); level != "" {
 			r.effort = []byte(`"reasoning_effort":"` + level + `"`)
+			r.effortLevel = level
 		}
 		if r.plan == nil && !r.remote {
 			continue // impossible in a validated set
@@ -217,6 +230,7 @@ func (g *Gateway) target(set *registry.Set, m registry.ModelSpec, role registry.
 	q, _ := json.Marshal(m.UpstreamModel)
 	tg := &target{
 		modelID: m.ID, providerID: m.ProviderID, upstream: q, upstreamName: m.UpstreamModel,
+		sampling: m.Sampling, adaptive: m.Thinking == registry.ThinkingAdaptive,
 		weight: weight, invWeight: 1 / float64(max(weight, 1)),
 		failoverOnly: role == registry.RoleFailoverOnly,
 		seed:         mix64(fnv64(m.ID)),

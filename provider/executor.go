@@ -5,22 +5,53 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/awakend/awakend/registry"
 )
 
+// API is a wire format a request to an upstream speaks.
+type API uint8
+
+// The APIs. Every executor serves APIChat, translating it where its
+// upstream speaks another; the others are passed through, each by the
+// executors whose upstream speaks it (see Caller.Serves).
+const (
+	APIChat        API = iota // OpenAI chat completions
+	APIMessages               // Anthropic's Messages API
+	APICountTokens            // Anthropic's count_tokens
+	APIEmbeddings             // OpenAI embeddings
+	APIResponses              // OpenAI Responses API
+	apiCount
+)
+
+var apiNames = [apiCount]string{"chat completions", "Messages", "count_tokens", "embeddings", "Responses"}
+
+func (a API) String() string {
+	if a < apiCount {
+		return apiNames[a]
+	}
+	return "API " + strconv.Itoa(int(a))
+}
+
 // Caller is what the gateway needs of an executor: one chat completion,
-// in OpenAI's wire format both ways, whatever the provider speaks.
+// in OpenAI's wire format both ways, whatever the provider speaks; and
+// the requests of the other APIs its upstream speaks, passed through.
 type Caller interface {
 	registry.Executor
-	// Call sends one chat completion request. It returns once the upstream
+	// Serves reports whether Call accepts requests of api. APIChat is
+	// always served; another API is served only where the upstream speaks
+	// it, its requests and answers passed through untouched.
+	Serves(api API) bool
+	// Call sends one request, of Request.API. It returns once the upstream
 	// has answered with a success status and, for a stream, before any
 	// event has been read, so that the caller can still fail over; any
 	// failure up to then is an *Error. The Body of the Response is OpenAI's:
 	// a chat.completion JSON object, or for Request.Stream an SSE stream of
 	// chat.completion.chunk events ending with "data: [DONE]". Cancelling
-	// ctx aborts the upstream call, the body included.
+	// ctx aborts the upstream call, the body included. For another API
+	// than APIChat, the Body is the upstream's answer as it came.
 	Call(ctx context.Context, req *Request) (*Response, error)
 	// Redact returns text the upstream sent with the provider's secrets
 	// removed; the gateway passes an in-band stream error event through it
@@ -30,17 +61,28 @@ type Caller interface {
 	Close() error
 }
 
-// Request is one chat completion to send upstream.
+// Request is one request to send upstream.
 type Request struct {
-	// Body is the OpenAI chat completion request JSON, with "model" already
-	// set to UpstreamModel. OpenAI-compatible adapters send it as it is.
+	// Body is the request JSON of API (for APIChat, the OpenAI chat
+	// completion request), with "model" already set to UpstreamModel.
+	// Passed-through APIs and OpenAI-compatible adapters send it as it is.
 	Body []byte
 	// UpstreamModel is the provider's name of the model.
 	UpstreamModel string
-	// Stream is true when the body asks for "stream": true.
-	Stream bool
 	// RequestID is forwarded upstream as X-Request-ID when set.
 	RequestID string
+	// Header holds headers of the client's request that a passed-through
+	// API forwards (Anthropic's anthropic-version and anthropic-beta, in
+	// canonical form); they replace the executor's own. Nil for APIChat.
+	Header http.Header
+	// API is the wire format of Body; the zero value is APIChat.
+	API API
+	// Stream is true when the body asks for "stream": true.
+	Stream bool
+	// Adaptive says that the model takes Anthropic's effort setting
+	// (adaptive thinking) rather than a thinking budget for a
+	// reasoning_effort (registry.ThinkingAdaptive).
+	Adaptive bool
 }
 
 // Response is a successful upstream answer, already in OpenAI's format.

@@ -2,14 +2,19 @@ package provider
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/awakend/awakend/internal/chatschema"
 	"github.com/awakend/awakend/registry"
 )
 
@@ -40,7 +45,7 @@ func TestMockReply(t *testing.T) {
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	checkCompletion(t, []byte(got))
+	chatschema.CheckCompletion(t, []byte(got))
 	if resp.Header.Get("Content-Type") != "application/json" || resp.StatusCode != 200 {
 		t.Errorf("%d %v", resp.StatusCode, resp.Header)
 	}
@@ -88,7 +93,7 @@ func TestMockStream(t *testing.T) {
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	checkChunks(t, []byte(got))
+	chatschema.CheckChunks(t, []byte(got))
 
 	// Without include_usage there is no usage chunk.
 	resp, _ = e.Call(t.Context(), &Request{Body: []byte(`{"messages":[],"stream":true}`), Stream: true})
@@ -143,7 +148,7 @@ func TestMockCancel(t *testing.T) {
 			t.Errorf("latency: %v", err)
 		}
 
-		e.mock.LatencyMS = 0
+		e.ad.(*mockAdapter).opts.LatencyMS = 0
 		ctx, cancel = context.WithCancel(t.Context())
 		resp, err := e.Call(ctx, &Request{Body: []byte(`{"messages":[{"role":"user","content":"a b c"}]}`), Stream: true})
 		if err != nil {
@@ -158,4 +163,114 @@ func TestMockCancel(t *testing.T) {
 		}
 		resp.Body.Close()
 	})
+}
+
+// Offered tools and a user's last message: the mock calls a tool, with
+// arguments from its schema; after the tool's result it answers in text.
+func TestMockToolCall(t *testing.T) {
+	e := newMock(t, nil)
+	const tools = `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object",` +
+		`"properties":{"location":{"type":"string"},"unit":{"type":"string","enum":["celsius","fahrenheit"]},"days":{"type":"integer"}},` +
+		`"required":["location","unit","days"]}}},{"type":"function","function":{"name":"other","parameters":{}}}]`
+	body := `{"messages":[{"role":"user","content":"Paris"}],` + tools + `}`
+	resp, err := e.Call(t.Context(), &Request{Body: []byte(body), UpstreamModel: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, resp)
+	want := `"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_mock_1","type":"function","function":{"name":"get_weather",` +
+		`"arguments":"{\"days\":1,\"location\":\"Paris\",\"unit\":\"celsius\"}"}}],"refusal":null},"logprobs":null,"finish_reason":"tool_calls"}]`
+	if !strings.Contains(got, want) {
+		t.Errorf("got\n%s\nwant it to contain\n%s", got, want)
+	}
+	chatschema.CheckCompletion(t, []byte(got))
+
+	// tool_choice names the other tool; none calls no tool.
+	resp, _ = e.Call(t.Context(), &Request{Body: []byte(`{"messages":[{"role":"user","content":"x"}],` + tools + `,"tool_choice":{"type":"function","function":{"name":"other"}}}`)})
+	if got := readAll(t, resp); !strings.Contains(got, `"name":"other","arguments":"{}"`) {
+		t.Errorf("named tool: %s", got)
+	}
+	resp, _ = e.Call(t.Context(), &Request{Body: []byte(`{"messages":[{"role":"user","content":"x"}],` + tools + `,"tool_choice":"none"}`)})
+	if got := readAll(t, resp); !strings.Contains(got, `"content":"mock reply to: x"`) {
+		t.Errorf("tool_choice none: %s", got)
+	}
+
+	// After the tool's result: text.
+	body = `{"messages":[{"role":"user","content":"Paris"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_mock_1","type":"function",` +
+		`"function":{"name":"get_weather","arguments":"{}"}}]},{"role":"tool","tool_call_id":"call_mock_1","content":"15 degrees"}],` + tools + `}`
+	resp, _ = e.Call(t.Context(), &Request{Body: []byte(body)})
+	if got := readAll(t, resp); !strings.Contains(got, `"content":"mock reply to tool result: 15 degrees"`) || !strings.Contains(got, `"finish_reason":"stop"`) {
+		t.Errorf("after the result: %s", got)
+	}
+
+	// Streamed: a chunk naming the call, one with its arguments.
+	resp, err = e.Call(t.Context(), &Request{Body: []byte(`{"messages":[{"role":"user","content":"Paris"}],` + tools + `}`), Stream: true, UpstreamModel: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = readAll(t, resp)
+	for _, part := range []string{
+		`"delta":{"tool_calls":[{"index":0,"id":"call_mock_5","type":"function","function":{"name":"get_weather","arguments":""}}]}`,
+		`"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"days\":1,\"location\":\"Paris\",\"unit\":\"celsius\"}"}}]}`,
+		`"finish_reason":"tool_calls"`, "data: [DONE]",
+	} {
+		if !strings.Contains(got, part) {
+			t.Errorf("stream lacks %s:\n%s", part, got)
+		}
+	}
+}
+
+// Mock embeddings: unit vectors, equal for equal inputs, their components
+// spread; base64 packs the same float32s.
+func TestMockEmbeddings(t *testing.T) {
+	e := newMock(t, nil)
+	embed := func(body string) map[string]any {
+		t.Helper()
+		resp, err := e.Call(t.Context(), &Request{API: APIEmbeddings, Body: []byte(body), UpstreamModel: "emb"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v map[string]any
+		if err := json.Unmarshal([]byte(readAll(t, resp)), &v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	vec := func(v map[string]any, i int) []float64 {
+		var out []float64
+		for _, x := range v["data"].([]any)[i].(map[string]any)["embedding"].([]any) {
+			out = append(out, x.(float64))
+		}
+		return out
+	}
+	v := embed(`{"input":["same","same","other"],"dimensions":16}`)
+	a, b, c := vec(v, 0), vec(v, 1), vec(v, 2)
+	if len(a) != 16 || !slices.Equal(a, b) || slices.Equal(a, c) || v["model"] != "emb" {
+		t.Fatalf("vectors %v %v %v", a, b, c)
+	}
+	var norm float64
+	for _, x := range a {
+		norm += x * x
+	}
+	if math.Abs(norm-1) > 1e-5 || slices.Max(a)-slices.Min(a) < 0.2 {
+		t.Errorf("norm² %v, spread %v: want a unit vector whose components differ", norm, slices.Max(a)-slices.Min(a))
+	}
+	v = embed(`{"input":"same","dimensions":16,"encoding_format":"base64"}`)
+	raw, err := base64.StdEncoding.DecodeString(v["data"].([]any)[0].(map[string]any)["embedding"].(string))
+	if err != nil || len(raw) != 64 {
+		t.Fatalf("base64 %v, %d bytes", err, len(raw))
+	}
+	for i := range 16 {
+		if got := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:])); got != float32(a[i]) {
+			t.Errorf("component %d: %v in base64, %v as floats", i, got, a[i])
+		}
+	}
+	for _, bad := range []string{`{"input":[]}`, `{"input":7}`, `{"input":"x","dimensions":99999}`, `{`} {
+		if _, err := e.Call(t.Context(), &Request{API: APIEmbeddings, Body: []byte(bad)}); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+	if _, err := e.Call(t.Context(), &Request{API: APIResponses, Body: []byte(`{}`)}); err == nil || !strings.Contains(err.Error(), "does not serve Responses") {
+		t.Errorf("responses on the mock: %v", err)
+	}
 }

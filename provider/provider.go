@@ -1,15 +1,20 @@
 // Package provider builds the executors that registry providers hold: one
 // per provider spec, each a Caller that speaks OpenAI's chat completions
-// wire format to the gateway whatever the provider speaks upstream.
+// wire format to the gateway whatever the provider speaks upstream, and
+// passes through the other APIs its upstream speaks (see API).
 //
 // Three adapter kinds exist:
 //
 //   - openai: any OpenAI-compatible endpoint. The request body is sent as it
 //     is and the answer, JSON or SSE, is passed back byte for byte (decoded
-//     first if the upstream compressed it).
-//   - anthropic: Anthropic's Messages API. Requests, responses and stream
-//     events are translated both ways (see anthropic.go for the mapping).
-//   - mock: no network; deterministic replies shaped by adapter_options.mock.
+//     first if the upstream compressed it); embeddings and the Responses
+//     API likewise.
+//   - anthropic: Anthropic's Messages API. Chat completion requests,
+//     responses and stream events are translated both ways (package
+//     anthropic has the mapping); Messages and count_tokens requests are
+//     passed through.
+//   - mock: no network; deterministic replies shaped by adapter_options.mock,
+//     tool calls and embeddings included.
 //
 // Each HTTP executor owns one http.Transport, so that a reload that keeps a
 // provider's spec keeps its warm connections, and a changed or removed
@@ -38,8 +43,13 @@ import (
 	"github.com/awakend/awakend/registry"
 )
 
-// AnthropicVersion is the anthropic-version header sent to the Messages API.
-const AnthropicVersion = "2023-06-01"
+// AnthropicVersion is the anthropic-version header sent to the Messages API
+// unless the provider's adapter_options.anthropic_version names another.
+const AnthropicVersion = "2026-10-21"
+
+// samplingRemoved is the first API version without temperature, top_p and
+// top_k.
+const samplingRemoved = "2026-10-21"
 
 // UpstreamRequestIDHeader carries the upstream's own id of a call (OpenAI's
 // x-request-id, Anthropic's request-id) in Response.Header and
@@ -67,7 +77,8 @@ type Executor struct {
 
 	// HTTP adapters. All of these are read-only after construction and
 	// shared by concurrent requests.
-	url     *url.URL
+	url     *url.URL           // chat completions, or what the adapter translates them to
+	native  [apiCount]*url.URL // the endpoint of each API passed through; nil where none
 	header  http.Header
 	tr      *http.Transport
 	secrets secrets // scrubbed from every error and header passed on
@@ -77,12 +88,38 @@ type Executor struct {
 	inflight atomic.Int64
 	retired  atomic.Bool
 
-	// mock adapter
-	mock registry.MockOptions
-	seq  atomic.Uint64
+	// idKey names the upstream's request id header, altKey the other
+	// name it may go by.
+	idKey, altKey string
+
+	// ad is what the adapter kind does, chosen once by New.
+	ad adapter
 
 	now func() time.Time
 }
+
+// adapter is what differs between the adapter kinds: one type each
+// (openaiAdapter, anthropicAdapter, mockAdapter), chosen by New, the only
+// place that looks at the kind.
+type adapter interface {
+	// call sends req, of an API that serves accepts, through e.
+	call(ctx context.Context, e *Executor, req *Request) (*Response, error)
+	// serves reports whether the adapter accepts requests of api.
+	serves(e *Executor, api API) bool
+}
+
+// openaiAdapter passes every request through: chat completions,
+// embeddings and the Responses API.
+type openaiAdapter struct{}
+
+func (openaiAdapter) call(ctx context.Context, e *Executor, req *Request) (*Response, error) {
+	if req.API == APIChat {
+		return e.pass(ctx, e.url, req)
+	}
+	return e.pass(ctx, e.native[req.API], req)
+}
+
+func (openaiAdapter) serves(e *Executor, api API) bool { return api == APIChat || e.native[api] != nil }
 
 var _ Caller = (*Executor)(nil)
 
@@ -101,11 +138,13 @@ func build(spec registry.ProviderSpec, timeout time.Duration) (*Executor, error)
 	if !ok {
 		return nil, fmt.Errorf("provider %q: unknown adapter %q", spec.ID, spec.Adapter)
 	}
-	e := &Executor{kind: a.Kind, timeout: timeout, now: time.Now}
+	e := &Executor{kind: a.Kind, timeout: timeout, now: time.Now, idKey: "X-Request-Id", altKey: "Request-Id"}
 	if a.Kind == registry.KindMock {
+		m := &mockAdapter{}
 		if spec.AdapterOptions.Mock != nil {
-			e.mock = *spec.AdapterOptions.Mock
+			m.opts = *spec.AdapterOptions.Mock
 		}
+		e.ad = m
 		return e, nil
 	}
 
@@ -114,9 +153,13 @@ func build(spec registry.ProviderSpec, timeout time.Duration) (*Executor, error)
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", "awakend")
+	var native [apiCount]string
 	switch a.Kind {
 	case registry.KindOpenAI:
 		endpoint = base + "/chat/completions"
+		native[APIEmbeddings] = base + "/embeddings"
+		native[APIResponses] = base + "/responses"
+		e.ad = openaiAdapter{}
 		if spec.APIKey != "" {
 			h.Set("Authorization", "Bearer "+spec.APIKey)
 		}
@@ -127,16 +170,29 @@ func build(spec registry.ProviderSpec, timeout time.Duration) (*Executor, error)
 		} else {
 			endpoint = base + "/v1/messages"
 		}
+		native[APIMessages] = endpoint
+		native[APICountTokens] = endpoint + "/count_tokens"
 		if spec.APIKey != "" {
 			h.Set("X-Api-Key", spec.APIKey)
 		}
-		h.Set("Anthropic-Version", AnthropicVersion)
+		version := AnthropicVersion
+		if v := spec.AdapterOptions.AnthropicVersion; v != "" {
+			version = v
+		}
+		h.Set("Anthropic-Version", version)
+		e.ad = anthropicAdapter{version: version}
+		e.idKey, e.altKey = "Request-Id", "X-Request-Id"
 	default:
 		return nil, fmt.Errorf("provider %q: adapter kind %q has no executor", spec.ID, a.Kind)
 	}
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("provider %q: base_url must be an absolute http or https URL", spec.ID)
+	}
+	for api, n := range native {
+		if n != "" {
+			e.native[api], _ = url.Parse(n) // endpoint parsed: so does n
+		}
 	}
 	if spec.APIKey != "" {
 		e.secrets = append(e.secrets, spec.APIKey)
@@ -201,21 +257,21 @@ func (e *Executor) end() {
 	}
 }
 
-// Call sends one chat completion request upstream; see Caller.
+// Serves reports whether the executor accepts requests of api (see
+// Caller). Every executor serves APIChat.
+func (e *Executor) Serves(api API) bool { return api < apiCount && e.ad.serves(e, api) }
+
+// Call sends one request upstream; see Caller.
 func (e *Executor) Call(ctx context.Context, req *Request) (*Response, error) {
-	switch e.kind {
-	case registry.KindOpenAI:
-		return e.callOpenAI(ctx, req)
-	case registry.KindAnthropic:
-		return e.callAnthropic(ctx, req)
-	default:
-		return e.callMock(ctx, req)
+	if !e.Serves(req.API) {
+		return nil, invalid("the %s adapter does not serve %s", e.kind, req.API)
 	}
+	return e.ad.call(ctx, e, req)
 }
 
-// callOpenAI passes the request through and the answer back untouched.
-func (e *Executor) callOpenAI(ctx context.Context, req *Request) (*Response, error) {
-	resp, err := e.do(ctx, req.Body, req.Stream, req.RequestID)
+// pass posts the request's body to u and returns the answer untouched.
+func (e *Executor) pass(ctx context.Context, u *url.URL, req *Request) (*Response, error) {
+	resp, err := e.do(ctx, u, req.Body, req.Stream, req.RequestID, req.Header)
 	if err != nil {
 		return nil, err
 	}
@@ -233,14 +289,19 @@ func (e *Executor) callOpenAI(ctx context.Context, req *Request) (*Response, err
 // It calls the transport directly rather than through an http.Client: no
 // redirect is followed (a 3xx is an error that says to fix base_url), and
 // the executor's timeout is one timer per call (see callBody).
-func (e *Executor) do(ctx context.Context, body []byte, stream bool, requestID string) (*http.Response, error) {
+func (e *Executor) do(ctx context.Context, u *url.URL, body []byte, stream bool, requestID string, extra http.Header) (*http.Response, error) {
 	h := e.header
-	if requestID != "" {
-		h = make(http.Header, len(e.header)+1)
+	if requestID != "" || len(extra) > 0 {
+		h = make(http.Header, len(e.header)+1+len(extra))
 		for k, v := range e.header {
 			h[k] = v // values are never modified, so sharing them is safe
 		}
-		h["X-Request-Id"] = []string{requestID}
+		if requestID != "" {
+			h["X-Request-Id"] = []string{requestID}
+		}
+		for k, v := range extra {
+			h[k] = v
+		}
 	}
 	c := &callBody{e: e, stream: stream}
 	rctx := ctx
@@ -251,7 +312,7 @@ func (e *Executor) do(ctx context.Context, body []byte, stream bool, requestID s
 	}
 	hr := (&http.Request{
 		Method:        http.MethodPost,
-		URL:           e.url,
+		URL:           u,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
@@ -259,7 +320,7 @@ func (e *Executor) do(ctx context.Context, body []byte, stream bool, requestID s
 		Body:          newBody(body),
 		GetBody:       func() (io.ReadCloser, error) { return newBody(body), nil },
 		ContentLength: int64(len(body)),
-		Host:          e.url.Host,
+		Host:          u.Host,
 	}).WithContext(rctx)
 
 	e.begin()
@@ -422,13 +483,9 @@ const (
 // empty ct drops Content-Type (for an Error, whose body is not the
 // upstream's).
 func (e *Executor) passHeaders(h http.Header, ct string) http.Header {
-	idKey, altKey := "X-Request-Id", "Request-Id"
-	if e.kind == registry.KindAnthropic {
-		idKey, altKey = altKey, idKey
-	}
-	id := h[idKey]
+	id := h[e.idKey]
 	if len(id) == 0 {
-		id = h[altKey]
+		id = h[e.altKey]
 	}
 	for k, v := range h {
 		if !passed(k) || ct == "" && k == "Content-Type" {

@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/awakend/awakend/internal/chatschema"
 	"github.com/awakend/awakend/provider/providertest"
 	"github.com/awakend/awakend/registry"
 )
@@ -199,7 +200,7 @@ func TestOpenAIStreamBytes(t *testing.T) {
 		"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n" +
 		"data: [DONE]\n\n"
 	srv.Enqueue(providertest.Reply{Body: sse})
-	resp, err := e.Call(t.Context(), &Request{Body: []byte(`{"stream":true,"messages":[]}`), Stream: true})
+	resp, err := e.Call(t.Context(), &Request{Body: []byte(`{"stream":true,"messages":[{"role":"user","content":"x"}]}`), Stream: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +284,7 @@ func TestStreamIdleTimeout(t *testing.T) {
 			base := baseURL(srv, adapter)
 			e := newExec(t, registry.ProviderSpec{Adapter: adapter, BaseURL: base}, 200*time.Millisecond)
 			srv.Enqueue(providertest.Reply{Chunks: []string{"one", " two"}, Hold: make(chan struct{})})
-			resp, err := e.Call(t.Context(), &Request{Body: []byte(`{"stream":true,"messages":[]}`), Stream: true, UpstreamModel: "m"})
+			resp, err := e.Call(t.Context(), &Request{Body: []byte(`{"stream":true,"messages":[{"role":"user","content":"x"}]}`), Stream: true, UpstreamModel: "m"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -350,7 +351,7 @@ func TestCancel(t *testing.T) {
 			e := newExec(t, registry.ProviderSpec{Adapter: adapter, BaseURL: base}, 10*time.Second)
 			srv.Enqueue(providertest.Reply{Chunks: []string{"one", " two"}, Hold: make(chan struct{})})
 			ctx, cancel := context.WithCancel(t.Context())
-			resp, err := e.Call(ctx, &Request{Body: []byte(`{"stream":true,"messages":[]}`), Stream: true})
+			resp, err := e.Call(ctx, &Request{Body: []byte(`{"stream":true,"messages":[{"role":"user","content":"x"}]}`), Stream: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -477,6 +478,50 @@ func TestConnectionReuseAndClose(t *testing.T) {
 	await(t, srv, "the idle connection to close", func(s providertest.Stats) bool { return s.Conns == 0 })
 }
 
+// The anthropic-version sent is the provider's, else the current one; from
+// 2026-10-21 on, the API has no sampling parameters and none is sent.
+func TestAnthropicVersion(t *testing.T) {
+	body := `{"messages":[{"role":"user","content":"hi"}],"temperature":0.2,"top_p":0.5,"top_k":3}`
+	for _, tt := range []struct {
+		version, want string
+		sampling      bool
+	}{
+		{"", "2026-10-21", false},
+		{"2023-06-01", "2023-06-01", true},
+		{"2027-01-01", "2027-01-01", false},
+	} {
+		t.Run(tt.want, func(t *testing.T) {
+			srv := providertest.NewServer(t)
+			e := newExec(t, registry.ProviderSpec{Adapter: "anthropic", BaseURL: srv.AnthropicURL(),
+				AdapterOptions: registry.AdapterOptions{AnthropicVersion: tt.version}}, 5*time.Second)
+			resp, err := e.Call(t.Context(), &Request{Body: []byte(body), UpstreamModel: "m"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			r := srv.Requests()[0]
+			if got := r.Header.Get("Anthropic-Version"); got != tt.want {
+				t.Errorf("anthropic-version %q, want %q", got, tt.want)
+			}
+			if got := strings.Contains(string(r.Body), `"temperature":0.2`) && strings.Contains(string(r.Body), `"top_k":3`); got != tt.sampling {
+				t.Errorf("body %s: sampling sent %v, want %v", r.Body, got, tt.sampling)
+			}
+		})
+	}
+	// A passed-through request's own headers replace the executor's.
+	srv := providertest.NewServer(t)
+	e := newExec(t, registry.ProviderSpec{Adapter: "anthropic", BaseURL: srv.AnthropicURL()}, 5*time.Second)
+	resp, err := e.Call(t.Context(), &Request{API: APIMessages, Body: []byte(`{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`),
+		Header: http.Header{"Anthropic-Version": {"2023-06-01"}, "Anthropic-Beta": {"b1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if h := srv.Requests()[0].Header; h.Get("Anthropic-Version") != "2023-06-01" || h.Get("Anthropic-Beta") != "b1" {
+		t.Errorf("headers %v", h)
+	}
+}
+
 func TestAnthropicCall(t *testing.T) {
 	srv := providertest.NewServer(t)
 	e := newExec(t, registry.ProviderSpec{Adapter: "anthropic", BaseURL: srv.AnthropicURL(), APIKey: "sk-ant-key",
@@ -494,14 +539,14 @@ func TestAnthropicCall(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("answer\n%s\nwant\n%s", got, want)
 	}
-	checkCompletion(t, got)
+	chatschema.CheckCompletion(t, got)
 	if resp.Header.Get("Content-Type") != "application/json" {
 		t.Errorf("Content-Type %q", resp.Header.Get("Content-Type"))
 	}
 
 	r := srv.Requests()[0]
 	for k, v := range map[string]string{
-		"X-Api-Key": "sk-ant-key", "Anthropic-Version": "2023-06-01", "Content-Type": "application/json",
+		"X-Api-Key": "sk-ant-key", "Anthropic-Version": AnthropicVersion, "Content-Type": "application/json",
 		"Anthropic-Beta": "prompt-caching-2024-07-31", "X-Request-Id": "r1", "Authorization": "",
 	} {
 		if r.Header.Get(k) != v {
@@ -511,7 +556,7 @@ func TestAnthropicCall(t *testing.T) {
 	if r.Path != "/v1/messages" {
 		t.Errorf("path %s", r.Path)
 	}
-	jsonEqual(t, r.Body, []byte(`{"model":"claude-x","max_tokens":64,"system":"Be terse.","messages":[{"role":"user","content":"one two three"}]}`))
+	chatschema.JSONEqual(t, r.Body, []byte(`{"model":"claude-x","max_tokens":64,"system":"Be terse.","messages":[{"role":"user","content":"one two three"}]}`))
 
 	// The same as a stream, with the usage chunk.
 	resp, err = e.Call(t.Context(), &Request{Body: []byte(strings.Replace(body, `"max_tokens"`, `"stream":true,"stream_options":{"include_usage":true},"max_tokens"`, 1)), UpstreamModel: "claude-x", Stream: true})
@@ -523,7 +568,7 @@ func TestAnthropicCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkChunks(t, sse)
+	chatschema.CheckChunks(t, sse)
 	var text strings.Builder
 	var usage *oaUsage
 	sc := bufio.NewScanner(bytes.NewReader(sse))

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/awakend/awakend/internal/chatschema"
 	"github.com/awakend/awakend/provider/providertest"
 	"github.com/awakend/awakend/registry"
 )
@@ -154,7 +155,7 @@ func TestAnthropicStreamErrorEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkChunks(t, got)
+	chatschema.CheckChunks(t, got)
 	events := strings.Split(strings.TrimSuffix(string(got), "\n\n"), "\n\n")
 	last := events[len(events)-1]
 	if len(events) != 2 || !strings.HasPrefix(last, `data: {"error":{"message":"key [redacted] is zzz`) ||

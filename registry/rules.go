@@ -63,6 +63,13 @@ func CheckProvider(p ProviderSpec) []Diagnostic {
 			c.add(CodeInvalidEndpoint, "base_url", "base_url %v", err)
 		}
 	}
+	if v := p.AdapterOptions.AnthropicVersion; v != "" {
+		if _, err := time.Parse("2006-01-02", v); err != nil {
+			c.add(CodeInvalidDate, "adapter_options.anthropic_version", "adapter_options.anthropic_version %q is not a date (YYYY-MM-DD)", v)
+		} else if a.Kind != KindAnthropic {
+			c.add(CodeInvalidEnum, "adapter_options.anthropic_version", "adapter_options.anthropic_version is for the anthropic adapter, not %q", p.Adapter)
+		}
+	}
 	return c.diags
 }
 
@@ -90,6 +97,16 @@ func CheckModel(m ModelSpec) []Diagnostic {
 	checkPrice(&c, "output_token_price_per_million_usd", m.OutputTokenPricePerMillionUSD)
 	checkModalities(&c, "modalities.input", m.Modalities.Input)
 	checkModalities(&c, "modalities.output", m.Modalities.Output)
+	switch m.Sampling {
+	case "", SamplingPass, SamplingDrop, SamplingRefuse:
+	default:
+		c.add(CodeInvalidEnum, "sampling", "sampling %q is not pass, drop or refuse", m.Sampling)
+	}
+	switch m.Thinking {
+	case "", ThinkingBudget, ThinkingAdaptive:
+	default:
+		c.add(CodeInvalidEnum, "thinking", "thinking %q is not budget or adaptive", m.Thinking)
+	}
 	return c.diags
 }
 

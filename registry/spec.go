@@ -40,6 +40,9 @@ type AdapterOptions struct {
 	Headers map[string]string `json:"headers,omitempty"`
 	// Mock shapes the replies of the mock adapter.
 	Mock *MockOptions `json:"mock,omitempty"`
+	// AnthropicVersion is the anthropic-version header the anthropic
+	// adapter sends; "" is the adapter's default.
+	AnthropicVersion string `json:"anthropic_version,omitempty"`
 }
 
 // MockOptions shape the mock adapter's behaviour, for demos and tests.
@@ -96,7 +99,37 @@ type ModelSpec struct {
 	KnowledgeCutoff               string     `json:"knowledge_cutoff,omitempty"`
 	InputTokenPricePerMillionUSD  *float64   `json:"input_token_price_per_million_usd,omitempty"`
 	OutputTokenPricePerMillionUSD *float64   `json:"output_token_price_per_million_usd,omitempty"`
+	// Sampling says what the gateway does with a request's temperature,
+	// top_p and top_k for this model; "" is SamplingPass.
+	Sampling SamplingRule `json:"sampling,omitempty"`
+	// Thinking says how the anthropic adapter asks this model to think
+	// for a reasoning_effort; "" is ThinkingBudget.
+	Thinking ThinkingStyle `json:"thinking,omitempty"`
 }
+
+// ThinkingStyle is how a model of Anthropic's is asked to think.
+type ThinkingStyle string
+
+// Thinking styles.
+const (
+	// ThinkingBudget is extended thinking with a budget of tokens.
+	ThinkingBudget ThinkingStyle = "budget"
+	// ThinkingAdaptive is adaptive thinking with an effort level, for the
+	// models that have the effort setting.
+	ThinkingAdaptive ThinkingStyle = "adaptive"
+)
+
+// SamplingRule is what the gateway does with the sampling parameters
+// (temperature, top_p, top_k) of a request to a model that may not accept
+// them.
+type SamplingRule string
+
+// Sampling rules.
+const (
+	SamplingPass   SamplingRule = "pass"   // sent as the client sent them
+	SamplingDrop   SamplingRule = "drop"   // removed from the request
+	SamplingRefuse SamplingRule = "refuse" // a request with any of them is a 400
+)
 
 // MemberRole says whether a pool member may be a session's home.
 type MemberRole string

@@ -1,9 +1,11 @@
 // Package inference proves, end to end, that the real awakend binary serves
-// inference the way OpenAI clients expect. Its tests build cmd/awakend once
-// and start it with a config directory they write, through e2e/harness
-// (which learns its readiness from a NOTIFY_SOCKET datagram), and talk to it
-// with the official OpenAI Go SDK over real HTTP. The upstreams are providertest servers (OpenAI and
-// Anthropic wire formats) and the mock adapter. They show that:
+// inference the way OpenAI's and Anthropic's clients expect. Its tests
+// build cmd/awakend once and start it with a config directory they write,
+// through e2e/harness (which learns its readiness from a NOTIFY_SOCKET
+// datagram), and talk to it with the official OpenAI and Anthropic Go SDKs
+// over real HTTP. The upstreams are providertest servers (OpenAI and
+// Anthropic wire formats, refusing what the real APIs refuse) and the mock
+// adapter. They show that:
 //
 //   - completions and streams from a mock agent, an openai provider and an
 //     anthropic provider (translated) arrive in OpenAI's shape, with their
@@ -15,7 +17,16 @@
 //   - a stream finishes on the snapshot (and upstream) it started on while a
 //     reload moves the model elsewhere, and the next request goes to the new
 //     upstream;
-//   - 100 applied reloads under steady load fail no request.
+//   - 100 applied reloads under steady load fail no request;
+//   - the Anthropic SDK creates, streams and counts tokens on /v1/messages
+//     through an anthropic provider (passed through), an openai provider
+//     and the mock (translated), runs tool loops, and gets errors in
+//     Anthropic's shape and statuses; client keys work as x-api-key;
+//   - a tool loop of three tool turns with thinking goes through the
+//     anthropic adapter, thinking blocks and signatures carried both ways;
+//   - embeddings and the Responses API reach openai providers (the mock
+//     answers embeddings), and other adapters answer a 400 naming them;
+//   - the mock calls the tools a request offers, on either API.
 //
 // BenchmarkGatewayOverhead measures what the gateway costs: the same fast
 // upstream called directly, through the daemon and through a bare

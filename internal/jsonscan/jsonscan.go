@@ -8,7 +8,10 @@
 // ends, and reports a token it could not close.
 package jsonscan
 
-import "bytes"
+import (
+	"bytes"
+	"unicode/utf8"
+)
 
 // SkipSpace returns the index of the first byte at or after i that is not
 // JSON white space, or len(b).
@@ -97,4 +100,114 @@ func Value(b []byte, i int) (end int, ok bool) {
 		i++
 	}
 	return i, i > start
+}
+
+// Members and scalars in place, for the stream translations: stream
+// events are small objects of which a few members are needed; finding
+// them here, and copying JSON strings through as raw tokens, translates an
+// event without allocating. Malformed input makes the lookups fail, never
+// panic.
+
+// Field returns the raw value of the top-level member key of the JSON
+// object obj, or nil when obj is not an object or has no such member. Keys
+// are compared as they are written, escapes and all.
+func Field(obj []byte, key string) []byte {
+	i := SkipSpace(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return nil
+	}
+	i++
+	for {
+		i = SkipSpace(obj, i)
+		if i >= len(obj) || obj[i] != '"' {
+			return nil
+		}
+		ke, _, ok := String(obj, i)
+		if !ok {
+			return nil
+		}
+		k := obj[i+1 : ke-1]
+		i = SkipSpace(obj, ke)
+		if i >= len(obj) || obj[i] != ':' {
+			return nil
+		}
+		i = SkipSpace(obj, i+1)
+		ve, ok := Value(obj, i)
+		if !ok {
+			return nil
+		}
+		if string(k) == key {
+			return obj[i:ve]
+		}
+		i = SkipSpace(obj, ve)
+		if i >= len(obj) || obj[i] != ',' {
+			return nil
+		}
+		i++
+	}
+}
+
+// IsString reports whether raw is a JSON string token.
+func IsString(raw []byte) bool { return len(raw) >= 2 && raw[0] == '"' }
+
+// Integer parses a raw non-negative JSON integer; anything else is 0.
+func Integer(raw []byte) int64 {
+	var n int64
+	for _, c := range raw {
+		if c < '0' || c > '9' || n > 1<<53 {
+			return 0
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
+}
+
+// AppendString appends s to dst as a JSON string.
+func AppendString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }

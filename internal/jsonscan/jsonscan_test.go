@@ -3,6 +3,7 @@ package jsonscan
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -80,6 +81,37 @@ func TestValueBounds(t *testing.T) {
 		end, ok := Value([]byte(tc.in), 0)
 		if end != tc.end || ok != tc.ok {
 			t.Errorf("Value(%q) = %d, %v; want %d, %v", tc.in, end, ok, tc.end, tc.ok)
+		}
+	}
+}
+
+func TestField(t *testing.T) {
+	obj := []byte(` { "a" : 1, "b":"x\"}y", "c": {"d": [1, {"e": "]"}]}, "t": true, "n": null, "e\"k": 2 } `)
+	for key, want := range map[string]string{
+		"a": "1", "b": `"x\"}y"`, "c": `{"d": [1, {"e": "]"}]}`, "t": "true", "n": "null", `e\"k`: "2", "zz": "",
+	} {
+		if got := string(Field(obj, key)); got != want {
+			t.Errorf("Field(%q) = %q, want %q", key, got, want)
+		}
+	}
+	for _, bad := range []string{``, `[]`, `{`, `{"a"`, `{"a":`, `{"a":"x`, `{"a":{`, `{"a":1,`, `"s"`} {
+		if got := Field([]byte(bad), "a"); got != nil && bad != `{"a":1,` {
+			t.Errorf("Field(%q) = %q, want nil", bad, got)
+		}
+	}
+}
+
+func TestAppendString(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"b\`, "nl\n\r\t", "\x00\x1f", "héllo ✓ 😀", "\u2028\u2029", "bad\xffutf8", "<&>"} {
+		got := AppendString(nil, s)
+		var back string
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Errorf("%q: invalid JSON %s: %v", s, got, err)
+			continue
+		}
+		want := strings.ToValidUTF8(s, "\ufffd")
+		if back != want {
+			t.Errorf("%q: round trip gave %q", s, back)
 		}
 	}
 }

@@ -34,8 +34,11 @@ const DefaultText = "Hello from the providertest upstream."
 
 // Paths the server answers.
 const (
-	OpenAIPath    = "/v1/chat/completions"
-	AnthropicPath = "/v1/messages"
+	OpenAIPath      = "/v1/chat/completions"
+	AnthropicPath   = "/v1/messages"
+	CountTokensPath = "/v1/messages/count_tokens"
+	EmbeddingsPath  = "/v1/embeddings"
+	ResponsesPath   = "/v1/responses"
 )
 
 // Break is how a stream ends early.
@@ -82,6 +85,19 @@ type Reply struct {
 	// Break ends the stream after BreakAfter text chunks.
 	Break      Break
 	BreakAfter int
+	// Thinking, on the Messages API, starts the answer with a thinking
+	// block of this text, signed with Signature, when the request enables
+	// thinking.
+	Thinking string
+	// ToolCall, on the Messages API, ends the answer with this tool_use
+	// block (stop_reason tool_use) after Text, if any.
+	ToolCall *ToolCall
+}
+
+// ToolCall is a tool call an answer makes.
+type ToolCall struct {
+	ID, Name string
+	Input    string // a JSON object
 }
 
 // Request is a request the server received.
@@ -285,11 +301,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		})
 	}()
 
-	if r.Method != http.MethodPost || (r.URL.Path != OpenAIPath && r.URL.Path != AnthropicPath) {
+	switch r.URL.Path {
+	case OpenAIPath, AnthropicPath, CountTokensPath, EmbeddingsPath, ResponsesPath:
+	default:
 		http.NotFound(w, r)
 		return
 	}
-	wf := wire{anthropic: r.URL.Path == AnthropicPath, model: in.Model, includeUsage: in.StreamOptions != nil && in.StreamOptions.IncludeUsage}
+	if r.Method != http.MethodPost {
+		http.NotFound(w, r)
+		return
+	}
+	anthropicAPI := r.URL.Path == AnthropicPath || r.URL.Path == CountTokensPath
+	if msg := broken(r.URL.Path, r.Header, body); msg != "" && reply.Status == 0 {
+		reply = Reply{Status: http.StatusBadRequest, Body: ruleError(anthropicAPI, msg)}
+	}
+	wf := wire{anthropic: anthropicAPI, model: in.Model, includeUsage: in.StreamOptions != nil && in.StreamOptions.IncludeUsage}
 	for _, m := range in.Messages {
 		wf.prompt += words(m.Content)
 	}
@@ -322,6 +348,28 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	text := reply.Text
 	if text == "" {
 		text = DefaultText
+	}
+	if reply.Body == "" {
+		switch r.URL.Path {
+		case CountTokensPath:
+			reply.Body = countTokens(body)
+		case EmbeddingsPath:
+			reply.Body = embeddings(body, in.Model)
+		case AnthropicPath:
+			if reply.ToolCall != nil || reply.Thinking != "" && thinkingOn(body) {
+				r := reply
+				if r.ToolCall == nil {
+					r.Text = text
+				}
+				reply.Body = anthropicReply(wf, r, thinkingOn(body), in.Stream)
+			}
+		case ResponsesPath:
+			if in.Stream {
+				reply.Body = responseEvents(wf.id, in.Model, text, wf.prompt)
+			} else {
+				reply.Body = responseObject(wf.id, in.Model, text, wf.prompt, "completed")
+			}
+		}
 	}
 	if !in.Stream {
 		b := reply.Body

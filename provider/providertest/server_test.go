@@ -18,6 +18,10 @@ func post(t *testing.T, c *http.Client, url, body string) (*http.Response, strin
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), "POST", url, strings.NewReader(body))
 	req.Header.Set("X-Test", "1")
+	req.Header.Set("Anthropic-Version", "2023-06-01")
+	if strings.Contains(body, `"sampling-2026"`) {
+		req.Header.Set("Anthropic-Version", "2026-10-21")
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +79,7 @@ func TestOpenAI(t *testing.T) {
 
 func TestAnthropic(t *testing.T) {
 	s := NewServer(t)
-	_, sse := post(t, client(t), s.AnthropicURL()+"/v1/messages", `{"model":"claude","stream":true,"messages":[{"role":"user","content":[{"type":"text","text":"a b c"}]}]}`)
+	_, sse := post(t, client(t), s.AnthropicURL()+"/v1/messages", `{"model":"claude","max_tokens":8,"stream":true,"messages":[{"role":"user","content":[{"type":"text","text":"a b c"}]}]}`)
 	var types []string
 	for _, ev := range strings.Split(strings.TrimSuffix(sse, "\n\n"), "\n\n") {
 		name, data, ok := strings.Cut(ev, "\n")
@@ -111,7 +115,7 @@ func TestQueueThenRespond(t *testing.T) {
 	if !strings.Contains(body, "from respond x") {
 		t.Errorf("%s", body)
 	}
-	if resp, _ := post(t, c, s.URL+"/v1/embeddings", `{}`); resp.StatusCode != 404 {
+	if resp, _ := post(t, c, s.URL+"/v1/completions", `{}`); resp.StatusCode != 404 {
 		t.Errorf("unknown path: %d", resp.StatusCode)
 	}
 	if st := s.Stats(); st.Requests != 4 || st.InFlight != 0 || st.Canceled != 0 {
@@ -142,4 +146,92 @@ func TestCloseReleasesHeldStreams(t *testing.T) {
 	s.Close()
 	<-done
 	s.Close() // idempotent
+}
+
+// The server refuses what the real APIs refuse, in their error shapes.
+func TestRules(t *testing.T) {
+	s := NewServer(t)
+	c := client(t)
+	for _, tt := range []struct {
+		name, path, body, want string
+	}{
+		{"no max_tokens", AnthropicPath, `{"model":"m","messages":[{"role":"user","content":"hi"}]}`, `"max_tokens: Field required"`},
+		{"orphan tool_result", AnthropicPath, `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"no tools"},` +
+			`{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"x"}]}]}`, "unexpected `tool_use_id`"},
+		{"tool_result after text", AnthropicPath, `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"},` +
+			`{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{}}]},` +
+			`{"role":"user","content":[{"type":"text","text":"x"},{"type":"tool_result","tool_use_id":"t1","content":"x"}]}]}`, "must come first"},
+		{"thinking, forced tool", AnthropicPath, `{"model":"m","max_tokens":5000,"thinking":{"type":"enabled","budget_tokens":2000},"tool_choice":{"type":"any"},` +
+			`"messages":[{"role":"user","content":"hi"}]}`, "forces tool use"},
+		{"thinking, temperature", AnthropicPath, `{"model":"m","max_tokens":5000,"thinking":{"type":"enabled","budget_tokens":2000},"temperature":0.2,` +
+			`"messages":[{"role":"user","content":"hi"}]}`, "only be set to 1"},
+		{"thinking, budget over max_tokens", AnthropicPath, `{"model":"m","max_tokens":2000,"thinking":{"type":"enabled","budget_tokens":2000},` +
+			`"messages":[{"role":"user","content":"hi"}]}`, "must be greater than"},
+		{"thinking lost in a tool loop", AnthropicPath, `{"model":"m","max_tokens":5000,"thinking":{"type":"enabled","budget_tokens":2000},"messages":[` +
+			`{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{}}]},` +
+			`{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"x"}]}]}`, "must start with a thinking block"},
+		{"thinking forged", AnthropicPath, `{"model":"m","max_tokens":5000,"thinking":{"type":"enabled","budget_tokens":2000},"messages":[` +
+			`{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"thinking","thinking":"changed","signature":"` + Signature("original") + `"},` +
+			`{"type":"tool_use","id":"t1","name":"f","input":{}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"x"}]}]}`, "Invalid `signature`"},
+		{"sampling on 2026-10-21", AnthropicPath, `{"model":"sampling-2026","max_tokens":5,"top_p":1,"messages":[{"role":"user","content":"hi"}]}`, "top_p: Extra inputs"},
+		{"orphan tool message", OpenAIPath, `{"model":"m","messages":[{"role":"tool","tool_call_id":"c1","content":"x"}]}`, "must be a response to a preceding message"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := post(t, c, s.URL+tt.path, tt.body)
+			if resp.StatusCode != 400 || !strings.Contains(body, tt.want) || !strings.Contains(body, `"invalid_request_error"`) {
+				t.Errorf("%d %s, want 400 with %s", resp.StatusCode, body, tt.want)
+			}
+		})
+	}
+	resp, body := post(t, c, s.URL+AnthropicPath, `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"},`+
+		`{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{}}]},`+
+		`{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"x"},{"type":"text","text":"go on"}]}]}`)
+	if resp.StatusCode != 200 {
+		t.Errorf("a valid tool loop: %d %s", resp.StatusCode, body)
+	}
+
+	// With thinking: the answer starts with a signed thinking block, and
+	// the loop goes on when it is sent back.
+	s.Enqueue(Reply{Thinking: "I will call f.", ToolCall: &ToolCall{ID: "t9", Name: "f", Input: `{"a":1}`}})
+	_, body = post(t, c, s.URL+AnthropicPath, `{"model":"m","max_tokens":5000,"thinking":{"type":"enabled","budget_tokens":2000},"messages":[{"role":"user","content":"hi"}]}`)
+	want := `"content":[{"type":"thinking","thinking":"I will call f.","signature":"` + Signature("I will call f.") + `"},{"type":"tool_use","id":"t9","name":"f","input":{"a":1}}],"stop_reason":"tool_use"`
+	if !strings.Contains(body, want) {
+		t.Errorf("thinking answer %s", body)
+	}
+	resp, body = post(t, c, s.URL+AnthropicPath, `{"model":"m","max_tokens":5000,"thinking":{"type":"enabled","budget_tokens":2000},"messages":[{"role":"user","content":"hi"},`+
+		`{"role":"assistant","content":[{"type":"thinking","thinking":"I will call f.","signature":"`+Signature("I will call f.")+`"},{"type":"tool_use","id":"t9","name":"f","input":{"a":1}}]},`+
+		`{"role":"user","content":[{"type":"tool_result","tool_use_id":"t9","content":"done"}]}]}`)
+	if resp.StatusCode != 200 {
+		t.Errorf("thinking sent back: %d %s", resp.StatusCode, body)
+	}
+}
+
+// count_tokens, embeddings and the Responses API are answered in their
+// shapes.
+func TestOtherAPIs(t *testing.T) {
+	s := NewServer(t)
+	c := client(t)
+	_, body := post(t, c, s.URL+CountTokensPath, `{"model":"m","system":"be brief","messages":[{"role":"user","content":"a b c"}]}`)
+	if body != `{"input_tokens":5}` {
+		t.Errorf("count_tokens: %s", body)
+	}
+	_, body = post(t, c, s.URL+EmbeddingsPath, `{"model":"e","input":["a","b"]}`)
+	var emb struct {
+		Data []struct {
+			Index     int
+			Embedding []float64
+		}
+		Model string
+	}
+	if err := json.Unmarshal([]byte(body), &emb); err != nil || len(emb.Data) != 2 || len(emb.Data[1].Embedding) != 4 || emb.Model != "e" {
+		t.Errorf("embeddings: %v %s", err, body)
+	}
+	_, body = post(t, c, s.URL+ResponsesPath, `{"model":"r","input":"hi"}`)
+	if !strings.Contains(body, `"object":"response"`) || !strings.Contains(body, `"output_text","text":"`+DefaultText+`"`) {
+		t.Errorf("responses: %s", body)
+	}
+	_, body = post(t, c, s.URL+ResponsesPath, `{"model":"r","input":"hi","stream":true}`)
+	if !strings.HasPrefix(body, "event: response.created\n") || !strings.Contains(body, "event: response.completed\n") {
+		t.Errorf("responses stream: %s", body)
+	}
 }

@@ -1,4 +1,4 @@
-package provider
+package anthropic
 
 import (
 	"bytes"
@@ -8,10 +8,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/awakend/awakend/internal/chatschema"
 )
 
 var update = flag.Bool("update", false, "rewrite expected translation outputs in testdata from the current code")
@@ -78,26 +79,6 @@ func cases(t *testing.T, dir string) []string {
 	return files
 }
 
-// jsonEqual compares two JSON texts as values.
-func jsonEqual(t *testing.T, got, want []byte) {
-	t.Helper()
-	var g, w any
-	dg, dw := json.NewDecoder(bytes.NewReader(got)), json.NewDecoder(bytes.NewReader(want))
-	dg.UseNumber()
-	dw.UseNumber()
-	if err := dg.Decode(&g); err != nil {
-		t.Fatalf("got invalid JSON: %v\n%s", err, got)
-	}
-	if err := dw.Decode(&w); err != nil {
-		t.Fatalf("want invalid JSON: %v\n%s", err, want)
-	}
-	if !reflect.DeepEqual(g, w) {
-		gi, _ := json.MarshalIndent(g, "", "  ")
-		wi, _ := json.MarshalIndent(w, "", "  ")
-		t.Errorf("got:\n%s\nwant:\n%s", gi, wi)
-	}
-}
-
 func TestTranslateRequest(t *testing.T) {
 	for _, path := range cases(t, "request") {
 		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
@@ -109,22 +90,22 @@ func TestTranslateRequest(t *testing.T) {
 			if err := json.Unmarshal(in, &probe); err != nil {
 				t.Fatal(err)
 			}
-			got, _, err := toAnthropic(in, testModel, probe.Stream)
+			got, _, err := ToMessages(in, MessagesOptions{Model: testModel, Stream: probe.Stream})
 			if err != nil {
 				t.Fatal(err)
 			}
-			jsonEqual(t, got, c.sections["anthropic.json"])
+			chatschema.JSONEqual(t, got, c.sections["anthropic.json"])
 		})
 	}
 }
 
 func TestTranslateRequestIncludeUsage(t *testing.T) {
 	for body, want := range map[string]bool{
-		`{"messages":[],"stream":true,"stream_options":{"include_usage":true}}`:  true,
-		`{"messages":[],"stream":true,"stream_options":{"include_usage":false}}`: false,
-		`{"messages":[],"stream":true}`:                                          false,
+		`{"messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}}`:  true,
+		`{"messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":false}}`: false,
+		`{"messages":[{"role":"user","content":"x"}],"stream":true}`:                                          false,
 	} {
-		if _, got, err := toAnthropic([]byte(body), "m", true); err != nil || got != want {
+		if _, got, err := ToMessages([]byte(body), MessagesOptions{Model: "m", Stream: true}); err != nil || got != want {
 			t.Errorf("%s: include_usage = %v, %v; want %v", body, got, err, want)
 		}
 	}
@@ -133,25 +114,29 @@ func TestTranslateRequestIncludeUsage(t *testing.T) {
 func TestTranslateRequestErrors(t *testing.T) {
 	for _, tt := range []struct{ name, body, want string }{
 		{"not json", `{`, "not a chat completion request"},
-		{"n", `{"messages":[],"n":2}`, "n > 1"},
+		{"n", `{"messages":[{"role":"user","content":"x"}],"n":2}`, "n > 1"},
 		{"audio part", `{"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"x","format":"wav"}}]}]}`, `content part type "input_audio"`},
 		{"bad data url", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png,xyz"}}]}]}`, "data:<media type>;base64"},
 		{"ftp image", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"ftp://x/y.png"}}]}]}`, "http(s) or data: URL"},
 		{"image in system", `{"messages":[{"role":"system","content":[{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}]}`, "not allowed here"},
 		{"tool args", `{"messages":[{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"[1]"}}]}]}`, "not a JSON object"},
 		{"role", `{"messages":[{"role":"function","name":"f","content":"x"}]}`, `role "function"`},
-		{"effort", `{"messages":[],"reasoning_effort":"extreme"}`, `unknown reasoning_effort "extreme"`},
-		{"tool type", `{"messages":[],"tools":[{"type":"custom","custom":{"name":"x"}}]}`, `tool type "custom"`},
-		{"tool_choice", `{"messages":[],"tool_choice":"sometimes"}`, `unknown tool_choice "sometimes"`},
-		{"stop", `{"messages":[],"stop":7}`, "stop must be"},
+		{"effort", `{"messages":[{"role":"user","content":"x"}],"reasoning_effort":"extreme"}`, `unknown reasoning_effort "extreme"`},
+		{"tool type", `{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"custom","custom":{"name":"x"}}]}`, `tool type "custom"`},
+		{"tool_choice", `{"messages":[{"role":"user","content":"x"}],"tool_choice":"sometimes"}`, `unknown tool_choice "sometimes"`},
+		{"stop", `{"messages":[{"role":"user","content":"x"}],"stop":7}`, "stop must be"},
+		{"no messages", `{"messages":[{"role":"system","content":"x"},{"role":"user","content":""}]}`, "at least one user, assistant or tool message"},
+		{"thinking and a forced tool", `{"messages":[{"role":"user","content":"x"}],"thinking":{"type":"enabled","budget_tokens":2000},"tool_choice":"required"}`, "forces a tool"},
+		{"thinking block unsigned", `{"messages":[{"role":"assistant","content":"x","thinking_blocks":[{"type":"thinking","thinking":"t"}]}]}`, "needs its signature"},
+		{"thinking block type", `{"messages":[{"role":"assistant","content":"x","thinking_blocks":[{"type":"summary"}]}]}`, `type "summary"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := toAnthropic([]byte(tt.body), "m", false)
+			_, _, err := ToMessages([]byte(tt.body), MessagesOptions{Model: "m", Stream: false})
 			if err == nil {
 				t.Fatal("translated")
 			}
-			if err.Class != ClassInvalidRequest || err.Retryable() || !strings.Contains(err.Message, tt.want) {
-				t.Errorf("got %v (class %s); want invalid_request with %q", err, err.Class, tt.want)
+			if !strings.Contains(err.Message, tt.want) {
+				t.Errorf("got %v; want an error with %q", err, tt.want)
 			}
 		})
 	}
@@ -159,11 +144,11 @@ func TestTranslateRequestErrors(t *testing.T) {
 
 func TestTranslateToolIDs(t *testing.T) {
 	body := `{"messages":[{"role":"assistant","tool_calls":[{"id":"functions.get:0","type":"function","function":{"name":"get","arguments":""}}]},{"role":"tool","tool_call_id":"functions.get:0","content":"ok"}]}`
-	got, _, err := toAnthropic([]byte(body), "m", false)
+	got, _, err := ToMessages([]byte(body), MessagesOptions{Model: "m", Stream: false})
 	if err != nil {
 		t.Fatal(err)
 	}
-	jsonEqual(t, got, []byte(`{"model":"m","max_tokens":4096,"messages":[`+
+	chatschema.JSONEqual(t, got, []byte(`{"model":"m","max_tokens":4096,"messages":[`+
 		`{"role":"assistant","content":[{"type":"tool_use","id":"functions_get_0","name":"get","input":{}}]},`+
 		`{"role":"user","content":[{"type":"tool_result","tool_use_id":"functions_get_0","content":"ok"}]}]}`))
 }
@@ -190,7 +175,7 @@ func TestReasoningEffort(t *testing.T) {
 		{"thinking disabled", `"thinking":{"type":"disabled"},"temperature":0.5`, DefaultMaxTokens, `{"type":"disabled"}`, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			b, _, err := toAnthropic([]byte(`{"messages":[{"role":"user","content":"hi"}],`+tt.body+`}`), "m", false)
+			b, _, err := ToMessages([]byte(`{"messages":[{"role":"user","content":"hi"}],`+tt.body+`}`), MessagesOptions{Model: "m"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -209,7 +194,7 @@ func TestReasoningEffort(t *testing.T) {
 				t.Errorf("thinking = %s, want none", got.Thinking)
 			}
 			if tt.thinking != "" {
-				jsonEqual(t, got.Thinking, []byte(tt.thinking))
+				chatschema.JSONEqual(t, got.Thinking, []byte(tt.thinking))
 			}
 			if (got.Temperature != nil) != tt.sampling {
 				t.Errorf("temperature = %v, want kept %v", got.Temperature, tt.sampling)
@@ -222,7 +207,7 @@ func TestTranslateResponse(t *testing.T) {
 	for _, path := range cases(t, "response") {
 		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
 			c := readCase(t, path)
-			got, err := fromAnthropic(c.sections["anthropic.json"], created)
+			got, err := ChatFromMessage(c.sections["anthropic.json"], created)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -234,23 +219,23 @@ func TestTranslateResponse(t *testing.T) {
 				c.write(t, path)
 				return
 			}
-			jsonEqual(t, got, c.sections["openai.json"])
-			checkCompletion(t, got)
+			chatschema.JSONEqual(t, got, c.sections["openai.json"])
+			chatschema.CheckCompletion(t, got)
 		})
 	}
 }
 
 func TestTranslateResponseInvalid(t *testing.T) {
-	_, err := fromAnthropic([]byte(`<html>`), created)
-	if err == nil || err.Class != ClassServer {
-		t.Fatalf("got %v, want a server error", err)
+	_, err := ChatFromMessage([]byte(`<html>`), created)
+	if err == nil || !strings.Contains(err.Message, "unreadable message") {
+		t.Fatalf("got %v, want an unreadable message", err)
 	}
 }
 
 // translateStream runs an Anthropic SSE body through the stream translator.
 func translateStream(t *testing.T, r io.Reader, includeUsage bool) ([]byte, error) {
 	t.Helper()
-	return io.ReadAll(newAnthropicStream(io.NopCloser(r), includeUsage, created, nil))
+	return io.ReadAll(NewChatStream(io.NopCloser(r), includeUsage, created, nil))
 }
 
 func TestTranslateStream(t *testing.T) {
@@ -270,7 +255,7 @@ func TestTranslateStream(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", v.section, err)
 				}
-				checkChunks(t, got)
+				chatschema.CheckChunks(t, got)
 				if *update {
 					c.sections[v.section] = got
 					continue
@@ -308,122 +293,6 @@ func dropEventLines(b []byte) []byte {
 	return out
 }
 
-// checkChunks checks that every event of an OpenAI stream is data: [DONE],
-// an error event, or a chat.completion.chunk as OpenAI's schema has it.
-func checkChunks(t *testing.T, sse []byte) {
-	t.Helper()
-	for _, ev := range strings.Split(strings.TrimSuffix(string(sse), "\n\n"), "\n\n") {
-		data, ok := strings.CutPrefix(ev, "data: ")
-		if !ok || strings.Contains(data, "\n") {
-			t.Errorf("malformed event %q", ev)
-			continue
-		}
-		if data == "[DONE]" {
-			continue
-		}
-		var v map[string]any
-		if err := json.Unmarshal([]byte(data), &v); err != nil {
-			t.Errorf("event is not a JSON object: %v: %s", err, data)
-			continue
-		}
-		if e, ok := v["error"].(map[string]any); ok {
-			if _, ok := e["message"].(string); !ok || len(v) != 1 {
-				t.Errorf("malformed error event: %s", data)
-			}
-			continue
-		}
-		for _, p := range schemaProblems(v, "chat.completion.chunk") {
-			t.Errorf("chunk %s: %s", data, p)
-		}
-	}
-}
-
-// checkCompletion checks a chat.completion against OpenAI's schema.
-func checkCompletion(t *testing.T, b []byte) {
-	t.Helper()
-	var v map[string]any
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatalf("answer is not a JSON object: %v: %s", err, b)
-	}
-	for _, p := range schemaProblems(v, "chat.completion") {
-		t.Errorf("answer %s: %s", b, p)
-	}
-}
-
-// schemaProblems lists how v departs from OpenAI's schema of a
-// chat.completion or chat.completion.chunk: the required members and
-// their types.
-func schemaProblems(v map[string]any, object string) []string {
-	var out []string
-	need := func(m map[string]any, key string, ok func(any) bool) {
-		x, present := m[key]
-		if !present || !ok(x) {
-			out = append(out, fmt.Sprintf("%s is %v", key, x))
-		}
-	}
-	str := func(x any) bool { _, ok := x.(string); return ok }
-	num := func(x any) bool { _, ok := x.(float64); return ok }
-	orNull := func(f func(any) bool) func(any) bool { return func(x any) bool { return x == nil || f(x) } }
-	obj := func(x any) bool { _, ok := x.(map[string]any); return ok }
-	need(v, "id", str)
-	need(v, "object", func(x any) bool { return x == object })
-	need(v, "created", num)
-	need(v, "model", str)
-	choices, _ := v["choices"].([]any)
-	if _, ok := v["choices"].([]any); !ok {
-		out = append(out, "choices is not an array")
-	}
-	if u, ok := v["usage"]; ok && !orNull(obj)(u) {
-		out = append(out, "usage is not an object")
-	}
-	if object == "chat.completion.chunk" && len(choices) == 0 && !obj(v["usage"]) {
-		out = append(out, "a chunk without choices and without usage")
-	}
-	if object == "chat.completion" && len(choices) == 0 {
-		out = append(out, "no choices")
-	}
-	for _, c := range choices {
-		ch, ok := c.(map[string]any)
-		if !ok {
-			out = append(out, "a choice is not an object")
-			continue
-		}
-		need(ch, "index", num)
-		if object == "chat.completion" {
-			need(ch, "finish_reason", str)
-			need(ch, "logprobs", orNull(obj))
-			m, _ := ch["message"].(map[string]any)
-			if m == nil {
-				out = append(out, "message is not an object")
-				continue
-			}
-			need(m, "role", func(x any) bool { return x == "assistant" })
-			need(m, "content", orNull(str))
-			need(m, "refusal", orNull(str))
-			continue
-		}
-		need(ch, "finish_reason", orNull(str))
-		need(ch, "delta", obj)
-		if d, _ := ch["delta"].(map[string]any); d != nil {
-			for k, x := range d {
-				switch k {
-				case "role":
-					need(d, k, func(x any) bool { return x == "assistant" })
-				case "content", "refusal", "reasoning_content":
-					need(d, k, orNull(str))
-				case "tool_calls":
-					if _, ok := x.([]any); !ok {
-						out = append(out, "tool_calls is not an array")
-					}
-				default:
-					out = append(out, "delta has "+k)
-				}
-			}
-		}
-	}
-	return out
-}
-
 func TestTranslateStreamCut(t *testing.T) {
 	in := "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"x\"}}\n\n" +
 		"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n"
@@ -440,7 +309,7 @@ func TestTranslateStreamCut(t *testing.T) {
 // event as soon as it has read it, without waiting for the next one.
 func TestTranslateStreamEventByEvent(t *testing.T) {
 	pr, pw := io.Pipe()
-	s := newAnthropicStream(pr, false, created, nil)
+	s := NewChatStream(pr, false, created, nil)
 	events := []struct{ in, want string }{
 		{`{"type":"message_start","message":{"id":"m1","model":"x"}}`, `"role":"assistant"`},
 		{`{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"t1","name":"f","input":{}}}`, `"id":"t1","type":"function","function":{"name":"f","arguments":""}`},
@@ -460,33 +329,88 @@ func TestTranslateStreamEventByEvent(t *testing.T) {
 	}
 }
 
-func TestField(t *testing.T) {
-	obj := []byte(` { "a" : 1, "b":"x\"}y", "c": {"d": [1, {"e": "]"}]}, "t": true, "n": null, "e\"k": 2 } `)
-	for key, want := range map[string]string{
-		"a": "1", "b": `"x\"}y"`, "c": `{"d": [1, {"e": "]"}]}`, "t": "true", "n": "null", `e\"k`: "2", "zz": "",
+// A tool loop with thinking: the thinking blocks an assistant message
+// carries go first in its Anthropic message, and thinking from
+// reasoning_effort stays on; without them, or with a forced tool, thinking
+// from reasoning_effort is off, as the API requires.
+func TestThinkingToolLoop(t *testing.T) {
+	const loop = `{"role":"user","content":"weather?"},{"role":"assistant","content":null,%s"tool_calls":[{"id":"t1","type":"function","function":{"name":"get","arguments":"{}"}}]},` +
+		`{"role":"tool","tool_call_id":"t1","content":"sunny"}`
+	blocks := `"thinking_blocks":[{"type":"thinking","thinking":"I should look.","signature":"sig-1"},{"type":"redacted_thinking","data":"opaque"}],`
+	for _, tt := range []struct {
+		name, msgs, extra string
+		thinking          bool
+	}{
+		{"blocks sent back", fmt.Sprintf(loop, blocks), "", true},
+		{"blocks lost", fmt.Sprintf(loop, ""), "", false},
+		{"forced tool", `{"role":"user","content":"weather?"}`, `,"tool_choice":"required","tools":[{"type":"function","function":{"name":"get"}}]`, false},
+		{"named tool", `{"role":"user","content":"weather?"}`, `,"tool_choice":{"type":"function","function":{"name":"get"}},"tools":[{"type":"function","function":{"name":"get"}}]`, false},
+		{"auto tool", `{"role":"user","content":"weather?"}`, `,"tool_choice":"auto","tools":[{"type":"function","function":{"name":"get"}}]`, true},
 	} {
-		if got := string(field(obj, key)); got != want {
-			t.Errorf("field(%q) = %q, want %q", key, got, want)
-		}
-	}
-	for _, bad := range []string{``, `[]`, `{`, `{"a"`, `{"a":`, `{"a":"x`, `{"a":{`, `{"a":1,`, `"s"`} {
-		if got := field([]byte(bad), "a"); got != nil && bad != `{"a":1,` {
-			t.Errorf("field(%q) = %q, want nil", bad, got)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			b, _, err := ToMessages([]byte(`{"reasoning_effort":"medium","messages":[`+tt.msgs+`]`+tt.extra+`}`), MessagesOptions{Model: "m"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got struct {
+				Thinking json.RawMessage `json:"thinking"`
+				Messages []struct {
+					Role    string
+					Content json.RawMessage
+				}
+			}
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			if (got.Thinking != nil) != tt.thinking {
+				t.Errorf("thinking %s, want on %v", got.Thinking, tt.thinking)
+			}
+			if tt.name == "blocks sent back" {
+				chatschema.JSONEqual(t, got.Messages[1].Content, []byte(`[{"type":"thinking","thinking":"I should look.","signature":"sig-1"},`+
+					`{"type":"redacted_thinking","data":"opaque"},{"type":"tool_use","id":"t1","name":"get","input":{}}]`))
+			}
+		})
 	}
 }
 
-func TestAppendString(t *testing.T) {
-	for _, s := range []string{"", "plain", `q"b\`, "nl\n\r\t", "\x00\x1f", "héllo ✓ 😀", "\u2028\u2029", "bad\xffutf8", "<&>"} {
-		got := appendString(nil, s)
-		var back string
-		if err := json.Unmarshal(got, &back); err != nil {
-			t.Errorf("%q: invalid JSON %s: %v", s, got, err)
-			continue
+// For a model with the effort setting, reasoning_effort becomes adaptive
+// thinking at that effort.
+func TestAdaptiveEffort(t *testing.T) {
+	for _, tt := range []struct {
+		body, effort string
+		maxTokens    int64
+	}{
+		{`"reasoning_effort":"low","temperature":0.5`, "low", 2048 + DefaultMaxTokens},
+		{`"reasoning_effort":"minimal"`, "low", 1024 + DefaultMaxTokens},
+		{`"reasoning_effort":"medium","max_tokens":100`, "medium", 100},
+		{`"reasoning_effort":"high"`, "high", 16384 + DefaultMaxTokens},
+		{`"reasoning_effort":"xhigh"`, "max", 32768 + DefaultMaxTokens},
+		{`"reasoning_effort":"none"`, "", DefaultMaxTokens},
+		{`"reasoning_effort":"high","tool_choice":"required","tools":[{"type":"function","function":{"name":"f"}}]`, "", DefaultMaxTokens},
+	} {
+		b, _, err := ToMessages([]byte(`{"messages":[{"role":"user","content":"hi"}],`+tt.body+`}`), MessagesOptions{Model: "m", Adaptive: true})
+		if err != nil {
+			t.Fatal(err)
 		}
-		want := strings.ToValidUTF8(s, "\ufffd")
-		if back != want {
-			t.Errorf("%q: round trip gave %q", s, back)
+		var got struct {
+			MaxTokens    int64                    `json:"max_tokens"`
+			Thinking     json.RawMessage          `json:"thinking"`
+			OutputConfig *struct{ Effort string } `json:"output_config"`
+			Temperature  *float64                 `json:"temperature"`
 		}
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case tt.effort == "" && (got.Thinking != nil || got.OutputConfig != nil):
+			t.Errorf("%s: %s, want no thinking", tt.body, b)
+		case tt.effort != "" && (string(got.Thinking) != `{"type":"adaptive"}` || got.OutputConfig == nil || got.OutputConfig.Effort != tt.effort || got.Temperature != nil):
+			t.Errorf("%s: %s, want adaptive thinking at effort %s and no temperature", tt.body, b, tt.effort)
+		case got.MaxTokens != tt.maxTokens:
+			t.Errorf("%s: max_tokens %d, want %d", tt.body, got.MaxTokens, tt.maxTokens)
+		}
+	}
+	if _, _, err := ToMessages([]byte(`{"messages":[{"role":"user","content":"hi"}],"reasoning_effort":"huge"}`), MessagesOptions{Adaptive: true}); err == nil {
+		t.Error("unknown effort: no error")
 	}
 }

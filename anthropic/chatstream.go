@@ -1,13 +1,13 @@
-package provider
+package anthropic
 
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
-	"net/http"
 	"strconv"
+	"unicode/utf8"
 
+	"github.com/awakend/awakend/internal/jsonscan"
 	"github.com/awakend/awakend/internal/sse"
 )
 
@@ -17,7 +17,9 @@ import (
 //   - text blocks → message.content (null when there is none and the
 //     model called tools); tool_use blocks → tool_calls of type function,
 //     arguments the input as JSON text; thinking blocks → reasoning_content
-//     (the field DeepSeek and others use; signatures are dropped);
+//     (the field DeepSeek and others use) and, with their signatures,
+//     thinking_blocks (redacted_thinking blocks too), which a client sends
+//     back on the assistant message to continue a tool loop with thinking;
 //   - stop_reason end_turn, stop_sequence, pause_turn → stop; max_tokens,
 //     model_context_window_exceeded → length; tool_use → tool_calls;
 //     refusal → content_filter;
@@ -29,7 +31,9 @@ import (
 //
 // A stream becomes chat.completion.chunk events: a role chunk at
 // message_start, a content (or reasoning_content) chunk per text (or
-// thinking) delta, a tool_calls chunk with id, type and name at each tool_use
+// thinking) delta, a thinking_blocks chunk with the signature at a
+// thinking block's signature_delta (its thinking is the reasoning_content
+// since the block began) and with the data of a redacted_thinking block, a tool_calls chunk with id, type and name at each tool_use
 // block start and one with an arguments fragment per input_json_delta (the
 // tool call index counts tool_use blocks), a finish_reason chunk at
 // message_delta, a usage chunk (choices empty) at message_stop when the
@@ -62,18 +66,20 @@ type anResponse struct {
 	ID      string `json:"id"`
 	Model   string `json:"model"`
 	Content []struct {
-		Type     string          `json:"type"`
-		Text     string          `json:"text"`
-		ID       string          `json:"id"`
-		Name     string          `json:"name"`
-		Input    json.RawMessage `json:"input"`
-		Thinking string          `json:"thinking"`
+		Type      string          `json:"type"`
+		Text      string          `json:"text"`
+		ID        string          `json:"id"`
+		Name      string          `json:"name"`
+		Input     json.RawMessage `json:"input"`
+		Thinking  string          `json:"thinking"`
+		Signature string          `json:"signature"`
+		Data      string          `json:"data"`
 	} `json:"content"`
 	StopReason string   `json:"stop_reason"`
 	Usage      *anUsage `json:"usage"`
 }
 
-type chatCompletion struct {
+type ccCompletion struct {
 	ID      string     `json:"id"`
 	Object  string     `json:"object"`
 	Created int64      `json:"created"`
@@ -90,11 +96,12 @@ type ccChoice struct {
 }
 
 type ccMessage struct {
-	Role             string       `json:"role"`
-	Content          *string      `json:"content"`
-	Refusal          *string      `json:"refusal"` // always null: OpenAI's schema requires it
-	ReasoningContent string       `json:"reasoning_content,omitempty"`
-	ToolCalls        []ccToolCall `json:"tool_calls,omitempty"`
+	Role             string          `json:"role"`
+	Content          *string         `json:"content"`
+	Refusal          *string         `json:"refusal"` // always null: OpenAI's schema requires it
+	ReasoningContent string          `json:"reasoning_content,omitempty"`
+	ThinkingBlocks   []ThinkingBlock `json:"thinking_blocks,omitempty"`
+	ToolCalls        []ccToolCall    `json:"tool_calls,omitempty"`
 }
 
 type ccToolCall struct {
@@ -127,11 +134,12 @@ func openAIUsage(u anUsage) *oaUsage {
 	return o
 }
 
-// fromAnthropic translates a Messages API response into a chat.completion.
-func fromAnthropic(b []byte, created int64) ([]byte, *Error) {
+// ChatFromMessage translates a Messages API response into a
+// chat.completion created at created.
+func ChatFromMessage(b []byte, created int64) ([]byte, *Error) {
 	var in anResponse
 	if err := json.Unmarshal(b, &in); err != nil {
-		return nil, &Error{Class: ClassServer, StatusCode: http.StatusOK, Message: "upstream answered with an unreadable message", Type: "server_error", cause: err}
+		return nil, refuse("upstream answered with an unreadable message: %v", err)
 	}
 	msg := ccMessage{Role: "assistant"}
 	var text, reasoning []byte
@@ -143,6 +151,9 @@ func fromAnthropic(b []byte, created int64) ([]byte, *Error) {
 			hasText = true
 		case "thinking":
 			reasoning = append(reasoning, c.Thinking...)
+			msg.ThinkingBlocks = append(msg.ThinkingBlocks, ThinkingBlock{Type: "thinking", Thinking: c.Thinking, Signature: c.Signature})
+		case "redacted_thinking":
+			msg.ThinkingBlocks = append(msg.ThinkingBlocks, ThinkingBlock{Type: "redacted_thinking", Data: c.Data})
 		case "tool_use":
 			tc := ccToolCall{ID: c.ID, Type: "function"}
 			tc.Function.Name = c.Name
@@ -160,7 +171,7 @@ func fromAnthropic(b []byte, created int64) ([]byte, *Error) {
 		msg.Content = &s
 	}
 	msg.ReasoningContent = string(reasoning)
-	out := chatCompletion{
+	out := ccCompletion{
 		ID: in.ID, Object: "chat.completion", Created: created, Model: in.Model,
 		Choices: []ccChoice{{Message: msg, FinishReason: finishReason(in.StopReason)}},
 	}
@@ -169,20 +180,20 @@ func fromAnthropic(b []byte, created int64) ([]byte, *Error) {
 	}
 	ob, err := json.Marshal(out)
 	if err != nil {
-		return nil, &Error{Class: ClassServer, Message: "cannot encode the translated answer", Type: "server_error", cause: err}
+		return nil, refuse("cannot encode the translated answer: %v", err)
 	}
 	return ob, nil
 }
 
-// anthropicStream reads an Anthropic Messages SSE stream and yields it as
+// ChatStream reads an Anthropic Messages SSE stream and yields it as
 // OpenAI chat.completion.chunk events, one upstream event at a time: a Read
 // never waits for more upstream events than the one it translates.
-type anthropicStream struct {
+type ChatStream struct {
 	body         io.ReadCloser
 	r            *sse.Reader
 	includeUsage bool
 	created      int64
-	secrets      secrets
+	redact       func(string) string
 
 	prefix   []byte // `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[`
 	toolIdx  []int  // tool call index by content block index, -1 for other blocks
@@ -199,18 +210,43 @@ type anthropicStream struct {
 // Bounds of the stream translation. An upstream event may hold at most
 // maxAnthropicEvent bytes, which leaves room for what the translation adds
 // to it (its chunk's prefix, whose id and model are at most maxPrefixValue
-// bytes each, and framing) within MaxStreamEvent.
+// bytes each, and framing) within the 1 MiB a relay's event may hold.
 const (
 	maxPrefixValue    = 256
-	maxAnthropicEvent = MaxStreamEvent - 4<<10
+	maxAnthropicEvent = MaxEvent
 )
 
-func newAnthropicStream(body io.ReadCloser, includeUsage bool, created int64, sec secrets) *anthropicStream {
-	return &anthropicStream{body: body, r: sse.NewReader(body, maxAnthropicEvent, 8<<10), includeUsage: includeUsage, created: created, secrets: sec}
+// Bounds of the texts an error event passes on: its message, and its type.
+const (
+	maxMessage = 512
+	maxCode    = 128
+)
+
+// clip cuts s to n bytes at a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
+}
+
+// NewChatStream returns the translation of the Messages stream body, its
+// chunks created at created, with a usage chunk when includeUsage. redact,
+// when set, scrubs the texts an error event passes on. Closing it closes
+// body.
+func NewChatStream(body io.ReadCloser, includeUsage bool, created int64, redact func(string) string) *ChatStream {
+	if redact == nil {
+		redact = func(s string) string { return s }
+	}
+	return &ChatStream{body: body, r: sse.NewReader(body, maxAnthropicEvent, 8<<10), includeUsage: includeUsage, created: created, redact: redact}
 }
 
 // Read implements io.Reader.
-func (s *anthropicStream) Read(p []byte) (int, error) {
+func (s *ChatStream) Read(p []byte) (int, error) {
 	for s.off == len(s.out) {
 		if s.err != nil {
 			return 0, s.err
@@ -225,19 +261,16 @@ func (s *anthropicStream) Read(p []byte) (int, error) {
 
 // Close closes the upstream body; a Read under way, or any later one,
 // fails.
-func (s *anthropicStream) Close() error { return s.body.Close() }
+func (s *ChatStream) Close() error { return s.body.Close() }
 
 // next reads one upstream event and translates it into s.out. It returns
 // io.EOF after the last event (message_stop, or an error event), the read
 // error when the upstream breaks (io.ErrUnexpectedEOF for a stream cut
-// before its end), and an *Error for an event over maxAnthropicEvent.
-func (s *anthropicStream) next() error {
+// before its end), and *sse.ErrTooLong for an event over
+// maxAnthropicEvent.
+func (s *ChatStream) next() error {
 	ev, err := s.r.Next()
 	if err != nil && err != io.EOF {
-		var tl *sse.ErrTooLong
-		if errors.As(err, &tl) {
-			return &Error{Class: ClassServer, Message: "the upstream's stream has an event over " + strconv.Itoa(tl.Limit) + " bytes", Type: defaultType(ClassServer), cause: err}
-		}
 		return err
 	}
 	// event:, id:, retry: and comments carry nothing the data lacks.
@@ -260,53 +293,65 @@ const (
 
 // event translates one event's data into s.out and reports whether the
 // stream is over.
-func (s *anthropicStream) event(data []byte) bool {
-	switch string(field(data, "type")) {
+func (s *ChatStream) event(data []byte) bool {
+	switch string(jsonscan.Field(data, "type")) {
 	case `"message_start"`:
-		msg := field(data, "message")
-		s.readUsage(field(msg, "usage"))
+		msg := jsonscan.Field(data, "message")
+		s.readUsage(jsonscan.Field(msg, "usage"))
 		s.prefix = append(s.prefix[:0], `data: {"id":`...)
-		s.prefix = appendRaw(s.prefix, prefixValue(field(msg, "id")))
+		s.prefix = appendRaw(s.prefix, prefixValue(jsonscan.Field(msg, "id")))
 		s.prefix = append(s.prefix, `,"object":"chat.completion.chunk","created":`...)
 		s.prefix = strconv.AppendInt(s.prefix, s.created, 10)
 		s.prefix = append(s.prefix, `,"model":`...)
-		s.prefix = appendRaw(s.prefix, prefixValue(field(msg, "model")))
+		s.prefix = appendRaw(s.prefix, prefixValue(jsonscan.Field(msg, "model")))
 		s.prefix = append(s.prefix, `,"choices":[`...)
 		s.chunk(`"role":"assistant","content":""}`, nil, "")
 
 	case `"content_block_start"`:
-		block := field(data, "content_block")
-		switch string(field(block, "type")) {
+		block := jsonscan.Field(data, "content_block")
+		switch string(jsonscan.Field(block, "type")) {
 		case `"tool_use"`:
-			idx := s.toolIndex(field(data, "index"), true)
+			idx := s.toolIndex(jsonscan.Field(data, "index"), true)
 			s.open()
 			s.out = append(s.out, `"tool_calls":[{"index":`...)
 			s.out = strconv.AppendInt(s.out, int64(idx), 10)
 			s.out = append(s.out, `,"id":`...)
-			s.out = appendRaw(s.out, field(block, "id"))
+			s.out = appendRaw(s.out, jsonscan.Field(block, "id"))
 			s.out = append(s.out, `,"type":"function","function":{"name":`...)
-			s.out = appendRaw(s.out, field(block, "name"))
+			s.out = appendRaw(s.out, jsonscan.Field(block, "name"))
 			s.out = append(s.out, `,"arguments":""}}]}`...)
 			s.out = append(s.out, chunkTail...)
 		case `"text"`:
-			if t := field(block, "text"); isString(t) && len(t) > 2 {
+			if t := jsonscan.Field(block, "text"); jsonscan.IsString(t) && len(t) > 2 {
 				s.chunk(`"content":`, t, "}")
+			}
+		case `"thinking"`:
+			if t := jsonscan.Field(block, "thinking"); jsonscan.IsString(t) && len(t) > 2 {
+				s.chunk(`"reasoning_content":`, t, "}")
+			}
+		case `"redacted_thinking"`:
+			if d := jsonscan.Field(block, "data"); jsonscan.IsString(d) {
+				s.chunk(`"thinking_blocks":[{"type":"redacted_thinking","data":`, d, "}]}")
 			}
 		}
 
 	case `"content_block_delta"`:
-		delta := field(data, "delta")
-		switch string(field(delta, "type")) {
+		delta := jsonscan.Field(data, "delta")
+		switch string(jsonscan.Field(delta, "type")) {
 		case `"text_delta"`:
-			s.chunk(`"content":`, field(delta, "text"), "}")
+			s.chunk(`"content":`, jsonscan.Field(delta, "text"), "}")
 		case `"thinking_delta"`:
-			s.chunk(`"reasoning_content":`, field(delta, "thinking"), "}")
+			s.chunk(`"reasoning_content":`, jsonscan.Field(delta, "thinking"), "}")
+		case `"signature_delta"`:
+			if sig := jsonscan.Field(delta, "signature"); jsonscan.IsString(sig) {
+				s.chunk(`"thinking_blocks":[{"type":"thinking","signature":`, sig, "}]}")
+			}
 		case `"input_json_delta"`:
-			pj := field(delta, "partial_json")
-			if !isString(pj) || len(pj) == 2 {
+			pj := jsonscan.Field(delta, "partial_json")
+			if !jsonscan.IsString(pj) || len(pj) == 2 {
 				break
 			}
-			idx := s.toolIndex(field(data, "index"), false)
+			idx := s.toolIndex(jsonscan.Field(data, "index"), false)
 			if idx < 0 {
 				break
 			}
@@ -320,8 +365,8 @@ func (s *anthropicStream) event(data []byte) bool {
 		}
 
 	case `"message_delta"`:
-		s.readUsage(field(data, "usage"))
-		if sr := field(field(data, "delta"), "stop_reason"); isString(sr) {
+		s.readUsage(jsonscan.Field(data, "usage"))
+		if sr := jsonscan.Field(jsonscan.Field(data, "delta"), "stop_reason"); jsonscan.IsString(sr) {
 			s.finish(string(sr[1 : len(sr)-1]))
 		}
 
@@ -336,11 +381,11 @@ func (s *anthropicStream) event(data []byte) bool {
 		return true
 
 	case `"error"`:
-		e := field(data, "error")
+		e := jsonscan.Field(data, "error")
 		s.out = append(s.out, `data: {"error":{"message":`...)
-		s.out = appendString(s.out, s.text(field(e, "message"), "upstream stream error", maxMessage))
+		s.out = jsonscan.AppendString(s.out, s.text(jsonscan.Field(e, "message"), "upstream stream error", maxMessage))
 		s.out = append(s.out, `,"type":`...)
-		s.out = appendString(s.out, s.text(field(e, "type"), "server_error", maxCode))
+		s.out = jsonscan.AppendString(s.out, s.text(jsonscan.Field(e, "type"), "server_error", maxCode))
 		s.out = append(s.out, `,"param":null,"code":null}}`+"\n\n"...)
 		return true
 	}
@@ -351,26 +396,26 @@ func (s *anthropicStream) event(data []byte) bool {
 // text is the string of the raw JSON string token raw, with the
 // provider's secrets redacted and then cut to n bytes, or def when raw is
 // not a string or empty.
-func (s *anthropicStream) text(raw []byte, def string, n int) string {
+func (s *ChatStream) text(raw []byte, def string, n int) string {
 	var t string
-	if !isString(raw) || json.Unmarshal(raw, &t) != nil || t == "" {
+	if !jsonscan.IsString(raw) || json.Unmarshal(raw, &t) != nil || t == "" {
 		return def
 	}
-	return clip(s.secrets.redact(t), n)
+	return clip(s.redact(t), n)
 }
 
 // prefixValue is raw, an id or model for the chunks' prefix, or "" when
 // it is not a string of at most maxPrefixValue bytes: each chunk repeats
 // it.
 func prefixValue(raw []byte) []byte {
-	if !isString(raw) || len(raw) > maxPrefixValue {
+	if !jsonscan.IsString(raw) || len(raw) > maxPrefixValue {
 		return []byte(`""`)
 	}
 	return raw
 }
 
 // open starts a chunk: the prefix and the opening of choice 0's delta.
-func (s *anthropicStream) open() {
+func (s *ChatStream) open() {
 	if len(s.prefix) == 0 {
 		s.out = append(s.out, fallbackIDs...)
 	} else {
@@ -381,7 +426,7 @@ func (s *anthropicStream) open() {
 
 // chunk appends a chunk whose delta is key, raw and closing; raw is a JSON
 // value copied as it is (null when missing).
-func (s *anthropicStream) chunk(key string, raw []byte, closing string) {
+func (s *ChatStream) chunk(key string, raw []byte, closing string) {
 	s.open()
 	s.out = append(s.out, key...)
 	if raw != nil {
@@ -392,7 +437,7 @@ func (s *anthropicStream) chunk(key string, raw []byte, closing string) {
 }
 
 // finish appends the finish_reason chunk.
-func (s *anthropicStream) finish(stop string) {
+func (s *ChatStream) finish(stop string) {
 	s.finished = true
 	s.open()
 	s.out = append(s.out, `},"logprobs":null,"finish_reason":"`...)
@@ -401,7 +446,7 @@ func (s *anthropicStream) finish(stop string) {
 }
 
 // usageChunk appends the usage chunk of stream_options.include_usage.
-func (s *anthropicStream) usageChunk() {
+func (s *ChatStream) usageChunk() {
 	u := openAIUsage(s.usage)
 	if len(s.prefix) == 0 {
 		s.out = append(s.out, fallbackIDs...)
@@ -425,21 +470,21 @@ func (s *anthropicStream) usageChunk() {
 
 // readUsage takes the counts present in an Anthropic usage object; later
 // events carry cumulative counts, so each present count replaces the last.
-func (s *anthropicStream) readUsage(u []byte) {
+func (s *ChatStream) readUsage(u []byte) {
 	if len(u) == 0 {
 		return
 	}
-	if v := field(u, "input_tokens"); v != nil {
-		s.usage.InputTokens = integer(v)
+	if v := jsonscan.Field(u, "input_tokens"); v != nil {
+		s.usage.InputTokens = jsonscan.Integer(v)
 	}
-	if v := field(u, "output_tokens"); v != nil {
-		s.usage.OutputTokens = integer(v)
+	if v := jsonscan.Field(u, "output_tokens"); v != nil {
+		s.usage.OutputTokens = jsonscan.Integer(v)
 	}
-	if v := field(u, "cache_creation_input_tokens"); v != nil {
-		s.usage.CacheCreationInputTokens = integer(v)
+	if v := jsonscan.Field(u, "cache_creation_input_tokens"); v != nil {
+		s.usage.CacheCreationInputTokens = jsonscan.Integer(v)
 	}
-	if v := field(u, "cache_read_input_tokens"); v != nil {
-		s.usage.CacheReadInputTokens = integer(v)
+	if v := jsonscan.Field(u, "cache_read_input_tokens"); v != nil {
+		s.usage.CacheReadInputTokens = jsonscan.Integer(v)
 	}
 }
 
@@ -449,8 +494,8 @@ const maxBlocks = 4096
 // toolIndex returns the tool call index of the content block whose raw
 // index is given; start assigns the next one. It is -1 for a block that is
 // not a tool_use.
-func (s *anthropicStream) toolIndex(raw []byte, start bool) int {
-	b := int(integer(raw))
+func (s *ChatStream) toolIndex(raw []byte, start bool) int {
+	b := int(jsonscan.Integer(raw))
 	if b < 0 || b >= maxBlocks {
 		return -1
 	}
