@@ -12,6 +12,7 @@ import (
 
 	"github.com/awakend/awakend/config"
 	"github.com/awakend/awakend/lastgood"
+	"github.com/awakend/awakend/pack"
 	"github.com/awakend/awakend/registry"
 	"github.com/awakend/awakend/reload"
 )
@@ -119,7 +120,7 @@ func (a *Applier) result(req reload.Request) reload.Result {
 
 // apply is Apply on fsys; what goes live is given to Keep when rec, the
 // recorder fsys reads through, is set.
-func (a *Applier) apply(ctx context.Context, req reload.Request, fsys fs.FS, rec *lastgood.Recorder) reload.Result {
+func (a *Applier) apply(ctx context.Context, req reload.Request, fsys fs.FS, rec *pack.Recorder) reload.Result {
 	res := a.result(req)
 	if err := ctx.Err(); err != nil {
 		res.Outcome, res.Err = reload.OutcomeRejected, err
@@ -206,15 +207,15 @@ func (a *Applier) apply(ctx context.Context, req reload.Request, fsys fs.FS, rec
 
 // keep hands the files cfg was loaded from, as rec recorded them, to Keep;
 // a nil rec keeps nothing.
-func (a *Applier) keep(cfg *config.Config, rec *lastgood.Recorder) {
+func (a *Applier) keep(cfg *config.Config, rec *pack.Recorder) {
 	if a.Keep == nil || rec == nil {
 		return
 	}
-	files, ok := rec.Files(cfg.Files)
-	if !ok {
+	p, err := rec.Pack(cfg.Files)
+	if err != nil {
 		return // cannot happen: Load reads every file it lists to the end
 	}
-	a.Keep(lastgood.Saved{Fingerprint: cfg.Fingerprint, SavedAt: time.Now(), Files: files})
+	a.Keep(lastgood.Saved{Origin: lastgood.OriginDirectory, Fingerprint: cfg.Fingerprint, SavedAt: time.Now(), Files: p.Files})
 }
 
 // publishCert serves a newly loaded pair; nil (no TLS) does nothing.

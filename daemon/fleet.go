@@ -5,30 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/awakend/awakend/config"
 	"github.com/awakend/awakend/fleet"
+	"github.com/awakend/awakend/lastgood"
 	"github.com/awakend/awakend/pack"
 	"github.com/awakend/awakend/registry"
 	"github.com/awakend/awakend/reload"
 )
-
-// localPackFile is the local copy of the fleet's last applied pack, in the
-// state directory: what a start-up serves while etcd cannot be reached.
-const localPackFile = "fleet.pack"
 
 // fleetSource is a fleet's current pack in etcd. Each open reads the
 // pointer; a pack not seen before is fetched whole and checked against its
 // ID. When etcd cannot be read, it serves what it has — the pack it serves,
 // or at start-up the local copy — and says it is stale.
 type fleetSource struct {
-	store *fleet.Store
-	local string // path of the local copy; "" keeps none
-	log   *slog.Logger
+	store    *fleet.Store
+	stateDir string // the state directory, for the local copy (the last-known-good); "" keeps none
+	log      *slog.Logger
 
 	mu      sync.Mutex
 	cur     *pack.Pack // the pack the pointer named at the last read
@@ -40,11 +36,7 @@ type fleetSource struct {
 }
 
 func newFleetSource(st *fleet.Store, stateDir string, log *slog.Logger) *fleetSource {
-	f := &fleetSource{store: st, log: log}
-	if stateDir != "" {
-		f.local = filepath.Join(stateDir, localPackFile)
-	}
-	return f
+	return &fleetSource{store: st, stateDir: stateDir, log: log}
 }
 
 func (f *fleetSource) open(ctx context.Context) (input, error) {
@@ -61,7 +53,7 @@ func (f *fleetSource) open(ctx context.Context) (input, error) {
 			return input{}, fmt.Errorf("%w; and no local copy of a pack to serve meanwhile: %w", err, lerr)
 		}
 		f.log.Error("etcd unreachable at start-up: serving the local copy of the last pack applied; it may be stale",
-			"pack", pack.Short(p.ID), "file", f.local, "error", err)
+			"pack", pack.Short(p.ID), "state", filepath.Join(f.stateDir, lastgood.FileName), "error", err)
 		return input{fsys: p.FS(), pack: p}, nil
 	}
 	f.stale, f.reason, f.rev = false, "", rev
@@ -78,34 +70,39 @@ func (f *fleetSource) open(ctx context.Context) (input, error) {
 	return input{fsys: f.cur.FS(), pack: f.cur}, nil
 }
 
-// served records the applied pack and keeps a local copy of it.
+// served records the applied pack and keeps a local copy of it, as the
+// state directory's last-known-good configuration.
 func (f *fleetSource) served(in input) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.serving = in.pack
-	if f.local == "" || in.pack == nil || in.pack.ID == f.saved {
+	if f.stateDir == "" || in.pack == nil || in.pack.ID == f.saved {
 		return
 	}
-	if err := writeAtomic(f.local, in.pack.Compressed()); err != nil {
-		f.log.Warn("could not keep a local copy of the pack", "file", f.local, "error", err)
+	saved := lastgood.Saved{Origin: lastgood.OriginEtcd, Fingerprint: in.pack.ID, SavedAt: time.Now(), Files: in.pack.Files}
+	if err := lastgood.Save(f.stateDir, saved); err != nil {
+		f.log.Warn("could not keep a local copy of the pack", "error", err)
 		return
 	}
 	f.saved = in.pack.ID
 }
 
-// readLocal reads the local copy; a copy that is corrupt is an error, as
-// if there were none.
+// readLocal reads the local copy; one that is corrupt, or that a config
+// directory left, is an error, as if there were none.
 func (f *fleetSource) readLocal() (*pack.Pack, error) {
-	if f.local == "" {
+	if f.stateDir == "" {
 		return nil, errors.New("no state directory (state_dir) to keep one in")
 	}
-	b, err := os.ReadFile(f.local)
+	saved, err := lastgood.Read(f.stateDir)
 	if err != nil {
 		return nil, err
 	}
-	p, err := pack.Open(b, "")
+	if saved.Origin != lastgood.OriginEtcd {
+		return nil, fmt.Errorf("the last-known-good configuration in %s came from a config directory, not from etcd", f.stateDir)
+	}
+	p, err := pack.New(saved.Files)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", f.local, err)
+		return nil, err
 	}
 	f.saved = p.ID
 	return p, nil
@@ -174,35 +171,4 @@ func diagnosticLines(err error) []string {
 		lines = append(lines[:50], fmt.Sprintf("… and %d more", len(lines)-50))
 	}
 	return lines
-}
-
-// writeAtomic replaces path with data, durably: a temporary file in the
-// same directory, synced, renamed over path, and the directory synced.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename, there is nothing to remove
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

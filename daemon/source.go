@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 
-	"github.com/awakend/awakend/lastgood"
 	"github.com/awakend/awakend/pack"
 )
 
@@ -24,8 +23,8 @@ type source interface {
 // input is one opening of a source.
 type input struct {
 	fsys fs.FS
-	pack *pack.Pack         // the fleet's pack it holds; nil for a directory
-	rec  *lastgood.Recorder // what fsys reads through, for the last-known-good; nil for a pack
+	pack *pack.Pack     // the fleet's pack it holds; nil for a directory
+	rec  *pack.Recorder // what fsys reads through, for the last-known-good; nil for a pack
 }
 
 // id is the ID of the input's pack, "" for a directory.
@@ -36,16 +35,11 @@ func (in input) id() string {
 	return in.pack.ID
 }
 
-// dirSource is the config directory, read through a recorder that keeps
-// the bytes of each load for the last-known-good.
-type dirSource struct {
-	dir string
-	rec *lastgood.Recorder
-}
+// dirSource is the config directory, each load read through a recorder
+// that keeps its bytes for the last-known-good.
+type dirSource struct{ dir string }
 
-func newDirSource(dir string) *dirSource {
-	return &dirSource{dir: dir, rec: lastgood.NewRecorder(os.DirFS(dir))}
-}
+func newDirSource(dir string) *dirSource { return &dirSource{dir: dir} }
 
 func (d *dirSource) open(context.Context) (input, error) {
 	fi, err := os.Stat(d.dir)
@@ -55,8 +49,8 @@ func (d *dirSource) open(context.Context) (input, error) {
 	if err != nil {
 		return input{}, fmt.Errorf("config directory %s: %w", d.dir, unwrapPath(err))
 	}
-	d.rec.Reset()
-	return input{fsys: d.rec, rec: d.rec}, nil
+	rec := pack.Record(os.DirFS(d.dir))
+	return input{fsys: rec, rec: rec}, nil
 }
 
 func (*dirSource) served(input) {}

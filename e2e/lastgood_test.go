@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/awakend/awakend/e2e/harness"
+	"github.com/awakend/awakend/lastgood"
 )
 
 // TestLastKnownGood runs the real binary with a state directory through a
@@ -30,25 +30,22 @@ func TestLastKnownGood(t *testing.T) {
 	harness.Write(t, dir, "agents/a.yaml", agentsFile("a"))
 
 	d := harness.Start(t, dir, harness.Options{Env: env})
-	saved, err := os.ReadFile(stateFile)
+	saved, err := lastgood.Read(state)
 	if err != nil {
 		t.Fatalf("no state file after start-up: %v", err)
 	}
-	if strings.Contains(string(saved), secret) {
-		t.Fatal("the state file holds the resolved secret")
+	for _, f := range saved.Files {
+		if strings.Contains(string(f.Data), secret) {
+			t.Fatalf("the state file holds the resolved secret in %s", f.Path)
+		}
 	}
 	harness.Write(t, dir, "agents/b.yaml", agentsFile("b"))
 	if r := d.Reload(); r.Result != "applied" {
 		t.Fatalf("reload adding agent b: %+v", r)
 	}
-	var st struct {
-		Files []struct {
-			Path string `json:"path"`
-			Data []byte `json:"data"`
-		} `json:"files"`
-	}
-	if b, err := os.ReadFile(stateFile); err != nil || json.Unmarshal(b, &st) != nil {
-		t.Fatalf("state file after the reload: %v\n%s", err, b)
+	st, err := lastgood.Read(state)
+	if err != nil {
+		t.Fatalf("state file after the reload: %v", err)
 	}
 	var paths []string
 	for _, f := range st.Files {

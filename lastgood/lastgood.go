@@ -1,70 +1,66 @@
 // Package lastgood keeps the last configuration that went live in a state
-// directory, so that a daemon whose config directory does not validate when
-// it starts can serve that one instead. It owns the state file: what is
-// saved (the config files as they were read, paths and bytes — never a
+// directory, so that a daemon that cannot load its source when it starts —
+// a config directory that does not validate, a fleet's etcd that cannot be
+// reached — can serve that one instead. It owns the state file: what is
+// saved (the config files as they were read, as one pack — never a
 // resolved secret), writing it atomically, reading it back with every
-// problem reported, and presenting it as an fs.FS for config.Load. The
-// Recorder captures the bytes a load read.
+// problem reported, and presenting it as an fs.FS for config.Load.
 package lastgood
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/awakend/awakend/pack"
 )
 
 // FileName is the state file's name inside the state directory.
 const FileName = "last-known-good.json"
 
 // format is the version of the state file's layout.
-const format = 1
+const format = 2
 
 // maxStateSize bounds the state file read back: a config directory far
 // larger than any real one, so that a wrong file cannot exhaust memory.
 const maxStateSize = 256 << 20
 
 // File is one config file as it was read.
-type File struct {
-	Path string `json:"path"` // relative to the config directory, slash-separated
-	Data []byte `json:"data"`
-}
+type File = pack.File
+
+// Origins of a saved configuration.
+const (
+	OriginDirectory = "directory" // a config directory
+	OriginEtcd      = "etcd"      // a fleet's pack
+)
 
 // Saved is a configuration that went live.
 type Saved struct {
+	// Origin says what it came from: OriginDirectory or OriginEtcd.
+	Origin string
 	// Fingerprint is the config's fingerprint when it was applied.
 	Fingerprint string
 	// SavedAt is when it was saved.
 	SavedAt time.Time
-	// Files are the config files, in load order.
+	// Files are the config files, sorted by path.
 	Files []File
 }
 
-// stateFile is the state file's JSON form; Checksum covers Files, so that a
-// file damaged in a way JSON does not notice is refused too.
+// stateFile is the state file's JSON form: the files as a compressed pack,
+// checked against its ID when read, so that a file damaged in a way JSON
+// does not notice is refused too.
 type stateFile struct {
 	Format      int       `json:"format"`
+	Origin      string    `json:"origin"`
 	Fingerprint string    `json:"fingerprint"`
 	SavedAt     time.Time `json:"saved_at"`
-	Checksum    string    `json:"checksum"`
-	Files       []File    `json:"files"`
-}
-
-// checksum is the hex SHA-256 of the files' paths and contents, each
-// length-prefixed.
-func checksum(files []File) string {
-	h := sha256.New()
-	for _, f := range files {
-		fmt.Fprintf(h, "%d:%s%d:", len(f.Path), f.Path, len(f.Data))
-		h.Write(f.Data)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	PackID      string    `json:"pack_id"`
+	Pack        []byte    `json:"pack"`
 }
 
 // Save writes s to dir/FileName atomically: a temporary file in dir,
@@ -79,21 +75,31 @@ func Save(dir string, s Saved) error {
 }
 
 func save(dir string, s Saved) error {
-	if err := check(s.Files); err != nil {
+	if len(s.Files) == 0 {
+		return errors.New("no config files")
+	}
+	p, err := pack.New(s.Files)
+	if err != nil {
 		return err
 	}
 	b, err := json.Marshal(stateFile{
-		Format: format, Fingerprint: s.Fingerprint, SavedAt: s.SavedAt.UTC(),
-		Checksum: checksum(s.Files), Files: s.Files,
+		Format: format, Origin: s.Origin, Fingerprint: s.Fingerprint, SavedAt: s.SavedAt.UTC(),
+		PackID: p.ID, Pack: p.Compressed(),
 	})
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+FileName+".*.tmp")
+	return writeAtomic(filepath.Join(dir, FileName), b)
+}
+
+// writeAtomic replaces path with data, durably.
+func writeAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
 	}
-	_, err = tmp.Write(b)
+	_, err = tmp.Write(data)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -101,7 +107,7 @@ func save(dir string, s Saved) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, FileName))
+		err = os.Rename(tmp.Name(), path)
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
@@ -142,31 +148,18 @@ func Read(dir string) (*Saved, error) {
 	if err := dec.Decode(&st); err != nil {
 		return nil, bad("not a state file: %v", err)
 	}
-	switch {
-	case st.Format != format:
+	if st.Format != format {
 		return nil, bad("format %d, want %d", st.Format, format)
-	case len(st.Files) == 0:
-		return nil, bad("holds no config files")
-	case st.Checksum != checksum(st.Files):
-		return nil, bad("checksum mismatch: the file is damaged")
 	}
-	if err := check(st.Files); err != nil {
+	if st.PackID == "" {
+		return nil, bad("no pack ID")
+	}
+	p, err := pack.Open(st.Pack, st.PackID)
+	if err != nil {
 		return nil, bad("%v", err)
 	}
-	return &Saved{Fingerprint: st.Fingerprint, SavedAt: st.SavedAt, Files: st.Files}, nil
-}
-
-// check refuses paths that are not inside a directory, and duplicates.
-func check(files []File) error {
-	seen := make(map[string]bool, len(files))
-	for _, f := range files {
-		switch {
-		case !fs.ValidPath(f.Path) || f.Path == ".":
-			return fmt.Errorf("file path %q is not relative to the config directory", f.Path)
-		case seen[f.Path]:
-			return fmt.Errorf("file %q saved twice", f.Path)
-		}
-		seen[f.Path] = true
+	if len(p.Files) == 0 {
+		return nil, bad("holds no config files")
 	}
-	return nil
+	return &Saved{Origin: st.Origin, Fingerprint: st.Fingerprint, SavedAt: st.SavedAt, Files: p.Files}, nil
 }

@@ -2,6 +2,7 @@ package lastgood
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -13,24 +14,26 @@ import (
 	"time"
 
 	"github.com/awakend/awakend/config"
+	"github.com/awakend/awakend/pack"
 )
 
+// files are sorted by path, as Read returns them.
 var files = []File{
-	{Path: "providers.yaml", Data: []byte("providers:\n  - {id: p, adapter: mock, api_key: \"${file:keys/p}\"}\n")},
 	{Path: "agents/a.yaml", Data: []byte("models:\n  - {id: m, provider_id: p, upstream_model: x}\nagents:\n  - {id: a, model_id: m}\n")},
+	{Path: "providers.yaml", Data: []byte("providers:\n  - {id: p, adapter: mock, api_key: \"${file:keys/p}\"}\n")},
 }
 
 func TestSaveRead(t *testing.T) {
 	dir := t.TempDir()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	if err := Save(dir, Saved{Fingerprint: "fp1", SavedAt: at, Files: files}); err != nil {
+	if err := Save(dir, Saved{Origin: OriginDirectory, Fingerprint: "fp1", SavedAt: at, Files: files}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := Read(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &Saved{Fingerprint: "fp1", SavedAt: at, Files: files}
+	want := &Saved{Origin: OriginDirectory, Fingerprint: "fp1", SavedAt: at, Files: files}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("read back %+v, want %+v", got, want)
 	}
@@ -64,6 +67,7 @@ func TestSaveRefuses(t *testing.T) {
 		"escaping path": {{Path: "../etc/passwd"}},
 		"absolute path": {{Path: "/etc/passwd"}},
 		"duplicate":     {{Path: "a.yaml"}, {Path: "a.yaml"}},
+		"no files":      nil,
 	} {
 		if err := Save(dir, Saved{Files: fs}); err == nil {
 			t.Errorf("%s: saved", name)
@@ -102,11 +106,11 @@ func TestReadDamaged(t *testing.T) {
 		{"empty", nil, "not a state file"},
 		{"truncated", good[:len(good)/2], "not a state file"},
 		{"not json", []byte("providers: []\n"), "not a state file"},
-		{"bit flip", flipped(good), "checksum mismatch"},
-		{"other format", bytes.Replace(good, []byte(`"format":1`), []byte(`"format":9`), 1), "format 9, want 1"},
-		{"unknown field", bytes.Replace(good, []byte(`{"format":1`), []byte(`{"extra":1,"format":1`), 1), "unknown field"},
-		{"no files", []byte(`{"format":1,"fingerprint":"x","checksum":"` + checksum(nil) + `","files":[]}`), "holds no config files"},
-		{"escaping path", []byte(`{"format":1,"checksum":"` + checksum([]File{{Path: "../x"}}) + `","files":[{"path":"../x","data":""}]}`), `"../x" is not relative`},
+		{"another pack", otherPack(t, good), "not the"},
+		{"other format", bytes.Replace(good, []byte(`"format":2`), []byte(`"format":9`), 1), "format 9, want 2"},
+		{"unknown field", bytes.Replace(good, []byte(`{"format":2`), []byte(`{"extra":1,"format":2`), 1), "unknown field"},
+		{"no pack id", []byte(`{"format":2,"fingerprint":"x","pack":""}`), "no pack ID"},
+		{"not a pack", []byte(`{"format":2,"pack_id":"ab","pack":"bm90IGEgcGFjaw=="}`), "not gzip"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, FileName), c.data, 0o600); err != nil {
@@ -132,17 +136,24 @@ func TestReadDamaged(t *testing.T) {
 	})
 }
 
-// flipped is b with the first character of the first file's data changed
-// for another base64 character.
-func flipped(b []byte) []byte {
-	b = bytes.Clone(b)
-	i := bytes.Index(b, []byte(`"data":"`)) + len(`"data":"`)
-	if b[i] == 'A' {
-		b[i] = 'B'
-	} else {
-		b[i] = 'A'
+// otherPack is the state file b with its pack swapped for another pack's,
+// its ID left as it was.
+func otherPack(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var st stateFile
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
 	}
-	return b
+	p, err := pack.New([]File{{Path: "other.yaml", Data: []byte("models: []\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Pack = p.Compressed()
+	out, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // TestFS loads a saved configuration through config.Load: the saved files
@@ -166,39 +177,6 @@ func TestFS(t *testing.T) {
 	}
 	if _, err := config.Load(saved.FS(nil), config.Options{}); err == nil {
 		t.Error("loaded without the referenced file")
-	}
-}
-
-// TestRecorder: what a load read is what Files returns, whatever the disk
-// holds afterwards.
-func TestRecorder(t *testing.T) {
-	dir := t.TempDir()
-	for _, f := range files {
-		p := filepath.Join(dir, filepath.FromSlash(f.Path))
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	os.MkdirAll(filepath.Join(dir, "keys"), 0o755)
-	os.WriteFile(filepath.Join(dir, "keys", "p"), []byte("sk-secret"), 0o600)
-	rec := NewRecorder(os.DirFS(dir))
-	cfg, err := config.Load(rec, config.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, "providers.yaml"), []byte("changed after the load\n"), 0o644)
-	got, ok := rec.Files(cfg.Files)
-	if !ok {
-		t.Fatal("the config files were not all recorded")
-	}
-	want := []File{files[1], files[0]} // load order
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("recorded %q, want %q", got, want)
-	}
-	rec.Reset()
-	if _, ok := rec.Files(cfg.Files); ok {
-		t.Error("files still recorded after Reset")
 	}
 }
 

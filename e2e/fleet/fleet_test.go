@@ -347,7 +347,7 @@ func TestStartWhileEtcdIsDown(t *testing.T) {
 	first := f.start(t, "host-1", state)
 	serving(t, first, a)
 	first.Stop()
-	if _, err := os.Stat(filepath.Join(state, "fleet.pack")); err != nil {
+	if _, err := os.Stat(filepath.Join(state, "last-known-good.json")); err != nil {
 		t.Fatalf("no local copy: %v", err)
 	}
 
@@ -374,11 +374,11 @@ func TestStartWhileEtcdIsDown(t *testing.T) {
 		t.Errorf("start without etcd or a local copy: exit %d\n%s", r.Code, r.Stderr)
 	}
 	// A corrupt one is no better than none.
-	if err := os.WriteFile(filepath.Join(empty, "fleet.pack"), []byte("not a pack"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(empty, "last-known-good.json"), []byte("not a state file"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r = harness.Run(t, f.env("host-2", empty), "serve", "--listen", "127.0.0.1:0", "--settings", os.DevNull)
-	if r.Code != 1 || !strings.Contains(r.Stderr, "fleet.pack: pack: not gzip") {
+	if r.Code != 1 || !strings.Contains(r.Stderr, "last-known-good.json: not a state file") {
 		t.Errorf("start with a corrupt local copy: exit %d\n%s", r.Code, r.Stderr)
 	}
 
