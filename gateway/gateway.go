@@ -240,6 +240,9 @@ type Gateway struct {
 	mu       sync.Mutex // guards breakers, counters and table compilation
 	breakers map[breakerKey]*breaker
 	counters map[string]*atomic.Uint64
+	accounts map[string]*account // by client id
+
+	anon *account // the usage of requests no client key made
 }
 
 // New returns a gateway serving opts.Handle.
@@ -257,6 +260,8 @@ func New(opts Options) *Gateway {
 		m:        newMetrics(opts.Metrics),
 		breakers: map[breakerKey]*breaker{},
 		counters: map[string]*atomic.Uint64{},
+		accounts: map[string]*account{},
+		anon:     &account{id: NoClient},
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
@@ -337,10 +342,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rs.version = snap.Version
 	h[edge.VersionHeader] = t.version
 
-	open := g.keys.Len() == 0
+	open := g.keys.Len() == 0 && t.clients == nil
 	switch {
 	case open && g.refused(w, r, rs):
-	case !open && !g.authorized(r, rs.anthropic):
+	case !open && !g.authenticate(r, rs, t):
 		how := "\"Authorization: Bearer <key>\""
 		if rs.anthropic {
 			how = "\"x-api-key: <key>\" or " + how
@@ -392,19 +397,6 @@ func (g *Gateway) refused(w http.ResponseWriter, r *http.Request, rs *reqState) 
 	return true
 }
 
-// authorized checks the client's bearer token (or, on Anthropic's routes,
-// its x-api-key) against the configured keys.
-func (g *Gateway) authorized(r *http.Request, apiKey bool) bool {
-	if token, ok := edge.Bearer(r); ok && g.keys.Match(token) {
-		return true
-	}
-	if apiKey {
-		token, ok := edge.APIKey(r)
-		return ok && g.keys.Match(token)
-	}
-	return false
-}
-
 // requestID returns the client's X-Request-ID when it is 1 to 128 visible
 // ASCII characters, or a new id unique to this process.
 func (g *Gateway) requestID(r *http.Request) string {
@@ -433,6 +425,14 @@ func validID(s string) bool {
 // is a write of its own).
 func (g *Gateway) finish(ctx context.Context, w http.ResponseWriter, rs *reqState) {
 	took := g.now().Sub(rs.start)
+	if rs.forwarded {
+		if p, c, ok := usage(rs.out); ok {
+			rs.promptTokens, rs.completionTokens = p, c
+		}
+	}
+	// Before the answer leaves (a non-streaming one is still buffered), so
+	// that the client's next request sees its usage and its limits.
+	g.account(rs)
 	if rs.status != statusClientClosed {
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush() // every answer here has its Content-Length, or is a stream
@@ -445,14 +445,14 @@ func (g *Gateway) finish(ctx context.Context, w http.ResponseWriter, rs *reqStat
 	if !g.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	if rs.forwarded {
-		if p, c, ok := usage(rs.out); ok {
-			rs.promptTokens, rs.completionTokens = p, c
-		}
+	clientID := NoClient
+	if rs.client != nil {
+		clientID = rs.client.id
 	}
-	attrs := make([]slog.Attr, 0, 16)
+	attrs := make([]slog.Attr, 0, 17)
 	attrs = append(attrs,
 		slog.String("id", rs.id),
+		slog.String("client", clientID),
 		slog.String("route", rs.route),
 		slog.String("requested", rs.requested),
 		slog.String("served", rs.served),
