@@ -10,16 +10,25 @@
 //
 // Beyond the one snapshot a request reads at the edge, the gateway keeps
 // only state that must outlive a reload: a circuit breaker per upstream target
-// (provider id + model id) and a round-robin counter per pool. What it
+// (provider id + model id), a round-robin counter per pool, and per client
+// id its limiter and usage. What it
 // derives from a snapshot (the routing table, the /v1/models answer) is
 // computed once per snapshot and shared by the requests that read it.
 //
 // # Access
 //
-// With Options.APIKeys set, every request needs one of them as a bearer
-// token, or on Anthropic's routes as x-api-key (401 otherwise). Without keys, every request goes through
-// Options.Guard instead: a loopback peer that names another Host (DNS
-// rebinding) or a cross-origin POST from a browser is refused with 403.
+// With Options.APIKeys set or any client declared in the request's
+// snapshot, every request needs one of those keys as a bearer token, or on
+// Anthropic's routes as x-api-key (401 otherwise). Without keys, every
+// request goes through Options.Guard instead: a loopback peer that names
+// another Host (DNS rebinding) or a cross-origin POST from a browser is
+// refused with 403.
+//
+// A client's key limits it to its scope (a name outside it is answered as
+// one that does not exist, 404 model_not_found) and to its limits, token
+// buckets per client id kept across reloads (429 with Retry-After beyond;
+// OpenAI's x-ratelimit-* headers on every answer of a limited client).
+// A settings key is no client: unscoped, unlimited, counted as NoClient.
 //
 // # Requests
 //
@@ -127,8 +136,8 @@
 //
 // # Logs and metrics
 //
-// Each request logs one line at Info ("request") with its id, the name
-// requested and the model that served, provider, attempts, status,
+// Each request logs one line at Info ("request") with its id, its client
+// (NoClient for none), the name requested and the model that served, provider, attempts, status,
 // stream, durations, config version and the token usage the upstream
 // reported (a stream reports it when the client asked for it with
 // stream_options.include_usage). No
@@ -137,7 +146,11 @@
 // "unknown", awakend_upstream_duration_seconds{provider},
 // awakend_time_to_first_token_seconds{provider} (streams: request start
 // to the first data event forwarded) and awakend_gateway_overhead_seconds
-// (a request's total time minus its upstream time). A client that went
+// (a request's total time minus its upstream time). The usage a served
+// request reports is counted per client and serving model, with its cost
+// at the model's prices: awakend_tokens_total{client, model, direction}
+// and awakend_cost_usd_total{client, model}, and Gateway.ClientUsage. A
+// client that went
 // away is logged and counted with status 499, as nginx does.
 package gateway
 
