@@ -11,9 +11,9 @@
 // Beyond the one snapshot a request reads at the edge, the gateway keeps
 // only state that must outlive a reload: a circuit breaker per upstream target
 // (provider id + model id), a round-robin counter per pool, and per client
-// id its limiter and usage. What it
-// derives from a snapshot (the routing table, the /v1/models answer) is
-// computed once per snapshot and shared by the requests that read it.
+// id its limiter and usage. What it derives from a snapshot (the routing
+// table, the /v1/models answers) is computed once per snapshot and shared
+// by the requests that read it.
 //
 // # Access
 //
@@ -137,10 +137,10 @@
 // # Logs and metrics
 //
 // Each request logs one line at Info ("request") with its id, its client
-// (NoClient for none), the name requested and the model that served, provider, attempts, status,
-// stream, durations, config version and the token usage the upstream
-// reported (a stream reports it when the client asked for it with
-// stream_options.include_usage). No
+// (NoClient for none), the name requested and the model that served,
+// provider, attempts, status, stream, durations, config version and the
+// token usage the upstream reported (a stream reports it when the client
+// asked for it with stream_options.include_usage). No
 // bodies, prompts or keys are logged. Metrics: awakend_requests_total
 // {route, model, provider, code} where model is a registry id or
 // "unknown", awakend_upstream_duration_seconds{provider},
@@ -150,8 +150,8 @@
 // request reports is counted per client and serving model, with its cost
 // at the model's prices: awakend_tokens_total{client, model, direction}
 // and awakend_cost_usd_total{client, model}, and Gateway.ClientUsage. A
-// client that went
-// away is logged and counted with status 499, as nginx does.
+// client that went away is logged and counted with status 499, as nginx
+// does.
 package gateway
 
 import (
@@ -443,8 +443,9 @@ func (g *Gateway) finish(ctx context.Context, w http.ResponseWriter, rs *reqStat
 			rs.promptTokens, rs.completionTokens = p, c
 		}
 	}
-	// Before the answer leaves (a non-streaming one is still buffered), so
-	// that the client's next request sees its usage and its limits.
+	// Before the flush: a small non-streaming answer is still in net/http's
+	// buffer, so the client's next request sees this one's usage and
+	// tokens taken.
 	g.account(rs)
 	if rs.status != statusClientClosed {
 		if f, ok := w.(http.Flusher); ok {

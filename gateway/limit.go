@@ -31,11 +31,11 @@ type limiter struct {
 // quota is what a limiter said about one request: the x-ratelimit-*
 // headers' values and, when refused, how long to wait.
 type quota struct {
-	rpm, tpm         float64
-	remReq, remTok   float64
-	resetReq, resetT time.Duration
-	retry            time.Duration // > 0: refused
-	byTokens         bool          // refused for tokens rather than requests
+	rpm, tpm           float64
+	remReq, remTok     float64
+	resetReq, resetTok time.Duration
+	retry              time.Duration // > 0: refused
+	byTokens           bool          // refused for tokens rather than requests
 }
 
 // set applies a client's limits at clock now. A limit that appears starts
@@ -92,7 +92,7 @@ func (l *limiter) admit(now int64) (q quota) {
 	}
 	q.rpm, q.tpm = l.rpm, l.tpm
 	q.remReq, q.remTok = max(l.req, 0), max(l.tok, 0)
-	q.resetReq, q.resetT = wait(l.rpm-l.req, l.rpm), wait(l.tpm-l.tok, l.tpm)
+	q.resetReq, q.resetTok = wait(l.rpm-l.req, l.rpm), wait(l.tpm-l.tok, l.tpm)
 	return q
 }
 
@@ -129,6 +129,6 @@ func (q *quota) stamp(h http.Header) {
 	if q.tpm > 0 {
 		h["X-Ratelimit-Limit-Tokens"] = []string{strconv.FormatFloat(q.tpm, 'f', 0, 64)}
 		h["X-Ratelimit-Remaining-Tokens"] = []string{strconv.FormatFloat(math.Floor(q.remTok), 'f', 0, 64)}
-		h["X-Ratelimit-Reset-Tokens"] = []string{q.resetT.String()}
+		h["X-Ratelimit-Reset-Tokens"] = []string{q.resetTok.String()}
 	}
 }
