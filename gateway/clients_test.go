@@ -266,6 +266,17 @@ func TestTokenLimit(t *testing.T) {
 	})
 }
 
+// TestTokenDebtBounded: an answer far over the token limit leaves the
+// client at most a minute's worth in debt.
+func TestTokenDebtBounded(t *testing.T) {
+	var l limiter
+	l.set(registry.ClientLimits{TokensPerMinute: ptr[uint32](100)}, 0)
+	l.spend(1_000_000, 0)
+	if q := l.admit(0); q.retry != wait(101, 100) {
+		t.Errorf("retry %v, want %v", q.retry, wait(101, 100))
+	}
+}
+
 func TestLimiterSet(t *testing.T) {
 	var l limiter
 	if l.on.Load() {

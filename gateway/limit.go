@@ -18,8 +18,9 @@ const limitWindow = float64(time.Minute)
 // buckets, each as full as its limit and refilled at limit per minute.
 // A request takes one from the requests bucket and needs at least one
 // token left in the tokens bucket; the tokens the upstream reports are
-// taken afterwards, so that bucket can go below zero, and refuses
-// requests until it has refilled. The zero value has no limits.
+// taken afterwards, so that bucket can go below zero (by at most the
+// limit, a minute's worth), and refuses requests until it has refilled.
+// The zero value has no limits.
 type limiter struct {
 	on       atomic.Bool // a limit is set: the lock-free test of the fast path
 	mu       sync.Mutex
@@ -104,7 +105,7 @@ func (l *limiter) spend(n int, now int64) {
 		return
 	}
 	l.refill(now)
-	l.tok -= float64(n)
+	l.tok = max(l.tok-float64(n), -l.tpm)
 }
 
 // wait is the time a bucket of limit per minute takes to refill by n,
