@@ -95,6 +95,9 @@ func (t *tally) add(in, out int, priceIn, priceOut float64) {
 	t.inC.Add(float64(in))
 	t.outC.Add(float64(out))
 	cost := float64(in)*priceIn + float64(out)*priceOut
+	if cost == 0 {
+		return
+	}
 	t.costC.Add(cost)
 	for {
 		old := t.cost.Load()
