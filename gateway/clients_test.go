@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/awakend/awakend/provider"
 	"github.com/awakend/awakend/registry"
 )
 
@@ -274,6 +276,41 @@ func TestTokenDebtBounded(t *testing.T) {
 	l.spend(1_000_000, 0)
 	if q := l.admit(0); q.retry != wait(101, 100) {
 		t.Errorf("retry %v, want %v", q.retry, wait(101, 100))
+	}
+}
+
+// TestClientLimitsOnStreams: a stream of a limited client carries the
+// rate-limit headers over the upstream's, and the usage it reports is
+// taken from its tokens.
+func TestClientLimitsOnStreams(t *testing.T) {
+	w := clientWorld()
+	w.clients[0].Limits = registry.ClientLimits{RequestsPerMinute: ptr[uint32](10), TokensPerMinute: ptr[uint32](1000)}
+	w.fakes["p"].set(func(_ context.Context, req *provider.Request) (*provider.Response, error) {
+		if !req.Stream {
+			return answer(req.UpstreamModel), nil
+		}
+		r := sseAnswer(`{"choices":[{"delta":{"content":"hi"}}]}`,
+			`{"choices":[],"usage":{"prompt_tokens":40,"completion_tokens":60,"total_tokens":100}}`, "[DONE]")
+		r.Header["X-Ratelimit-Limit-Requests"] = []string{"5000"}
+		return r, nil
+	})
+	g, _ := w.gw(t, Options{})
+	body := `{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`
+	res := do(t, g, "POST", "/v1/chat/completions", body, bearer("k-all")...)
+	if res.code != 200 || !strings.Contains(res.body, "[DONE]") {
+		t.Fatalf("stream: %d %s", res.code, res.body)
+	}
+	if got := res.header.Get("X-Ratelimit-Limit-Requests"); got != "10" {
+		t.Errorf("X-Ratelimit-Limit-Requests %q, want the client's 10", got)
+	}
+	res = do(t, g, "POST", "/v1/chat/completions", chatReq("m"), bearer("k-all")...)
+	// 100 tokens taken by the stream; this answer's own are taken after
+	// its headers were sent.
+	if got := res.header.Get("X-Ratelimit-Remaining-Tokens"); got != "900" {
+		t.Errorf("X-Ratelimit-Remaining-Tokens %q after a stream of 100 tokens, want 900", got)
+	}
+	if u := g.ClientUsage("all"); u.InputTokens != 40+7 || u.OutputTokens != 60+3 {
+		t.Errorf("usage %+v", u)
 	}
 }
 
