@@ -16,7 +16,7 @@
 //	GET  /api/v1/model-pools, /api/v1/model-pools/{id}  200, 404
 //	GET  /api/v1/agents, /api/v1/agents/{id}         200, 404
 //	GET  /api/v1/agents/{id}/resolve                 200, 404
-//	GET  /api/v1/clients, /api/v1/clients/{id}       200, 404 (never a key)
+//	GET  /api/v1/clients, /api/v1/clients/{id}       200, 404 (never a key; usage since start)
 //	POST /api/v1/reload[?force=false]                200 applied or unchanged, 422 rejected, 400 bad force, 503 loop stopped or request cancelled
 //	GET  /healthz                                    200 while the process serves
 //	GET  /readyz                                     200 once a snapshot serves, else 503
@@ -111,6 +111,10 @@ type Options struct {
 	// Source, if set, describes where the config comes from beyond a
 	// directory (a fleet's etcd), served as the status route's "source".
 	Source func() any
+	// Usage, if set, returns a client's usage since start by client id,
+	// served as the client's "usage" (a JSON-encodable value, such as the
+	// gateway's ClientUsage); nil leaves it out.
+	Usage func(client string) any
 	// Degraded, if set, says whether the daemon serves a configuration
 	// other than its directory's; nil from it, or a nil Degraded, means it
 	// does not.
@@ -153,6 +157,14 @@ func New(opts Options) http.Handler {
 		s.guard = edge.NewGuard()
 	}
 
+	clients := resource[registry.ClientSpec, clientView]{"client", (*registry.Set).ClientIDs, (*registry.Set).Client,
+		func(c registry.ClientSpec) clientView {
+			v := newClientView(c)
+			if opts.Usage != nil {
+				v.Usage = opts.Usage(c.ID)
+			}
+			return v
+		}}
 	routes := []struct {
 		method, path string
 		h            handlerFunc

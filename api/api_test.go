@@ -1029,3 +1029,21 @@ func TestGuard(t *testing.T) {
 		})
 	}
 }
+
+// TestClientUsage: a client is served with what Options.Usage says of it,
+// and never with its key.
+func TestClientUsage(t *testing.T) {
+	handler, _, _ := newServer(t, api.Options{Usage: func(id string) any {
+		return map[string]any{"requests": len(id)}
+	}})
+	for _, path := range []string{"/api/v1/clients/team", "/api/v1/clients"} {
+		w := httptest.NewRecorder()
+		handler.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		if w.Code != 200 {
+			t.Fatalf("%s: %d", path, w.Code)
+		}
+		if !strings.Contains(w.Body.String(), `"usage":{"requests":4}`) {
+			t.Errorf("%s: no usage of team: %s", path, w.Body)
+		}
+	}
+}

@@ -371,8 +371,7 @@ func same[T any](v T) T { return v }
 var (
 	providers = resource[registry.Provider, providerView]{"provider", (*registry.Set).ProviderIDs, (*registry.Set).Provider,
 		func(p registry.Provider) providerView { return newProviderView(p.Spec) }}
-	models  = resource[registry.ModelSpec, registry.ModelSpec]{"model", (*registry.Set).ModelIDs, (*registry.Set).Model, same[registry.ModelSpec]}
-	pools   = resource[registry.PoolSpec, registry.PoolSpec]{"model pool", (*registry.Set).PoolIDs, (*registry.Set).Pool, same[registry.PoolSpec]}
-	agents  = resource[registry.AgentSpec, agentView]{"agent", (*registry.Set).AgentIDs, (*registry.Set).Agent, newAgentView}
-	clients = resource[registry.ClientSpec, clientView]{"client", (*registry.Set).ClientIDs, (*registry.Set).Client, newClientView}
+	models = resource[registry.ModelSpec, registry.ModelSpec]{"model", (*registry.Set).ModelIDs, (*registry.Set).Model, same[registry.ModelSpec]}
+	pools  = resource[registry.PoolSpec, registry.PoolSpec]{"model pool", (*registry.Set).PoolIDs, (*registry.Set).Pool, same[registry.PoolSpec]}
+	agents = resource[registry.AgentSpec, agentView]{"agent", (*registry.Set).AgentIDs, (*registry.Set).Agent, newAgentView}
 )

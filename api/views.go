@@ -96,6 +96,7 @@ type clientView struct {
 	KeyForm     string          `json:"key_form"` // "key" or "key_sha256"
 	Models      []string        `json:"models"`   // null: every model, pool and agent
 	Limits      clientLimitView `json:"limits"`
+	Usage       any             `json:"usage,omitempty"` // Options.Usage's
 }
 
 // clientLimitView is a client's limits; null is no limit.

@@ -257,6 +257,7 @@ func Run(ctx context.Context, o Options) error {
 		Guard:       edge.NewGuard(hosts...),
 		Degraded:    degraded.Load,
 		Source:      sourceState(fl),
+		Usage:       func(id string) any { return gw.ClientUsage(id) },
 	})
 	// While draining, each response closes its connection: a client's
 	// next request goes to a new connection, which the next process, after

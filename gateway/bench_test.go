@@ -271,3 +271,14 @@ func concurrently(b *testing.B, conc int, fn func() error) {
 	}
 	wg.Wait()
 }
+
+// BenchmarkUsage is the read of a non-streaming answer's token usage,
+// which every served answer pays for its client's usage.
+func BenchmarkUsage(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if p, c, ok := usage(benchAnswer); !ok || p != 21 || c != 9 {
+			b.Fatal(p, c, ok)
+		}
+	}
+}

@@ -301,7 +301,30 @@ func (it *objectIter) next() (key []byte, v span, ok bool) {
 // top-level usage object's prompt_tokens and completion_tokens (or
 // input_tokens and output_tokens, as Anthropic's message and a Responses
 // API response name them). ok is false when the body has no usage.
+//
+// Every served answer goes through here, so the common shape is read
+// first and cheaply: a body without "usage" anywhere has none, and a
+// usage member that ends the body (where OpenAI, Anthropic and the
+// Responses API put it) is read without scanning what comes before.
 func usage(b []byte) (prompt, completion int, ok bool) {
+	i := lastUsageKey(b)
+	if i < 0 {
+		return 0, 0, false
+	}
+	// A key: after the object's '{' or a ',' (an unescaped quote there
+	// cannot be inside a string), and followed by an object that the
+	// body's closing brace ends.
+	if j := lastNonSpace(b, i); j >= 0 && (b[j] == ',' || b[j] == '{') {
+		k := jsonscan.SkipSpace(b, i+len(usageKey))
+		if k < len(b) && b[k] == ':' {
+			k = jsonscan.SkipSpace(b, k+1)
+			if k < len(b) && b[k] == '{' {
+				if p, c, end := usageCounts(b, k); string(bytes.TrimSpace(b[end:])) == "}" {
+					return p, c, p >= 0 && c >= 0
+				}
+			}
+		}
+	}
 	it := objectIter{b: b}
 	if !it.open() {
 		return 0, 0, false
@@ -311,25 +334,46 @@ func usage(b []byte) (prompt, completion int, ok bool) {
 		if !more {
 			return 0, 0, false
 		}
-		if string(key) != "usage" || b[v.start] != '{' {
-			continue
+		if string(key) == "usage" && b[v.start] == '{' {
+			p, c, _ := usageCounts(b[:v.end], v.start)
+			return p, c, p >= 0 && c >= 0
 		}
-		u := objectIter{b: b[:v.end], i: v.start}
-		u.open()
-		prompt, completion = -1, -1
-		for {
-			k, uv, more := u.next()
-			if !more {
-				break
-			}
-			switch string(k) {
-			case "prompt_tokens", "input_tokens":
-				prompt = atoi(b[uv.start:uv.end])
-			case "completion_tokens", "output_tokens":
-				completion = atoi(b[uv.start:uv.end])
-			}
+	}
+}
+
+// lastUsageKey is the index of the last `"usage"` in b, or -1. It jumps
+// from quote to quote backwards: the usage member is near the end of an
+// answer, and there are few quotes after it.
+func lastUsageKey(b []byte) int {
+	for j := len(b); ; {
+		i := bytes.LastIndexByte(b[:j], '"')
+		if i < 0 {
+			return -1
 		}
-		return prompt, completion, prompt >= 0 && completion >= 0
+		if bytes.HasPrefix(b[i:], usageKey) {
+			return i
+		}
+		j = i
+	}
+}
+
+// usageCounts reads the token counts of the usage object that starts at
+// b[i] (-1 for one it lacks) and returns the index just past the object.
+func usageCounts(b []byte, i int) (prompt, completion, end int) {
+	u := objectIter{b: b, i: i}
+	u.open()
+	prompt, completion = -1, -1
+	for {
+		k, uv, more := u.next()
+		if !more {
+			return prompt, completion, u.i
+		}
+		switch string(k) {
+		case "prompt_tokens", "input_tokens":
+			prompt = atoi(b[uv.start:uv.end])
+		case "completion_tokens", "output_tokens":
+			completion = atoi(b[uv.start:uv.end])
+		}
 	}
 }
 

@@ -34,6 +34,11 @@ type reqState struct {
 	attempts  int
 	status    int
 
+	client  *client // nil: no client key (none declared, or a settings key)
+	quota   quota   // the client's limits after admitting the request
+	limited bool    // quota is set
+	tg      *target // the target that served
+
 	requested, served, provider string
 	okCounter                   prometheus.Counter
 	upstream, ttft              time.Duration
@@ -96,7 +101,7 @@ func (g *Gateway) chat(w http.ResponseWriter, r *http.Request, t *table, rs *req
 	}
 	rs.stream = body.stream
 	rt := g.lookup(w, rs, t, body.stringValue(body.model))
-	if rt == nil {
+	if rt == nil || !g.admit(w, rs) {
 		return
 	}
 	g.dispatch(w, r, rs, rt, &body)
@@ -130,7 +135,9 @@ func (g *Gateway) read(w http.ResponseWriter, r *http.Request, rs *reqState) boo
 // that was answered.
 func (g *Gateway) lookup(w http.ResponseWriter, rs *reqState, t *table, name []byte) *route {
 	rt := t.routes[string(name)]
-	if rt == nil {
+	if rt == nil || rs.client != nil && !rs.client.may(rt.name) {
+		// Out of the client's scope is answered as OpenAI does: the
+		// model does not exist, to this key.
 		g.fail(w, rs, http.StatusNotFound, edge.NewError(edge.TypeInvalidRequest, "model_not_found", "model",
 			"The model '"+clip(name)+"' does not exist"))
 		return nil
@@ -376,7 +383,10 @@ func (g *Gateway) served(h http.Header, rs *reqState, rt *route, tg *target) {
 	h[ModelHeader] = tg.modelHdr
 	h[ProviderHeader] = tg.provHdr
 	h[AttemptsHeader] = attemptsValue(rs.attempts)
-	rs.served = tg.modelID
+	if rs.limited {
+		rs.quota.stamp(h) // over the upstream's own
+	}
+	rs.served, rs.tg = tg.modelID, tg
 	rs.okCounter = g.m.okCounter(rs.route, rt, tg)
 }
 
@@ -551,9 +561,12 @@ func clip[T []byte | string](name T) string {
 // models serves GET /v1/models and GET /v1/models/{id}.
 func (g *Gateway) models(w http.ResponseWriter, r *http.Request, t *table, rs *reqState) {
 	body := t.list
+	if rs.client != nil {
+		body = rs.client.modelsFor(t)
+	}
 	if id, ok := strings.CutPrefix(r.URL.Path, "/v1/models/"); ok {
 		rt := t.routes[id]
-		if rt == nil || rt.remote {
+		if rt == nil || rt.remote || rs.client != nil && !rs.client.may(rt.name) {
 			g.fail(w, rs, http.StatusNotFound, edge.NewError(edge.TypeInvalidRequest, "model_not_found", "model",
 				"The model '"+clip(id)+"' does not exist"))
 			return

@@ -119,6 +119,7 @@ type world struct {
 	models    []registry.ModelSpec
 	pools     []registry.PoolSpec
 	agents    []registry.AgentSpec
+	clients   []registry.ClientSpec
 }
 
 func newWorld() *world { return &world{fakes: map[string]*fake{}} }
@@ -172,7 +173,7 @@ func (w *world) agent(a registry.AgentSpec) *world {
 
 func (w *world) set(t testing.TB) *registry.Set {
 	t.Helper()
-	s, err := registry.Rebuild(nil, registry.Update{Providers: w.providers, Models: w.models, Pools: w.pools, Agents: w.agents})
+	s, err := registry.Rebuild(nil, registry.Update{Providers: w.providers, Models: w.models, Pools: w.pools, Agents: w.agents, Clients: w.clients})
 	if err != nil {
 		t.Fatalf("Rebuild: %v", err)
 	}

@@ -10,16 +10,25 @@
 //
 // Beyond the one snapshot a request reads at the edge, the gateway keeps
 // only state that must outlive a reload: a circuit breaker per upstream target
-// (provider id + model id) and a round-robin counter per pool. What it
-// derives from a snapshot (the routing table, the /v1/models answer) is
-// computed once per snapshot and shared by the requests that read it.
+// (provider id + model id), a round-robin counter per pool, and per client
+// id its limiter and usage. What it derives from a snapshot (the routing
+// table, the /v1/models answers) is computed once per snapshot and shared
+// by the requests that read it.
 //
 // # Access
 //
-// With Options.APIKeys set, every request needs one of them as a bearer
-// token, or on Anthropic's routes as x-api-key (401 otherwise). Without keys, every request goes through
-// Options.Guard instead: a loopback peer that names another Host (DNS
-// rebinding) or a cross-origin POST from a browser is refused with 403.
+// With Options.APIKeys set or any client declared in the request's
+// snapshot, every request needs one of those keys as a bearer token, or on
+// Anthropic's routes as x-api-key (401 otherwise). Without keys, every
+// request goes through Options.Guard instead: a loopback peer that names
+// another Host (DNS rebinding) or a cross-origin POST from a browser is
+// refused with 403.
+//
+// A client's key limits it to its scope (a name outside it is answered as
+// one that does not exist, 404 model_not_found) and to its limits, token
+// buckets per client id kept across reloads (429 with Retry-After beyond;
+// OpenAI's x-ratelimit-* headers on every answer of a limited client).
+// A settings key is no client: unscoped, unlimited, counted as NoClient.
 //
 // # Requests
 //
@@ -127,18 +136,22 @@
 //
 // # Logs and metrics
 //
-// Each request logs one line at Info ("request") with its id, the name
-// requested and the model that served, provider, attempts, status,
-// stream, durations, config version and the token usage the upstream
-// reported (a stream reports it when the client asked for it with
-// stream_options.include_usage). No
+// Each request logs one line at Info ("request") with its id, its client
+// (NoClient for none), the name requested and the model that served,
+// provider, attempts, status, stream, durations, config version and the
+// token usage the upstream reported (a stream reports it when the client
+// asked for it with stream_options.include_usage). No
 // bodies, prompts or keys are logged. Metrics: awakend_requests_total
 // {route, model, provider, code} where model is a registry id or
 // "unknown", awakend_upstream_duration_seconds{provider},
 // awakend_time_to_first_token_seconds{provider} (streams: request start
 // to the first data event forwarded) and awakend_gateway_overhead_seconds
-// (a request's total time minus its upstream time). A client that went
-// away is logged and counted with status 499, as nginx does.
+// (a request's total time minus its upstream time). The usage a served
+// request reports is counted per client and serving model, with its cost
+// at the model's prices: awakend_tokens_total{client, model, direction}
+// and awakend_cost_usd_total{client, model}, and Gateway.ClientUsage. A
+// client that went away is logged and counted with status 499, as nginx
+// does.
 package gateway
 
 import (
@@ -240,6 +253,9 @@ type Gateway struct {
 	mu       sync.Mutex // guards breakers, counters and table compilation
 	breakers map[breakerKey]*breaker
 	counters map[string]*atomic.Uint64
+	accounts map[string]*account // by client id
+
+	anon *account // the usage of requests no client key made
 }
 
 // New returns a gateway serving opts.Handle.
@@ -257,6 +273,8 @@ func New(opts Options) *Gateway {
 		m:        newMetrics(opts.Metrics),
 		breakers: map[breakerKey]*breaker{},
 		counters: map[string]*atomic.Uint64{},
+		accounts: map[string]*account{},
+		anon:     &account{id: NoClient},
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
@@ -337,10 +355,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rs.version = snap.Version
 	h[edge.VersionHeader] = t.version
 
-	open := g.keys.Len() == 0
+	open := g.keys.Len() == 0 && t.clients == nil
 	switch {
 	case open && g.refused(w, r, rs):
-	case !open && !g.authorized(r, rs.anthropic):
+	case !open && !g.authenticate(r, rs, t):
 		how := "\"Authorization: Bearer <key>\""
 		if rs.anthropic {
 			how = "\"x-api-key: <key>\" or " + how
@@ -392,19 +410,6 @@ func (g *Gateway) refused(w http.ResponseWriter, r *http.Request, rs *reqState) 
 	return true
 }
 
-// authorized checks the client's bearer token (or, on Anthropic's routes,
-// its x-api-key) against the configured keys.
-func (g *Gateway) authorized(r *http.Request, apiKey bool) bool {
-	if token, ok := edge.Bearer(r); ok && g.keys.Match(token) {
-		return true
-	}
-	if apiKey {
-		token, ok := edge.APIKey(r)
-		return ok && g.keys.Match(token)
-	}
-	return false
-}
-
 // requestID returns the client's X-Request-ID when it is 1 to 128 visible
 // ASCII characters, or a new id unique to this process.
 func (g *Gateway) requestID(r *http.Request) string {
@@ -433,6 +438,15 @@ func validID(s string) bool {
 // is a write of its own).
 func (g *Gateway) finish(ctx context.Context, w http.ResponseWriter, rs *reqState) {
 	took := g.now().Sub(rs.start)
+	if rs.forwarded {
+		if p, c, ok := usage(rs.out); ok {
+			rs.promptTokens, rs.completionTokens = p, c
+		}
+	}
+	// Before the flush: a small non-streaming answer is still in net/http's
+	// buffer, so the client's next request sees this one's usage and
+	// tokens taken.
+	g.account(rs)
 	if rs.status != statusClientClosed {
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush() // every answer here has its Content-Length, or is a stream
@@ -445,14 +459,14 @@ func (g *Gateway) finish(ctx context.Context, w http.ResponseWriter, rs *reqStat
 	if !g.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	if rs.forwarded {
-		if p, c, ok := usage(rs.out); ok {
-			rs.promptTokens, rs.completionTokens = p, c
-		}
+	clientID := NoClient
+	if rs.client != nil {
+		clientID = rs.client.id
 	}
-	attrs := make([]slog.Attr, 0, 16)
+	attrs := make([]slog.Attr, 0, 17)
 	attrs = append(attrs,
 		slog.String("id", rs.id),
+		slog.String("client", clientID),
 		slog.String("route", rs.route),
 		slog.String("requested", rs.requested),
 		slog.String("served", rs.served),

@@ -342,6 +342,11 @@ func TestUsage(t *testing.T) {
 		{`{"usage":null}`, 0, 0, false, "null"},
 		{`{"usage":{"prompt_tokens":"x","completion_tokens":1}}`, -1, 1, false, "not a number"},
 		{`garbage`, 0, 0, false, "garbage"},
+		{`{"usage":{"prompt_tokens":2,"completion_tokens":3},"choices":[{"usage":{"prompt_tokens":8,"completion_tokens":9}}]}`, 2, 3, true, "decoy last"},
+		{`{"x":{"usage":{"prompt_tokens":8,"completion_tokens":9}}}`, 0, 0, false, "only nested"},
+		{`{"content":"say \"usage\":{\"prompt_tokens\":8}","usage":{"prompt_tokens":1,"completion_tokens":1}} `, 1, 1, true, "in a string"},
+		{`{"content":"usage","usage":{"input_tokens":6,"output_tokens":7}}` + "\n", 6, 7, true, "Anthropic's names, a newline after"},
+		{`{"usage":{"prompt_tokens":1,"completion_tokens":2},"usage":null}`, 1, 2, true, "null after"},
 	} {
 		p, c, ok := usage([]byte(tt.body))
 		if ok != tt.ok || (ok && (p != tt.p || c != tt.c)) {

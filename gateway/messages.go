@@ -35,7 +35,7 @@ func (g *Gateway) other(w http.ResponseWriter, r *http.Request, t *table, rs *re
 	}
 	rs.stream = body.stream
 	rt := g.lookup(w, rs, t, body.stringValue(body.model))
-	if rt == nil {
+	if rt == nil || !g.admit(w, rs) {
 		return
 	}
 	if rs.anthropic {

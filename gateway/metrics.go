@@ -15,6 +15,8 @@ type gatewayMetrics struct {
 	upstream *prometheus.HistogramVec
 	ttft     *prometheus.HistogramVec
 	overhead prometheus.Histogram
+	tokens   *prometheus.CounterVec
+	cost     *prometheus.CounterVec
 }
 
 var (
@@ -47,12 +49,22 @@ func newMetrics(reg prometheus.Registerer) *gatewayMetrics {
 			Help:    "Time a chat completion spent in the gateway: its total time minus the time of its upstream calls.",
 			Buckets: overheadBuckets,
 		}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "awakend", Name: "tokens_total",
+			Help: "Tokens the upstreams reported, by client (- for none), serving model and direction (input or output).",
+		}, []string{"client", "model", "direction"}),
+		cost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "awakend", Name: "cost_usd_total",
+			Help: "Cost in USD of the tokens the upstreams reported, at the serving model's declared prices, by client (- for none) and model.",
+		}, []string{"client", "model"}),
 	}
 	if reg != nil {
 		m.requests = register(reg, m.requests)
 		m.upstream = register(reg, m.upstream)
 		m.ttft = register(reg, m.ttft)
 		m.overhead = register(reg, m.overhead)
+		m.tokens = register(reg, m.tokens)
+		m.cost = register(reg, m.cost)
 	}
 	return m
 }
@@ -109,4 +121,11 @@ func statusText(code int) string {
 		return "503"
 	}
 	return strconv.Itoa(code)
+}
+
+// forget drops the usage series that match labels: those of a client or
+// model no longer declared.
+func (m *gatewayMetrics) forget(labels prometheus.Labels) {
+	m.tokens.DeletePartialMatch(labels)
+	m.cost.DeletePartialMatch(labels)
 }

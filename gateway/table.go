@@ -21,7 +21,8 @@ type table struct {
 	snap    *registry.Snapshot
 	version []string // the VersionHeader value
 	routes  map[string]*route
-	list    []byte // GET /v1/models
+	list    []byte             // GET /v1/models
+	clients map[string]*client // by id; nil when none is declared
 }
 
 // route is where one name leads.
@@ -74,7 +75,8 @@ type target struct {
 	weight              uint32
 	invWeight           float64
 	failoverOnly        bool
-	seed                uint64 // rendezvous hash seed of the model id
+	priceIn, priceOut   float64 // USD per token
+	seed                uint64  // rendezvous hash seed of the model id
 	modelHdr, provHdr   []string
 	upstreamObs, ttft   prometheus.Observer
 }
@@ -99,6 +101,7 @@ func (g *Gateway) tableFor(snap *registry.Snapshot) *table {
 	if cur == nil || snap.Version > cur.snap.Version {
 		g.table.Store(t)
 		g.prune(t)
+		g.publishClients(t)
 	}
 	return t
 }
@@ -213,7 +216,8 @@ func (g *Gateway) compile(snap *registry.Snapshot) *table {
 		}
 		t.routes[id] = r
 	}
-	t.list = modelList(t)
+	t.list = modelList(t, nil)
+	g.compileClients(t, set)
 	return t
 }
 
@@ -237,6 +241,12 @@ func (g *Gateway) target(set *registry.Set, m registry.ModelSpec, role registry.
 		modelHdr:     []string{m.ID}, provHdr: []string{m.ProviderID},
 		upstreamObs: g.m.upstream.WithLabelValues(m.ProviderID),
 		ttft:        g.m.ttft.WithLabelValues(m.ProviderID),
+	}
+	if p := m.InputTokenPricePerMillionUSD; p != nil {
+		tg.priceIn = *p / 1e6
+	}
+	if p := m.OutputTokenPricePerMillionUSD; p != nil {
+		tg.priceOut = *p / 1e6
 	}
 	if p, ok := set.Provider(m.ProviderID); ok {
 		tg.caller, _ = p.Executor.(provider.Caller)
@@ -274,16 +284,16 @@ type modelObject struct {
 	OwnedBy string `json:"owned_by"`
 }
 
-// modelList renders GET /v1/models: every model, pool and local agent,
-// sorted by id. Remote agents are left out: this gateway cannot serve
-// them.
-func modelList(t *table) []byte {
+// modelList renders GET /v1/models: every model, pool and local agent
+// that may (nil: any) allows, sorted by id. Remote agents are left out:
+// this gateway cannot serve them.
+func modelList(t *table, may func(string) bool) []byte {
 	list := struct {
 		Object string        `json:"object"`
 		Data   []modelObject `json:"data"`
 	}{Object: "list", Data: make([]modelObject, 0, len(t.routes))}
 	for _, r := range t.routes {
-		if !r.remote {
+		if !r.remote && (may == nil || may(r.name)) {
 			list.Data = append(list.Data, r.object())
 		}
 	}
