@@ -280,7 +280,7 @@ func Run(ctx context.Context, o Options) error {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cert.getCertificate}
 	}
 	for _, ln := range lns {
-		warnIfExposed(log, ln.Addr(), s)
+		warnIfExposed(log, ln.Addr(), s, len(handle.Current().Set.ClientIDs()) > 0)
 	}
 
 	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))

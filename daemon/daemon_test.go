@@ -637,6 +637,7 @@ func TestWarnIfExposed(t *testing.T) {
 		addr    string
 		token   string
 		keys    []string
+		clients bool   // the registry declares clients
 		exposed string // "" for no warning
 	}{
 		{name: "loopback", addr: "127.0.0.1:8700"},
@@ -645,6 +646,7 @@ func TestWarnIfExposed(t *testing.T) {
 		{name: "every IPv6 interface, keys only", addr: "[::]:8700", keys: []string{"k"}, exposed: "/api/v1/* (the whole registry, system prompts included)"},
 		{name: "one address, token only", addr: "192.0.2.7:8700", token: "t", exposed: "/v1/* (inference billed to the providers' API keys)"},
 		{name: "one address, both set", addr: "192.0.2.7:8700", token: "t", keys: []string{"k"}},
+		{name: "one address, token and clients", addr: "192.0.2.7:8700", token: "t", clients: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -655,7 +657,7 @@ func TestWarnIfExposed(t *testing.T) {
 			s := config.DefaultSettings()
 			s.Admin.Token, s.Gateway.APIKeys = tt.token, tt.keys
 			logs := newRecords()
-			warnIfExposed(slog.New(logs), addr, s)
+			warnIfExposed(slog.New(logs), addr, s, tt.clients)
 			if tt.exposed == "" {
 				if len(logs.recs) != 0 {
 					t.Errorf("logged %q, want nothing", logs.recs[0].Message)

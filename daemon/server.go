@@ -122,7 +122,7 @@ func serverLogLevel(msg string) slog.Level {
 
 // warnIfExposed warns, loudly, when the daemon listens beyond loopback and
 // no secret guards the registry API or the gateway.
-func warnIfExposed(log *slog.Logger, addr net.Addr, s config.Settings) {
+func warnIfExposed(log *slog.Logger, addr net.Addr, s config.Settings, clients bool) {
 	if tcp, ok := addr.(*net.TCPAddr); !ok || tcp.IP.IsLoopback() {
 		return
 	}
@@ -131,9 +131,9 @@ func warnIfExposed(log *slog.Logger, addr net.Addr, s config.Settings) {
 		exposed = append(exposed, "/api/v1/* (the whole registry, system prompts included)")
 		settings = append(settings, "admin.token")
 	}
-	if len(s.Gateway.APIKeys) == 0 {
+	if len(s.Gateway.APIKeys) == 0 && !clients {
 		exposed = append(exposed, "/v1/* (inference billed to the providers' API keys)")
-		settings = append(settings, "gateway.api_keys")
+		settings = append(settings, "gateway.api_keys or declare clients")
 	}
 	if len(exposed) == 0 {
 		return
