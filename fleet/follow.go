@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/awakend/awakend/internal/etcdhttp"
 )
 
 // Follow calls changed whenever the pointer may have moved since the store
@@ -46,18 +46,21 @@ func (s *Store) Follow(ctx context.Context, rev int64, changed func(Pointer)) {
 // watch watches the pointer from after rev until the watch ends, calling
 // changed for each write, and returns the last revision it has seen.
 func (s *Store) watch(ctx context.Context, rev int64, changed func(Pointer)) int64 {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	for resp := range s.cli.Watch(wctx, s.currentKey(), clientv3.WithRev(rev+1)) {
-		if resp.CompactRevision != 0 || resp.Err() != nil {
+	w, err := s.etcd.Watch(ctx, etcdhttp.WatchRequest{Key: []byte(s.currentKey()), StartRevision: etcdhttp.Int64(rev + 1)})
+	if err != nil {
+		return rev
+	}
+	defer w.Close()
+	for {
+		resp, err := w.Next()
+		if err != nil { // compacted past rev, canceled, broken, or ctx done
 			return rev
 		}
 		for _, ev := range resp.Events {
-			rev = ev.Kv.ModRevision
-			if ev.Type == clientv3.EventTypePut {
-				changed(Pointer{ID: string(ev.Kv.Value), Revision: ev.Kv.ModRevision})
+			rev = int64(ev.Kv.ModRevision)
+			if ev.Type == etcdhttp.Put {
+				changed(Pointer{ID: string(ev.Kv.Value), Revision: rev})
 			}
 		}
 	}
-	return rev
 }

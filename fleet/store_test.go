@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/awakend/awakend/internal/etcdhttp"
 	"github.com/awakend/awakend/internal/etcdtest"
 	"github.com/awakend/awakend/pack"
 )
@@ -92,7 +93,7 @@ func TestPublishSplitsALargePack(t *testing.T) {
 		t.Fatalf("Fetch of a split pack: %v", err)
 	}
 	// A chunk gone is a clear error, never a partial pack.
-	if _, err := s.cli.Delete(t.Context(), s.chunkKey(p.ID, 2)); err != nil {
+	if _, err := s.etcd.DeleteRange(t.Context(), etcdhttp.DeleteRangeRequest{Key: []byte(s.chunkKey(p.ID, 2))}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Fetch(t.Context(), p.ID); err == nil || !strings.Contains(err.Error(), "chunks") {
@@ -214,10 +215,7 @@ func TestFollowSeesEveryPublish(t *testing.T) {
 	p2 := mkpack(t, "a.yaml", "models: [] # 2\n")
 	publish(t, pub, p2)
 	expect(p2.ID)
-	_, now, _ := pub.Current(t.Context())
-	if _, err := pub.cli.Compact(t.Context(), now); err != nil {
-		t.Fatal(err)
-	}
+	c.Compact()
 	p3 := mkpack(t, "a.yaml", "models: [] # 3\n")
 	publish(t, pub, p3)
 	expect(p3.ID)
