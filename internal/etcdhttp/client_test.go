@@ -1,14 +1,20 @@
 package etcdhttp
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/awakend/awakend/internal/testcert"
 )
 
 func TestInt64ReadsStringsAndNumbers(t *testing.T) {
@@ -191,5 +197,34 @@ func TestTimeout(t *testing.T) {
 	_, err = c.Range(t.Context(), RangeRequest{Key: []byte("k")})
 	if err == nil || !strings.Contains(err.Error(), "deadline exceeded") || time.Since(start) > 5*time.Second {
 		t.Errorf("a member that never answers: %v after %v", err, time.Since(start))
+	}
+}
+
+// An https:// endpoint is verified against the system's certificate
+// authorities (SSL_CERT_FILE here, read once by the process: no other test
+// of the package uses TLS before this one).
+func TestHTTPSIsVerified(t *testing.T) {
+	ca := testcert.New(t, testcert.Options{})
+	file := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(file, ca.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SSL_CERT_FILE", file)
+	t.Setenv("SSL_CERT_DIR", t.TempDir())
+	answer := func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"header":{"revision":"3"}}`) }
+	trusted := httptest.NewUnstartedServer(http.HandlerFunc(answer))
+	trusted.TLS = &tls.Config{Certificates: []tls.Certificate{testcert.New(t, testcert.Options{Leaf: true, Parent: &ca}).TLS()}}
+	trusted.StartTLS()
+	defer trusted.Close()
+	stranger := httptest.NewUnstartedServer(http.HandlerFunc(answer)) // its own CA, not the system's
+	stranger.Config.ErrorLog = log.New(io.Discard, "", 0)             // the refused handshake
+	stranger.StartTLS()
+	defer stranger.Close()
+
+	if resp, err := client(t, trusted.URL).Range(t.Context(), RangeRequest{Key: []byte("k")}); err != nil || resp.Header.Revision != 3 {
+		t.Fatalf("a member with a certificate the system trusts: %+v, %v", resp, err)
+	}
+	if _, err := client(t, stranger.URL).Range(t.Context(), RangeRequest{Key: []byte("k")}); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("a member with a certificate nobody trusts: %v", err)
 	}
 }
