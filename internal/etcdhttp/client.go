@@ -78,9 +78,13 @@ func New(endpoints []string, timeout time.Duration) (*Client, error) {
 		Proxy:               nil,
 		DialContext:         dialer.DialContext,
 		TLSHandshakeTimeout: timeout / 3,
-		MaxIdleConnsPerHost: 8,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
+		// A member that takes a stream (a watch, a keepalive) but never
+		// answers leaves it for the next; a unary request has its
+		// deadline already.
+		ResponseHeaderTimeout: timeout,
+		MaxIdleConnsPerHost:   8,
+		IdleConnTimeout:       90 * time.Second,
+		DisableCompression:    true,
 	}
 	c.http = &http.Client{Transport: c.transport}
 	return c, nil
@@ -187,29 +191,35 @@ func (c *Client) avoid(i int) {
 
 // open posts body to path, trying each endpoint in turn from the preferred
 // one while a member cannot be reached or answers that it is unavailable,
-// and returns the first answer of 200 and the endpoint's index. Any other
-// answer is an *Error.
-func (c *Client) open(ctx context.Context, path string, body []byte, header http.Header) (*http.Response, int, error) {
+// and returns the first answer of 200, the endpoint's index, and the
+// cancel of the answer's context, to call once its body is read. Any other
+// answer is an *Error. Within a deadline, each member tried gets its share
+// of the time left, so that one that hangs leaves time for the others.
+func (c *Client) open(ctx context.Context, path string, body []byte, header http.Header) (*http.Response, int, context.CancelFunc, error) {
 	var failed []string
 	start := c.first()
 	for n := range c.endpoints {
 		i := (start + n) % len(c.endpoints)
-		ep := c.endpoints[i]
-		resp, err := c.post(ctx, ep, path, body, header)
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if deadline, ok := ctx.Deadline(); ok {
+			actx, cancel = context.WithTimeout(ctx, time.Until(deadline)/time.Duration(len(c.endpoints)-n))
+		}
+		resp, err := c.post(actx, c.endpoints[i], path, body, header)
 		if err == nil {
 			c.prefer(i)
-			return resp, i, nil
+			return resp, i, cancel, nil
 		}
+		cancel()
 		var ee *Error
 		if ctx.Err() != nil || errors.As(err, &ee) && !ee.unavailable() {
 			if len(failed) > 0 {
 				err = fmt.Errorf("%w (after %s)", err, strings.Join(failed, "; "))
 			}
-			return nil, i, err
+			return nil, i, nil, err
 		}
 		failed = append(failed, err.Error())
 	}
-	return nil, start, fmt.Errorf("no member answered: %s", strings.Join(failed, "; "))
+	return nil, start, nil, fmt.Errorf("no member answered: %s", strings.Join(failed, "; "))
 }
 
 func (c *Client) post(ctx context.Context, ep, path string, body []byte, header http.Header) (*http.Response, error) {
@@ -249,10 +259,11 @@ func (c *Client) call(ctx context.Context, path string, in, out any) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	resp, i, err := c.open(ctx, path, body, nil)
+	resp, i, done, err := c.open(ctx, path, body, nil)
 	if err != nil {
 		return err
 	}
+	defer done()
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, int64(maxResponse)+1))
 	switch {
@@ -274,22 +285,23 @@ type stream struct {
 	endpoint int
 	path     string
 	body     io.ReadCloser
+	done     context.CancelFunc
 	br       *bufio.Reader
 	line     []byte
 }
 
 // openStream posts in to path and returns the answer's stream, bounded by
-// ctx alone.
+// ctx alone; close ends it.
 func (c *Client) openStream(ctx context.Context, path string, in any, header http.Header) (*stream, error) {
 	body, err := json.Marshal(in)
 	if err != nil {
 		return nil, err
 	}
-	resp, i, err := c.open(ctx, path, body, header)
+	resp, i, done, err := c.open(ctx, path, body, header)
 	if err != nil {
 		return nil, err
 	}
-	return &stream{c: c, endpoint: i, path: path, body: resp.Body, br: bufio.NewReaderSize(resp.Body, 16<<10)}, nil
+	return &stream{c: c, endpoint: i, path: path, body: resp.Body, done: done, br: bufio.NewReaderSize(resp.Body, 16<<10)}, nil
 }
 
 // next decodes the next result of the stream into out.
@@ -354,7 +366,11 @@ func (s *stream) errorf(format string, args ...any) error {
 	return fmt.Errorf("%s%s: "+format, append([]any{s.c.endpoints[s.endpoint], s.path}, args...)...)
 }
 
-func (s *stream) close() error { return s.body.Close() }
+func (s *stream) close() error {
+	err := s.body.Close()
+	s.done()
+	return err
+}
 
 // Int64 is a 64-bit integer as etcd's JSON carries it: a string, though a
 // number is accepted.

@@ -40,8 +40,11 @@ func (c *Client) KeepAlive(ctx context.Context, id int64) (time.Duration, error)
 		return 0, err
 	}
 	// The stream ends once the member has answered the one request; read
-	// its end so that the connection serves the next request.
+	// its end so that the connection serves the next request, though not
+	// for long: a stream that stays open only costs its connection.
+	t := time.AfterFunc(time.Second, func() { s.close() })
 	_, _ = s.readLine()
+	t.Stop()
 	return time.Duration(out.TTL) * time.Second, nil
 }
 
