@@ -51,8 +51,8 @@ type Store struct {
 	timeout time.Duration
 }
 
-// Dial connects to etcd. It does not wait for a member to answer: the
-// first request does, within its timeout.
+// Dial returns a store of the fleet at o's etcd endpoints. It does not
+// contact a member: the first request does, within its timeout.
 func Dial(o Options) (*Store, error) {
 	if len(o.Endpoints) == 0 {
 		return nil, errors.New("etcd: no endpoints")

@@ -129,6 +129,25 @@ func TestConcurrentPublishLoses(t *testing.T) {
 	}
 }
 
+// A publish that finds the pointer moved to the very pack it publishes has
+// nothing to refuse: the pack is current. This is also what a publish
+// sees when its transaction was sent again to another member after the
+// first took it without confirming.
+func TestPublishFindingItsOwnPack(t *testing.T) {
+	s := dial(t, etcdtest.Start(t, 1).Endpoints())
+	base := publish(t, s, mkpack(t, "a.yaml", "models: []\n"))
+	seen := Pointer{ID: base.Meta.ID, Revision: base.Revision}
+	p := mkpack(t, "a.yaml", "models: [] # new\n")
+	first, err := s.Publish(t.Context(), p, PublishOptions{Seen: seen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.Publish(t.Context(), p, PublishOptions{Seen: seen})
+	if err != nil || again.Revision != first.Revision || again.Meta.ID != p.ID {
+		t.Fatalf("publishing %s again on the pointer it moved: %+v, %v", pack.Short(p.ID), again, err)
+	}
+}
+
 func TestRollbackAndPrune(t *testing.T) {
 	s := dial(t, etcdtest.Start(t, 1).Endpoints())
 	var ids []string
