@@ -249,6 +249,48 @@ func TestFollowSeesEveryPublish(t *testing.T) {
 	c.Restart(l)
 }
 
+// A follower whose member freezes — its connections open, nothing said on
+// them — still sees the next publish, from another member, once its watch
+// has lived its time.
+func TestFollowAcrossAFrozenMember(t *testing.T) {
+	defer func(d time.Duration) { watchLifetime = d }(watchLifetime)
+	watchLifetime = time.Second
+	c := etcdtest.Start(t, 3)
+	s := dial(t, c.Endpoints()) // watches on the first member
+	pub := dial(t, c.Endpoints()[1:])
+	pub.prefix = s.prefix
+	_, rev, err := s.Current(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan string, 64)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Follow(ctx, rev, func(p Pointer) { seen <- p.ID })
+	}()
+	defer func() { cancel(); <-done }()
+	p1 := mkpack(t, "a.yaml", "models: [] # 1\n")
+	publish(t, pub, p1)
+	if got := <-seen; got != p1.ID {
+		t.Fatalf("saw %s, want %s", got, p1.ID)
+	}
+	c.Freeze(0)
+	defer c.Thaw(0)
+	c.WaitHealthy(1)
+	p2 := mkpack(t, "a.yaml", "models: [] # 2\n")
+	publish(t, pub, p2)
+	select {
+	case got := <-seen:
+		if got != p2.ID {
+			t.Fatalf("saw %s, want %s", got, p2.ID)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the follower of a frozen member never saw the next publish")
+	}
+}
+
 func TestAnnounceAwaitAndLeave(t *testing.T) {
 	c := etcdtest.Start(t, 1)
 	s := dial(t, c.Endpoints())

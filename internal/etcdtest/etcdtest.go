@@ -153,6 +153,25 @@ func (c *Cluster) Dump(prefix string) map[string]string {
 // Kill stops member i with SIGKILL and waits for it to exit.
 func (c *Cluster) Kill(i int) { c.kill(c.members[i]) }
 
+// Freeze stops member i with SIGSTOP: its connections stay open, and it
+// answers nothing on them, until Thaw.
+func (c *Cluster) Freeze(i int) { c.signal(c.members[i], syscall.SIGSTOP) }
+
+// Thaw resumes member i after Freeze.
+func (c *Cluster) Thaw(i int) { c.signal(c.members[i], syscall.SIGCONT) }
+
+func (c *Cluster) signal(m *member, sig syscall.Signal) {
+	c.tb.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		c.tb.Fatalf("etcd member %s is not running", m.name)
+	}
+	if err := m.cmd.Process.Signal(sig); err != nil {
+		c.tb.Fatalf("signalling etcd member %s: %v", m.name, err)
+	}
+}
+
 // Restart starts member i again, with its data, and waits until it is
 // healthy.
 func (c *Cluster) Restart(i int) {
