@@ -349,7 +349,9 @@ func Run(ctx context.Context, o Options) error {
 		ln.Close()
 	}
 	conns.awaitClosed(shutdownCtx, min(drainGrace, s.Shutdown.Timeout))
-	if serr := srv.Shutdown(shutdownCtx); serr != nil {
+	// Shutdown closes the listeners again; one it finds closed already
+	// (a Serve that has not yet let go of it) is not a failure.
+	if serr := srv.Shutdown(shutdownCtx); serr != nil && !errors.Is(serr, net.ErrClosed) {
 		log.Warn("requests still running at the shutdown timeout were cut", "error", serr)
 		srv.Close()
 	}

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/awakend/awakend/internal/etcdhttp"
 )
 
 // Ack is a daemon's account of itself, kept under hosts/<host> on its
@@ -40,9 +40,7 @@ func (a Ack) Tried(id string) bool { return a.Pack == id || a.Last.Pack == id }
 // Hosts reads every live host's acknowledgement, sorted by host, and the
 // store's revision at the read.
 func (s *Store) Hosts(ctx context.Context) ([]Ack, int64, error) {
-	rctx, cancel := s.request(ctx)
-	defer cancel()
-	resp, err := s.cli.Get(rctx, s.hostKey(""), clientv3.WithPrefix())
+	resp, err := s.etcd.Range(ctx, rangePrefix(s.hostKey("")))
 	if err != nil {
 		return nil, 0, fmt.Errorf("etcd: listing hosts: %w", err)
 	}
@@ -55,7 +53,7 @@ func (s *Store) Hosts(ctx context.Context) ([]Ack, int64, error) {
 		acks = append(acks, a)
 	}
 	slices.SortFunc(acks, func(a, b Ack) int { return strings.Compare(a.Host, b.Host) })
-	return acks, resp.Header.Revision, nil
+	return acks, int64(resp.Header.Revision), nil
 }
 
 // Await waits until every live host has applied or rejected pack id and
@@ -77,14 +75,27 @@ func (s *Store) Await(ctx context.Context, id string) ([]Ack, error) {
 		// Wait for any host to write, or to go; look again at least every
 		// second in case the watch misses its moment.
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		wch := s.cli.Watch(clientv3.WithRequireLeader(wctx), s.hostKey(""), clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-		select {
-		case <-wch:
-		case <-wctx.Done():
-		}
+		s.awaitWrite(wctx, rangePrefix(s.hostKey("")), rev)
 		cancel()
 		if ctx.Err() != nil {
 			return acks, ctx.Err()
+		}
+	}
+}
+
+// awaitWrite returns once a key in r is written after rev, the watch
+// ends, or ctx is done.
+func (s *Store) awaitWrite(ctx context.Context, r etcdhttp.RangeRequest, rev int64) {
+	w, err := s.etcd.Watch(ctx, etcdhttp.WatchRequest{Key: r.Key, RangeEnd: r.RangeEnd, StartRevision: etcdhttp.Int64(rev + 1)})
+	if err != nil {
+		<-ctx.Done() // no busy loop while etcd cannot be watched
+		return
+	}
+	defer w.Close()
+	for {
+		resp, err := w.Next()
+		if err != nil || len(resp.Events) > 0 {
+			return
 		}
 	}
 }
@@ -150,28 +161,25 @@ func (a *Announcer) Run(ctx context.Context) {
 // session grants a lease, writes the acknowledgement on it and keeps it
 // alive, writing again on every Set, until the lease is lost (the error)
 // or ctx is done.
+//
+// The lease is renewed every third of its TTL; a renewal that fails, or
+// that etcd answers with no TTL left, loses it.
 func (a *Announcer) session(ctx context.Context) error {
-	rctx, cancel := a.s.request(ctx)
-	lease, err := a.s.cli.Grant(rctx, int64(a.ttl/time.Second))
-	cancel()
+	sent := time.Now()
+	lease, ttl, err := a.s.etcd.Grant(ctx, a.ttl)
 	if err != nil {
 		return fmt.Errorf("etcd: granting a lease: %w", err)
 	}
-	kctx, stop := context.WithCancel(ctx)
-	defer stop()
-	alive, err := a.s.cli.KeepAlive(kctx, lease.ID)
-	if err != nil {
-		return fmt.Errorf("etcd: keeping the lease alive: %w", err)
-	}
+	expires := sent.Add(ttl) // etcd's expiry is no earlier
+	renew := time.NewTicker(max(ttl/3, 100*time.Millisecond))
+	defer renew.Stop()
 	dirty := true
 	for {
 		if dirty {
 			a.mu.Lock()
 			b, _ := json.Marshal(a.ack) // an Ack always marshals
 			a.mu.Unlock()
-			rctx, cancel := a.s.request(ctx)
-			_, err := a.s.cli.Put(rctx, a.key, string(b), clientv3.WithLease(lease.ID))
-			cancel()
+			_, err := a.s.etcd.Put(ctx, etcdhttp.PutRequest{Key: []byte(a.key), Value: b, Lease: etcdhttp.Int64(lease)})
 			if err == nil && a.OnState != nil {
 				a.OnState(nil)
 			}
@@ -180,15 +188,31 @@ func (a *Announcer) session(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-			_, _ = a.s.cli.Revoke(rctx, lease.ID)
+			_ = a.s.etcd.Revoke(rctx, lease)
 			cancel()
 			return ctx.Err()
 		case <-a.kick:
 			dirty = true
-		case _, ok := <-alive:
-			if !ok {
-				return fmt.Errorf("etcd: lease %x lost", lease.ID)
+		case <-renew.C:
+			// No answer after the lease would have expired is worth
+			// waiting for.
+			sent := time.Now()
+			deadline := sent.Add(a.s.timeout)
+			if expires.Before(deadline) {
+				deadline = expires
 			}
+			rctx, cancel := context.WithDeadline(ctx, deadline)
+			left, err := a.s.etcd.KeepAlive(rctx, lease)
+			cancel()
+			switch {
+			case ctx.Err() != nil:
+				continue // revoked above
+			case err != nil:
+				return fmt.Errorf("etcd: lease %x lost: renewing it: %w", lease, err)
+			case left <= 0:
+				return fmt.Errorf("etcd: lease %x lost: it expired", lease)
+			}
+			expires = sent.Add(left)
 		}
 	}
 }

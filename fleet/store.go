@@ -22,9 +22,7 @@ import (
 	"strings"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
+	"github.com/awakend/awakend/internal/etcdhttp"
 	"github.com/awakend/awakend/pack"
 )
 
@@ -48,13 +46,13 @@ type Options struct {
 
 // Store is a fleet's keys in etcd.
 type Store struct {
-	cli     *clientv3.Client
+	etcd    *etcdhttp.Client
 	prefix  string
 	timeout time.Duration
 }
 
-// Dial connects to etcd. It does not wait for a member to answer: the
-// first request does, within its timeout.
+// Dial returns a store of the fleet at o's etcd endpoints. It does not
+// contact a member: the first request does, within its timeout.
 func Dial(o Options) (*Store, error) {
 	if len(o.Endpoints) == 0 {
 		return nil, errors.New("etcd: no endpoints")
@@ -70,24 +68,18 @@ func Dial(o Options) (*Store, error) {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   o.Endpoints,
-		DialTimeout: timeout,
-		// The client's own log would repeat, in its own format, what
-		// the callers report in theirs.
-		Logger:               zap.NewNop(),
-		DialKeepAliveTime:    10 * time.Second,
-		DialKeepAliveTimeout: 5 * time.Second,
-		PermitWithoutStream:  true,
-	})
+	cli, err := etcdhttp.New(o.Endpoints, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("etcd %s: %w", strings.Join(o.Endpoints, ","), err)
 	}
-	return &Store{cli: cli, prefix: prefix, timeout: timeout}, nil
+	return &Store{etcd: cli, prefix: prefix, timeout: timeout}, nil
 }
 
-// Close closes the connection to etcd.
-func (s *Store) Close() error { return s.cli.Close() }
+// Close closes the connections to etcd.
+func (s *Store) Close() error {
+	s.etcd.Close()
+	return nil
+}
 
 // Prefix is the key prefix, with its trailing slash.
 func (s *Store) Prefix() string { return s.prefix }
@@ -99,11 +91,6 @@ func (s *Store) hostKey(host string) string { return s.prefix + "hosts/" + host 
 
 func (s *Store) chunkKey(id string, i int) string { return fmt.Sprintf("%s%06d", s.chunkDir(id), i) }
 
-// request bounds one etcd request in time.
-func (s *Store) request(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, s.timeout)
-}
-
 // Pointer is the current pointer as read: the pack it names ("" if no pack
 // was ever published) and the revision that last wrote it (0 if none).
 type Pointer struct {
@@ -113,17 +100,20 @@ type Pointer struct {
 
 // Current reads the pointer, and the store's revision at the read.
 func (s *Store) Current(ctx context.Context) (Pointer, int64, error) {
-	ctx, cancel := s.request(ctx)
-	defer cancel()
-	resp, err := s.cli.Get(ctx, s.currentKey())
+	resp, err := s.etcd.Range(ctx, etcdhttp.RangeRequest{Key: []byte(s.currentKey())})
 	if err != nil {
 		return Pointer{}, 0, fmt.Errorf("etcd: reading %s: %w", s.currentKey(), err)
 	}
-	var p Pointer
-	if len(resp.Kvs) > 0 {
-		p = Pointer{ID: string(resp.Kvs[0].Value), Revision: resp.Kvs[0].ModRevision}
+	return pointer(resp.Kvs), int64(resp.Header.Revision), nil
+}
+
+// pointer is the pointer as read in kvs; the zero Pointer if it is not
+// there.
+func pointer(kvs []etcdhttp.KeyValue) Pointer {
+	if len(kvs) == 0 {
+		return Pointer{}
 	}
-	return p, resp.Header.Revision, nil
+	return Pointer{ID: string(kvs[0].Value), Revision: int64(kvs[0].ModRevision)}
 }
 
 // Meta describes a stored pack.
@@ -190,16 +180,13 @@ func (s *Store) Publish(ctx context.Context, p *pack.Pack, o PublishOptions) (Pu
 	} else if ok {
 		return s.move(ctx, old, o, nil) // stored already: only the pointer moves
 	}
-	var ops []clientv3.Op
+	var ops []etcdhttp.Op
 	if meta.Chunks == 1 {
-		ops = append(ops, clientv3.OpPut(s.chunkKey(p.ID, 0), string(data)))
+		ops = append(ops, put(s.chunkKey(p.ID, 0), data))
 	} else {
 		for i := range meta.Chunks {
 			chunk := data[i*chunkSize : min(len(data), (i+1)*chunkSize)]
-			rctx, cancel := s.request(ctx)
-			_, err := s.cli.Put(rctx, s.chunkKey(p.ID, i), string(chunk))
-			cancel()
-			if err != nil {
+			if _, err := s.etcd.Put(ctx, etcdhttp.PutRequest{Key: []byte(s.chunkKey(p.ID, i)), Value: chunk}); err != nil {
 				return Published{}, fmt.Errorf("etcd: storing chunk %d of %d of pack %s: %w", i+1, meta.Chunks, pack.Short(p.ID), err)
 			}
 		}
@@ -208,8 +195,17 @@ func (s *Store) Publish(ctx context.Context, p *pack.Pack, o PublishOptions) (Pu
 	if err != nil {
 		return Published{}, err
 	}
-	ops = append(ops, clientv3.OpPut(s.metaKey(p.ID), string(b)))
+	ops = append(ops, put(s.metaKey(p.ID), b))
 	return s.move(ctx, meta, o, ops)
+}
+
+func put(key string, value []byte) etcdhttp.Op {
+	return etcdhttp.Op{Put: &etcdhttp.PutRequest{Key: []byte(key), Value: value}}
+}
+
+func deletePrefix(prefix string) etcdhttp.Op {
+	key, end := etcdhttp.Prefix(prefix)
+	return etcdhttp.Op{DeleteRange: &etcdhttp.DeleteRangeRequest{Key: key, RangeEnd: end}}
 }
 
 // Rollback moves the pointer to a pack stored earlier, named by its ID or
@@ -236,7 +232,7 @@ func (s *Store) Rollback(ctx context.Context, id string, o PublishOptions) (Publ
 
 // move points current at meta's pack in one transaction with ops,
 // conditional on the pointer being o.Seen unless o.Force, then prunes.
-func (s *Store) move(ctx context.Context, meta Meta, o PublishOptions, ops []clientv3.Op) (Published, error) {
+func (s *Store) move(ctx context.Context, meta Meta, o PublishOptions, ops []etcdhttp.Op) (Published, error) {
 	out := Published{Meta: meta, Previous: o.Seen.ID}
 	if !o.Force && o.Seen.ID == meta.ID && len(ops) == 0 {
 		cur, _, err := s.Current(ctx)
@@ -248,30 +244,34 @@ func (s *Store) move(ctx context.Context, meta Meta, o PublishOptions, ops []cli
 		}
 		return out, &ConflictError{Seen: o.Seen, Found: cur}
 	}
-	ops = append(ops, clientv3.OpPut(s.currentKey(), meta.ID))
-	rctx, cancel := s.request(ctx)
-	defer cancel()
-	resp, err := s.cli.Txn(rctx).If(conditions(s, o)...).Then(ops...).Else(clientv3.OpGet(s.currentKey())).Commit()
+	txn := etcdhttp.TxnRequest{
+		Success: append(ops, put(s.currentKey(), []byte(meta.ID))),
+		Failure: []etcdhttp.Op{{Range: &etcdhttp.RangeRequest{Key: []byte(s.currentKey())}}},
+	}
+	if !o.Force {
+		txn.Compare = []etcdhttp.Compare{etcdhttp.ModRevisionIs(s.currentKey(), o.Seen.Revision)}
+	}
+	resp, err := s.etcd.Txn(ctx, txn)
 	if err != nil {
 		return out, fmt.Errorf("etcd: moving %s to pack %s: %w", s.currentKey(), pack.Short(meta.ID), err)
 	}
 	if !resp.Succeeded {
 		var found Pointer
-		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-			found = Pointer{ID: string(kvs[0].Value), Revision: kvs[0].ModRevision}
+		if len(resp.Responses) > 0 && resp.Responses[0].Range != nil {
+			found = pointer(resp.Responses[0].Range.Kvs)
 		}
-		return out, &ConflictError{Seen: o.Seen, Found: found}
+		if found.ID != meta.ID || found.Revision <= o.Seen.Revision {
+			return out, &ConflictError{Seen: o.Seen, Found: found}
+		}
+		// The pointer names this pack, written since the publisher read
+		// it: a member took the transaction but could not confirm it,
+		// and the client sent it again; or another publisher published
+		// this very pack meanwhile. Either way the pack is current.
+		resp.Header.Revision = etcdhttp.Int64(found.Revision)
 	}
-	out.Revision = resp.Header.Revision
+	out.Revision = int64(resp.Header.Revision)
 	out.Pruned = s.prune(ctx, meta.ID, o.Keep)
 	return out, nil
-}
-
-func conditions(s *Store, o PublishOptions) []clientv3.Cmp {
-	if o.Force {
-		return nil
-	}
-	return []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.currentKey()), "=", o.Seen.Revision)}
 }
 
 // prune deletes the oldest packs beyond keep, never current, and returns
@@ -294,12 +294,10 @@ func (s *Store) prune(ctx context.Context, current string, keep int) int {
 			kept++
 			continue
 		}
-		rctx, cancel := s.request(ctx)
-		_, err := s.cli.Txn(rctx).Then(
-			clientv3.OpDelete(s.metaKey(m.ID)),
-			clientv3.OpDelete(s.chunkDir(m.ID), clientv3.WithPrefix()),
-		).Commit()
-		cancel()
+		_, err := s.etcd.Txn(ctx, etcdhttp.TxnRequest{Success: []etcdhttp.Op{
+			{DeleteRange: &etcdhttp.DeleteRangeRequest{Key: []byte(s.metaKey(m.ID))}},
+			deletePrefix(s.chunkDir(m.ID)),
+		}})
 		if err == nil {
 			n++
 		}
@@ -309,9 +307,7 @@ func (s *Store) prune(ctx context.Context, current string, keep int) int {
 
 // Packs lists the stored packs, newest first.
 func (s *Store) Packs(ctx context.Context) ([]Meta, error) {
-	rctx, cancel := s.request(ctx)
-	defer cancel()
-	resp, err := s.cli.Get(rctx, s.prefix+"packs/", clientv3.WithPrefix())
+	resp, err := s.etcd.Range(ctx, rangePrefix(s.prefix+"packs/"))
 	if err != nil {
 		return nil, fmt.Errorf("etcd: listing packs: %w", err)
 	}
@@ -321,7 +317,7 @@ func (s *Store) Packs(ctx context.Context) ([]Meta, error) {
 		if err := json.Unmarshal(kv.Value, &m); err != nil {
 			return nil, fmt.Errorf("etcd: %s: %w", kv.Key, err)
 		}
-		m.Revision = kv.CreateRevision
+		m.Revision = int64(kv.CreateRevision)
 		metas = append(metas, m)
 	}
 	slices.SortFunc(metas, func(a, b Meta) int { return int(b.Revision - a.Revision) })
@@ -329,9 +325,7 @@ func (s *Store) Packs(ctx context.Context) ([]Meta, error) {
 }
 
 func (s *Store) meta(ctx context.Context, id string) (Meta, bool, error) {
-	rctx, cancel := s.request(ctx)
-	defer cancel()
-	resp, err := s.cli.Get(rctx, s.metaKey(id))
+	resp, err := s.etcd.Range(ctx, etcdhttp.RangeRequest{Key: []byte(s.metaKey(id))})
 	if err != nil {
 		return Meta{}, false, fmt.Errorf("etcd: reading pack %s: %w", pack.Short(id), err)
 	}
@@ -342,8 +336,13 @@ func (s *Store) meta(ctx context.Context, id string) (Meta, bool, error) {
 	if err := json.Unmarshal(resp.Kvs[0].Value, &m); err != nil {
 		return Meta{}, false, fmt.Errorf("etcd: %s: %w", resp.Kvs[0].Key, err)
 	}
-	m.Revision = resp.Kvs[0].CreateRevision
+	m.Revision = int64(resp.Kvs[0].CreateRevision)
 	return m, true, nil
+}
+
+func rangePrefix(prefix string) etcdhttp.RangeRequest {
+	key, end := etcdhttp.Prefix(prefix)
+	return etcdhttp.RangeRequest{Key: key, RangeEnd: end}
 }
 
 // Fetch reads pack id: its metadata, every chunk, and the archive checked
@@ -356,9 +355,7 @@ func (s *Store) Fetch(ctx context.Context, id string) (*pack.Pack, error) {
 	if !ok {
 		return nil, fmt.Errorf("etcd: pack %s is not stored (%s)", pack.Short(id), s.metaKey(id))
 	}
-	rctx, cancel := s.request(ctx)
-	defer cancel()
-	resp, err := s.cli.Get(rctx, s.chunkDir(id), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	resp, err := s.etcd.Range(ctx, rangePrefix(s.chunkDir(id))) // in key order: chunk order
 	if err != nil {
 		return nil, fmt.Errorf("etcd: reading pack %s: %w", pack.Short(id), err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/awakend/awakend/internal/etcdhttp"
 	"github.com/awakend/awakend/internal/etcdtest"
 	"github.com/awakend/awakend/pack"
 )
@@ -92,7 +93,7 @@ func TestPublishSplitsALargePack(t *testing.T) {
 		t.Fatalf("Fetch of a split pack: %v", err)
 	}
 	// A chunk gone is a clear error, never a partial pack.
-	if _, err := s.cli.Delete(t.Context(), s.chunkKey(p.ID, 2)); err != nil {
+	if _, err := s.etcd.DeleteRange(t.Context(), etcdhttp.DeleteRangeRequest{Key: []byte(s.chunkKey(p.ID, 2))}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Fetch(t.Context(), p.ID); err == nil || !strings.Contains(err.Error(), "chunks") {
@@ -125,6 +126,25 @@ func TestConcurrentPublishLoses(t *testing.T) {
 	}
 	if cur, _, _ := s.Current(t.Context()); cur.ID != second.ID {
 		t.Fatal("the forced publish did not move the pointer")
+	}
+}
+
+// A publish that finds the pointer moved to the very pack it publishes has
+// nothing to refuse: the pack is current. This is also what a publish
+// sees when its transaction was sent again to another member after the
+// first took it without confirming.
+func TestPublishFindingItsOwnPack(t *testing.T) {
+	s := dial(t, etcdtest.Start(t, 1).Endpoints())
+	base := publish(t, s, mkpack(t, "a.yaml", "models: []\n"))
+	seen := Pointer{ID: base.Meta.ID, Revision: base.Revision}
+	p := mkpack(t, "a.yaml", "models: [] # new\n")
+	first, err := s.Publish(t.Context(), p, PublishOptions{Seen: seen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.Publish(t.Context(), p, PublishOptions{Seen: seen})
+	if err != nil || again.Revision != first.Revision || again.Meta.ID != p.ID {
+		t.Fatalf("publishing %s again on the pointer it moved: %+v, %v", pack.Short(p.ID), again, err)
 	}
 }
 
@@ -214,10 +234,7 @@ func TestFollowSeesEveryPublish(t *testing.T) {
 	p2 := mkpack(t, "a.yaml", "models: [] # 2\n")
 	publish(t, pub, p2)
 	expect(p2.ID)
-	_, now, _ := pub.Current(t.Context())
-	if _, err := pub.cli.Compact(t.Context(), now); err != nil {
-		t.Fatal(err)
-	}
+	c.Compact()
 	p3 := mkpack(t, "a.yaml", "models: [] # 3\n")
 	publish(t, pub, p3)
 	expect(p3.ID)
@@ -230,6 +247,48 @@ func TestFollowSeesEveryPublish(t *testing.T) {
 	publish(t, pub, p4)
 	expect(p4.ID)
 	c.Restart(l)
+}
+
+// A follower whose member freezes — its connections open, nothing said on
+// them — still sees the next publish, from another member, once its watch
+// has lived its time.
+func TestFollowAcrossAFrozenMember(t *testing.T) {
+	defer func(d time.Duration) { watchLifetime = d }(watchLifetime)
+	watchLifetime = time.Second
+	c := etcdtest.Start(t, 3)
+	s := dial(t, c.Endpoints()) // watches on the first member
+	pub := dial(t, c.Endpoints()[1:])
+	pub.prefix = s.prefix
+	_, rev, err := s.Current(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan string, 64)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Follow(ctx, rev, func(p Pointer) { seen <- p.ID })
+	}()
+	defer func() { cancel(); <-done }()
+	p1 := mkpack(t, "a.yaml", "models: [] # 1\n")
+	publish(t, pub, p1)
+	if got := <-seen; got != p1.ID {
+		t.Fatalf("saw %s, want %s", got, p1.ID)
+	}
+	c.Freeze(0)
+	defer c.Thaw(0)
+	c.WaitHealthy(1)
+	p2 := mkpack(t, "a.yaml", "models: [] # 2\n")
+	publish(t, pub, p2)
+	select {
+	case got := <-seen:
+		if got != p2.ID {
+			t.Fatalf("saw %s, want %s", got, p2.ID)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the follower of a frozen member never saw the next publish")
+	}
 }
 
 func TestAnnounceAwaitAndLeave(t *testing.T) {

@@ -7,10 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/awakend/awakend/e2e/harness"
 	"github.com/awakend/awakend/internal/etcdtest"
@@ -263,29 +259,11 @@ func TestAPackRejectedOnOneHost(t *testing.T) {
 // dump reads every key under the fleet's prefix, packs decompressed.
 func dump(t *testing.T, f *cluster) map[string]string {
 	t.Helper()
-	cli := etcdClient(t, f)
-	resp, err := cli.Get(t.Context(), f.prefix, clientv3.WithPrefix())
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, kv := range resp.Kvs {
-		out[string(kv.Key)] = string(kv.Value)
-	}
+	out := f.etcd.Dump(f.prefix)
 	if len(out) == 0 {
 		t.Fatal("nothing under the prefix")
 	}
 	return out
-}
-
-func etcdClient(t *testing.T, f *cluster) *clientv3.Client {
-	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: f.etcd.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
 }
 
 // Publishes still arrive when etcd's leader is killed just before one, a
@@ -320,14 +298,7 @@ func TestPublishesArriveThroughEtcdFaults(t *testing.T) {
 	}
 	f.etcd.Restart(other)
 
-	cli := etcdClient(t, f)
-	resp, err := cli.Get(t.Context(), "any")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cli.Compact(t.Context(), resp.Header.Revision); err != nil {
-		t.Fatal(err)
-	}
+	f.etcd.Compact()
 	d := f.publish(t, dir("4"))
 	for _, h := range hosts {
 		serving(t, h, d)

@@ -5,6 +5,7 @@
 package etcdtest
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/awakend/awakend/internal/etcdhttp"
 )
 
 // Binary finds the etcd server: $ETCD_BINARY, etcd on $PATH, or Debian's
@@ -105,8 +108,69 @@ func (c *Cluster) Endpoints() []string {
 // Endpoint is member i's client URL.
 func (c *Cluster) Endpoint(i int) string { return c.members[i].client }
 
+// client is a client of every member, closed when the test ends.
+func (c *Cluster) client() *etcdhttp.Client {
+	c.tb.Helper()
+	cli, err := etcdhttp.New(c.Endpoints(), 5*time.Second)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	c.tb.Cleanup(cli.Close)
+	return cli
+}
+
+// Compact discards the cluster's history up to its current revision, and
+// returns that revision: a watch from an earlier one is canceled.
+func (c *Cluster) Compact() int64 {
+	c.tb.Helper()
+	cli := c.client()
+	resp, err := cli.Range(context.Background(), etcdhttp.RangeRequest{Key: []byte("\x00")})
+	if err != nil {
+		c.tb.Fatalf("reading the revision to compact at: %v", err)
+	}
+	rev := int64(resp.Header.Revision)
+	if err := cli.Compact(context.Background(), rev); err != nil {
+		c.tb.Fatalf("compacting at revision %d: %v", rev, err)
+	}
+	return rev
+}
+
+// Dump reads every key under prefix and its value.
+func (c *Cluster) Dump(prefix string) map[string]string {
+	c.tb.Helper()
+	key, end := etcdhttp.Prefix(prefix)
+	resp, err := c.client().Range(context.Background(), etcdhttp.RangeRequest{Key: key, RangeEnd: end})
+	if err != nil {
+		c.tb.Fatalf("reading the keys under %s: %v", prefix, err)
+	}
+	out := map[string]string{}
+	for _, kv := range resp.Kvs {
+		out[string(kv.Key)] = string(kv.Value)
+	}
+	return out
+}
+
 // Kill stops member i with SIGKILL and waits for it to exit.
 func (c *Cluster) Kill(i int) { c.kill(c.members[i]) }
+
+// Freeze stops member i with SIGSTOP: its connections stay open, and it
+// answers nothing on them, until Thaw.
+func (c *Cluster) Freeze(i int) { c.signal(c.members[i], syscall.SIGSTOP) }
+
+// Thaw resumes member i after Freeze.
+func (c *Cluster) Thaw(i int) { c.signal(c.members[i], syscall.SIGCONT) }
+
+func (c *Cluster) signal(m *member, sig syscall.Signal) {
+	c.tb.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		c.tb.Fatalf("etcd member %s is not running", m.name)
+	}
+	if err := m.cmd.Process.Signal(sig); err != nil {
+		c.tb.Fatalf("signalling etcd member %s: %v", m.name, err)
+	}
+}
 
 // Restart starts member i again, with its data, and waits until it is
 // healthy.
