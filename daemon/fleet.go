@@ -79,7 +79,7 @@ func (f *fleetSource) served(in input) {
 	if f.stateDir == "" || in.pack == nil || in.pack.ID == f.saved {
 		return
 	}
-	saved := lastgood.Saved{Origin: lastgood.OriginEtcd, Fingerprint: in.pack.ID, SavedAt: time.Now(), Files: in.pack.Files}
+	saved := lastgood.Saved{Origin: lastgood.OriginEtcd, Fingerprint: in.pack.ID, SavedAt: time.Now(), Pack: in.pack}
 	if err := lastgood.Save(f.stateDir, saved); err != nil {
 		f.log.Warn("could not keep a local copy of the pack", "error", err)
 		return

@@ -49,6 +49,9 @@ type Saved struct {
 	SavedAt time.Time
 	// Files are the config files, sorted by path.
 	Files []File
+	// Pack, if set, is Files already packed (a fleet's pack, whose
+	// compressed bytes are at hand): Save stores it as it is.
+	Pack *pack.Pack
 }
 
 // stateFile is the state file's JSON form: the files as a compressed pack,
@@ -75,12 +78,15 @@ func Save(dir string, s Saved) error {
 }
 
 func save(dir string, s Saved) error {
-	if len(s.Files) == 0 {
-		return errors.New("no config files")
+	p := s.Pack
+	if p == nil {
+		var err error
+		if p, err = pack.New(s.Files); err != nil {
+			return err
+		}
 	}
-	p, err := pack.New(s.Files)
-	if err != nil {
-		return err
+	if len(p.Files) == 0 {
+		return errors.New("no config files")
 	}
 	b, err := json.Marshal(stateFile{
 		Format: format, Origin: s.Origin, Fingerprint: s.Fingerprint, SavedAt: s.SavedAt.UTC(),
