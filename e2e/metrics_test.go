@@ -31,7 +31,7 @@ func TestMetricsPassPromtool(t *testing.T) {
 		t.Fatalf("completion: HTTP %d", resp.StatusCode)
 	}
 	_, _, body := d.Get("/metrics")
-	for _, want := range []string{"awakend_build_info{", "awakend_config_info{", "awakend_requests_total{"} {
+	for _, want := range []string{"awakend_build_info{", "awakend_config_info{", "awakend_requests_total{", "awakend_requests_in_flight ", "awakend_breaker_open{"} {
 		if !bytes.Contains(body, []byte(want)) {
 			t.Errorf("/metrics has no %s", want)
 		}

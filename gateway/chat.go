@@ -214,6 +214,9 @@ func (g *Gateway) dispatch(w http.ResponseWriter, r *http.Request, rs *reqState,
 			continue
 		}
 		rs.attempts++
+		if rs.attempts > 1 && p.pool {
+			g.m.failover.WithLabelValues(p.id).Inc()
+		}
 		rs.provider = tg.providerID
 		var o outcome
 		switch rs.api {

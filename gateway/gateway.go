@@ -301,6 +301,10 @@ func New(opts Options) *Gateway {
 	var seed [4]byte
 	_, _ = rand.Read(seed[:])
 	g.idPrefix = hex.EncodeToString(seed[:]) + "-"
+	if opts.Metrics != nil {
+		// A second gateway on one registry (tests) keeps the first's.
+		_ = opts.Metrics.Register(breakerCollector{g})
+	}
 	return g
 }
 
@@ -323,6 +327,8 @@ const (
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rs := getState()
 	defer putState(rs)
+	g.m.inFlight.Inc()
+	defer g.m.inFlight.Dec()
 	rs.start = g.now()
 	rs.id = g.requestID(r)
 	h := w.Header()

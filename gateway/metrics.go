@@ -17,6 +17,8 @@ type gatewayMetrics struct {
 	overhead prometheus.Histogram
 	tokens   *prometheus.CounterVec
 	cost     *prometheus.CounterVec
+	inFlight prometheus.Gauge
+	failover *prometheus.CounterVec
 }
 
 var (
@@ -57,6 +59,14 @@ func newMetrics(reg prometheus.Registerer) *gatewayMetrics {
 			Namespace: "awakend", Name: "cost_usd_total",
 			Help: "Cost in USD of the tokens the upstreams reported, at the serving model's declared prices, by client (- for none) and model.",
 		}, []string{"client", "model"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "awakend", Name: "requests_in_flight",
+			Help: "Gateway requests being served, streams included.",
+		}),
+		failover: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "awakend", Name: "pool_failovers_total",
+			Help: "Attempts a model pool made on another member after one failed, by pool.",
+		}, []string{"pool"}),
 	}
 	if reg != nil {
 		m.requests = register(reg, m.requests)
@@ -65,8 +75,34 @@ func newMetrics(reg prometheus.Registerer) *gatewayMetrics {
 		m.overhead = register(reg, m.overhead)
 		m.tokens = register(reg, m.tokens)
 		m.cost = register(reg, m.cost)
+		m.inFlight = register(reg, m.inFlight)
+		m.failover = register(reg, m.failover)
 	}
 	return m
+}
+
+// breakerCollector exposes awakend_breaker_open{provider,model}: 1 for a
+// target whose breaker refuses calls now, 0 otherwise, read at scrape
+// time from the breakers that outlive reloads.
+type breakerCollector struct{ g *Gateway }
+
+var breakerDesc = prometheus.NewDesc("awakend_breaker_open",
+	"1 while a target's circuit breaker is open (calls refused until it half-opens), else 0; by provider and model.",
+	[]string{"provider", "model"}, nil)
+
+func (c breakerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- breakerDesc }
+
+func (c breakerCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.g.clock()
+	c.g.mu.Lock()
+	defer c.g.mu.Unlock()
+	for k, b := range c.g.breakers {
+		v := 0.0
+		if b.state(now) == "open" {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(breakerDesc, prometheus.GaugeValue, v, k.provider, k.model)
+	}
 }
 
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
