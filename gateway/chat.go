@@ -326,20 +326,24 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, rs *reqSta
 		RequestID:     rs.id,
 		Adaptive:      tg.adaptive,
 	}
+	return g.call(ctx, rs, tg, &req,
+		func(resp *provider.Response) outcome { return g.stream(ctx, w, rs, rt, tg, resp) },
+		func(resp *provider.Response) outcome { return g.forward(ctx, w, rs, rt, tg, resp) })
+}
+
+// call sends req to tg and hands its answer to stream or to whole, timing
+// the upstream call for the metrics either way.
+func (g *Gateway) call(ctx context.Context, rs *reqState, tg *target, req *provider.Request, stream, whole func(*provider.Response) outcome) outcome {
 	start := g.now()
-	resp, err := tg.caller.Call(ctx, &req)
-	if err != nil {
-		g.observeUpstream(rs, tg, start)
+	defer g.observeUpstream(rs, tg, start)
+	resp, err := tg.caller.Call(ctx, req)
+	switch {
+	case err != nil:
 		return ended(ctx, err)
+	case req.Stream:
+		return stream(resp)
 	}
-	var o outcome
-	if body.stream {
-		o = g.stream(ctx, w, rs, rt, tg, resp)
-	} else {
-		o = g.forward(ctx, w, rs, rt, tg, resp)
-	}
-	g.observeUpstream(rs, tg, start)
-	return o
+	return whole(resp)
 }
 
 func (g *Gateway) observeUpstream(rs *reqState, tg *target, start time.Time) {

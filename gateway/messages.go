@@ -277,23 +277,14 @@ func (g *Gateway) attemptMessages(ctx context.Context, w http.ResponseWriter, rs
 		}
 		req.API, req.Body, req.Stream = provider.APIChat, b, stream
 	}
-	start := g.now()
-	resp, err := tg.caller.Call(ctx, &req)
-	if err != nil {
-		g.observeUpstream(rs, tg, start)
-		return ended(ctx, err)
-	}
-	var o outcome
-	if req.Stream {
-		if !native {
-			resp.Body = anthropic.NewStream(resp.Body)
-		}
-		o = g.relay(ctx, w, rs, rt, tg, resp)
-	} else {
-		o = g.forwardAs(ctx, w, rs, rt, tg, resp, conv)
-	}
-	g.observeUpstream(rs, tg, start)
-	return o
+	return g.call(ctx, rs, tg, &req,
+		func(resp *provider.Response) outcome {
+			if !native {
+				resp.Body = anthropic.NewStream(resp.Body)
+			}
+			return g.relay(ctx, w, rs, rt, tg, resp)
+		},
+		func(resp *provider.Response) outcome { return g.forwardAs(ctx, w, rs, rt, tg, resp, conv) })
 }
 
 // attemptPass calls one target with an embeddings or Responses request,
@@ -305,20 +296,9 @@ func (g *Gateway) attemptPass(ctx context.Context, w http.ResponseWriter, rs *re
 	}
 	req := provider.Request{API: rs.api, Body: body.passUpstream(tg.upstream, instructions), UpstreamModel: tg.upstreamName,
 		Stream: body.stream, RequestID: rs.id}
-	start := g.now()
-	resp, err := tg.caller.Call(ctx, &req)
-	if err != nil {
-		g.observeUpstream(rs, tg, start)
-		return ended(ctx, err)
-	}
-	var o outcome
-	if req.Stream {
-		o = g.relay(ctx, w, rs, rt, tg, resp)
-	} else {
-		o = g.forward(ctx, w, rs, rt, tg, resp)
-	}
-	g.observeUpstream(rs, tg, start)
-	return o
+	return g.call(ctx, rs, tg, &req,
+		func(resp *provider.Response) outcome { return g.relay(ctx, w, rs, rt, tg, resp) },
+		func(resp *provider.Response) outcome { return g.forward(ctx, w, rs, rt, tg, resp) })
 }
 
 // Conversions of a non-stream answer before it is forwarded.
