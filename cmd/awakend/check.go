@@ -26,6 +26,7 @@ type checkReport struct {
 
 // check validates a config directory with the daemon's own code path.
 func check(args []string, stdout, stderr io.Writer) error {
+	oneShot()
 	fs := flagSet("check", stderr)
 	sf := addSettingsFlags(fs, false)
 	format := fs.String("format", "text", "output `format`: text or json")

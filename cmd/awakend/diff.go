@@ -20,6 +20,7 @@ const secretMark = "(set)"
 
 // diff prints what reloading DIR would change in the running daemon.
 func diff(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	oneShot()
 	fs := flagSet("diff", stderr)
 	sf := addSettingsFlags(fs, false)
 	url := fs.String("url", "", "daemon `URL` (default: from the settings' listen address)")

@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -90,6 +91,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	return exitCode(err, stderr)
+}
+
+// oneShot tunes the garbage collector for a command that loads a whole
+// config directory once and exits (check, diff, publish): with Go's
+// default a check of a large directory spends a good part of its time
+// collecting what it is about to exit with, so it trades memory (about
+// 80 MiB for 10,000 agents) for time. GOGC, when set, has the last word.
+func oneShot() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 }
 
 // codeError carries the exit code an error should end the command with.

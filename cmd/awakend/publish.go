@@ -56,6 +56,7 @@ func (f *etcdFlags) store() (*fleet.Store, config.Settings, error) {
 // publish validates a config directory with check's code and publishes
 // it to the fleet as one pack, or moves the fleet back to an earlier one.
 func publish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	oneShot()
 	fs := flagSet("publish", stderr)
 	ef := addEtcdFlags(fs)
 	wait := fs.Bool("wait", false, "wait until every live host has applied or rejected the pack")
