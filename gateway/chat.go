@@ -446,6 +446,19 @@ const maxStreamEvent = provider.MaxStreamEvent
 
 var sseReaders = sync.Pool{New: func() any { return sse.NewReader(nil, maxStreamEvent, 32<<10) }}
 
+// getSSE takes a bounded event reader of body from the pool; putSSE gives
+// it back, holding nothing of the stream.
+func getSSE(body io.Reader) *sse.Reader {
+	rd := sseReaders.Get().(*sse.Reader)
+	rd.Reset(body)
+	return rd
+}
+
+func putSSE(rd *sse.Reader) {
+	rd.Reset(nil)
+	sseReaders.Put(rd)
+}
+
 // stream relays an SSE answer event by event, each written whole and
 // flushed. Nothing is written before the first event, so an upstream that
 // fails before it can still fail over. The stream ends after [DONE] or an
@@ -454,12 +467,8 @@ var sseReaders = sync.Pool{New: func() any { return sse.NewReader(nil, maxStream
 // error event after it.
 func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, resp *provider.Response) outcome {
 	defer resp.Body.Close()
-	rd := sseReaders.Get().(*sse.Reader)
-	rd.Reset(resp.Body)
-	defer func() {
-		rd.Reset(nil)
-		sseReaders.Put(rd)
-	}()
+	rd := getSSE(resp.Body)
+	defer putSSE(rd)
 	rc := http.NewResponseController(w)
 	written, data := false, false
 	for {

@@ -345,12 +345,8 @@ func (g *Gateway) forwardAs(ctx context.Context, w http.ResponseWriter, rs *reqS
 // error event after it.
 func (g *Gateway) relay(ctx context.Context, w http.ResponseWriter, rs *reqState, rt *route, tg *target, resp *provider.Response) outcome {
 	defer resp.Body.Close()
-	rd := sseReaders.Get().(*sse.Reader)
-	rd.Reset(resp.Body)
-	defer func() {
-		rd.Reset(nil)
-		sseReaders.Put(rd)
-	}()
+	rd := getSSE(resp.Body)
+	defer putSSE(rd)
 	rc := http.NewResponseController(w)
 	written, data := false, false
 	for {
