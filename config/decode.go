@@ -300,7 +300,7 @@ func (d *decoder) text(n *yaml.Node) (s string, interpolated, ok bool) {
 	if errs != nil {
 		where := d.where()
 		for _, e := range errs {
-			d.errorf(n, CodeInterpolation, "%s in %s%s", e.what, where, e.tail)
+			d.errorf(n, CodeInterpolation, "%s in %s%s", e.What, where, e.Tail)
 		}
 		return "", true, false
 	}

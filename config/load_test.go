@@ -430,7 +430,7 @@ func TestExpand(t *testing.T) {
 			got, errs := e.expand(tc.in)
 			var msgs []string
 			for _, er := range errs {
-				msgs = append(msgs, er.what+er.tail)
+				msgs = append(msgs, er.What+er.Tail)
 			}
 			msg := strings.Join(msgs, "; ")
 			if tc.err != "" {
