@@ -35,11 +35,12 @@ import (
 	"github.com/awakend/awakend/registry"
 	"github.com/awakend/awakend/reload"
 	"github.com/awakend/awakend/sdnotify"
+	"github.com/awakend/awakend/settings"
 )
 
 // Options are what Run needs from the command line and the environment.
 type Options struct {
-	Settings config.Settings
+	Settings settings.Settings
 	Logger   *slog.Logger
 	Notifier *sdnotify.Notifier
 	// Hangup delivers SIGHUP: each one forces a rebuild.

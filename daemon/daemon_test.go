@@ -27,6 +27,7 @@ import (
 	"github.com/awakend/awakend/internal/testcert"
 	"github.com/awakend/awakend/lastgood"
 	"github.com/awakend/awakend/provider/providertest"
+	"github.com/awakend/awakend/settings"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -132,7 +133,7 @@ type testDaemon struct {
 }
 
 // startDaemon runs the daemon with s on 127.0.0.1:0 until the test ends.
-func startDaemon(t *testing.T, s config.Settings) *testDaemon {
+func startDaemon(t *testing.T, s settings.Settings) *testDaemon {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -164,8 +165,8 @@ func startDaemon(t *testing.T, s config.Settings) *testDaemon {
 
 // tlsSettings are settings for a daemon serving dir with the pair in f,
 // reloading only when asked (the watcher's debounce outlasts the test).
-func tlsSettings(dir string, f pemFiles) config.Settings {
-	s := config.DefaultSettings()
+func tlsSettings(dir string, f pemFiles) settings.Settings {
+	s := settings.Default()
 	s.ConfigDir = dir
 	s.Reload.Debounce, s.Reload.MaxWait, s.Reload.RescanInterval = time.Hour, time.Hour, 0
 	s.Shutdown.Timeout = patience
@@ -606,10 +607,10 @@ func TestServerLimits(t *testing.T) {
 	}
 
 	// Headers beyond the cap are refused.
-	d := startDaemon(t, func() config.Settings {
+	d := startDaemon(t, func() settings.Settings {
 		dir := t.TempDir()
 		write(t, dir, "registry.yaml", "providers:\n  - {id: p, adapter: mock}\n")
-		s := config.DefaultSettings()
+		s := settings.Default()
 		s.ConfigDir, s.Reload.RescanInterval, s.Shutdown.Timeout = dir, 0, patience
 		return s
 	}())
@@ -654,7 +655,7 @@ func TestWarnIfExposed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := config.DefaultSettings()
+			s := settings.Default()
 			s.Admin.Token, s.Gateway.APIKeys = tt.token, tt.keys
 			logs := newRecords()
 			warnIfExposed(slog.New(logs), addr, s, tt.clients)
@@ -687,7 +688,7 @@ func TestShutdownDrains(t *testing.T) {
 models:
   - {id: slow, provider_id: p, upstream_model: m}
 `)
-	s := config.DefaultSettings()
+	s := settings.Default()
 	s.ConfigDir, s.Reload.RescanInterval, s.Shutdown.Timeout = dir, 0, patience
 	d := startDaemon(t, s)
 	addr := strings.TrimPrefix(d.url, "http://")
@@ -748,7 +749,7 @@ models:
 func TestServesEveryListener(t *testing.T) {
 	dir := t.TempDir()
 	write(t, dir, "registry.yaml", "providers:\n  - {id: p, adapter: mock}\n")
-	s := config.DefaultSettings()
+	s := settings.Default()
 	s.ConfigDir, s.Reload.RescanInterval, s.Shutdown.Timeout = dir, 0, patience
 	var lns []net.Listener
 	for range 2 {
@@ -817,7 +818,7 @@ func TestStartupLastGood(t *testing.T) {
 			dir, state := t.TempDir(), t.TempDir()
 			write(t, dir, "r.yaml", "models:\n  - {id: m, provider_id: nope, upstream_model: u}\n")
 			tc.state(t, state)
-			s := config.DefaultSettings()
+			s := settings.Default()
 			s.ConfigDir, s.StateDir, s.Reload.RescanInterval, s.Shutdown.Timeout = dir, state, 0, patience
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {

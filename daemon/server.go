@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/awakend/awakend/config"
+	"github.com/awakend/awakend/settings"
 )
 
 // Limits of the HTTP server.
@@ -122,7 +122,7 @@ func serverLogLevel(msg string) slog.Level {
 
 // warnIfExposed warns, loudly, when the daemon listens beyond loopback and
 // no secret guards the registry API or the gateway.
-func warnIfExposed(log *slog.Logger, addr net.Addr, s config.Settings, clients bool) {
+func warnIfExposed(log *slog.Logger, addr net.Addr, s settings.Settings, clients bool) {
 	if tcp, ok := addr.(*net.TCPAddr); !ok || tcp.IP.IsLoopback() {
 		return
 	}

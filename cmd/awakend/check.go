@@ -12,6 +12,7 @@ import (
 	"github.com/awakend/awakend/config"
 	"github.com/awakend/awakend/provider"
 	"github.com/awakend/awakend/registry"
+	"github.com/awakend/awakend/settings"
 )
 
 // checkReport is `awakend check --format json`.
@@ -68,11 +69,11 @@ func check(args []string, stdout, stderr io.Writer) error {
 
 // settingsAndDir reads the settings and the optional DIR argument of check
 // and diff; DIR defaults to the settings' config_dir.
-func settingsAndDir(fs *flag.FlagSet, sf *settingsFlags) (config.Settings, string, error) {
+func settingsAndDir(fs *flag.FlagSet, sf *settingsFlags) (settings.Settings, string, error) {
 	if fs.NArg() > 1 {
-		return config.Settings{}, "", fmt.Errorf("%s takes at most one directory, got %q", fs.Name(), fs.Args())
+		return settings.Settings{}, "", fmt.Errorf("%s takes at most one directory, got %q", fs.Name(), fs.Args())
 	}
-	s, _, err := config.LoadSettings(*sf.file, os.Environ(), nil)
+	s, _, err := settings.Load(*sf.file, os.Environ(), nil)
 	if err != nil {
 		return s, "", err
 	}
@@ -86,14 +87,14 @@ func settingsAndDir(fs *flag.FlagSet, sf *settingsFlags) (config.Settings, strin
 // loadDir loads and builds dir as the daemon does. A config that does not
 // validate is a report, not an error; an error means the check could not
 // run (no such directory, say).
-func loadDir(dir string, s config.Settings) (*registry.Set, checkReport, error) {
+func loadDir(dir string, s settings.Settings) (*registry.Set, checkReport, error) {
 	_, set, rep, err := loadFS(dir, os.DirFS(dir), checkOptions(s))
 	return set, rep, err
 }
 
 // checkOptions are the loader's options as the daemon sets them, from
 // this process's environment and credentials.
-func checkOptions(s config.Settings) config.Options {
+func checkOptions(s settings.Settings) config.Options {
 	return config.Options{
 		LookupEnv:      os.LookupEnv,
 		ReadFile:       os.ReadFile,

@@ -15,6 +15,7 @@ import (
 	"github.com/awakend/awakend/config"
 	"github.com/awakend/awakend/fleet"
 	"github.com/awakend/awakend/pack"
+	"github.com/awakend/awakend/settings"
 )
 
 // etcdFlags are the flags of the commands that talk to a fleet's etcd.
@@ -33,8 +34,8 @@ func addEtcdFlags(fs *flag.FlagSet) *etcdFlags {
 }
 
 // store reads the settings, lets the flags override them, and connects.
-func (f *etcdFlags) store() (*fleet.Store, config.Settings, error) {
-	s, _, err := config.LoadSettings(*f.settings.file, os.Environ(), nil)
+func (f *etcdFlags) store() (*fleet.Store, settings.Settings, error) {
+	s, _, err := settings.Load(*f.settings.file, os.Environ(), nil)
 	if err != nil {
 		return nil, s, err
 	}
@@ -142,7 +143,7 @@ func refused(err error) error {
 // packDir validates dir as check does, reading it once, and packs exactly
 // the files that load read. An invalid directory prints its diagnostics
 // and is exit 1; nothing is published.
-func packDir(dir string, s config.Settings, assume bool, stdout io.Writer) (*pack.Pack, error) {
+func packDir(dir string, s settings.Settings, assume bool, stdout io.Writer) (*pack.Pack, error) {
 	rec := pack.Record(os.DirFS(dir))
 	opts := checkOptions(s)
 	if assume {

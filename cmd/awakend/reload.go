@@ -12,6 +12,7 @@ import (
 
 	"github.com/awakend/awakend/config"
 	"github.com/awakend/awakend/journal"
+	"github.com/awakend/awakend/settings"
 )
 
 // reloadAnswer is the daemon's answer to POST /api/v1/reload.
@@ -80,7 +81,7 @@ func reloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // same settings (over TLS when they set a certificate), or from an explicit
 // URL.
 func daemonClient(settingsFile, url string, timeout time.Duration) (*client, error) {
-	s, _, err := config.LoadSettings(settingsFile, os.Environ(), nil)
+	s, _, err := settings.Load(settingsFile, os.Environ(), nil)
 	if err != nil {
 		return nil, err
 	}

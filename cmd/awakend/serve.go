@@ -14,10 +14,10 @@ import (
 	"syscall"
 
 	"github.com/awakend/awakend/activation"
-	"github.com/awakend/awakend/config"
 	"github.com/awakend/awakend/daemon"
 	"github.com/awakend/awakend/journal"
 	"github.com/awakend/awakend/sdnotify"
+	"github.com/awakend/awakend/settings"
 )
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -29,7 +29,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
 	}
-	s, file, err := config.LoadSettings(*sf.file, os.Environ(), sf.overrides(fs))
+	s, file, err := settings.Load(*sf.file, os.Environ(), sf.overrides(fs))
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,10 @@ type Resolver struct {
 // quote the source text only, never a resolved value.
 type Problem struct {
 	What, Tail string
+	// Malformed marks text that is not a reference of a known form, as
+	// opposed to a reference that did not resolve. Its What quotes the
+	// text, which a caller may have to withhold (a secret).
+	Malformed bool
 }
 
 // Forms lists the reference forms, for a message about a malformed one.
@@ -66,10 +70,10 @@ func (r Resolver) expand(s string, depth int) (string, []Problem) {
 		case strings.HasPrefix(s[i:], "${"):
 			end := closingBrace(s, i+2)
 			if end < 0 {
-				return "", append(errs, Problem{What: `unclosed "${"`})
+				return "", append(errs, Problem{What: `unclosed "${"`, Malformed: true})
 			}
 			if depth >= maxNesting {
-				return "", append(errs, Problem{What: "references nested more than " + strconv.Itoa(maxNesting) + " deep"})
+				return "", append(errs, Problem{What: "references nested more than " + strconv.Itoa(maxNesting) + " deep", Malformed: true})
 			}
 			v, more := r.reference(s[i+2:end], depth)
 			errs = append(errs, more...)
@@ -124,9 +128,9 @@ func (r Resolver) reference(body string, depth int) (string, []Problem) {
 	case name == "credential" && rest[0] == ':':
 		return r.read(body, rest[1:], true)
 	case name != "" && rest[0] == ':':
-		return "", []Problem{{What: "unknown interpolation scheme " + strconv.Quote(name), Tail: Forms}}
+		return "", []Problem{{What: "unknown interpolation scheme " + strconv.Quote(name), Tail: Forms, Malformed: true}}
 	}
-	return "", []Problem{{What: "invalid reference " + strconv.Quote("${"+body+"}"), Tail: Forms}}
+	return "", []Problem{{What: "invalid reference " + strconv.Quote("${"+body+"}"), Tail: Forms, Malformed: true}}
 }
 
 func (r Resolver) lookup(name string) (string, bool) {

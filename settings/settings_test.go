@@ -1,4 +1,4 @@
-package config
+package settings
 
 import (
 	"errors"
@@ -28,7 +28,7 @@ func noDefaultSettingsFile(t *testing.T) string {
 }
 
 func TestDefaultSettings(t *testing.T) {
-	s, file, err := loadSettings("", noDefaultSettingsFile(t), nil, nil)
+	s, file, err := load("", noDefaultSettingsFile(t), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,8 +40,8 @@ func TestDefaultSettings(t *testing.T) {
 	want.Reload.Debounce, want.Reload.MaxWait, want.Reload.RescanInterval = 250*time.Millisecond, 2*time.Second, 30*time.Second
 	want.Shutdown.Timeout = 30 * time.Second
 	want.Source.Etcd.Prefix = "/awakend/"
-	if !reflect.DeepEqual(s, want) || !reflect.DeepEqual(DefaultSettings(), want) {
-		t.Errorf("loaded %+v\ndefaults %+v\nwant %+v", s, DefaultSettings(), want)
+	if !reflect.DeepEqual(s, want) || !reflect.DeepEqual(Default(), want) {
+		t.Errorf("loaded %+v\ndefaults %+v\nwant %+v", s, Default(), want)
 	}
 }
 
@@ -51,7 +51,7 @@ func TestLoadSettings(t *testing.T) {
 		file  string // settings file content; "" for no file
 		env   []string
 		flags map[string]any
-		want  func(s *Settings) // applied to DefaultSettings()
+		want  func(s *Settings) // applied to Default()
 	}{
 		{
 			name: "file overrides defaults",
@@ -140,14 +140,14 @@ func TestLoadSettings(t *testing.T) {
 			if tt.file != "" {
 				path = writeSettingsFile(t, t.TempDir(), "awakend.yaml", tt.file)
 			}
-			got, file, err := loadSettings(path, noDefaultSettingsFile(t), tt.env, tt.flags)
+			got, file, err := load(path, noDefaultSettingsFile(t), tt.env, tt.flags)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if file != path {
 				t.Errorf("file = %q, want %q", file, path)
 			}
-			want := DefaultSettings()
+			want := Default()
 			tt.want(&want)
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got  %+v\nwant %+v", got, want)
@@ -157,7 +157,7 @@ func TestLoadSettings(t *testing.T) {
 }
 
 func TestLoadSettingsEveryKey(t *testing.T) {
-	got, file, err := loadSettings("testdata/settings/good.yaml", noDefaultSettingsFile(t), nil, nil)
+	got, file, err := load("testdata/settings/good.yaml", noDefaultSettingsFile(t), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,30 +180,37 @@ func TestLoadSettingsEveryKey(t *testing.T) {
 }
 
 // TestSettingSpecsMatchStruct keeps settingSpecs and Settings' tags in step.
-func TestSettingSpecsMatchStruct(t *testing.T) {
-	var keys []string
-	var walk func(prefix string, typ reflect.Type)
-	walk = func(prefix string, typ reflect.Type) {
-		for f := range typ.Fields() {
-			key := prefix + f.Tag.Get("koanf")
-			if f.Type.Kind() == reflect.Struct {
-				walk(key+".", f.Type)
-				continue
-			}
-			keys = append(keys, key)
+func TestKeysComeFromTheStruct(t *testing.T) {
+	want := []string{
+		"admin.token", "allow_empty", "config_dir", "gateway.api_keys", "listen", "log.format", "log.level",
+		"reload.debounce", "reload.max_wait", "reload.rescan_interval", "shutdown.timeout",
+		"source.etcd.endpoints", "source.etcd.host", "source.etcd.prefix", "state_dir", "tls.cert_file", "tls.key_file",
+	}
+	if !slices.Equal(Keys(), want) {
+		t.Errorf("Keys() = %q\nwant     %q", Keys(), want)
+	}
+	for _, f := range fields {
+		if f.secret != (f.key == "admin.token" || f.key == "gateway.api_keys") {
+			t.Errorf("%s: secret = %v", f.key, f.secret)
 		}
 	}
-	walk("", reflect.TypeFor[Settings]())
-	slices.Sort(keys)
-	if !slices.Equal(keys, settingKeys) {
-		t.Errorf("struct keys %v\nspec keys   %v", keys, settingKeys)
+}
+
+func TestFingerprint(t *testing.T) {
+	a, b := Default(), Default()
+	if a.Fingerprint() != b.Fingerprint() || len(a.Fingerprint()) != 64 {
+		t.Fatalf("equal settings: %s and %s", a.Fingerprint(), b.Fingerprint())
+	}
+	b.Admin.Token = "s3cret"
+	if a.Fingerprint() == b.Fingerprint() || strings.Contains(b.Fingerprint(), "s3cret") {
+		t.Errorf("a token changes nothing: %s", b.Fingerprint())
 	}
 }
 
 func TestLoadSettingsDefaultFile(t *testing.T) {
 	dir := t.TempDir()
 	def := writeSettingsFile(t, dir, "awakend.yaml", "listen: :9999\n")
-	s, file, err := loadSettings("", def, nil, nil)
+	s, file, err := load("", def, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,22 +220,22 @@ func TestLoadSettingsDefaultFile(t *testing.T) {
 
 	// An explicit file replaces the default one, which is not read.
 	other := writeSettingsFile(t, dir, "other.yaml", "log:\n  level: warn\n")
-	s, file, err = loadSettings(other, def, nil, nil)
+	s, file, err = load(other, def, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if file != other || s.Listen != DefaultSettings().Listen || s.Log.Level != "warn" {
+	if file != other || s.Listen != Default().Listen || s.Log.Level != "warn" {
 		t.Errorf("file %q listen %q level %q", file, s.Listen, s.Log.Level)
 	}
 
 	// An explicit file that is missing is an error.
-	_, _, err = loadSettings(filepath.Join(dir, "missing.yaml"), def, nil, nil)
+	_, _, err = load(filepath.Join(dir, "missing.yaml"), def, nil, nil)
 	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "missing.yaml") {
 		t.Errorf("err = %v, want a not-exist error naming the file", err)
 	}
 
 	// A default file that is there but unreadable is an error too.
-	_, _, err = loadSettings("", dir, nil, nil)
+	_, _, err = load("", dir, nil, nil)
 	if err == nil {
 		t.Error("a directory as the default file loaded")
 	}
@@ -236,7 +243,7 @@ func TestLoadSettingsDefaultFile(t *testing.T) {
 
 func TestLoadSettingsEtcd(t *testing.T) {
 	env := []string{"AWAKEND_SOURCE__ETCD__ENDPOINTS=http://10.0.0.1:2379, 10.0.0.2:2379"}
-	got, _, err := loadSettings("", noDefaultSettingsFile(t), env, nil)
+	got, _, err := load("", noDefaultSettingsFile(t), env, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +425,7 @@ func TestLoadSettingsErrors(t *testing.T) {
 			if tt.file != "" {
 				path = writeSettingsFile(t, t.TempDir(), "awakend.yaml", tt.file)
 			}
-			_, _, err := loadSettings(path, noDefaultSettingsFile(t), tt.env, tt.flags)
+			_, _, err := load(path, noDefaultSettingsFile(t), tt.env, tt.flags)
 			if err == nil {
 				t.Fatal("loaded, want an error")
 			}
@@ -434,7 +441,7 @@ func TestLoadSettingsErrors(t *testing.T) {
 // TestLoadSettingsAllProblems checks the full report for a file with many
 // problems: every one, in file order, with its place.
 func TestLoadSettingsAllProblems(t *testing.T) {
-	_, _, err := loadSettings("testdata/settings/bad.yaml", noDefaultSettingsFile(t), nil, nil)
+	_, _, err := load("testdata/settings/bad.yaml", noDefaultSettingsFile(t), nil, nil)
 	want := strings.Join([]string{
 		`testdata/settings/bad.yaml:2:1: unknown setting "lisen" (did you mean "listen"?)`,
 		`testdata/settings/bad.yaml:5:3: unknown setting "log.fromat" (did you mean "log.format"?)`,
@@ -461,6 +468,7 @@ func TestLoadSettingsSecrets(t *testing.T) {
 	writeSettingsFile(t, creds, "keys", "s3cret-k1\n\ns3cret-k2\n")
 	credEnv := "CREDENTIALS_DIRECTORY=" + creds
 	missing := filepath.Join(dir, "missing")
+	big := writeSettingsFile(t, dir, "big", strings.Repeat("k", 1<<20+1))
 
 	tests := []struct {
 		name      string
@@ -500,37 +508,47 @@ func TestLoadSettingsSecrets(t *testing.T) {
 		{
 			name:    "missing file",
 			file:    "admin:\n  token: ${file:" + missing + "}\ngateway:\n  api_keys: [s3cret-kept]\n",
-			wantErr: []string{"awakend.yaml:2:10: admin.token: ${file:" + missing + "}: open " + missing + ": no such file or directory"},
+			wantErr: []string{"awakend.yaml:2:10: admin.token: cannot read \"${file:" + missing + "}\": open " + missing + ": no such file or directory"},
 		},
 		{
 			name:    "missing credential",
 			env:     []string{credEnv, "AWAKEND_ADMIN__TOKEN=${credential:nope}"},
-			wantErr: []string{"AWAKEND_ADMIN__TOKEN: admin.token: ${credential:nope}: open " + filepath.Join(creds, "nope") + ": no such file or directory"},
+			wantErr: []string{"AWAKEND_ADMIN__TOKEN: admin.token: cannot read \"${credential:nope}\": open " + filepath.Join(creds, "nope") + ": no such file or directory"},
 		},
 		{
 			name:    "no credentials directory",
 			env:     []string{"AWAKEND_ADMIN__TOKEN=${credential:admin}"},
-			wantErr: []string{"admin.token: ${credential:admin}: CREDENTIALS_DIRECTORY is not set"},
+			wantErr: []string{"admin.token: cannot read \"${credential:admin}\": credentials are unavailable ($CREDENTIALS_DIRECTORY is not set)"},
 		},
 		{
 			name:    "credential name with a slash",
 			env:     []string{credEnv, "AWAKEND_ADMIN__TOKEN=${credential:../token}"},
-			wantErr: []string{"admin.token: ${credential:../token}: not a credential name"},
+			wantErr: []string{"admin.token: cannot read \"${credential:../token}\": a credential name is a plain file name"},
 		},
 		{
 			name:    "unset variable",
 			env:     []string{"AWAKEND_GATEWAY__API_KEYS=s3cret-x,${NOPE}"},
-			wantErr: []string{"AWAKEND_GATEWAY__API_KEYS: gateway.api_keys[1]: ${NOPE}: NOPE is not set"},
+			wantErr: []string{"AWAKEND_GATEWAY__API_KEYS: gateway.api_keys[1]: undefined environment variable \"NOPE\""},
 		},
 		{
 			name:    "relative file",
 			env:     []string{"AWAKEND_ADMIN__TOKEN=${file:token}"},
-			wantErr: []string{"admin.token: ${file:token}: the path must be absolute"},
+			wantErr: []string{"admin.token: cannot read \"${file:token}\": the path must be absolute"},
 		},
 		{
-			name:    "reference inside a value",
-			env:     []string{"AWAKEND_ADMIN__TOKEN=s3cret-${X}"},
-			wantErr: []string{"admin.token: malformed reference: the whole value must be ${file:PATH}, ${credential:NAME} or ${NAME}"},
+			name:      "a reference inside a value, and $$ for a dollar",
+			env:       []string{"AWAKEND_ADMIN__TOKEN=s3cret-${X}-$$", "X=x"},
+			wantToken: "s3cret-x-$",
+		},
+		{
+			name:    "a malformed reference is not quoted",
+			env:     []string{"AWAKEND_ADMIN__TOKEN=s3cret-${bad ref}", "AWAKEND_GATEWAY__API_KEYS=s3cret-${vault:s3cret}"},
+			wantErr: []string{"admin.token: malformed reference (want ${VAR}", "gateway.api_keys[0]: malformed reference", "write $$ for a literal $"},
+		},
+		{
+			name:    "a secret file too large",
+			env:     []string{"AWAKEND_ADMIN__TOKEN=${file:" + big + "}"},
+			wantErr: []string{"larger than 1024 KiB"},
 		},
 		{
 			name:    "empty token",
@@ -564,7 +582,7 @@ func TestLoadSettingsSecrets(t *testing.T) {
 			if tt.file != "" {
 				path = writeSettingsFile(t, t.TempDir(), "awakend.yaml", tt.file)
 			}
-			s, _, err := loadSettings(path, noDefaultSettingsFile(t), tt.env, nil)
+			s, _, err := load(path, noDefaultSettingsFile(t), tt.env, nil)
 			if tt.wantErr != nil {
 				if err == nil {
 					t.Fatal("loaded, want an error")
@@ -647,27 +665,28 @@ func TestLoadSettingsTLS(t *testing.T) {
 		{
 			name:    "no credentials directory",
 			env:     []string{"AWAKEND_TLS__CERT_FILE=${credential:tls.crt}", "AWAKEND_TLS__KEY_FILE=/k.pem"},
-			wantErr: []string{"AWAKEND_TLS__CERT_FILE: tls.cert_file: ${credential:tls.crt}: CREDENTIALS_DIRECTORY is not set"},
+			wantErr: []string{"AWAKEND_TLS__CERT_FILE: tls.cert_file: cannot read \"${credential:tls.crt}\": credentials are unavailable ($CREDENTIALS_DIRECTORY is not set)"},
 		},
 		{
 			name:    "credential name with a slash",
 			env:     []string{credEnv, "AWAKEND_TLS__CERT_FILE=/c.pem", "AWAKEND_TLS__KEY_FILE=${credential:../key}"},
-			wantErr: []string{"tls.key_file: ${credential:../key}: not a credential name"},
+			wantErr: []string{"tls.key_file: cannot read \"${credential:../key}\": a credential name is a plain file name"},
 		},
 		{
-			name:    "a variable is not a file",
-			env:     []string{"AWAKEND_TLS__CERT_FILE=${CERT}", "CERT=/c.pem", "AWAKEND_TLS__KEY_FILE=/k.pem"},
-			wantErr: []string{"tls.cert_file: ${CERT}: a variable does not name a file (write a path, ${file:PATH} or ${credential:NAME})"},
+			name:     "variables inside a path",
+			file:     "tls:\n  cert_file: /etc/${HOST}/c.pem\n  key_file: ${KEY:-/k.pem}\n",
+			env:      []string{"HOST=web-1"},
+			wantCert: "/etc/web-1/c.pem", wantKey: "/k.pem",
 		},
 		{
-			name:    "reference inside a path",
+			name:    "an unset variable in a path",
 			file:    "tls:\n  cert_file: /etc/${HOST}/c.pem\n  key_file: /k.pem\n",
-			wantErr: []string{"awakend.yaml:2:14: tls.cert_file: malformed reference: the whole value must be a path, ${file:PATH} or ${credential:NAME}"},
+			wantErr: []string{`awakend.yaml:2:14: tls.cert_file: undefined environment variable "HOST"`},
 		},
 		{
 			name:    "relative file reference",
 			file:    "tls:\n  cert_file: /c.pem\n  key_file: ${file:k.pem}\n",
-			wantErr: []string{"tls.key_file: ${file:k.pem}: the path must be absolute"},
+			wantErr: []string{"tls.key_file: cannot read \"${file:k.pem}\": the path must be absolute"},
 		},
 		{
 			name:    "unknown key in the tls section",
@@ -701,7 +720,7 @@ func TestLoadSettingsTLS(t *testing.T) {
 			if tt.file != "" {
 				path = writeSettingsFile(t, t.TempDir(), "awakend.yaml", tt.file)
 			}
-			s, _, err := loadSettings(path, noDefaultSettingsFile(t), tt.env, tt.flags)
+			s, _, err := load(path, noDefaultSettingsFile(t), tt.env, tt.flags)
 			if tt.wantErr != nil {
 				if err == nil {
 					t.Fatalf("loaded %+v, want an error", s.TLS)
@@ -724,7 +743,7 @@ func TestLoadSettingsTLS(t *testing.T) {
 }
 
 func TestSettingsRedacted(t *testing.T) {
-	s := DefaultSettings()
+	s := Default()
 	if r := s.Redacted(); !reflect.DeepEqual(r, s) {
 		t.Errorf("redacting settings without secrets changed them: %+v", r)
 	}
