@@ -59,7 +59,7 @@ func scaleEnv(name string) (string, bool) { return "sk-bench-0123456789", name =
 // of one applied reload).
 func BenchmarkOneFileEdit(b *testing.B) {
 	dir := writeLargeDir(b)
-	a := NewApplier(dir, config.Options{Cache: config.NewCache(), LookupEnv: scaleEnv}, provider.New)
+	a := reload.NewApplier(reload.Dir(dir), config.Options{Cache: config.NewCache(), LookupEnv: scaleEnv}, provider.New)
 	ctx := context.Background()
 	if res := a.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup}); res.Outcome != reload.OutcomeApplied {
 		b.Fatal(res.Err)
@@ -91,7 +91,7 @@ func BenchmarkSaveToApplied(b *testing.B) {
 		os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755)
 		os.WriteFile(filepath.Join(dir, f), data, 0o644)
 	}
-	a := NewApplier(dir, config.Options{}, provider.New)
+	a := reload.NewApplier(reload.Dir(dir), config.Options{}, provider.New)
 	if res := a.Apply(context.Background(), reload.Request{Trigger: reload.TriggerStartup}); res.Outcome != reload.OutcomeApplied {
 		b.Fatal(res.Err)
 	}

@@ -6,7 +6,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -79,13 +78,7 @@ func Run(ctx context.Context, o Options) error {
 			ln.Close()
 		}
 	}()
-	applier := NewApplier(s.ConfigDir, config.Options{
-		LookupEnv:      o.LookupEnv,
-		ReadFile:       os.ReadFile,
-		CredentialsDir: o.CredentialsDir,
-		AllowEmpty:     s.AllowEmpty,
-		Cache:          config.NewCache(),
-	}, provider.New)
+	var src reload.Source = reload.Dir(s.ConfigDir)
 	var fl *fleetSource // the etcd source, when the settings name one
 	if e := s.Source.Etcd; len(e.Endpoints) > 0 {
 		st, err := fleet.Dial(fleet.Options{Endpoints: e.Endpoints, Prefix: e.Prefix})
@@ -94,12 +87,19 @@ func Run(ctx context.Context, o Options) error {
 		}
 		defer st.Close()
 		fl = newFleetSource(st, s.StateDir, log)
-		applier.src, applier.dir = fl, ""
+		src = fl
 	}
-	var cert *certificate
+	applier := reload.NewApplier(src, config.Options{
+		LookupEnv:      o.LookupEnv,
+		ReadFile:       os.ReadFile,
+		CredentialsDir: o.CredentialsDir,
+		AllowEmpty:     s.AllowEmpty,
+		Cache:          config.NewCache(),
+	}, provider.New)
+	var cert *edge.Certificate
 	if s.TLS.CertFile != "" {
-		cert = newCertificate(s.TLS.CertFile, s.TLS.KeyFile)
-		applier.tls = cert
+		cert = edge.NewCertificate(s.TLS.CertFile, s.TLS.KeyFile)
+		applier.TLS = cert
 	}
 
 	if s.StateDir != "" && fl == nil { // the fleet keeps its own local copy
@@ -124,7 +124,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	log.Info("config loaded", append(where, "version", res.Version, "fingerprint", res.Fingerprint,
 		"resources", res.Changes, "took", time.Since(started))...)
-	if leaf := cert.leaf(); leaf != nil {
+	if leaf := cert.Leaf(); leaf != nil {
 		log.Info("tls certificate loaded", "file", s.TLS.CertFile, "subject", leaf.Subject.String(),
 			"dns_names", leaf.DNSNames, "not_after", leaf.NotAfter)
 	}
@@ -151,7 +151,8 @@ func Run(ctx context.Context, o Options) error {
 	m.SetDegraded(degraded.Load() != nil)
 	var certFiles []string
 	if cert != nil {
-		certFiles = []string{cert.certFile, cert.keyFile}
+		c, k := cert.Files()
+		certFiles = []string{c, k}
 	}
 	watchDir := s.ConfigDir
 	if fl != nil {
@@ -278,7 +279,7 @@ func Run(ctx context.Context, o Options) error {
 	})
 	srv, conns := newServer(handler, log)
 	if cert != nil {
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cert.getCertificate}
+		srv.TLSConfig = cert.TLSConfig()
 	}
 	for _, ln := range lns {
 		warnIfExposed(log, ln.Addr(), s, len(handle.Current().Set.ClientIDs()) > 0)
@@ -368,7 +369,7 @@ func Run(ctx context.Context, o Options) error {
 // the metrics show it (the directory's), and what deg says about serving
 // the saved configuration (nil when the directory's serves). It fails
 // with a *StartupError when nothing can serve.
-func loadAtStartup(ctx context.Context, o Options, a *Applier, started time.Time) (live, initial reload.Result, deg *api.Degraded, err error) {
+func loadAtStartup(ctx context.Context, o Options, a *reload.Applier, started time.Time) (live, initial reload.Result, deg *api.Degraded, err error) {
 	s, log := o.Settings, o.Logger
 	req := reload.Request{Trigger: reload.TriggerStartup}
 	res := a.Apply(ctx, req)
@@ -379,7 +380,7 @@ func loadAtStartup(ctx context.Context, o Options, a *Applier, started time.Time
 	if o.Report != nil {
 		o.Report(res.Err)
 	}
-	if a.dir == "" { // a fleet's daemon serves its own local copy (fleetSource)
+	if _, ok := a.Source().(reload.Dir); !ok { // a fleet's daemon serves its own local copy (fleetSource)
 		return res, res, nil, &StartupError{Err: res.Err}
 	}
 	saved, ok := readLastGood(log, s.StateDir)
@@ -470,7 +471,7 @@ func Diagnostics(err error) any {
 	var walk func(error)
 	walk = func(err error) {
 		var ce *config.Error
-		var cert *CertError
+		var cert *edge.CertError
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
 			for _, e := range j.Unwrap() {
 				walk(e)
@@ -481,7 +482,7 @@ func Diagnostics(err error) any {
 		case errors.As(err, &ce):
 			out = append(out, ce.Diagnostics...)
 		case errors.As(err, &cert):
-			out = append(out, cert.Diagnostic())
+			out = append(out, config.Diagnostic{File: cert.File, Code: "tls_certificate", Severity: "error", Message: cert.Setting + ": " + cert.Err.Error()})
 		default:
 			other = true
 		}

@@ -508,7 +508,7 @@ func TestTLSStartup(t *testing.T) {
 	}{
 		{name: "missing certificate", key: good.key, want: []string{"tls.cert_file {cert}: no such file or directory"}},
 		{name: "both missing", want: []string{"tls.cert_file {cert}: no such file or directory", "tls.key_file {key}: no such file or directory"}},
-		{name: "certificate too large", cert: make([]byte, maxPEM+1), key: good.key, want: []string{"tls.cert_file {cert}: larger than 1024 KiB"}},
+		{name: "certificate too large", cert: make([]byte, 1<<20+1), key: good.key, want: []string{"tls.cert_file {cert}: larger than 1024 KiB"}},
 		{name: "certificate not PEM", cert: []byte("garbage"), key: good.key, want: []string{"tls.cert_file {cert}: no PEM CERTIFICATE block"}},
 		{name: "key in the certificate file", cert: good.key, key: good.key, want: []string{`tls.cert_file {cert}: PEM block 1 is "PRIVATE KEY", not a CERTIFICATE`}},
 		{
@@ -866,5 +866,12 @@ func TestStartupLastGood(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func write(t *testing.T, dir, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -39,52 +39,53 @@ func newFleetSource(st *fleet.Store, stateDir string, log *slog.Logger) *fleetSo
 	return &fleetSource{store: st, stateDir: stateDir, log: log}
 }
 
-func (f *fleetSource) open(ctx context.Context) (input, error) {
+// Open reads the pointer and returns the pack it names.
+func (f *fleetSource) Open(ctx context.Context) (reload.Input, error) {
 	ptr, rev, err := f.store.Current(ctx)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err != nil {
 		f.stale, f.reason = true, err.Error()
 		if f.serving != nil {
-			return input{fsys: f.serving.FS(), pack: f.serving}, nil
+			return reload.Input{FS: f.serving.FS(), Pack: f.serving}, nil
 		}
 		p, lerr := f.readLocal()
 		if lerr != nil {
-			return input{}, fmt.Errorf("%w; and no local copy of a pack to serve meanwhile: %w", err, lerr)
+			return reload.Input{}, fmt.Errorf("%w; and no local copy of a pack to serve meanwhile: %w", err, lerr)
 		}
 		f.log.Error("etcd unreachable at start-up: serving the local copy of the last pack applied; it may be stale",
 			"pack", pack.Short(p.ID), "state", filepath.Join(f.stateDir, lastgood.FileName), "error", err)
-		return input{fsys: p.FS(), pack: p}, nil
+		return reload.Input{FS: p.FS(), Pack: p}, nil
 	}
 	f.stale, f.reason, f.rev = false, "", rev
 	if ptr.ID == "" {
-		return input{}, fmt.Errorf("etcd: nothing is published under %s (run awakend publish DIR)", f.store.Prefix())
+		return reload.Input{}, fmt.Errorf("etcd: nothing is published under %s (run awakend publish DIR)", f.store.Prefix())
 	}
 	if f.cur == nil || f.cur.ID != ptr.ID {
 		p, err := f.store.Fetch(ctx, ptr.ID)
 		if err != nil {
-			return input{}, err
+			return reload.Input{}, err
 		}
 		f.cur = p
 	}
-	return input{fsys: f.cur.FS(), pack: f.cur}, nil
+	return reload.Input{FS: f.cur.FS(), Pack: f.cur}, nil
 }
 
-// served records the applied pack and keeps a local copy of it, as the
+// Served records the applied pack and keeps a local copy of it, as the
 // state directory's last-known-good configuration.
-func (f *fleetSource) served(in input) {
+func (f *fleetSource) Served(in reload.Input) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.serving = in.pack
-	if f.stateDir == "" || in.pack == nil || in.pack.ID == f.saved {
+	f.serving = in.Pack
+	if f.stateDir == "" || in.Pack == nil || in.Pack.ID == f.saved {
 		return
 	}
-	saved := lastgood.Saved{Origin: lastgood.OriginEtcd, Fingerprint: in.pack.ID, SavedAt: time.Now(), Pack: in.pack}
+	saved := lastgood.Saved{Origin: lastgood.OriginEtcd, Fingerprint: in.Pack.ID, SavedAt: time.Now(), Pack: in.Pack}
 	if err := lastgood.Save(f.stateDir, saved); err != nil {
 		f.log.Warn("could not keep a local copy of the pack", "error", err)
 		return
 	}
-	f.saved = in.pack.ID
+	f.saved = in.Pack.ID
 }
 
 // readLocal reads the local copy; one that is corrupt, or that a config

@@ -46,8 +46,8 @@ func BenchmarkFleetOneFileEdit(b *testing.B) {
 		}
 	}
 	publish()
-	a := NewApplier("", config.Options{Cache: config.NewCache(), LookupEnv: scaleEnv}, provider.New)
-	a.src = newFleetSource(st, b.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	src := newFleetSource(st, b.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a := reload.NewApplier(src, config.Options{Cache: config.NewCache(), LookupEnv: scaleEnv}, provider.New)
 	if res := a.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup}); res.Outcome != reload.OutcomeApplied {
 		b.Fatal(res.Err)
 	}

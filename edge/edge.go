@@ -1,13 +1,13 @@
 // Package edge owns what awakend's HTTP routes share at the edge, where
 // requests from clients that may not be trusted arrive: OpenAI's error
 // envelope and its writer (and Anthropic's, for its routes), the
-// bearer-token check, the Host/Origin guard
-// of routes no token guards, and the header that names the configuration
-// version a response was computed from.
+// bearer-token check, the Host/Origin guard of routes no token guards, the
+// header that names the configuration version a response was computed
+// from, and the TLS certificate, reloaded with the configuration.
 //
-// The api and gateway packages serve their routes with it. It holds no
-// state of its own: a Guard and a Keys are built once from the settings
-// and only read afterwards.
+// The api and gateway packages serve their routes with it. A Guard and a
+// Keys are built from the settings and only read afterwards; a KeysVar and
+// a Certificate are replaced whole by a reload while requests read them.
 package edge
 
 import (

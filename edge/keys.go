@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strings"
+	"sync/atomic"
 )
 
 // Keys is a set of bearer tokens, kept as SHA-256 sums so that every
@@ -47,6 +48,29 @@ func (k *Keys) Match(token string) bool {
 	}
 	return match == 1
 }
+
+// KeysVar holds a Keys that a reload replaces while requests read it, as
+// slog.LevelVar holds a level. The zero value holds the empty set.
+type KeysVar struct{ p atomic.Pointer[Keys] }
+
+// NewKeysVar returns a KeysVar holding k.
+func NewKeysVar(k *Keys) *KeysVar {
+	v := &KeysVar{}
+	v.Store(k)
+	return v
+}
+
+// Load returns the keys; nil (the empty set) for a nil v.
+func (v *KeysVar) Load() *Keys {
+	if v == nil {
+		return nil
+	}
+	return v.p.Load()
+}
+
+// Store replaces the keys; requests that loaded the old ones finish with
+// them.
+func (v *KeysVar) Store(k *Keys) { v.p.Store(k) }
 
 // Bearer returns the token of the request's "Authorization: Bearer
 // <token>" header (the scheme in any case); ok is false without one.

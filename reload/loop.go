@@ -1,13 +1,16 @@
-// Package reload owns awakend's reload loop: the triggers (a recursive
-// fsnotify watcher on the config directory and one on input files outside
-// it, signals, API requests and a periodic rescan), the debounce of filesystem events, the coalescing of
-// triggers into one reload at a time with at most one queued after it, and the
-// reload Status.
+// Package reload owns awakend's reloads: the loop — its triggers (a
+// recursive fsnotify watcher on the config directory and one on input files
+// outside it, signals, API requests and a periodic rescan), the debounce of
+// filesystem events, the coalescing of triggers into one reload at a time
+// with at most one queued after it, and the reload Status — and the Applier,
+// the reload itself: every input read, the whole registry rebuilt and
+// validated, then one swap, or nothing at all, so that a rejected reload
+// keeps the running snapshot.
 //
-// It does not know what a reload is: the caller injects a Func that loads,
-// validates and publishes the configuration and reports what it did. The
-// Func's fingerprint of its inputs decides whether anything changed, so the
-// loop triggers freely (any event, on any name, schedules a reload).
+// The loop does not know what a reload is: it runs a Func (the Applier's
+// Apply, in the daemon) that reports what it did. The Func's fingerprint of
+// its inputs decides whether anything changed, so the loop triggers freely
+// (any event, on any name, schedules a reload).
 package reload
 
 import (

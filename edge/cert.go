@@ -1,4 +1,4 @@
-package daemon
+package edge
 
 import (
 	"crypto/sha256"
@@ -11,38 +11,58 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/awakend/awakend/config"
 )
 
-// certificate is the TLS certificate the daemon serves, read from a pair of
-// files. A reload reads the pair (load) as one of its inputs and, only if
-// the whole reload succeeds, publishes it (serve); handshakes take the
-// current one (getCertificate), so a new certificate applies to new
+// Certificate is the TLS certificate the daemon serves, read from a pair of
+// files. A reload reads the pair (Load) as one of its inputs and, only if
+// the whole reload succeeds, publishes it (Serve); handshakes take the
+// current one (GetCertificate), so a new certificate applies to new
 // handshakes and open connections keep the one they were made with.
-type certificate struct {
-	certFile, keyFile string
-	cur               atomic.Pointer[tls.Certificate]
+type Certificate struct {
+	files atomic.Pointer[[2]string] // the certificate and key files
+	cur   atomic.Pointer[tls.Certificate]
 }
 
-func newCertificate(certFile, keyFile string) *certificate {
-	return &certificate{certFile: certFile, keyFile: keyFile}
+// NewCertificate returns a certificate read from certFile and keyFile; none
+// is served before the first Serve.
+func NewCertificate(certFile, keyFile string) *Certificate {
+	c := &Certificate{}
+	c.SetFiles(certFile, keyFile)
+	return c
 }
 
-// getCertificate is the tls.Config's GetCertificate.
-func (c *certificate) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+// SetFiles names the files the next Load reads.
+func (c *Certificate) SetFiles(certFile, keyFile string) {
+	c.files.Store(&[2]string{certFile, keyFile})
+}
+
+// Files returns the certificate and key files Load reads.
+func (c *Certificate) Files() (certFile, keyFile string) {
+	f := c.files.Load()
+	return f[0], f[1]
+}
+
+// TLSConfig is a server configuration that serves the current certificate,
+// TLS 1.2 and later.
+func (c *Certificate) TLSConfig() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: c.GetCertificate}
+}
+
+// GetCertificate is the tls.Config's GetCertificate.
+func (c *Certificate) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if cert := c.cur.Load(); cert != nil {
 		return cert, nil
 	}
 	return nil, errors.New("no certificate loaded")
 }
 
-// leaf is the served certificate's leaf; nil without one.
-func (c *certificate) leaf() *x509.Certificate {
+// Leaf is the served certificate's leaf; nil without one, or for a nil c.
+func (c *Certificate) Leaf() *x509.Certificate {
 	if c == nil {
 		return nil
 	}
@@ -52,30 +72,32 @@ func (c *certificate) leaf() *x509.Certificate {
 	return nil
 }
 
-// pair is a certificate and key as read by one reload.
-type pair struct {
+// Pair is a certificate and key as read by one reload.
+type Pair struct {
 	cert        *tls.Certificate // nil if the pair did not load
-	fingerprint string           // of both files, or of why they could not be read
+	Fingerprint string           // of both files, or of why they could not be read
 }
 
-// load reads and checks the pair. The fingerprint is set even when the pair
+// Load reads and checks the pair. The fingerprint is set even when the pair
 // does not load, so that a reload of the same broken files is recognized.
-// Errors name the setting and the file, never the contents.
-func (c *certificate) load() (pair, error) {
+// Errors are *CertError: they name the setting and the file, never the
+// contents.
+func (c *Certificate) Load() (Pair, error) {
+	certFile, keyFile := c.Files()
 	h := sha256.New()
-	certPEM, certErr := readPEM(c.certFile)
-	keyPEM, keyErr := readPEM(c.keyFile)
-	hashFile(h, 'c', c.certFile, certPEM, certErr)
-	hashFile(h, 'k', c.keyFile, keyPEM, keyErr)
-	p := pair{fingerprint: hex.EncodeToString(h.Sum(nil))}
+	certPEM, certErr := readPEM(certFile)
+	keyPEM, keyErr := readPEM(keyFile)
+	hashFile(h, 'c', certFile, certPEM, certErr)
+	hashFile(h, 'k', keyFile, keyPEM, keyErr)
+	p := Pair{Fingerprint: hex.EncodeToString(h.Sum(nil))}
 	var errs []error
 	if certErr != nil {
-		errs = append(errs, &CertError{Setting: "tls.cert_file", File: c.certFile, Err: unwrapPath(certErr)})
+		errs = append(errs, &CertError{Setting: "tls.cert_file", File: certFile, Err: unwrapPath(certErr)})
 	} else if err := checkChain(certPEM); err != nil {
-		errs = append(errs, &CertError{Setting: "tls.cert_file", File: c.certFile, Err: err})
+		errs = append(errs, &CertError{Setting: "tls.cert_file", File: certFile, Err: err})
 	}
 	if keyErr != nil {
-		errs = append(errs, &CertError{Setting: "tls.key_file", File: c.keyFile, Err: unwrapPath(keyErr)})
+		errs = append(errs, &CertError{Setting: "tls.key_file", File: keyFile, Err: unwrapPath(keyErr)})
 	}
 	if len(errs) > 0 {
 		return p, errors.Join(errs...)
@@ -85,7 +107,7 @@ func (c *certificate) load() (pair, error) {
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "tls: ")
-		return p, &CertError{Setting: "tls.key_file", File: c.keyFile, Err: fmt.Errorf("%s (certificate %s)", msg, c.certFile)}
+		return p, &CertError{Setting: "tls.key_file", File: keyFile, Err: fmt.Errorf("%s (certificate %s)", msg, certFile)}
 	}
 	p.cert = &cert
 	return p, nil
@@ -109,8 +131,8 @@ func readPEM(path string) ([]byte, error) {
 	return b, err
 }
 
-// serve makes p's certificate the one new handshakes get.
-func (c *certificate) serve(p pair) { c.cur.Store(p.cert) }
+// Serve makes p's certificate the one new handshakes get.
+func (c *Certificate) Serve(p Pair) { c.cur.Store(p.cert) }
 
 // checkChain checks that certPEM is a PEM chain of parseable certificates,
 // and nothing else.
@@ -136,8 +158,8 @@ func checkChain(certPEM []byte) error {
 	return nil
 }
 
-// summary describes the pair's leaf for the log and a reload's changes.
-func (p pair) summary() string {
+// Summary describes the pair's leaf for the log and a reload's changes.
+func (p Pair) Summary() string {
 	if p.cert == nil || p.cert.Leaf == nil {
 		return "tls certificate"
 	}
@@ -158,11 +180,6 @@ func (e *CertError) Error() string { return e.Setting + " " + e.File + ": " + e.
 // Unwrap returns the underlying error.
 func (e *CertError) Unwrap() error { return e.Err }
 
-// Diagnostic is e as a diagnostic, placed at the file.
-func (e *CertError) Diagnostic() config.Diagnostic {
-	return config.Diagnostic{File: e.File, Code: "tls_certificate", Severity: "error", Message: e.Setting + ": " + e.Err.Error()}
-}
-
 // hashFile writes one file unambiguously: a tag, the length-prefixed name,
 // whether it could be read, and the length-prefixed contents (or error).
 func hashFile(h hash.Hash, tag byte, name string, data []byte, err error) {
@@ -178,15 +195,10 @@ func hashFile(h hash.Hash, tag byte, name string, data []byte, err error) {
 	h.Write(data)
 }
 
-// inputsFingerprint is the fingerprint of a reload's inputs: the config's
-// alone without TLS, so that it matches `awakend check`, and otherwise
-// the config's and the pair's together.
-func inputsFingerprint(configFP string, p *pair) string {
-	if p == nil {
-		return configFP
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
 	}
-	h := sha256.New()
-	hashFile(h, 'f', "config", []byte(configFP), nil)
-	hashFile(h, 't', "tls", []byte(p.fingerprint), nil)
-	return hex.EncodeToString(h.Sum(nil))
+	return err
 }

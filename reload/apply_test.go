@@ -1,8 +1,10 @@
-package daemon
+package reload_test
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,12 +12,43 @@ import (
 	"testing"
 	"time"
 
-	"github.com/awakend/awakend/api"
 	"github.com/awakend/awakend/config"
+	"github.com/awakend/awakend/edge"
+	"github.com/awakend/awakend/internal/testcert"
 	"github.com/awakend/awakend/lastgood"
 	"github.com/awakend/awakend/registry"
 	"github.com/awakend/awakend/reload"
 )
+
+// testCert is a self-signed certificate for 127.0.0.1, in PEM.
+type testCert struct {
+	cert, key []byte
+	x509      *x509.Certificate
+}
+
+func newTestCert(t *testing.T, name string) testCert {
+	c := testcert.New(t, testcert.Options{Name: name, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	return testCert{cert: c.CertPEM, key: c.KeyPEM, x509: c.X509}
+}
+
+// keyLine is a line of c's key PEM, to check that nothing shows it.
+func (c testCert) keyLine() string { return strings.Split(string(c.key), "\n")[1] }
+
+// pemFiles is where a test applier reads its pair.
+type pemFiles struct{ cert, key string }
+
+func newPEMFiles(t *testing.T) pemFiles {
+	dir := t.TempDir()
+	return pemFiles{cert: filepath.Join(dir, "cert.pem"), key: filepath.Join(dir, "key.pem")}
+}
+
+func (f pemFiles) install(t *testing.T, c testCert) { f.write(t, c.cert, c.key) }
+
+func (f pemFiles) write(t *testing.T, cert, key []byte) {
+	t.Helper()
+	write(t, filepath.Dir(f.cert), filepath.Base(f.cert), string(cert))
+	write(t, filepath.Dir(f.key), filepath.Base(f.key), string(key))
+}
 
 // closer is an executor that records being closed.
 type closer struct {
@@ -33,12 +66,12 @@ func write(t *testing.T, dir, name, content string) {
 	}
 }
 
-func newTestApplier(t *testing.T) (*Applier, string, *[]*closer) {
+func newTestApplier(t *testing.T) (*reload.Applier, string, *[]*closer) {
 	dir := t.TempDir()
 	write(t, dir, "p.yaml", "providers:\n  - {id: p, adapter: mock}\n  - {id: q, adapter: mock}\n")
 	write(t, dir, "m.yaml", "models:\n  - {id: m, provider_id: p, upstream_model: u}\n")
 	var built []*closer
-	a := NewApplier(dir, config.Options{}, func(s registry.ProviderSpec) (registry.Executor, error) {
+	a := reload.NewApplier(reload.Dir(dir), config.Options{}, func(s registry.ProviderSpec) (registry.Executor, error) {
 		c := &closer{spec: s}
 		built = append(built, c)
 		return c, nil
@@ -133,7 +166,7 @@ func TestApplyVanishedDirectory(t *testing.T) {
 func TestApplyStartupInvalid(t *testing.T) {
 	dir := t.TempDir()
 	write(t, dir, "a.yaml", "agents:\n  - {id: a, model_id: nope}\n")
-	a := NewApplier(dir, config.Options{}, func(registry.ProviderSpec) (registry.Executor, error) { return &closer{}, nil })
+	a := reload.NewApplier(reload.Dir(dir), config.Options{}, func(registry.ProviderSpec) (registry.Executor, error) { return &closer{}, nil })
 	res := a.Apply(context.Background(), reload.Request{Trigger: reload.TriggerStartup})
 	if res.Outcome != reload.OutcomeRejected || a.Handle() != nil {
 		t.Fatalf("startup on invalid dir = %+v, handle %v", res, a.Handle())
@@ -157,43 +190,20 @@ func TestOnRebuild(t *testing.T) {
 	}
 }
 
-func TestStatusLine(t *testing.T) {
-	a, _, _ := newTestApplier(t)
-	a.Apply(context.Background(), reload.Request{Trigger: reload.TriggerStartup})
-	h := a.Handle()
-	deg := &api.Degraded{SavedAt: time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)}
-	for _, tt := range []struct {
-		res  reload.Result
-		deg  *api.Degraded
-		want string
-	}{
-		{reload.Result{Outcome: reload.OutcomeApplied}, nil, "serving version 1"},
-		{reload.Result{Outcome: reload.OutcomeRejected, Err: errors.New("a.yaml:1:1: error: x [syntax]")}, nil, "serving version 1; last reload rejected: a.yaml:1:1: error: x [syntax]"},
-		// A rescan of the same rejected files must not hide the problem.
-		{reload.Result{Outcome: reload.OutcomeRejected, Repeated: true, Err: errors.New("still bad")}, nil, "serving version 1; last reload rejected: still bad"},
-		{reload.Result{Outcome: reload.OutcomeRejected, Err: errors.New("still bad")}, deg,
-			"DEGRADED: serving the last-known-good configuration (version 1, saved 2026-05-06T07:08:09Z); the config directory was rejected at start-up; last reload rejected: still bad"},
-	} {
-		if got := statusLine(h, tt.res, tt.deg, nil); got != tt.want {
-			t.Errorf("statusLine(%s) = %q, want %q", tt.res.Outcome, got, tt.want)
-		}
-	}
-}
-
 func TestApplyTLS(t *testing.T) {
 	ctx := context.Background()
 	a, dir, built := newTestApplier(t)
 	files := newPEMFiles(t)
 	certA, certB, stranger := newTestCert(t, "cert-a"), newTestCert(t, "cert-b"), newTestCert(t, "stranger")
 	files.install(t, certA)
-	a.tls = newCertificate(files.cert, files.key)
+	a.TLS = edge.NewCertificate(files.cert, files.key)
 	var rebuilt []reload.Trigger
 	a.OnRebuild = func(req reload.Request) { rebuilt = append(rebuilt, req.Trigger) }
 	apply := func(trigger reload.Trigger, force bool) reload.Result {
 		return a.Apply(ctx, reload.Request{Trigger: trigger, Force: force})
 	}
 	served := func() string {
-		if leaf := a.tls.leaf(); leaf != nil {
+		if leaf := a.TLS.Leaf(); leaf != nil {
 			return leaf.Subject.CommonName
 		}
 		return "<none>"
@@ -233,7 +243,7 @@ func TestApplyTLS(t *testing.T) {
 	// A key that is not the certificate's: rejected, the old pair serves.
 	files.write(t, certA.cert, stranger.key)
 	res = apply(reload.TriggerWatch, false)
-	var ce *CertError
+	var ce *edge.CertError
 	if res.Outcome != reload.OutcomeRejected || !errors.As(res.Err, &ce) || ce.File != files.key || res.Repeated || served() != "cert-b" {
 		t.Fatalf("mismatched pair = %+v, serving %s", res, served())
 	}
@@ -247,9 +257,9 @@ func TestApplyTLS(t *testing.T) {
 	// With a config that does not load too: both are reported.
 	write(t, dir, "m.yaml", "models:\n  - {id: m, provder_id: p, upstream_model: u}\n")
 	res = apply(reload.TriggerWatch, false)
-	diags, _ := Diagnostics(res.Err).([]config.Diagnostic)
-	if res.Outcome != reload.OutcomeRejected || len(diags) < 2 || diags[0].File != "m.yaml" || diags[len(diags)-1].File != files.key {
-		t.Fatalf("broken config and pair = %+v, diagnostics %+v", res, Diagnostics(res.Err))
+	var cfgErr *config.Error
+	if res.Outcome != reload.OutcomeRejected || !errors.As(res.Err, &cfgErr) || !errors.As(res.Err, &ce) || ce.File != files.key {
+		t.Fatalf("broken config and pair = %+v, want both errors", res)
 	}
 	if res.Repeated {
 		t.Error("a rejection of new inputs is marked repeated")
@@ -263,8 +273,7 @@ func TestApplyTLS(t *testing.T) {
 	}
 
 	// Without TLS the fingerprint is the config's, as awakend check prints it.
-	plain, _, _ := newTestApplier(t)
-	plain.src, plain.dir = newDirSource(dir), dir
+	plain := reload.NewApplier(reload.Dir(dir), config.Options{}, func(registry.ProviderSpec) (registry.Executor, error) { return &closer{}, nil })
 	if res := plain.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup}); res.Fingerprint != cfg.Fingerprint {
 		t.Errorf("fingerprint without TLS %s, want the config's %s", res.Fingerprint, cfg.Fingerprint)
 	}

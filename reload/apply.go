@@ -1,7 +1,10 @@
-package daemon
+package reload
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"io"
 	"io/fs"
@@ -11,10 +14,10 @@ import (
 	"time"
 
 	"github.com/awakend/awakend/config"
+	"github.com/awakend/awakend/edge"
 	"github.com/awakend/awakend/lastgood"
 	"github.com/awakend/awakend/pack"
 	"github.com/awakend/awakend/registry"
-	"github.com/awakend/awakend/reload"
 )
 
 // Factory builds the executor of a provider.
@@ -23,20 +26,21 @@ type Factory = config.Factory
 // Applier loads the config directory and publishes it: one full rebuild and
 // validation, then one swap on the handle, or nothing at all. With TLS, the
 // certificate pair is one more input: read at every apply, published with
-// the registry or, if anything fails, not at all. It is the reload.Func of
+// the registry or, if anything fails, not at all. It is the Func of
 // the daemon and the start-up load.
 type Applier struct {
-	src     source // the directory, or a fleet's etcd
-	dir     string // the config directory, "" for etcd
+	src     Source // a Dir, or a fleet's etcd
 	opts    config.Options
 	factory Factory
-	tls     *certificate // nil without TLS
+
+	// TLS, if set, is the certificate the daemon serves: one more input.
+	TLS *edge.Certificate
 
 	// OnRebuild, if set, is called when a reload is about to rebuild the
 	// registry (the config's inputs changed, or it was forced) — not for a
 	// reload that finds nothing new or only a new certificate, nor for the
 	// first load.
-	OnRebuild func(reload.Request)
+	OnRebuild func(Request)
 	// Keep, if set, is given the config files of each configuration that
 	// goes live from the directory, as they were read: the first, and each
 	// one whose files differ from the last.
@@ -50,10 +54,14 @@ type Applier struct {
 	rejected    string // of the inputs last rejected, "" if none since
 }
 
-// NewApplier returns an applier for the config directory dir.
-func NewApplier(dir string, opts config.Options, factory Factory) *Applier {
-	return &Applier{src: newDirSource(dir), dir: dir, opts: opts, factory: factory}
+// NewApplier returns an applier that loads src with opts, building
+// providers' executors with factory.
+func NewApplier(src Source, opts config.Options, factory Factory) *Applier {
+	return &Applier{src: src, opts: opts, factory: factory}
 }
+
+// Source returns where the applier reads the config.
+func (a *Applier) Source() Source { return a.src }
 
 // Handle returns the handle the applier publishes to; nil before the first
 // successful apply.
@@ -70,48 +78,49 @@ func (a *Applier) Handle() *registry.Handle {
 // certificate alone is applied without one (the registry did not change)
 // and listed in the changes. Executors of providers that are gone or
 // changed are closed after the swap; requests in flight on them finish.
-func (a *Applier) Apply(ctx context.Context, req reload.Request) reload.Result {
+func (a *Applier) Apply(ctx context.Context, req Request) Result {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		res := a.result(req)
-		res.Outcome, res.Err = reload.OutcomeRejected, err
+		res.Outcome, res.Err = OutcomeRejected, err
 		return res
 	}
-	in, err := a.src.open(ctx)
+	in, err := a.src.Open(ctx)
 	if err != nil {
 		res := a.result(req)
-		res.Outcome, res.Err = reload.OutcomeRejected, err
+		res.Outcome, res.Err = OutcomeRejected, err
 		return res
 	}
-	res := a.apply(ctx, req, in.fsys, in.rec)
+	res := a.apply(ctx, req, in.FS, in.Rec)
 	res.Pack = in.id()
-	if res.Outcome != reload.OutcomeRejected {
-		a.src.served(in)
+	if res.Outcome != OutcomeRejected {
+		a.src.Served(in)
 	}
 	return res
 }
 
 // ApplySaved publishes a saved configuration as the first one, for a
 // start-up whose directory was rejected (rejected is that result): the
-// files come from saved, anything they reference from the directory. The
-// directory's inputs count as rejected, so that reloads of them unchanged
-// stay quiet. Nothing is kept.
-func (a *Applier) ApplySaved(ctx context.Context, req reload.Request, saved *lastgood.Saved, rejected reload.Result) reload.Result {
+// files come from saved, anything they reference from the directory, which
+// must be the Source. The directory's inputs count as rejected, so that
+// reloads of them unchanged stay quiet. Nothing is kept.
+func (a *Applier) ApplySaved(ctx context.Context, req Request, saved *lastgood.Saved, rejected Result) Result {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.handle != nil {
-		panic("daemon: ApplySaved after a configuration went live")
+	dir, ok := a.src.(Dir)
+	if a.handle != nil || !ok {
+		panic("reload: ApplySaved after a configuration went live, or not from a directory")
 	}
-	res := a.apply(ctx, req, saved.FS(os.DirFS(a.dir)), nil)
-	if res.Outcome == reload.OutcomeApplied {
+	res := a.apply(ctx, req, saved.FS(os.DirFS(string(dir))), nil)
+	if res.Outcome == OutcomeApplied {
 		a.rejected = rejected.Fingerprint
 	}
 	return res
 }
 
-func (a *Applier) result(req reload.Request) reload.Result {
-	res := reload.Result{Trigger: req.Trigger}
+func (a *Applier) result(req Request) Result {
+	res := Result{Trigger: req.Trigger}
 	if a.handle != nil {
 		res.Version = a.handle.Version()
 	}
@@ -120,10 +129,10 @@ func (a *Applier) result(req reload.Request) reload.Result {
 
 // apply is Apply on fsys; what goes live is given to Keep when rec, the
 // recorder fsys reads through, is set.
-func (a *Applier) apply(ctx context.Context, req reload.Request, fsys fs.FS, rec *pack.Recorder) reload.Result {
+func (a *Applier) apply(ctx context.Context, req Request, fsys fs.FS, rec *pack.Recorder) Result {
 	res := a.result(req)
 	if err := ctx.Err(); err != nil {
-		res.Outcome, res.Err = reload.OutcomeRejected, err
+		res.Outcome, res.Err = OutcomeRejected, err
 		return res
 	}
 	opts := a.opts
@@ -137,10 +146,10 @@ func (a *Applier) apply(ctx context.Context, req reload.Request, fsys fs.FS, rec
 	case errors.As(cfgErr, &ce):
 		configFP = ce.Fingerprint
 	}
-	var cert *pair
+	var cert *edge.Pair
 	var certErr error
-	if a.tls != nil {
-		p, err := a.tls.load()
+	if a.TLS != nil {
+		p, err := a.TLS.Load()
 		cert, certErr = &p, err
 	}
 	res.Fingerprint = inputsFingerprint(configFP, cert)
@@ -152,7 +161,7 @@ func (a *Applier) apply(ctx context.Context, req reload.Request, fsys fs.FS, rec
 	}
 	if a.handle != nil && !req.Force && res.Fingerprint == a.fingerprint {
 		a.rejected = ""
-		res.Outcome = reload.OutcomeUnchanged
+		res.Outcome = OutcomeUnchanged
 		return res
 	}
 	if a.handle == nil {
@@ -165,7 +174,7 @@ func (a *Applier) apply(ctx context.Context, req reload.Request, fsys fs.FS, rec
 		a.publishCert(cert)
 		a.fingerprint, a.configFP = res.Fingerprint, configFP
 		a.keep(cfg, rec)
-		res.Outcome, res.Version = reload.OutcomeApplied, 1
+		res.Outcome, res.Version = OutcomeApplied, 1
 		res.Changes = registry.Diff(nil, set).String()
 		return res
 	}
@@ -193,15 +202,15 @@ func (a *Applier) apply(ctx context.Context, req reload.Request, fsys fs.FS, rec
 		changes = append(changes, diff.String())
 		closeReplaced(base, set)
 	}
-	if cert != nil && cert.fingerprint != a.certFP {
+	if cert != nil && cert.Fingerprint != a.certFP {
 		a.publishCert(cert)
-		changes = append(changes, "~"+cert.summary())
+		changes = append(changes, "~"+cert.Summary())
 	}
 	if len(changes) == 0 {
-		res.Outcome = reload.OutcomeUnchanged
+		res.Outcome = OutcomeUnchanged
 		return res
 	}
-	res.Outcome, res.Changes = reload.OutcomeApplied, strings.Join(changes, ", ")
+	res.Outcome, res.Changes = OutcomeApplied, strings.Join(changes, ", ")
 	return res
 }
 
@@ -219,19 +228,19 @@ func (a *Applier) keep(cfg *config.Config, rec *pack.Recorder) {
 }
 
 // publishCert serves a newly loaded pair; nil (no TLS) does nothing.
-func (a *Applier) publishCert(p *pair) {
+func (a *Applier) publishCert(p *edge.Pair) {
 	if p != nil {
-		a.tls.serve(*p)
-		a.certFP = p.fingerprint
+		a.TLS.Serve(*p)
+		a.certFP = p.Fingerprint
 	}
 }
 
-// reject records a rejected reload. Inputs identical to those rejected last
+// reject records a rejected  Inputs identical to those rejected last
 // time, reloaded without force (the watcher, the rescan), are marked
 // Repeated, so that a broken directory left alone is not logged as a fresh
 // rejection every rescan; it stays rejected everywhere else.
-func (a *Applier) reject(res reload.Result, req reload.Request, err error) reload.Result {
-	res.Outcome, res.Err = reload.OutcomeRejected, err
+func (a *Applier) reject(res Result, req Request, err error) Result {
+	res.Outcome, res.Err = OutcomeRejected, err
 	res.Repeated = res.Fingerprint != "" && !req.Force && res.Fingerprint == a.rejected
 	a.rejected = res.Fingerprint
 	return res
@@ -256,4 +265,19 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// inputsFingerprint is the fingerprint of a reload's inputs: the config's
+// alone without TLS, so that it matches `awakend check`, and otherwise
+// the config's and the pair's together.
+func inputsFingerprint(configFP string, p *edge.Pair) string {
+	if p == nil {
+		return configFP
+	}
+	h := sha256.New()
+	for _, part := range []string{configFP, p.Fingerprint} {
+		h.Write(binary.AppendUvarint(nil, uint64(len(part))))
+		io.WriteString(h, part)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
