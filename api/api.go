@@ -91,9 +91,16 @@ type Options struct {
 	Reloader Reloader
 	// Metrics is served at GET /metrics; nil leaves the route out.
 	Metrics http.Handler
-	// AdminToken, when set, is required as a bearer token by every /api/v1
-	// route. When empty, reloads are accepted from loopback peers only.
-	AdminToken string
+	// Admin holds the admin token (a reload may replace it): when set, it
+	// is required as a bearer token by every /api/v1 route. When none is,
+	// reloads are accepted from loopback peers only.
+	Admin *edge.KeysVar
+	// NextAdmin, if set, reports whether token is the admin token the
+	// settings name now, which the next reload applies ("" when they name
+	// none). POST /api/v1/reload accepts it in place of the current one, so
+	// that `awakend reload`, which reads the settings, applies a changed
+	// token rather than being refused by the old one.
+	NextAdmin func(token string) bool
 	// Guard checks the requests of every route no token guards; nil means
 	// edge.NewGuard(), which knows no listen address.
 	Guard *edge.Guard
@@ -139,7 +146,6 @@ type Degraded struct {
 type server struct {
 	opts  Options
 	log   *slog.Logger
-	admin *edge.Keys // the admin token, when set
 	guard *edge.Guard
 	mux   *http.ServeMux
 }
@@ -149,7 +155,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, snap *registry.Sna
 
 // New returns the handler of the routes listed in the package comment.
 func New(opts Options) http.Handler {
-	s := &server{opts: opts, log: opts.Logger, admin: edge.NewKeys(opts.AdminToken), guard: opts.Guard, mux: http.NewServeMux()}
+	s := &server{opts: opts, log: opts.Logger, guard: opts.Guard, mux: http.NewServeMux()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -241,7 +247,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	guarded := false
 	if r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/") {
 		w.Header().Set("Cache-Control", "no-store")
-		guarded = s.admin.Len() > 0
+		guarded = s.opts.Admin.Load().Len() > 0
 	}
 	if guarded && !s.authorize(w, r) {
 		return
@@ -276,22 +282,32 @@ func (s *server) ready(h handlerFunc) handlerFunc {
 }
 
 // authorize checks the bearer token and answers 401 when it is missing or
-// wrong.
+// wrong. A reload request may instead carry the token the settings name now
+// (none, from a loopback peer, when they name none).
 func (s *server) authorize(w http.ResponseWriter, r *http.Request) bool {
 	token, ok := edge.Bearer(r)
+	if s.isReload(r) && s.opts.NextAdmin != nil && (ok || edge.Loopback(r.RemoteAddr)) && s.opts.NextAdmin(token) {
+		s.log.Info("admin reload with the token the settings name now", "remote", r.RemoteAddr)
+		return true
+	}
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="awakend"`)
 		writeError(w, http.StatusUnauthorized, edge.TypeAuthentication, "missing_token",
 			"this route needs the admin token as a bearer token (Authorization: Bearer <token>)")
 		return false
 	}
-	if !s.admin.Match(token) {
+	if !s.opts.Admin.Load().Match(token) {
 		s.log.Debug("admin token rejected", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="awakend", error="invalid_token"`)
 		writeError(w, http.StatusUnauthorized, edge.TypeAuthentication, "invalid_token", "the bearer token is not the admin token")
 		return false
 	}
 	return true
+}
+
+// isReload reports whether r asks for a reload.
+func (s *server) isReload(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Path == "/api/v1/reload"
 }
 
 // writeError answers status with OpenAI's error envelope.

@@ -734,7 +734,7 @@ func TestAuth(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			handler, _, f := newServer(t, api.Options{AdminToken: tc.token})
+			handler, _, f := newServer(t, api.Options{Admin: edge.NewKeysVar(edge.NewKeys(tc.token))})
 			f.result = reload.Result{Outcome: reload.OutcomeUnchanged, Version: 1}
 			r := httptest.NewRequest(tc.method, tc.path, nil)
 			r.Host = testHost
@@ -779,8 +779,8 @@ func TestAuth(t *testing.T) {
 func TestSecretsNeverServed(t *testing.T) {
 	var logs bytes.Buffer
 	handler, h, f := newServer(t, api.Options{
-		AdminToken: adminToken,
-		Logger:     slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Admin:  edge.NewKeysVar(edge.NewKeys(adminToken)),
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	f.result = reload.Result{Outcome: reload.OutcomeApplied, Version: 1, Changes: "~1 provider (api_key)"}
 	f.status = reload.Status{Last: f.result, LastApplied: f.result}
@@ -935,7 +935,7 @@ func TestAdminActionsAreLogged(t *testing.T) {
 func TestMetricsScrape(t *testing.T) {
 	h := registry.NewHandle(testSet(t))
 	m := metrics.New(h, func() reload.WatcherStatus { return reload.WatcherStatus{Up: true, Mode: reload.ModeFsnotify} })
-	handler := api.New(api.Options{Handle: h, Metrics: m.Handler(), AdminToken: adminToken})
+	handler := api.New(api.Options{Handle: h, Metrics: m.Handler(), Admin: edge.NewKeysVar(edge.NewKeys(adminToken))})
 	m.ObserveReload(reload.Result{Trigger: reload.TriggerAPI, Outcome: reload.OutcomeApplied, Version: 1, Started: time.Now(), Duration: 3 * time.Millisecond})
 	m.ObserveReload(reload.Result{Trigger: reload.TriggerWatch, Outcome: reload.OutcomeRejected, Version: 1, Err: errors.New("bad")})
 
@@ -1000,7 +1000,7 @@ func TestGuard(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			handler, _, f := newServer(t, api.Options{AdminToken: tc.token, Guard: edge.NewGuard("192.0.2.10:8700")})
+			handler, _, f := newServer(t, api.Options{Admin: edge.NewKeysVar(edge.NewKeys(tc.token)), Guard: edge.NewGuard("192.0.2.10:8700")})
 			f.result = reload.Result{Outcome: reload.OutcomeUnchanged, Version: 1}
 			r := httptest.NewRequest(tc.method, tc.path, nil)
 			r.RemoteAddr, r.Host = tc.peer, tc.host

@@ -86,6 +86,9 @@ type statusView struct {
 	Watcher      *watcherView   `json:"watcher"`
 	Source       any            `json:"source,omitempty"` // a fleet's etcd: the pack served, whether it is stale
 	Degraded     *degradedView  `json:"degraded"`         // null unless serving the last-known-good configuration
+	// RestartRequired lists the settings changed in the settings file
+	// that apply only after a restart, "key: running → new".
+	RestartRequired []string `json:"restart_required"`
 }
 
 // degradedView is Degraded in the status.
@@ -141,7 +144,8 @@ func (s *server) status(w http.ResponseWriter, _ *http.Request, snap *registry.S
 			registry.NSAgents:     len(snap.Set.AgentIDs()),
 			registry.NSClients:    len(snap.Set.ClientIDs()),
 		},
-		Reloads: []reloadCount{},
+		Reloads:         []reloadCount{},
+		RestartRequired: []string{},
 	}
 	if !s.opts.Started.IsZero() {
 		v.StartedAt = &s.opts.Started
@@ -162,6 +166,9 @@ func (s *server) status(w http.ResponseWriter, _ *http.Request, snap *registry.S
 			return cmp.Or(cmp.Compare(a.Trigger, b.Trigger), cmp.Compare(a.Result, b.Result))
 		})
 		v.Watcher = &watcherView{Up: st.Watcher.Up, Mode: st.Watcher.Mode, Dirs: st.Watcher.Dirs, LastError: st.Watcher.LastError}
+		if st.Restart != nil {
+			v.RestartRequired = st.Restart
+		}
 	}
 	if s.opts.Degraded != nil {
 		if d := s.opts.Degraded(); d != nil {
@@ -238,6 +245,8 @@ type reloadDone struct {
 	Changes         string         `json:"changes"`
 	DurationSeconds float64        `json:"duration_seconds"`
 	Fingerprint     string         `json:"fingerprint"`
+	// RestartRequired lists the settings that apply only after a restart.
+	RestartRequired []string `json:"restart_required,omitempty"`
 }
 
 // reloadRejected is the body of a rejected POST /api/v1/reload: the error
@@ -257,7 +266,7 @@ type reloadRejected struct {
 // re-read secrets as SIGHUP does.
 func (s *server) reload(w http.ResponseWriter, r *http.Request, _ *registry.Snapshot) {
 	remote := r.RemoteAddr
-	if s.opts.AdminToken == "" && !edge.Loopback(remote) {
+	if s.opts.Admin.Load().Len() == 0 && !edge.Loopback(remote) {
 		s.log.Warn("admin reload refused", "remote", remote, "reason", "no admin token configured and peer is not loopback")
 		writeError(w, http.StatusForbidden, edge.TypePermission, "forbidden",
 			"reloads are accepted from loopback addresses only unless an admin token is configured")
@@ -334,6 +343,7 @@ func (s *server) reload(w http.ResponseWriter, r *http.Request, _ *registry.Snap
 		Changes:         res.Changes,
 		DurationSeconds: res.Duration.Seconds(),
 		Fingerprint:     res.Fingerprint,
+		RestartRequired: res.Restart,
 	})
 }
 

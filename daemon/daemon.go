@@ -40,7 +40,16 @@ import (
 // Options are what Run needs from the command line and the environment.
 type Options struct {
 	Settings settings.Settings
-	Logger   *slog.Logger
+	// SettingsFile is the file Settings were read from, "" for none;
+	// ReadSettings, if set, reads them again (that file and what it
+	// references, the environment and flags as they were at start-up) at
+	// every reload, which applies what can change live.
+	SettingsFile string
+	ReadSettings func() (settings.Settings, string, error)
+	Logger       *slog.Logger
+	// LogLevel, if set, is the level Logger logs at: a reload sets it
+	// from log.level.
+	LogLevel *slog.LevelVar
 	Notifier *sdnotify.Notifier
 	// Hangup delivers SIGHUP: each one forces a rebuild.
 	Hangup <-chan os.Signal
@@ -101,6 +110,30 @@ func Run(ctx context.Context, o Options) error {
 		cert = edge.NewCertificate(s.TLS.CertFile, s.TLS.KeyFile)
 		applier.TLS = cert
 	}
+	// What a reload may change in the settings is read from here: the
+	// keys, the reload loop's timings, the log level, the shutdown
+	// timeout. The listen address, the source and the log format stay.
+	adminKeys := edge.NewKeysVar(edge.NewKeys(s.Admin.Token))
+	gatewayKeys := edge.NewKeysVar(edge.NewKeys(s.Gateway.APIKeys...))
+	var running atomic.Pointer[settings.Settings]
+	running.Store(&s)
+	var loop *reload.Loop
+	var lns []net.Listener
+	var clientsDeclared func() bool
+	if o.ReadSettings != nil {
+		applier.ReadSettings(s, o.SettingsFile, o.ReadSettings, func(live settings.Settings) {
+			running.Store(&live)
+			if o.LogLevel != nil {
+				_ = o.LogLevel.UnmarshalText([]byte(live.Log.Level)) // validated by settings.Load
+			}
+			adminKeys.Store(edge.NewKeys(live.Admin.Token))
+			gatewayKeys.Store(edge.NewKeys(live.Gateway.APIKeys...))
+			loop.SetTimings(live.Reload.Debounce, live.Reload.MaxWait, rescanInterval(live.Reload.RescanInterval))
+			for _, ln := range lns {
+				warnIfExposed(log, ln.Addr(), live, clientsDeclared())
+			}
+		})
+	}
 
 	if s.StateDir != "" && fl == nil { // the fleet keeps its own local copy
 		applier.Keep = func(saved lastgood.Saved) {
@@ -146,7 +179,6 @@ func Run(ctx context.Context, o Options) error {
 			reloading(req)
 		}
 	}
-	var loop *reload.Loop
 	m := metrics.New(handle, func() reload.WatcherStatus { return loop.Status().Watcher })
 	m.SetDegraded(degraded.Load() != nil)
 	var certFiles []string
@@ -179,9 +211,13 @@ func Run(ctx context.Context, o Options) error {
 			return fl.ack(host, started, handle, applied, r)
 		}
 	}
+	watchFiles := certFiles
+	if o.SettingsFile != "" && o.ReadSettings != nil {
+		watchFiles = append(watchFiles, o.SettingsFile)
+	}
 	loop = reload.New(applier.Apply, reload.Options{
 		Dir:            watchDir,
-		Files:          certFiles,
+		Files:          watchFiles,
 		Debounce:       s.Reload.Debounce,
 		MaxWait:        s.Reload.MaxWait,
 		RescanInterval: rescanInterval(s.Reload.RescanInterval),
@@ -220,7 +256,7 @@ func Run(ctx context.Context, o Options) error {
 		}))
 	}
 
-	lns := o.Listeners
+	lns = o.Listeners
 	if len(lns) == 0 {
 		ln, err := net.Listen("tcp", s.Listen)
 		if err != nil {
@@ -244,14 +280,15 @@ func Run(ctx context.Context, o Options) error {
 		Handle:  handle,
 		Logger:  log,
 		Metrics: m.Registerer(),
-		APIKeys: s.Gateway.APIKeys,
+		Keys:    gatewayKeys,
 		Guard:   edge.NewGuard(hosts...),
 	})
 	rest := api.New(api.Options{
 		Handle:      handle,
 		Reloader:    loop,
 		Metrics:     m.Handler(),
-		AdminToken:  s.Admin.Token,
+		Admin:       adminKeys,
+		NextAdmin:   nextAdmin(o.ReadSettings),
 		Diagnostics: Diagnostics,
 		Logger:      log,
 		Version:     o.Version,
@@ -281,8 +318,9 @@ func Run(ctx context.Context, o Options) error {
 	if cert != nil {
 		srv.TLSConfig = cert.TLSConfig()
 	}
+	clientsDeclared = func() bool { return len(handle.Current().Set.ClientIDs()) > 0 }
 	for _, ln := range lns {
-		warnIfExposed(log, ln.Addr(), s, len(handle.Current().Set.ClientIDs()) > 0)
+		warnIfExposed(log, ln.Addr(), *running.Load(), clientsDeclared())
 	}
 
 	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
@@ -337,8 +375,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	stopping.Store(true)
 	o.Notifier.Stopping()
-	log.Info("shutting down", "timeout", s.Shutdown.Timeout)
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.Shutdown.Timeout)
+	timeout := running.Load().Shutdown.Timeout
+	log.Info("shutting down", "timeout", timeout)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	// Stop accepting first. A socket systemd passed stays open in systemd,
 	// which queues new connections for the next process. Open connections
@@ -350,7 +389,7 @@ func Run(ctx context.Context, o Options) error {
 	for _, ln := range lns {
 		ln.Close()
 	}
-	conns.awaitClosed(shutdownCtx, min(drainGrace, s.Shutdown.Timeout))
+	conns.awaitClosed(shutdownCtx, min(drainGrace, timeout))
 	// Shutdown closes the listeners again; one it finds closed already
 	// (a Serve that has not yet let go of it) is not a failure.
 	if serr := srv.Shutdown(shutdownCtx); serr != nil && !errors.Is(serr, net.ErrClosed) {
@@ -430,8 +469,33 @@ func statusLine(h *registry.Handle, r reload.Result, d *api.Degraded, fl *fleetS
 	}
 	if r.Outcome == reload.OutcomeRejected && r.Err != nil {
 		line += "; last reload rejected: " + summary(r.Err)
+	} else if len(r.Restart) > 0 {
+		line += "; restart to apply " + strings.Join(r.Restart, "; ")
 	}
 	return line
+}
+
+// nextAdmin is the API's NextAdmin: whether a token is the admin token the
+// settings name now. It reads them, one request at a time: a reload request
+// with another token than the running one costs a read of the settings
+// file. nil without read.
+func nextAdmin(read func() (settings.Settings, string, error)) func(string) bool {
+	if read == nil {
+		return nil
+	}
+	var mu sync.Mutex
+	return func(token string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		next, _, err := read()
+		switch {
+		case err != nil:
+			return false
+		case next.Admin.Token == "":
+			return token == ""
+		}
+		return edge.NewKeys(next.Admin.Token).Match(token)
+	}
 }
 
 // summary is an error's text cut to fit a status line.

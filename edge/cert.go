@@ -78,12 +78,14 @@ type Pair struct {
 	Fingerprint string           // of both files, or of why they could not be read
 }
 
-// Load reads and checks the pair. The fingerprint is set even when the pair
-// does not load, so that a reload of the same broken files is recognized.
-// Errors are *CertError: they name the setting and the file, never the
-// contents.
-func (c *Certificate) Load() (Pair, error) {
-	certFile, keyFile := c.Files()
+// Load reads and checks the pair of files c names (LoadPair).
+func (c *Certificate) Load() (Pair, error) { return LoadPair(c.Files()) }
+
+// LoadPair reads and checks a certificate and key pair. The fingerprint is
+// set even when the pair does not load, so that a reload of the same broken
+// files is recognized. Errors are *CertError: they name the setting and the
+// file, never the contents.
+func LoadPair(certFile, keyFile string) (Pair, error) {
 	h := sha256.New()
 	certPEM, certErr := readPEM(certFile)
 	keyPEM, keyErr := readPEM(keyFile)

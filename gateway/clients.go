@@ -207,7 +207,7 @@ func (g *Gateway) authenticate(r *http.Request, rs *reqState, t *table) bool {
 // known reports whether token is a settings key or a client key of t,
 // setting rs.client for the latter.
 func (g *Gateway) known(token string, rs *reqState, t *table) bool {
-	if g.keys.Match(token) {
+	if g.keys.Load().Match(token) {
 		return true
 	}
 	if t.clients == nil {

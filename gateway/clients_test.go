@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/awakend/awakend/edge"
 	"github.com/awakend/awakend/provider"
 	"github.com/awakend/awakend/registry"
 )
@@ -43,7 +44,7 @@ func clientWorld() *world {
 func bearer(key string) []string { return []string{"Authorization", "Bearer " + key} }
 
 func TestClientKeys(t *testing.T) {
-	g, _ := clientWorld().gw(t, Options{APIKeys: []string{"k-settings"}})
+	g, _ := clientWorld().gw(t, Options{Keys: edge.NewKeysVar(edge.NewKeys("k-settings"))})
 	for _, tt := range []struct {
 		name, path, body string
 		header           []string

@@ -58,7 +58,7 @@ func TestGuard(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			w := basicWorld()
-			g, _ := w.gw(t, Options{APIKeys: tt.keys, Guard: edge.NewGuard("192.0.2.10:8700")})
+			g, _ := w.gw(t, Options{Keys: edge.NewKeysVar(edge.NewKeys(tt.keys...)), Guard: edge.NewGuard("192.0.2.10:8700")})
 			body := ""
 			if tt.method == "POST" {
 				body = chatReq("m")

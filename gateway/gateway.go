@@ -206,10 +206,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, when set, is where the request metrics are registered.
 	Metrics prometheus.Registerer
-	// APIKeys are the client keys accepted as bearer tokens on /v1/*.
-	// Empty leaves the gateway open, behind Guard.
-	APIKeys []string
-	// Guard checks every request while no APIKeys are set; nil means
+	// Keys holds the settings' client keys (gateway.api_keys), accepted as
+	// bearer tokens on /v1/*; a reload may replace them. None, and no
+	// client declared, leaves the gateway open, behind Guard.
+	Keys *edge.KeysVar
+	// Guard checks every request while no key is set; nil means
 	// edge.NewGuard(), which knows no listen address.
 	Guard *edge.Guard
 	// MaxBodyBytes limits request bodies (413 beyond); 0 means
@@ -234,7 +235,7 @@ type Options struct {
 type Gateway struct {
 	handle   *registry.Handle
 	log      *slog.Logger
-	keys     *edge.Keys
+	keys     *edge.KeysVar
 	guard    *edge.Guard
 	maxBody  int64
 	bodyFor  time.Duration
@@ -263,7 +264,7 @@ func New(opts Options) *Gateway {
 	g := &Gateway{
 		handle:   opts.Handle,
 		log:      opts.Logger,
-		keys:     edge.NewKeys(opts.APIKeys...),
+		keys:     opts.Keys,
 		guard:    opts.Guard,
 		maxBody:  opts.MaxBodyBytes,
 		bodyFor:  opts.BodyTimeout,
@@ -361,7 +362,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rs.version = snap.Version
 	h[edge.VersionHeader] = t.version
 
-	open := g.keys.Len() == 0 && t.clients == nil
+	open := g.keys.Load().Len() == 0 && t.clients == nil
 	switch {
 	case open && g.refused(w, r, rs):
 	case !open && !g.authenticate(r, rs, t):

@@ -264,7 +264,7 @@ func TestModelsList(t *testing.T) {
 }
 
 func TestAPIKeys(t *testing.T) {
-	g, _ := basicWorld().gw(t, Options{APIKeys: []string{"sk-one", "sk-two"}})
+	g, _ := basicWorld().gw(t, Options{Keys: edge.NewKeysVar(edge.NewKeys("sk-one", "sk-two"))})
 	for _, tt := range []struct {
 		name, auth string
 		code       int

@@ -185,7 +185,7 @@ func TestAPIKeyHeader(t *testing.T) {
 	w := newWorld()
 	w.provider("p")
 	w.model("m", "p")
-	g, _ := w.gw(t, Options{APIKeys: []string{"k1"}})
+	g, _ := w.gw(t, Options{Keys: edge.NewKeysVar(edge.NewKeys("k1"))})
 	msg := `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`
 	for _, tt := range []struct {
 		name, path, body string

@@ -303,7 +303,7 @@ func TestLogLine(t *testing.T) {
 	w.model("m", "p")
 	w.agent(registry.AgentSpec{ID: "ag", ModelID: "m", SystemPrompt: "TOP-SECRET-PROMPT"})
 	w.providers[0].Spec.APIKey = "sk-upstream-secret"
-	g, _ := w.gw(t, Options{Logger: log, APIKeys: []string{"sk-client-secret"}})
+	g, _ := w.gw(t, Options{Logger: log, Keys: edge.NewKeysVar(edge.NewKeys("sk-client-secret"))})
 	body := `{"model":"ag","messages":[{"role":"user","content":"PRIVATE-USER-TEXT"}],"user":"PRIVATE-USER-ID"}`
 	res := do(t, g, "POST", "/v1/chat/completions", body, "Authorization", "Bearer sk-client-secret", "X-Request-ID", "rid-7")
 	if res.code != 200 {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/awakend/awakend/lastgood"
 	"github.com/awakend/awakend/pack"
 	"github.com/awakend/awakend/registry"
+	"github.com/awakend/awakend/settings"
 )
 
 // Factory builds the executor of a provider.
@@ -46,6 +48,8 @@ type Applier struct {
 	// one whose files differ from the last.
 	Keep func(lastgood.Saved)
 
+	settings *settingsInput // nil: the settings are not read again
+
 	mu          sync.Mutex // one apply at a time (the loop serializes too)
 	handle      *registry.Handle
 	fingerprint string // of the inputs the current snapshot and certificate came from
@@ -58,6 +62,62 @@ type Applier struct {
 // providers' executors with factory.
 func NewApplier(src Source, opts config.Options, factory Factory) *Applier {
 	return &Applier{src: src, opts: opts, factory: factory}
+}
+
+// settingsInput is the daemon settings as an input of every apply.
+type settingsInput struct {
+	started settings.Settings // what the daemon started with
+	file    string            // the settings file it read then; "" for none
+	read    func() (settings.Settings, string, error)
+	apply   func(settings.Settings)
+	live    settings.Settings // what it runs with now
+}
+
+// ReadSettings makes every apply read the daemon settings again with read
+// (settings.Load's results), as one more input under the same rule: an
+// invalid settings file rejects the reload, and nothing changes. started
+// are the settings the daemon started with, from file ("" for none); a
+// reload that finds that file gone is rejected rather than falling back to
+// the defaults. After each apply that changes them, apply is given the
+// settings the daemon runs with (settings.Live): next's for every setting
+// that can change at run time, started's for the others, which Result.Restart
+// lists while they differ. The first apply calls nothing: its settings are
+// Settings' to start with.
+func (a *Applier) ReadSettings(started settings.Settings, file string, read func() (settings.Settings, string, error), apply func(settings.Settings)) {
+	a.settings = &settingsInput{started: started, file: file, read: read, apply: apply, live: started}
+}
+
+// Settings returns the settings the daemon runs with: as ReadSettings
+// started them, then as the last apply that went live left them.
+func (a *Applier) Settings() settings.Settings {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.settings == nil {
+		return settings.Settings{}
+	}
+	return a.settings.live
+}
+
+// readSettings reads the settings for one apply: those the daemon would
+// run with, the pending restarts, and the fingerprint of what was read.
+func (si *settingsInput) readSettings() (live settings.Settings, restart []string, fp string, err error) {
+	next, file, err := si.read()
+	switch {
+	case err == nil && si.file != "" && file == "":
+		err = fmt.Errorf("settings file %s: no longer there (put it back; without it, a restart would run on the defaults)", si.file)
+	case err == nil:
+		var pending []settings.Pending
+		live, pending = settings.Live(si.started, next)
+		for _, p := range pending {
+			restart = append(restart, p.String())
+		}
+		if file != "" {
+			fp = next.Fingerprint()
+		}
+		return live, restart, fp, nil
+	}
+	sum := sha256.Sum256([]byte(err.Error())) // the same broken file is a repeated rejection
+	return settings.Settings{}, nil, hex.EncodeToString(sum[:]), err
 }
 
 // Source returns where the applier reads the config.
@@ -137,6 +197,15 @@ func (a *Applier) apply(ctx context.Context, req Request, fsys fs.FS, rec *pack.
 	}
 	opts := a.opts
 	opts.Reread = req.Force // a reload by hand trusts no file's stat
+	var live settings.Settings
+	var settingsFP string
+	var setErr error
+	if a.settings != nil {
+		live, res.Restart, settingsFP, setErr = a.settings.readSettings()
+		if setErr == nil {
+			opts.AllowEmpty = live.AllowEmpty
+		}
+	}
 	cfg, cfgErr := config.Load(fsys, opts)
 	var configFP string
 	var ce *config.Error
@@ -149,14 +218,19 @@ func (a *Applier) apply(ctx context.Context, req Request, fsys fs.FS, rec *pack.
 	var cert *edge.Pair
 	var certErr error
 	if a.TLS != nil {
-		p, err := a.TLS.Load()
+		certFile, keyFile := a.TLS.Files()
+		if a.settings != nil && setErr == nil {
+			certFile, keyFile = live.TLS.CertFile, live.TLS.KeyFile
+		}
+		p, err := edge.LoadPair(certFile, keyFile)
 		cert, certErr = &p, err
 	}
-	res.Fingerprint = inputsFingerprint(configFP, cert)
-	if err := errors.Join(cfgErr, certErr); err != nil {
+	res.Fingerprint = inputsFingerprint(configFP, cert, settingsFP)
+	if err := errors.Join(setErr, cfgErr, certErr); err != nil {
 		if configFP == "" {
 			res.Fingerprint = "" // an unreadable directory: nothing to compare
 		}
+		res.Restart = nil
 		return a.reject(res, req, err)
 	}
 	if a.handle != nil && !req.Force && res.Fingerprint == a.fingerprint {
@@ -171,6 +245,7 @@ func (a *Applier) apply(ctx context.Context, req Request, fsys fs.FS, rec *pack.
 		}
 		a.rejected = ""
 		a.handle = registry.NewHandle(set)
+		a.publishSettings(live, true)
 		a.publishCert(cert)
 		a.fingerprint, a.configFP = res.Fingerprint, configFP
 		a.keep(cfg, rec)
@@ -202,6 +277,9 @@ func (a *Applier) apply(ctx context.Context, req Request, fsys fs.FS, rec *pack.
 		changes = append(changes, diff.String())
 		closeReplaced(base, set)
 	}
+	if changed := a.publishSettings(live, false); len(changed) > 0 {
+		changes = append(changes, "~settings ("+strings.Join(changed, ", ")+")")
+	}
 	if cert != nil && cert.Fingerprint != a.certFP {
 		a.publishCert(cert)
 		changes = append(changes, "~"+cert.Summary())
@@ -225,6 +303,28 @@ func (a *Applier) keep(cfg *config.Config, rec *pack.Recorder) {
 		return // cannot happen: Load reads every file it lists to the end
 	}
 	a.Keep(lastgood.Saved{Origin: lastgood.OriginDirectory, Fingerprint: cfg.Fingerprint, SavedAt: time.Now(), Files: p.Files})
+}
+
+// publishSettings makes live the settings the daemon runs with and, unless
+// first, hands them to the daemon if they changed; it returns the keys that
+// did. Without ReadSettings it does nothing.
+func (a *Applier) publishSettings(live settings.Settings, first bool) []string {
+	si := a.settings
+	if si == nil {
+		return nil
+	}
+	changed := settings.Changed(si.live, live)
+	si.live = live
+	if a.TLS != nil {
+		a.TLS.SetFiles(live.TLS.CertFile, live.TLS.KeyFile)
+	}
+	if first || len(changed) == 0 {
+		return nil
+	}
+	if si.apply != nil {
+		si.apply(live)
+	}
+	return changed
 }
 
 // publishCert serves a newly loaded pair; nil (no TLS) does nothing.
@@ -268,14 +368,18 @@ func unwrapPath(err error) error {
 }
 
 // inputsFingerprint is the fingerprint of a reload's inputs: the config's
-// alone without TLS, so that it matches `awakend check`, and otherwise
-// the config's and the pair's together.
-func inputsFingerprint(configFP string, p *edge.Pair) string {
-	if p == nil {
+// alone without TLS and a settings file, so that it matches `awakend
+// check`, and otherwise the config's, the pair's and the settings' together.
+func inputsFingerprint(configFP string, p *edge.Pair, settingsFP string) string {
+	if p == nil && settingsFP == "" {
 		return configFP
 	}
+	certFP := ""
+	if p != nil {
+		certFP = p.Fingerprint
+	}
 	h := sha256.New()
-	for _, part := range []string{configFP, p.Fingerprint} {
+	for _, part := range []string{configFP, certFP, settingsFP} {
 		h.Write(binary.AppendUvarint(nil, uint64(len(part))))
 		io.WriteString(h, part)
 	}

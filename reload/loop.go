@@ -18,6 +18,8 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,6 +104,10 @@ type Result struct {
 	// reload rejected, asked for by the watcher or the rescan: nothing new
 	// to tell the operator, so it is logged at Debug.
 	Repeated bool
+	// Restart lists the settings changed in the settings file that wait
+	// for a restart (the daemon keeps their running values), as "key:
+	// running → new"; empty when none does.
+	Restart  []string
 	Started  time.Time
 	Duration time.Duration
 }
@@ -167,10 +173,11 @@ type Loop struct {
 	burst   *burst        // filesystem events not yet queued
 	stopped bool
 
-	work  chan struct{} // cap 1: a reload was queued
-	timer chan struct{} // cap 1: a burst began
-	done  chan struct{} // closed when Run returns
-	ran   atomic.Bool
+	work   chan struct{} // cap 1: a reload was queued
+	timer  chan struct{} // cap 1: a burst began
+	retime chan struct{} // cap 1: SetTimings changed the rescan period
+	done   chan struct{} // closed when Run returns
+	ran    atomic.Bool
 
 	status atomic.Pointer[Status] // written under mu
 
@@ -179,6 +186,7 @@ type Loop struct {
 	// goroutine only.
 	rejectedFirst, rejectedLast Result
 	rejections                  int
+	warnedRestart               []string // the Restart list last warned about
 }
 
 // burst is a run of debounced requests.
@@ -189,26 +197,19 @@ type burst struct {
 
 // New returns a Loop that reloads with fn.
 func New(fn Func, opts Options) *Loop {
-	if opts.Debounce <= 0 {
-		opts.Debounce = defaultDebounce
-	}
-	if opts.MaxWait <= 0 {
-		opts.MaxWait = defaultMaxWait
-	}
-	if opts.RescanInterval == 0 {
-		opts.RescanInterval = defaultRescan
-	}
+	opts.Debounce, opts.MaxWait, opts.RescanInterval = timings(opts.Debounce, opts.MaxWait, opts.RescanInterval)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	l := &Loop{
-		fn:    fn,
-		opts:  opts,
-		log:   log,
-		work:  make(chan struct{}, 1),
-		timer: make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		fn:     fn,
+		opts:   opts,
+		log:    log,
+		work:   make(chan struct{}, 1),
+		timer:  make(chan struct{}, 1),
+		retime: make(chan struct{}, 1),
+		done:   make(chan struct{}),
 	}
 	mode := ModeOff
 	if opts.Dir != "" {
@@ -220,6 +221,42 @@ func New(fn Func, opts Options) *Loop {
 		l.track(opts.Initial)
 	}
 	return l
+}
+
+// timings applies the defaults of Options' timings.
+func timings(debounce, maxWait, rescan time.Duration) (time.Duration, time.Duration, time.Duration) {
+	if debounce <= 0 {
+		debounce = defaultDebounce
+	}
+	if maxWait <= 0 {
+		maxWait = defaultMaxWait
+	}
+	if rescan == 0 {
+		rescan = defaultRescan
+	}
+	return debounce, maxWait, rescan
+}
+
+// SetTimings replaces Options' Debounce, MaxWait and RescanInterval (with
+// their defaults for 0) while the loop runs: a burst of events in progress
+// is flushed by the new timings, and a new rescan period starts now.
+func (l *Loop) SetTimings(debounce, maxWait, rescan time.Duration) {
+	debounce, maxWait, rescan = timings(debounce, maxWait, rescan)
+	l.mu.Lock()
+	changed := rescan != l.opts.RescanInterval
+	l.opts.Debounce, l.opts.MaxWait, l.opts.RescanInterval = debounce, maxWait, rescan
+	l.mu.Unlock()
+	poke(l.timer)
+	if changed {
+		poke(l.retime)
+	}
+}
+
+// rescanInterval is the rescan period; negative means none.
+func (l *Loop) rescanInterval() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.opts.RescanInterval
 }
 
 // Run watches the directory, runs the periodic rescan and runs the reloads
@@ -366,18 +403,33 @@ func (l *Loop) schedule(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	var ticker *time.Ticker
 	var rescan <-chan time.Time
-	if l.opts.RescanInterval > 0 {
-		t := time.NewTicker(l.opts.RescanInterval)
-		defer t.Stop()
-		rescan = t.C
+	startRescan := func() {
+		if ticker != nil {
+			ticker.Stop()
+			ticker, rescan = nil, nil
+		}
+		if d := l.rescanInterval(); d > 0 {
+			ticker = time.NewTicker(d)
+			rescan = ticker.C
+		}
 	}
+	startRescan()
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-rescan:
 			l.Trigger(Request{Trigger: TriggerRescan})
+			continue
+		case <-l.retime:
+			startRescan()
 			continue
 		case <-l.timer:
 		case <-timer.C:
@@ -484,7 +536,17 @@ func (l *Loop) logResult(ctx context.Context, res Result) {
 	case res.Trigger == TriggerWatch || res.Trigger == TriggerRescan:
 		level = slog.LevelDebug
 	}
+	if len(res.Restart) > 0 && res.Outcome != OutcomeRejected {
+		attrs = append(attrs, "restart_required", strings.Join(res.Restart, "; "))
+	}
 	l.log.Log(ctx, level, "config reload", attrs...)
+	if len(res.Restart) > 0 && res.Outcome != OutcomeRejected && !slices.Equal(res.Restart, l.warnedRestart) {
+		l.log.Warn("settings changed that apply only after a restart; running with the old values",
+			"restart_required", strings.Join(res.Restart, "; "))
+	}
+	if res.Outcome != OutcomeRejected {
+		l.warnedRestart = res.Restart
+	}
 }
 
 // Key identifies a reload counter: one per trigger and outcome.
@@ -520,6 +582,9 @@ type Status struct {
 	// Counts counts finished reloads by trigger and outcome.
 	Counts  map[Key]uint64
 	Watcher WatcherStatus
+	// Restart is the latest Result.Restart of a reload that was not
+	// rejected: the settings that wait for a restart.
+	Restart []string
 }
 
 // Status returns the current status. It takes no lock.
@@ -537,6 +602,9 @@ func (l *Loop) record(res Result) {
 	s.Last = res
 	if res.Outcome == OutcomeApplied {
 		s.LastApplied = res
+	}
+	if res.Outcome != OutcomeRejected && res.Err == nil {
+		s.Restart = res.Restart
 	}
 	s.Counts = maps.Clone(s.Counts)
 	if s.Counts == nil {

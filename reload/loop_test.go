@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -542,7 +544,7 @@ func TestInitialResultSeedsStatus(t *testing.T) {
 	initial := Result{Trigger: TriggerStartup, Outcome: OutcomeApplied, Version: 1, Fingerprint: "fp"}
 	l := New(func(context.Context, Request) Result { return Result{} }, Options{Initial: initial})
 	st := l.Status()
-	if st.Last != initial || st.LastApplied != initial {
+	if !reflect.DeepEqual(st.Last, initial) || !reflect.DeepEqual(st.LastApplied, initial) {
 		t.Fatalf("status = %+v, want the initial result as last and last applied", st)
 	}
 	if n := st.Counts[Key{TriggerStartup, OutcomeApplied}]; n != 1 {
@@ -612,4 +614,33 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestSetTimings: new timings apply while the loop runs — the debounce of
+// the next burst and the rescan period, which restarts when it changes.
+func TestSetTimings(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fake{}
+		l, stop := start(t, f.reload, Options{RescanInterval: -1})
+		begin := time.Now()
+		l.Trigger(watch) // the default 250ms debounce
+		sleepUntil(begin.Add(time.Second))
+		l.SetTimings(2*time.Second, 5*time.Second, 10*time.Second)
+		l.Trigger(watch) // at 1s, debounced 2s: at 3s
+		sleepUntil(begin.Add(25 * time.Second))
+		l.SetTimings(2*time.Second, 5*time.Second, 10*time.Second) // unchanged: the period goes on
+		sleepUntil(begin.Add(35 * time.Second))
+		l.SetTimings(0, 0, -1) // defaults, and no rescan
+		sleepUntil(begin.Add(time.Minute))
+		stop()
+
+		var got []string
+		for _, c := range f.got() {
+			got = append(got, fmt.Sprintf("%s@%v", c.req.Trigger, c.at.Sub(begin)))
+		}
+		want := []string{"watch@250ms", "watch@3s", "rescan@11s", "rescan@21s", "rescan@31s"}
+		if !slices.Equal(got, want) {
+			t.Errorf("reloads %v, want %v", got, want)
+		}
+	})
 }

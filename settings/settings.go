@@ -44,20 +44,21 @@ const EnvPrefix = "AWAKEND_"
 // serves: where the config directory is, where to listen, how to log,
 // reload and shut down, and the secrets that guard the HTTP API. Each
 // field's settings key is in its koanf tag; the tag setting:"secret" marks
-// a value never shown, setting:"path" one that names a file.
+// a value never shown, setting:"path" one that names a file, and
+// reload:"restart" one that a running daemon cannot change (see Live).
 type Settings struct {
 	// ConfigDir (config_dir) is the directory of registry YAML files.
-	ConfigDir string `koanf:"config_dir"`
+	ConfigDir string `koanf:"config_dir" reload:"restart"`
 	// Listen (listen) is the host:port the HTTP server listens on; an
 	// empty host means every interface, port 0 a free port.
-	Listen string `koanf:"listen"`
+	Listen string `koanf:"listen" reload:"restart"`
 	// StateDir (state_dir) is where the daemon keeps what must outlive it:
 	// the last configuration that went live, to serve when the config
 	// directory does not validate at start-up, and the local copy of a
 	// fleet's last applied pack; "" keeps nothing. It defaults to
 	// $STATE_DIRECTORY (systemd's StateDirectory=), its first path if it
 	// holds several.
-	StateDir string `koanf:"state_dir"`
+	StateDir string `koanf:"state_dir" reload:"restart"`
 	// AllowEmpty (allow_empty) lets a config directory without resources
 	// load as an empty registry.
 	AllowEmpty bool `koanf:"allow_empty"`
@@ -67,7 +68,7 @@ type Settings struct {
 		Level string `koanf:"level"`
 		// Format (log.format) is auto (tint on a terminal, plain text
 		// under journald), text or json.
-		Format string `koanf:"format"`
+		Format string `koanf:"format" reload:"restart"`
 	} `koanf:"log"`
 	// Reload configures the reload loop.
 	Reload struct {
@@ -123,12 +124,12 @@ type Settings struct {
 			// Endpoints (source.etcd.endpoints) are the etcd members'
 			// client URLs; set, the daemon follows the fleet's current
 			// pack instead of reading ConfigDir.
-			Endpoints []string `koanf:"endpoints"`
+			Endpoints []string `koanf:"endpoints" reload:"restart"`
 			// Prefix (source.etcd.prefix) is the fleet's key prefix.
-			Prefix string `koanf:"prefix"`
+			Prefix string `koanf:"prefix" reload:"restart"`
 			// Host (source.etcd.host) names this daemon in the fleet;
 			// the machine's host name if empty.
-			Host string `koanf:"host"`
+			Host string `koanf:"host" reload:"restart"`
 		} `koanf:"etcd"`
 	} `koanf:"source"`
 }
@@ -171,6 +172,77 @@ func (s Settings) Fingerprint() string {
 	b, _ := json.Marshal(s) // plain values: cannot fail
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// A Pending is a setting whose new value waits for a restart: the daemon
+// keeps running with the old one.
+type Pending struct {
+	Key           string
+	Running, Next string // the values, as text
+}
+
+// String reads "listen: 127.0.0.1:8700 → 0.0.0.0:8700".
+func (p Pending) String() string { return p.Key + ": " + p.Running + " → " + p.Next }
+
+// Live returns the settings a daemon that started with started runs with
+// once it has read next: next's value of every setting that can change at
+// run time, started's of the others, and those others that differ as
+// Pending. Turning TLS on or off takes a restart too (the listener serves
+// one or the other); with TLS on both sides, new files apply live.
+func Live(started, next Settings) (Settings, []Pending) {
+	live := next
+	lv, sv, nv := reflect.ValueOf(&live).Elem(), reflect.ValueOf(started), reflect.ValueOf(next)
+	var pending []Pending
+	for _, f := range fields {
+		if !f.restart {
+			continue
+		}
+		old, cur := sv.FieldByIndex(f.index), nv.FieldByIndex(f.index)
+		lv.FieldByIndex(f.index).Set(old)
+		if !reflect.DeepEqual(old.Interface(), cur.Interface()) {
+			pending = append(pending, Pending{Key: f.key, Running: text(old), Next: text(cur)})
+		}
+	}
+	if (started.TLS.CertFile == "") != (next.TLS.CertFile == "") {
+		live.TLS = started.TLS
+		pending = append(pending, Pending{Key: "tls", Running: onOff(started.TLS.CertFile), Next: onOff(next.TLS.CertFile)})
+	}
+	return live, pending
+}
+
+// Changed returns the keys whose values differ between a and b.
+func Changed(a, b Settings) []string {
+	av, bv := reflect.ValueOf(a), reflect.ValueOf(b)
+	var keys []string
+	for _, f := range fields {
+		if !reflect.DeepEqual(av.FieldByIndex(f.index).Interface(), bv.FieldByIndex(f.index).Interface()) {
+			keys = append(keys, f.key)
+		}
+	}
+	return keys
+}
+
+// text shows a setting's value (never a secret's: no secret needs a
+// restart).
+func text(v reflect.Value) string {
+	var s string
+	switch x := v.Interface().(type) {
+	case []string:
+		s = strings.Join(x, ",")
+	default:
+		s = fmt.Sprint(x)
+	}
+	if s == "" {
+		return `""`
+	}
+	return s
+}
+
+func onOff(certFile string) string {
+	if certFile == "" {
+		return "off"
+	}
+	return "on"
 }
 
 // Load reads the daemon settings: defaults, then the settings file, then
@@ -284,7 +356,9 @@ type field struct {
 	kind   kind
 	secret bool // never shown in an error
 	path   bool // names a file: references resolve to paths
-	index  []int
+	// restart marks a setting a running daemon keeps until it restarts.
+	restart bool
+	index   []int
 }
 
 // fields are Settings' leaves in declaration order and sections the keys of
@@ -300,7 +374,8 @@ func collect(t reflect.Type, prefix string, index []int) (leaves []field, secs [
 			leaves, secs = append(leaves, l...), append(append(secs, key), s...)
 			continue
 		}
-		fl := field{key: key, index: idx, secret: f.Tag.Get("setting") == "secret", path: f.Tag.Get("setting") == "path"}
+		fl := field{key: key, index: idx, secret: f.Tag.Get("setting") == "secret", path: f.Tag.Get("setting") == "path",
+			restart: f.Tag.Get("reload") == "restart"}
 		switch f.Type {
 		case reflect.TypeFor[string]():
 			fl.kind = kindString

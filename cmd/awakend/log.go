@@ -40,28 +40,29 @@ func durationSeconds(_ []string, a slog.Attr) slog.Attr {
 
 // newLogger picks the handler: journald's <N>-prefixed lines when stderr is
 // the journal, tint on a terminal, JSON on request, plain text otherwise.
-func newLogger(w io.Writer, format, level string, env logEnv) (*slog.Logger, error) {
-	var lvl slog.Level
+// It logs at the level the LevelVar it returns holds, which a reload sets.
+func newLogger(w io.Writer, format, level string, env logEnv) (*slog.Logger, *slog.LevelVar, error) {
+	lvl := new(slog.LevelVar)
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+		return nil, nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch strings.ToLower(format) {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: durationSeconds})), nil
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: durationSeconds})), lvl, nil
 	case "text":
 		if env.journald {
-			return slog.New(journal.NewHandler(w, opts)), nil
+			return slog.New(journal.NewHandler(w, opts)), lvl, nil
 		}
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), lvl, nil
 	case "auto", "":
 		switch {
 		case env.journald:
-			return slog.New(journal.NewHandler(w, opts)), nil
+			return slog.New(journal.NewHandler(w, opts)), lvl, nil
 		case env.tty:
-			return slog.New(tint.NewHandler(w, &tint.Options{Level: lvl, TimeFormat: "15:04:05.000", NoColor: env.noColor})), nil
+			return slog.New(tint.NewHandler(w, &tint.Options{Level: lvl, TimeFormat: "15:04:05.000", NoColor: env.noColor})), lvl, nil
 		}
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), lvl, nil
 	}
-	return nil, fmt.Errorf("log format %q: want auto, text or json", format)
+	return nil, nil, fmt.Errorf("log format %q: want auto, text or json", format)
 }

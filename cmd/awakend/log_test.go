@@ -26,7 +26,7 @@ func TestNewLogger(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			log, err := newLogger(&buf, tt.format, "info", tt.env)
+			log, _, err := newLogger(&buf, tt.format, "info", tt.env)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -40,7 +40,7 @@ func TestNewLogger(t *testing.T) {
 	// JSON durations are seconds; text keeps Go's form.
 	for format, want := range map[string]string{"json": `"took":1.5,"group":{"ttft":0.002}`, "text": "took=1.5s group.ttft=2ms"} {
 		var buf bytes.Buffer
-		log, err := newLogger(&buf, format, "info", logEnv{})
+		log, _, err := newLogger(&buf, format, "info", logEnv{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +50,7 @@ func TestNewLogger(t *testing.T) {
 		}
 	}
 	for _, bad := range [][2]string{{"yaml", "info"}, {"auto", "loud"}} {
-		if _, err := newLogger(&bytes.Buffer{}, bad[0], bad[1], logEnv{}); err == nil {
+		if _, _, err := newLogger(&bytes.Buffer{}, bad[0], bad[1], logEnv{}); err == nil {
 			t.Errorf("newLogger(%q, %q) accepted", bad[0], bad[1])
 		}
 	}

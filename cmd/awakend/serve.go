@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -29,19 +30,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
 	}
-	s, file, err := settings.Load(*sf.file, os.Environ(), sf.overrides(fs))
+	// Each reload reads the settings again: the file as it is then, the
+	// environment and the flags as they were at start-up.
+	environ, flags := os.Environ(), sf.overrides(fs)
+	read := func() (settings.Settings, string, error) { return settings.Load(*sf.file, environ, flags) }
+	s, file, err := read()
 	if err != nil {
 		return err
 	}
 	env := detectLogEnv(os.Stderr)
-	log, err := newLogger(stderr, s.Log.Format, s.Log.Level, env)
+	log, level, err := newLogger(stderr, s.Log.Format, s.Log.Level, env)
 	if err != nil {
 		return err
 	}
-	if file == "" {
-		file = "(none)"
-	}
-	log.Debug("settings", "file", file, "settings", fmt.Sprintf("%+v", s.Redacted()))
+	log.Debug("settings", "file", cmp.Or(file, "(none)"), "settings", fmt.Sprintf("%+v", s.Redacted()))
 	passed, err := activation.Listeners()
 	if err != nil {
 		return err
@@ -62,7 +64,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	err = daemon.Run(ctx, daemon.Options{
 		Settings:       s,
+		SettingsFile:   file,
+		ReadSettings:   read,
 		Logger:         log,
+		LogLevel:       level,
 		Notifier:       sdnotify.New(),
 		Hangup:         hup,
 		LookupEnv:      os.LookupEnv,

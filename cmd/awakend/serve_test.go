@@ -24,7 +24,7 @@ func TestReportDiagnostics(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
-			log, err := newLogger(&out, tc.format, "info", tc.env)
+			log, _, err := newLogger(&out, tc.format, "info", tc.env)
 			if err != nil {
 				t.Fatal(err)
 			}
