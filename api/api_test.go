@@ -474,6 +474,14 @@ func TestStatus(t *testing.T) {
 				}
 				wantJSON(t, b["reloads"], `[{"trigger":"startup","result":"applied","count":1}]`)
 				wantJSON(t, b["watcher"], `{"up":true,"mode":"fsnotify","dirs":3}`)
+				wantJSON(t, b["restart_required"], `[]`)
+			},
+		},
+		{
+			name:   "settings waiting for a restart",
+			status: reload.Status{Last: applied, LastApplied: applied, Restart: []string{"listen: 127.0.0.1:8700 → 0.0.0.0:8700"}},
+			check: func(t *testing.T, b map[string]any) {
+				wantJSON(t, b["restart_required"], `["listen: 127.0.0.1:8700 → 0.0.0.0:8700"]`)
 			},
 		},
 		{
@@ -701,6 +709,7 @@ func TestAuth(t *testing.T) {
 	tests := []struct {
 		name         string
 		token        string // configured
+		next         string // the token the settings name now, if not token
 		method, path string
 		peer, bearer string
 		rawAuth      string // overrides bearer
@@ -722,6 +731,13 @@ func TestAuth(t *testing.T) {
 		{name: "token: readyz open", token: adminToken, method: "GET", path: "/readyz", status: 200},
 		{name: "token: metrics open", token: adminToken, method: "GET", path: "/metrics", status: 200},
 
+		{name: "changed: reload with the new token", token: adminToken, next: "new-token", method: "POST", path: "/api/v1/reload", peer: remote, bearer: "new-token", status: 200},
+		{name: "changed: reload with the old token", token: adminToken, next: "new-token", method: "POST", path: "/api/v1/reload", peer: remote, bearer: adminToken, status: 200},
+		{name: "changed: reads need the running token", token: adminToken, next: "new-token", method: "GET", path: "/api/v1/status", bearer: "new-token", status: 401, authenticate: true, errCode: "invalid_token"},
+		{name: "changed: reload with another token", token: adminToken, next: "new-token", method: "POST", path: "/api/v1/reload", peer: remote, bearer: "nope", status: 401, authenticate: true},
+		{name: "removed: reload without a token from loopback", token: adminToken, next: "-", method: "POST", path: "/api/v1/reload", peer: loopbackPeer, status: 200},
+		{name: "removed: reload without a token from afar", token: adminToken, next: "-", method: "POST", path: "/api/v1/reload", peer: remote, status: 401, authenticate: true},
+
 		{name: "no token: reload from 127.0.0.1", method: "POST", path: "/api/v1/reload", peer: loopbackPeer, status: 200},
 		{name: "no token: reload from 127.9.9.9", method: "POST", path: "/api/v1/reload", peer: "127.9.9.9:1", status: 200},
 		{name: "no token: reload from ::1", method: "POST", path: "/api/v1/reload", peer: "[::1]:40000", status: 200},
@@ -734,7 +750,12 @@ func TestAuth(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			handler, _, f := newServer(t, api.Options{Admin: edge.NewKeysVar(edge.NewKeys(tc.token))})
+			opts := api.Options{Admin: edge.NewKeysVar(edge.NewKeys(tc.token))}
+			if tc.next != "" {
+				next := strings.TrimPrefix(tc.next, "-")
+				opts.NextAdmin = func(token string) bool { return token == next }
+			}
+			handler, _, f := newServer(t, opts)
 			f.result = reload.Result{Outcome: reload.OutcomeUnchanged, Version: 1}
 			r := httptest.NewRequest(tc.method, tc.path, nil)
 			r.Host = testHost

@@ -61,6 +61,9 @@ type Options struct {
 	// Settings.Listen: the sockets systemd passed (socket activation), or
 	// a test's. Run closes them.
 	Listeners []net.Listener
+	// RuntimeDir, if set, is where the daemon writes the URL it serves at
+	// (URLFile) while it runs: systemd's $RUNTIME_DIRECTORY.
+	RuntimeDir string
 	// Report, if set, prints the diagnostics of a configuration rejected
 	// at start-up, one per line. Run calls it before it returns a
 	// StartupError and before it serves the last-known-good configuration.
@@ -264,6 +267,11 @@ func Run(ctx context.Context, o Options) error {
 		}
 		defer ln.Close()
 		lns = []net.Listener{ln}
+	}
+	if remove, err := writeURL(o.RuntimeDir, lns[0].Addr(), cert != nil); err != nil {
+		log.Warn("the daemon's URL is not written; awakend reload will connect to the listen setting", "dir", o.RuntimeDir, "error", err)
+	} else {
+		defer remove()
 	}
 	addrs := []string{s.Listen}
 	for _, ln := range lns {
@@ -527,14 +535,15 @@ func readLastGood(log *slog.Logger, dir string) (saved *lastgood.Saved, ok bool)
 }
 
 // Diagnostics renders a rejected reload's error for the API: the
-// positioned diagnostics of a config error, one diagnostic per certificate
-// file that did not load, or the message.
+// positioned diagnostics of a config error and of a settings error, one
+// diagnostic per certificate file that did not load, or the message.
 func Diagnostics(err error) any {
 	var out []config.Diagnostic
 	other := false // an error that has no diagnostics of its own
 	var walk func(error)
 	walk = func(err error) {
 		var ce *config.Error
+		var se *settings.Error
 		var cert *edge.CertError
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
 			for _, e := range j.Unwrap() {
@@ -545,6 +554,14 @@ func Diagnostics(err error) any {
 		switch {
 		case errors.As(err, &ce):
 			out = append(out, ce.Diagnostics...)
+		case errors.As(err, &se):
+			for _, p := range se.Problems {
+				msg := p.Message
+				if p.File == "" && p.Source != "" {
+					msg = p.Source + ": " + msg // a variable or a flag
+				}
+				out = append(out, config.Diagnostic{File: p.File, Line: p.Line, Column: p.Column, Code: "settings", Severity: "error", Message: msg})
+			}
 		case errors.As(err, &cert):
 			out = append(out, config.Diagnostic{File: cert.File, Code: "tls_certificate", Severity: "error", Message: cert.Setting + ": " + cert.Err.Error()})
 		default:

@@ -875,3 +875,45 @@ func write(t *testing.T, dir, name, content string) {
 		t.Fatal(err)
 	}
 }
+
+func TestRuntimeURL(t *testing.T) {
+	for _, tt := range []struct {
+		listen string
+		tls    bool
+		want   string
+	}{
+		{"127.0.0.1:8700", false, "http://127.0.0.1:8700"},
+		{"0.0.0.0:8700", false, "http://127.0.0.1:8700"},
+		{":8700", true, "https://127.0.0.1:8700"},
+		{"[::]:9000", false, "http://[::1]:9000"},
+		{"[::1]:9000", true, "https://[::1]:9000"},
+	} {
+		if got, err := URL(tt.listen, tt.tls); err != nil || got != tt.want {
+			t.Errorf("URL(%q, %v) = %q, %v; want %q", tt.listen, tt.tls, got, err, tt.want)
+		}
+	}
+	if _, err := URL("8700", false); err == nil {
+		t.Error("URL accepted an address without a port")
+	}
+
+	dir := t.TempDir()
+	if _, ok, err := ReadURL(dir); ok || err != nil {
+		t.Fatalf("ReadURL of a directory without the file: %v %v", ok, err)
+	}
+	addr := &net.TCPAddr{IP: net.IPv4zero, Port: 8701}
+	remove, err := writeURL(dir, addr, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := ReadURL(dir); !ok || err != nil || got != "http://127.0.0.1:8701" {
+		t.Errorf("ReadURL = %q, %v, %v", got, ok, err)
+	}
+	remove()
+	if _, ok, _ := ReadURL(dir); ok {
+		t.Error("the URL file outlived the daemon")
+	}
+	write(t, dir, URLFile, "not a url\n")
+	if _, _, err := ReadURL(dir); err == nil {
+		t.Error("ReadURL accepted garbage")
+	}
+}

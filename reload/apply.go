@@ -66,11 +66,10 @@ func NewApplier(src Source, opts config.Options, factory Factory) *Applier {
 
 // settingsInput is the daemon settings as an input of every apply.
 type settingsInput struct {
-	started settings.Settings // what the daemon started with
-	file    string            // the settings file it read then; "" for none
-	read    func() (settings.Settings, string, error)
-	apply   func(settings.Settings)
-	live    settings.Settings // what it runs with now
+	file  string // the settings file read at start-up; "" for none
+	read  func() (settings.Settings, string, error)
+	apply func(settings.Settings)
+	live  settings.Settings // what the daemon runs with now
 }
 
 // ReadSettings makes every apply read the daemon settings again with read
@@ -84,7 +83,7 @@ type settingsInput struct {
 // lists while they differ. The first apply calls nothing: its settings are
 // Settings' to start with.
 func (a *Applier) ReadSettings(started settings.Settings, file string, read func() (settings.Settings, string, error), apply func(settings.Settings)) {
-	a.settings = &settingsInput{started: started, file: file, read: read, apply: apply, live: started}
+	a.settings = &settingsInput{file: file, read: read, apply: apply, live: started}
 }
 
 // Settings returns the settings the daemon runs with: as ReadSettings
@@ -107,7 +106,7 @@ func (si *settingsInput) readSettings() (live settings.Settings, restart []strin
 		err = fmt.Errorf("settings file %s: no longer there (put it back; without it, a restart would run on the defaults)", si.file)
 	case err == nil:
 		var pending []settings.Pending
-		live, pending = settings.Live(si.started, next)
+		live, pending = settings.Live(si.live, next)
 		for _, p := range pending {
 			restart = append(restart, p.String())
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/awakend/awakend/lastgood"
 	"github.com/awakend/awakend/registry"
 	"github.com/awakend/awakend/reload"
+	"github.com/awakend/awakend/settings"
 )
 
 // testCert is a self-signed certificate for 127.0.0.1, in PEM.
@@ -357,5 +358,183 @@ func TestApplySaved(t *testing.T) {
 	}
 	if _, ok := a.Handle().Current().Set.Model("m"); !ok || kept != 1 {
 		t.Errorf("fixed directory not served (or not kept: %d)", kept)
+	}
+}
+
+// settingsFile is a settings file a test rewrites, read as the daemon
+// reads it at every reload.
+type settingsFile struct {
+	t    *testing.T
+	path string
+}
+
+func newSettingsFile(t *testing.T, content string) *settingsFile {
+	f := &settingsFile{t: t, path: filepath.Join(t.TempDir(), "awakend.yaml")}
+	f.write(content)
+	return f
+}
+
+func (f *settingsFile) write(content string) {
+	f.t.Helper()
+	if err := os.WriteFile(f.path, []byte(content), 0o600); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *settingsFile) read() (settings.Settings, string, error) {
+	return settings.Load(f.path, nil, nil)
+}
+
+// TestApplySettings: the settings file is one more input of the
+// all-or-nothing rule. What can change live is handed over with the
+// reload that changed it; what cannot keeps its running value and is
+// listed as waiting for a restart; an invalid or vanished file rejects the
+// reload and changes nothing.
+func TestApplySettings(t *testing.T) {
+	ctx := context.Background()
+	a, dir, _ := newTestApplier(t)
+	f := newSettingsFile(t, "log:\n  level: info\n")
+	started, _, err := f.read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied []settings.Settings
+	a.ReadSettings(started, f.path, f.read, func(s settings.Settings) { applied = append(applied, s) })
+	apply := func(trigger reload.Trigger) reload.Result { return a.Apply(ctx, reload.Request{Trigger: trigger}) }
+
+	first := apply(reload.TriggerStartup)
+	if first.Outcome != reload.OutcomeApplied || len(applied) != 0 || len(first.Restart) != 0 {
+		t.Fatalf("start-up = %+v, applied %d settings", first, len(applied))
+	}
+	if res := apply(reload.TriggerRescan); res.Outcome != reload.OutcomeUnchanged || res.Fingerprint != first.Fingerprint {
+		t.Fatalf("rescan = %+v", res)
+	}
+
+	// Live settings: applied, no new registry version.
+	f.write("log:\n  level: debug\nadmin:\n  token: s3cret-admin\nreload:\n  debounce: 1s\n")
+	res := apply(reload.TriggerWatch)
+	if res.Outcome != reload.OutcomeApplied || res.Version != 1 || res.Changes != "~settings (log.level, reload.debounce, admin.token)" {
+		t.Fatalf("live settings = %+v", res)
+	}
+	if len(applied) != 1 || applied[0].Log.Level != "debug" || applied[0].Admin.Token != "s3cret-admin" || applied[0].Reload.Debounce != time.Second {
+		t.Fatalf("applied %+v", applied)
+	}
+	if res.Fingerprint == first.Fingerprint {
+		t.Error("the fingerprint does not cover the settings")
+	}
+
+	// A setting that needs a restart: kept, listed, nothing handed over.
+	f.write("listen: 0.0.0.0:9000\nlog:\n  level: debug\nadmin:\n  token: s3cret-admin\nreload:\n  debounce: 1s\n")
+	res = apply(reload.TriggerWatch)
+	if res.Outcome != reload.OutcomeUnchanged || !slices.Equal(res.Restart, []string{"listen: 127.0.0.1:8700 → 0.0.0.0:9000"}) || len(applied) != 1 {
+		t.Fatalf("listen changed = %+v, applied %d", res, len(applied))
+	}
+	if a.Settings().Listen != "127.0.0.1:8700" {
+		t.Errorf("running listen %q, want the start-up's", a.Settings().Listen)
+	}
+	if res := apply(reload.TriggerRescan); res.Outcome != reload.OutcomeUnchanged || len(res.Restart) != 1 {
+		t.Errorf("rescan = %+v, want the restart still listed", res)
+	}
+
+	// An invalid file: rejected at its place, nothing changes; the same
+	// file again is a repeat.
+	f.write("log:\n  level: loud\nadmin:\n  token: s3cret-other\n")
+	res = apply(reload.TriggerWatch)
+	var se *settings.Error
+	if res.Outcome != reload.OutcomeRejected || !errors.As(res.Err, &se) || se.Problems[0].Line != 2 || len(applied) != 1 || len(res.Restart) != 0 {
+		t.Fatalf("invalid settings = %+v, applied %d", res, len(applied))
+	}
+	if strings.Contains(res.Err.Error(), "s3cret") {
+		t.Errorf("the error shows a secret: %v", res.Err)
+	}
+	if res := apply(reload.TriggerRescan); res.Outcome != reload.OutcomeRejected || !res.Repeated {
+		t.Errorf("rescan of the same invalid settings = %+v, want a repeated rejection", res)
+	}
+	// A config edit with it is rejected too: all or nothing.
+	write(t, dir, "m.yaml", "models:\n  - {id: m2, provider_id: p, upstream_model: u}\n")
+	if res := apply(reload.TriggerWatch); res.Outcome != reload.OutcomeRejected || res.Version != 1 {
+		t.Fatalf("config edit with invalid settings = %+v", res)
+	}
+	if _, ok := a.Handle().Current().Set.Model("m2"); ok {
+		t.Fatal("a config edit went live with invalid settings")
+	}
+
+	// A vanished file is rejected, not read as the defaults.
+	os.Remove(f.path)
+	if res := apply(reload.TriggerWatch); res.Outcome != reload.OutcomeRejected || !strings.Contains(res.Err.Error(), "awakend.yaml: no such file") {
+		t.Fatalf("vanished settings file = %+v", res)
+	}
+
+	// Back to the start-up's settings, with the config edit: both apply.
+	f.write("log:\n  level: info\n")
+	res = apply(reload.TriggerWatch)
+	if res.Outcome != reload.OutcomeApplied || res.Version != 2 || !strings.Contains(res.Changes, "~settings (log.level, reload.debounce, admin.token)") || len(res.Restart) != 0 {
+		t.Fatalf("fixed = %+v", res)
+	}
+	if last := applied[len(applied)-1]; last.Log.Level != "info" || last.Admin.Token != "" {
+		t.Errorf("applied %+v, want the start-up's values back", last)
+	}
+}
+
+// TestApplySettingsDefaultFileVanished: the default settings file, read at
+// start-up, gone at a reload, rejects it (rather than the reload applying
+// the defaults without one).
+func TestApplySettingsDefaultFileVanished(t *testing.T) {
+	a, _, _ := newTestApplier(t)
+	gone := false
+	a.ReadSettings(settings.Default(), "/etc/awakend/awakend.yaml", func() (settings.Settings, string, error) {
+		if gone {
+			return settings.Default(), "", nil // as Load finds no default file
+		}
+		return settings.Default(), "/etc/awakend/awakend.yaml", nil
+	}, nil)
+	if res := a.Apply(context.Background(), reload.Request{Trigger: reload.TriggerStartup}); res.Outcome != reload.OutcomeApplied {
+		t.Fatal(res)
+	}
+	gone = true
+	res := a.Apply(context.Background(), reload.Request{Trigger: reload.TriggerWatch})
+	if res.Outcome != reload.OutcomeRejected || !strings.Contains(res.Err.Error(), "settings file /etc/awakend/awakend.yaml: no longer there") {
+		t.Fatalf("vanished default file = %+v", res)
+	}
+}
+
+// TestApplySettingsTLSFiles: new certificate files named by the settings
+// apply live, read as part of the same reload; a bad pair rejects it.
+func TestApplySettingsTLSFiles(t *testing.T) {
+	ctx := context.Background()
+	a, _, _ := newTestApplier(t)
+	one, two := newPEMFiles(t), newPEMFiles(t)
+	one.install(t, newTestCert(t, "one"))
+	two.install(t, newTestCert(t, "two"))
+	tlsSettings := func(f pemFiles) string { return "tls:\n  cert_file: " + f.cert + "\n  key_file: " + f.key + "\n" }
+	f := newSettingsFile(t, tlsSettings(one))
+	started, _, err := f.read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.TLS = edge.NewCertificate(started.TLS.CertFile, started.TLS.KeyFile)
+	a.ReadSettings(started, f.path, f.read, nil)
+	served := func() string { return a.TLS.Leaf().Subject.CommonName }
+	if res := a.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup}); res.Outcome != reload.OutcomeApplied || served() != "one" {
+		t.Fatalf("start-up = %+v", res)
+	}
+	f.write(tlsSettings(two))
+	if res := a.Apply(ctx, reload.Request{Trigger: reload.TriggerWatch}); res.Outcome != reload.OutcomeApplied || served() != "two" ||
+		!strings.Contains(res.Changes, "~settings (tls.cert_file, tls.key_file)") {
+		t.Fatalf("new files = %+v, serving %s", res, served())
+	}
+	if c, _ := a.TLS.Files(); c != two.cert {
+		t.Errorf("certificate file %s, want %s", c, two.cert)
+	}
+	f.write("tls:\n  cert_file: " + one.cert + "\n  key_file: " + two.key + "\n")
+	if res := a.Apply(ctx, reload.Request{Trigger: reload.TriggerWatch}); res.Outcome != reload.OutcomeRejected || served() != "two" {
+		t.Fatalf("mismatched pair = %+v, serving %s", res, served())
+	}
+	if c, _ := a.TLS.Files(); c != two.cert {
+		t.Errorf("a rejected reload renamed the files: %s", c)
+	}
+	f.write("")
+	if res := a.Apply(ctx, reload.Request{Trigger: reload.TriggerWatch}); !slices.Equal(res.Restart, []string{"tls: on → off"}) || served() != "two" {
+		t.Errorf("TLS turned off = %+v, want it kept until a restart", res)
 	}
 }

@@ -184,14 +184,15 @@ type Pending struct {
 // String reads "listen: 127.0.0.1:8700 → 0.0.0.0:8700".
 func (p Pending) String() string { return p.Key + ": " + p.Running + " → " + p.Next }
 
-// Live returns the settings a daemon that started with started runs with
-// once it has read next: next's value of every setting that can change at
-// run time, started's of the others, and those others that differ as
-// Pending. Turning TLS on or off takes a restart too (the listener serves
-// one or the other); with TLS on both sides, new files apply live.
-func Live(started, next Settings) (Settings, []Pending) {
+// Live returns the settings a daemon running with running runs with once
+// it has read next: next's value of every setting that can change at run
+// time, running's of the others (which are still those it started with),
+// and those others that differ as Pending. Turning TLS on or off takes a
+// restart too (the listener serves one or the other); with TLS on both
+// sides, new files apply live.
+func Live(running, next Settings) (Settings, []Pending) {
 	live := next
-	lv, sv, nv := reflect.ValueOf(&live).Elem(), reflect.ValueOf(started), reflect.ValueOf(next)
+	lv, sv, nv := reflect.ValueOf(&live).Elem(), reflect.ValueOf(running), reflect.ValueOf(next)
 	var pending []Pending
 	for _, f := range fields {
 		if !f.restart {
@@ -203,9 +204,9 @@ func Live(started, next Settings) (Settings, []Pending) {
 			pending = append(pending, Pending{Key: f.key, Running: text(old), Next: text(cur)})
 		}
 	}
-	if (started.TLS.CertFile == "") != (next.TLS.CertFile == "") {
-		live.TLS = started.TLS
-		pending = append(pending, Pending{Key: "tls", Running: onOff(started.TLS.CertFile), Next: onOff(next.TLS.CertFile)})
+	if (running.TLS.CertFile == "") != (next.TLS.CertFile == "") {
+		live.TLS = running.TLS
+		pending = append(pending, Pending{Key: "tls", Running: onOff(running.TLS.CertFile), Next: onOff(next.TLS.CertFile)})
 	}
 	return live, pending
 }

@@ -762,3 +762,44 @@ func TestSettingsRedacted(t *testing.T) {
 		t.Errorf("Redacted changed more than the secrets:\n%+v\n%+v", r, s)
 	}
 }
+
+func TestLive(t *testing.T) {
+	running := Default()
+	running.TLS.CertFile, running.TLS.KeyFile = "/c.pem", "/k.pem"
+	next := running
+	next.Listen, next.Log.Level, next.Log.Format = "0.0.0.0:9000", "debug", "json"
+	next.Source.Etcd.Endpoints = []string{"10.0.0.1:2379"}
+	next.Admin.Token = "s3cret"
+	next.TLS.CertFile = "/c2.pem"
+	live, pending := Live(running, next)
+	var got []string
+	for _, p := range pending {
+		got = append(got, p.String())
+	}
+	want := []string{"listen: 127.0.0.1:8700 → 0.0.0.0:9000", "log.format: auto → json", `source.etcd.endpoints: "" → 10.0.0.1:2379`}
+	if !slices.Equal(got, want) {
+		t.Errorf("pending %q\nwant    %q", got, want)
+	}
+	if live.Listen != running.Listen || live.Log.Format != "auto" || live.Source.Etcd.Endpoints != nil {
+		t.Errorf("live kept none of the running values: %+v", live)
+	}
+	if live.Log.Level != "debug" || live.Admin.Token != "s3cret" || live.TLS.CertFile != "/c2.pem" {
+		t.Errorf("live took none of the new values: %+v", live)
+	}
+	if keys := Changed(running, live); !slices.Equal(keys, []string{"log.level", "admin.token", "tls.cert_file"}) {
+		t.Errorf("Changed = %q", keys)
+	}
+
+	// TLS on or off waits for a restart; the running files stay.
+	off := next
+	off.TLS.CertFile, off.TLS.KeyFile = "", ""
+	live, pending = Live(running, off)
+	if len(pending) != 4 || pending[3].String() != "tls: on → off" || live.TLS != running.TLS {
+		t.Errorf("TLS off: pending %v, live TLS %+v", pending, live.TLS)
+	}
+	for _, f := range fields {
+		if f.restart && f.secret {
+			t.Errorf("%s needs a restart and is secret: a Pending would show it", f.key)
+		}
+	}
+}

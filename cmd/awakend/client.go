@@ -25,22 +25,6 @@ type client struct {
 	settle time.Duration
 }
 
-// daemonURL turns a listen address into a URL the local host can reach: a
-// wildcard host becomes loopback.
-func daemonURL(listen string) (string, error) {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return "", fmt.Errorf("listen address %q: %w", listen, err)
-	}
-	switch host {
-	case "", "0.0.0.0":
-		host = "127.0.0.1"
-	case "::":
-		host = "::1"
-	}
-	return "http://" + net.JoinHostPort(host, port), nil
-}
-
 // newClient returns a client of the daemon at base; tlsConf, if set,
 // verifies the daemon's certificate.
 func newClient(base, token string, timeout time.Duration, tlsConf *tls.Config) *client {

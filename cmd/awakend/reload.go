@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/awakend/awakend/config"
+	"github.com/awakend/awakend/daemon"
 	"github.com/awakend/awakend/journal"
 	"github.com/awakend/awakend/settings"
 )
@@ -22,6 +24,7 @@ type reloadAnswer struct {
 	Version     uint64              `json:"version"`
 	Changes     string              `json:"changes"`
 	Diagnostics []config.Diagnostic `json:"diagnostics"`
+	Restart     []string            `json:"restart_required"`
 }
 
 // reloadCmd asks the running daemon to reload and waits for the result:
@@ -37,6 +40,11 @@ func reloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageError(err)
 	}
 	c, err := daemonClient(*sf.file, *url, *timeout)
+	var se *settings.Error
+	if errors.As(err, &se) {
+		// The daemon would reject these settings too; it keeps its own.
+		return rejected(stderr, se.Error(), len(se.Problems), "the settings do not load; the daemon keeps its running settings")
+	}
 	if err != nil {
 		return err
 	}
@@ -56,49 +64,64 @@ func reloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		} else {
 			fmt.Fprintf(stdout, "%s: version %d\n", ans.Result, ans.Version)
 		}
+		for _, r := range ans.Restart {
+			fmt.Fprintf(stderr, "awakend: needs a restart to apply (running with the old value): %s\n", r)
+		}
 		return nil
 	case code == http.StatusUnprocessableEntity:
-		var b strings.Builder
-		for _, d := range ans.Diagnostics {
-			fmt.Fprintln(&b, d.String())
+		lines := make([]string, len(ans.Diagnostics))
+		for i, d := range ans.Diagnostics {
+			lines[i] = d.String()
 		}
-		fmt.Fprintf(&b, "awakend: reload rejected: %s; still serving version %d\n",
-			plural(len(ans.Diagnostics), "problem", "problems"), ans.Version)
-		if journal.Attached() {
-			// ExecReload=: each line a journal entry at error priority.
-			journal.WriteLines(stderr, slog.LevelError, b.String())
-		} else {
-			io.WriteString(stderr, b.String())
-		}
-		return invalid(errReported)
+		return rejected(stderr, strings.Join(lines, "\n"), len(lines), fmt.Sprintf("still serving version %d", ans.Version))
 	case ans.Error != nil:
 		return fmt.Errorf("reload: %s (HTTP %d)", ans.Error.Message, code)
 	}
 	return fmt.Errorf("reload: unexpected HTTP %d", code)
 }
 
-// daemonClient finds the running daemon as `serve` would listen: from the
-// same settings (over TLS when they set a certificate), or from an explicit
+// rejected prints a rejected reload's n problems, one a line (under
+// journald, as ExecReload= runs it, each line an entry at error priority),
+// and a last line saying so and what still serves.
+func rejected(stderr io.Writer, problems string, n int, serving string) error {
+	msg := fmt.Sprintf("%s\nawakend: reload rejected: %s; %s\n", problems, plural(n, "problem", "problems"), serving)
+	if journal.Attached() {
+		journal.WriteLines(stderr, slog.LevelError, msg)
+	} else {
+		io.WriteString(stderr, msg)
+	}
+	return invalid(errReported)
+}
+
+// daemonClient finds the running daemon: at the URL it wrote in its
+// runtime directory (under systemd), or as `serve` would listen, from the
+// same settings (over TLS when they set a certificate), or at an explicit
 // URL.
 func daemonClient(settingsFile, url string, timeout time.Duration) (*client, error) {
 	s, _, err := settings.Load(settingsFile, os.Environ(), nil)
 	if err != nil {
 		return nil, err
 	}
-	if url != "" {
-		return newClient(url, s.Admin.Token, timeout, nil), nil
+	explicit := url != "" // verified as any client would verify it
+	if !explicit {
+		written, ok, err := daemon.ReadURL(runtimeDir())
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			url = written
+		} else if url, err = daemon.URL(s.Listen, s.TLS.CertFile != ""); err != nil {
+			return nil, err
+		}
 	}
-	if url, err = daemonURL(s.Listen); err != nil {
-		return nil, err
-	}
-	if s.TLS.CertFile == "" {
+	if explicit || !strings.HasPrefix(url, "https://") || s.TLS.CertFile == "" {
 		return newClient(url, s.Admin.Token, timeout, nil), nil
 	}
 	conf, err := daemonTLS(s.TLS.CertFile, s.TLS.KeyFile, nil)
 	if err != nil {
 		return nil, err
 	}
-	c := newClient("https"+strings.TrimPrefix(url, "http"), s.Admin.Token, timeout, conf)
+	c := newClient(url, s.Admin.Token, timeout, conf)
 	c.settle = s.Reload.MaxWait + time.Second
 	return c, nil
 }

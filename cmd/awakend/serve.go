@@ -72,6 +72,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Hangup:         hup,
 		LookupEnv:      os.LookupEnv,
 		CredentialsDir: os.Getenv("CREDENTIALS_DIRECTORY"),
+		RuntimeDir:     runtimeDir(),
 		Version:        version,
 		Listeners:      lns,
 		Report:         func(err error) { reportDiagnostics(stderr, log, s.Log.Format, env, err) },
@@ -82,6 +83,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return invalid(errReported)
 	}
 	return err
+}
+
+// runtimeDir is systemd's runtime directory ($RUNTIME_DIRECTORY, its first
+// path if it holds several); "" outside a unit that has one.
+func runtimeDir() string {
+	dir, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":")
+	return dir
 }
 
 // reportDiagnostics prints a rejected configuration's diagnostics like

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/awakend/awakend/daemon"
 	"github.com/awakend/awakend/internal/testcert"
 )
 
@@ -189,5 +190,37 @@ func TestDaemonClientTLS(t *testing.T) {
 		if c.base != tt.want || custom != tt.tls {
 			t.Errorf("settings %s, --url %q: base %s, own TLS config %v; want %s, %v", filepath.Base(tt.settings), tt.url, c.base, custom, tt.want, tt.tls)
 		}
+	}
+}
+
+// TestDaemonClientRuntimeURL: under systemd, awakend reload reaches the
+// daemon at the URL it wrote, not at a listen address the settings file
+// names now but only a restart applies; an explicit --url still wins.
+func TestDaemonClientRuntimeURL(t *testing.T) {
+	dir := t.TempDir()
+	settingsFile := filepath.Join(dir, "awakend.yaml")
+	if err := os.WriteFile(settingsFile, []byte("listen: 127.0.0.1:9999\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := filepath.Join(dir, "run")
+	if err := os.Mkdir(run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(run, daemon.URLFile), []byte("http://127.0.0.1:8700\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RUNTIME_DIRECTORY", run)
+	for url, want := range map[string]string{"": "http://127.0.0.1:8700", "http://[::1]:1234": "http://[::1]:1234"} {
+		c, err := daemonClient(settingsFile, url, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.base != want {
+			t.Errorf("--url %q: base %s, want %s", url, c.base, want)
+		}
+	}
+	t.Setenv("RUNTIME_DIRECTORY", filepath.Join(dir, "none"))
+	if c, err := daemonClient(settingsFile, "", time.Second); err != nil || c.base != "http://127.0.0.1:9999" {
+		t.Errorf("without a written URL: %v, %v; want the settings' listen", c, err)
 	}
 }

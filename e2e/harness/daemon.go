@@ -27,7 +27,8 @@ type Options struct {
 	Env []string
 	// LogFormat is --log-format; "" is text.
 	LogFormat string
-	// LogLevel is --log-level; "" is debug.
+	// LogLevel is --log-level; "" is debug, "-" passes none, leaving the
+	// level to the settings file.
 	LogLevel string
 	// LogFile, if set, is the file the daemon writes its output to, as a
 	// service writes to its log, instead of to a pipe the harness reads:
@@ -35,6 +36,10 @@ type Options struct {
 	LogFile string
 	// Settings is the settings file (--settings); "" is none (/dev/null).
 	Settings string
+	// Listen, if set, is the listen address the settings file names: the
+	// harness passes no --listen, so that the file's listen setting is the
+	// one that applies. "" lets the harness choose (and pass) one.
+	Listen string
 	// TLS is the client side of a daemon that serves TLS (its settings
 	// file names the certificate and key): the URL is https and the
 	// harness's own requests use this configuration. nil is plain HTTP.
@@ -103,7 +108,7 @@ func Start(tb testing.TB, dir string, o Options) *Daemon {
 			return d
 		}
 		<-d.exited
-		if attempt == 3 || !strings.Contains(d.Logs(), "address already in use") {
+		if attempt == 3 || o.Listen != "" || !strings.Contains(d.Logs(), "address already in use") {
 			tb.Fatalf("awakend exited (%v) before it was ready; log:\n%s", d.cmd.ProcessState, d.Logs())
 		}
 	}
@@ -113,7 +118,10 @@ func Start(tb testing.TB, dir string, o Options) *Daemon {
 // collect its output; it does not wait for anything.
 func launch(tb testing.TB, dir string, o Options) *Daemon {
 	tb.Helper()
-	addr := freeAddr(tb)
+	addr := o.Listen
+	if addr == "" {
+		addr = FreeAddr(tb)
+	}
 	scheme := "http://"
 	if o.TLS != nil {
 		scheme = "https://"
@@ -129,11 +137,15 @@ func launch(tb testing.TB, dir string, o Options) *Daemon {
 	if dir != "" { // none for a daemon whose settings name another source
 		args = append(args, "--config-dir", dir)
 	}
+	if o.Listen == "" {
+		args = append(args, "--listen", addr)
+	}
+	if o.LogLevel != "-" {
+		args = append(args, "--log-level", cmp.Or(o.LogLevel, "debug"))
+	}
 	d.cmd = exec.Command(cmp.Or(o.Binary, Binary), append(append(args,
-		"--listen", addr,
 		"--settings", cmp.Or(o.Settings, os.DevNull),
 		"--log-format", cmp.Or(o.LogFormat, "text"),
-		"--log-level", cmp.Or(o.LogLevel, "debug"),
 	), o.Args...)...)
 	if o.Unprivileged && os.Geteuid() == 0 {
 		d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
@@ -255,8 +267,8 @@ func (d *Daemon) awaitReady() bool {
 	}
 }
 
-// freeAddr returns a loopback address whose port is free now.
-func freeAddr(tb testing.TB) string {
+// FreeAddr returns a loopback address whose port is free now.
+func FreeAddr(tb testing.TB) string {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
