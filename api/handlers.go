@@ -131,6 +131,14 @@ type watcherView struct {
 	Mode      reload.Mode `json:"mode"`
 	Dirs      int         `json:"dirs"`
 	LastError string      `json:"last_error,omitempty"`
+	Files     *filesView  `json:"files,omitempty"` // the input files outside the tree, if any
+}
+
+// filesView is the health of the watches on input files outside the tree.
+type filesView struct {
+	Count     int    `json:"count"`
+	Up        bool   `json:"up"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 func (s *server) status(w http.ResponseWriter, _ *http.Request, snap *registry.Snapshot) {
@@ -166,6 +174,9 @@ func (s *server) status(w http.ResponseWriter, _ *http.Request, snap *registry.S
 			return cmp.Or(cmp.Compare(a.Trigger, b.Trigger), cmp.Compare(a.Result, b.Result))
 		})
 		v.Watcher = &watcherView{Up: st.Watcher.Up, Mode: st.Watcher.Mode, Dirs: st.Watcher.Dirs, LastError: st.Watcher.LastError}
+		if st.Watcher.Files > 0 {
+			v.Watcher.Files = &filesView{Count: st.Watcher.Files, Up: st.Watcher.FilesUp, LastError: st.Watcher.FilesError}
+		}
 		if st.Restart != nil {
 			v.RestartRequired = st.Restart
 		}

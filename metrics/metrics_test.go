@@ -280,6 +280,9 @@ func TestWatcherUp(t *testing.T) {
 		{"no directory watched", &reload.WatcherStatus{Mode: reload.ModeOff}, -1},
 		{"fsnotify up", &reload.WatcherStatus{Up: true, Mode: reload.ModeFsnotify, Dirs: 3}, 1},
 		{"polling", &reload.WatcherStatus{Mode: reload.ModePolling, LastError: "too many open files"}, 0},
+		{"tree up, files up", &reload.WatcherStatus{Up: true, Mode: reload.ModeFsnotify, Files: 2, FilesUp: true}, 1},
+		{"tree up, files down", &reload.WatcherStatus{Up: true, Mode: reload.ModeFsnotify, Files: 2, FilesError: "watch /etc/tls: permission denied"}, 0},
+		{"no tree (a fleet), files up", &reload.WatcherStatus{Mode: reload.ModeOff, Files: 1, FilesUp: true}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var w func() reload.WatcherStatus

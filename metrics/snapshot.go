@@ -14,7 +14,7 @@ var (
 		"Resources in the registry snapshot being served, by kind (providers, models, model_pools, agents).",
 		[]string{"kind"}, nil)
 	watcherUpDesc = prometheus.NewDesc(namespace+"_watcher_up",
-		"Whether every directory of the config tree is watched for changes (1) or only the periodic rescan notices them (0). Absent when no directory is watched.",
+		"Whether every directory of the config tree and every input file outside it (a TLS pair, the settings file) is watched for changes (1), or some changes are noticed only by the periodic rescan (0). Absent when nothing is watched.",
 		nil, nil)
 )
 
@@ -53,9 +53,9 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if c.watcher != nil {
-		if ws := c.watcher(); ws.Mode != reload.ModeOff {
+		if ws := c.watcher(); ws.Mode != reload.ModeOff || ws.Files > 0 {
 			up := 0.0
-			if ws.Up {
+			if ws.AllUp() {
 				up = 1
 			}
 			ch <- prometheus.MustNewConstMetric(watcherUpDesc, prometheus.GaugeValue, up)

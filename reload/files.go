@@ -8,7 +8,6 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
-	"time"
 
 	"github.com/fsnotify/fsnotify"
 )
@@ -26,16 +25,21 @@ type fileWatcher struct {
 	files  []string // absolute and clean
 	log    *slog.Logger
 	notify func(Request)
+	report func(up bool, lastErr string) // publishes health
 
 	fs      *fsnotify.Watcher // nil when none could be created
 	dirs    map[string]bool   // directories watched
 	targets map[string]string // file → what its links lead to; "" if nothing
 	up      bool
 	lastErr string
+
+	reported    bool // a report was made
+	reportedUp  bool
+	reportedErr string
 }
 
-func newFileWatcher(files []string, log *slog.Logger, notify func(Request)) *fileWatcher {
-	w := &fileWatcher{log: log, notify: notify, dirs: map[string]bool{}, targets: map[string]string{}}
+func newFileWatcher(files []string, log *slog.Logger, notify func(Request), report func(bool, string)) *fileWatcher {
+	w := &fileWatcher{log: log, notify: notify, report: report, dirs: map[string]bool{}, targets: map[string]string{}}
 	for _, f := range files {
 		abs, err := filepath.Abs(f)
 		if err != nil {
@@ -61,49 +65,36 @@ func (w *fileWatcher) start() {
 // fail, until ctx is done. Then it closes every watch.
 func (w *fileWatcher) run(ctx context.Context) {
 	defer w.close()
-	backoff := minBackoff
-	retry := time.NewTimer(backoff)
-	retry.Stop()
-	defer retry.Stop()
-	armed := false
-	for {
-		if !w.up && !armed {
-			retry.Reset(backoff)
-			backoff = min(2*backoff, maxBackoff)
-			armed = true
-		}
-		var (
-			events <-chan fsnotify.Event
-			errs   <-chan error
-		)
-		if w.fs != nil {
-			events, errs = w.fs.Events, w.fs.Errors
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-events:
-			if !ok {
-				w.down(errors.New("fsnotify event channel closed"))
-				continue
+	watchLoop(ctx, loopHooks{
+		fsw: func() *fsnotify.Watcher { return w.fs },
+		up:  func() bool { return w.up },
+		setup: func() error {
+			err := w.setup()
+			if err != nil {
+				w.down(err)
 			}
+			return err
+		},
+		event: func(ev fsnotify.Event) {
 			if w.handle(ev) {
 				w.notify(Request{Trigger: TriggerWatch})
 			}
-		case err, ok := <-errs:
-			if !ok {
-				err = errors.New("fsnotify error channel closed")
-			}
-			w.down(err) // events may have been lost: set up again, then rescan
-		case <-retry.C:
-			armed = false
-			if err := w.setup(); err != nil {
-				w.down(err)
-				continue
-			}
-			backoff = minBackoff
-			w.notify(Request{Trigger: TriggerRescan}) // changes while down sent no event
-		}
+		},
+		error:  w.down, // events may have been lost: set up again, then rescan
+		closed: w.down,
+		wait:   w.publish,
+		rescan: func() { w.notify(Request{Trigger: TriggerRescan}) },
+	})
+}
+
+// publish reports the watcher's health if it changed.
+func (w *fileWatcher) publish() {
+	if w.reported && w.up == w.reportedUp && w.lastErr == w.reportedErr {
+		return
+	}
+	w.reported, w.reportedUp, w.reportedErr = true, w.up, w.lastErr
+	if w.report != nil {
+		w.report(w.up, w.lastErr)
 	}
 }
 

@@ -195,7 +195,7 @@ func TestFileWatcherHandle(t *testing.T) {
 		},
 	}
 	var got []string
-	w := newFileWatcher([]string{dir + "/tls/cert.pem", dir + "/tls/key.pem"}, discard(), func(r Request) { got = append(got, string(r.Trigger)) })
+	w := newFileWatcher([]string{dir + "/tls/cert.pem", dir + "/tls/key.pem"}, discard(), func(r Request) { got = append(got, string(r.Trigger)) }, nil)
 	defer w.close()
 	w.start()
 	if !w.up || len(got) != 1 || got[0] != string(TriggerRescan) {

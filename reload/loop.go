@@ -215,7 +215,7 @@ func New(fn Func, opts Options) *Loop {
 	if opts.Dir != "" {
 		mode = ModePolling // until the watches are up
 	}
-	l.status.Store(&Status{Watcher: WatcherStatus{Mode: mode}})
+	l.status.Store(&Status{Watcher: WatcherStatus{Mode: mode, Files: len(opts.Files)}})
 	if opts.Initial.Outcome != "" {
 		l.record(opts.Initial)
 		l.track(opts.Initial)
@@ -276,7 +276,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		wg.Go(func() { w.run(ctx) })
 	}
 	if len(l.opts.Files) > 0 {
-		fw := newFileWatcher(l.opts.Files, l.log, l.debounce)
+		fw := newFileWatcher(l.opts.Files, l.log, l.debounce, l.setFiles)
 		fw.start()
 		wg.Go(func() { fw.run(ctx) })
 	}
@@ -565,7 +565,8 @@ const (
 	ModeOff      Mode = "off"      // no directory to watch
 )
 
-// WatcherStatus is the health of the directory watcher.
+// WatcherStatus is the health of the directory watcher and of the one on
+// input files outside it (Options.Files).
 type WatcherStatus struct {
 	Up   bool // every directory of the tree is watched
 	Mode Mode
@@ -573,6 +574,18 @@ type WatcherStatus struct {
 	// LastError is the latest watcher error since the watches were last set
 	// up, or the error that made the watcher set them up again; "" if none.
 	LastError string
+	// Files is how many input files outside the tree are watched for, and
+	// FilesUp whether their watches are all set up; FilesError is as
+	// LastError, for them.
+	Files      int
+	FilesUp    bool
+	FilesError string
+}
+
+// AllUp reports whether every watch, of the tree and of the files, is set
+// up: only then is a change noticed before the periodic rescan.
+func (ws WatcherStatus) AllUp() bool {
+	return (ws.Mode == ModeOff || ws.Up) && (ws.Files == 0 || ws.FilesUp)
 }
 
 // Status is a snapshot of the loop's state.
@@ -614,12 +627,22 @@ func (l *Loop) record(res Result) {
 	l.status.Store(&s)
 }
 
-// setWatcher publishes the watcher's health.
+// setWatcher publishes the directory watcher's health.
 func (l *Loop) setWatcher(ws WatcherStatus) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := *l.status.Load()
+	ws.Files, ws.FilesUp, ws.FilesError = s.Watcher.Files, s.Watcher.FilesUp, s.Watcher.FilesError
 	s.Watcher = ws
+	l.status.Store(&s)
+}
+
+// setFiles publishes the file watcher's health.
+func (l *Loop) setFiles(up bool, lastErr string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := *l.status.Load()
+	s.Watcher.FilesUp, s.Watcher.FilesError = up, lastErr
 	l.status.Store(&s)
 }
 

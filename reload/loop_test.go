@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -643,4 +645,31 @@ func TestSetTimings(t *testing.T) {
 			t.Errorf("reloads %v, want %v", got, want)
 		}
 	})
+}
+
+// TestFilesWatcherStatus: the status tells whether the input files outside
+// the tree are watched.
+func TestFilesWatcherStatus(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "settings.yaml")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := &fake{}
+	l := New(f.reload, Options{Files: []string{file, filepath.Join(t.TempDir(), "gone", "key.pem")}, RescanInterval: -1})
+	if ws := l.Status().Watcher; ws.Files != 2 || ws.FilesUp || ws.AllUp() {
+		t.Fatalf("before Run: %+v", ws)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	// One file's directory does not exist: the file watcher cannot be up.
+	deadline := time.Now().Add(10 * time.Second)
+	for l.Status().Watcher.FilesError == "" && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ws := l.Status().Watcher; ws.FilesUp || ws.AllUp() || !strings.Contains(ws.FilesError, "no such file") {
+		t.Errorf("with a missing directory: %+v", ws)
+	}
 }

@@ -74,12 +74,45 @@ func (w *watcher) start() {
 // until ctx is done. Then it closes every watch.
 func (w *watcher) run(ctx context.Context) {
 	defer w.close()
+	watchLoop(ctx, loopHooks{
+		fsw:   func() *fsnotify.Watcher { return w.fs },
+		up:    func() bool { return w.up },
+		setup: w.setup,
+		event: w.handle,
+		error: w.error,
+		closed: func(err error) {
+			w.close()
+			_ = w.fail(err)
+		},
+		wait:   w.publish,
+		rescan: func() { w.notify(Request{Trigger: TriggerRescan}) },
+	})
+}
+
+// loopHooks are what watchLoop runs for one watcher.
+type loopHooks struct {
+	fsw    func() *fsnotify.Watcher // the current watches; nil when none
+	up     func() bool              // whether every watch is set up
+	setup  func() error             // sets every watch up anew
+	event  func(fsnotify.Event)
+	error  func(error) // an error fsnotify reported (an overflow, say)
+	closed func(error) // fsnotify closed a channel: the watches are gone
+	wait   func()      // before each wait, if set (to publish health)
+	rescan func()      // after a retried setup: changes meanwhile sent no event
+}
+
+// watchLoop is the loop both watchers run until ctx is done: it hands on
+// the events and errors of the current watches and, while they are not all
+// set up, retries setting them up with a backoff from minBackoff to
+// maxBackoff, asking for a rescan once they are.
+func watchLoop(ctx context.Context, h loopHooks) {
 	backoff := minBackoff
 	retry := time.NewTimer(backoff)
+	retry.Stop()
 	defer retry.Stop()
-	armed := true
+	armed := false
 	for {
-		if w.up {
+		if h.up() {
 			backoff = minBackoff
 			if armed {
 				retry.Stop()
@@ -89,40 +122,38 @@ func (w *watcher) run(ctx context.Context) {
 			retry.Reset(backoff)
 			armed = true
 		}
-		w.publish()
-
+		if h.wait != nil {
+			h.wait()
+		}
 		var (
 			events <-chan fsnotify.Event
 			errs   <-chan error
 		)
-		if w.fs != nil {
-			events, errs = w.fs.Events, w.fs.Errors
+		if fw := h.fsw(); fw != nil {
+			events, errs = fw.Events, fw.Errors
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case ev, ok := <-events:
 			if !ok {
-				w.close()
-				_ = w.fail(errors.New("fsnotify event channel closed"))
+				h.closed(errors.New("fsnotify event channel closed"))
 				continue
 			}
-			w.handle(ev)
+			h.event(ev)
 		case err, ok := <-errs:
 			if !ok {
-				w.close()
-				_ = w.fail(errors.New("fsnotify error channel closed"))
+				h.closed(errors.New("fsnotify error channel closed"))
 				continue
 			}
-			w.error(err)
+			h.error(err)
 		case <-retry.C:
 			armed = false
-			if w.setup() != nil {
+			if h.setup() != nil {
 				backoff = min(2*backoff, maxBackoff)
 				continue
 			}
-			// Changes made while the tree was not watched were missed.
-			w.notify(Request{Trigger: TriggerRescan})
+			h.rescan()
 		}
 	}
 }
