@@ -160,9 +160,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	log.Info("config loaded", append(where, "version", res.Version, "fingerprint", res.Fingerprint,
 		"resources", res.Changes, "took", time.Since(started))...)
+	var expiry expiryLog // touched by the start-up, then by the reload loop's goroutine only
 	if leaf := cert.Leaf(); leaf != nil {
 		log.Info("tls certificate loaded", "file", s.TLS.CertFile, "subject", leaf.Subject.String(),
 			"dns_names", leaf.DNSNames, "not_after", leaf.NotAfter)
+		expiry.check(log, leaf, time.Now())
 	}
 
 	// RELOADING=1 at the start of every forced reload (SIGHUP, the API):
@@ -233,6 +235,7 @@ func Run(ctx context.Context, o Options) error {
 		},
 		OnResult: func(r reload.Result) {
 			m.ObserveReload(r)
+			expiry.check(log, cert.Leaf(), time.Now())
 			if r.Outcome != reload.OutcomeRejected && r.Err == nil && degraded.Swap(nil) != nil {
 				m.SetDegraded(false)
 				log.Warn("config directory valid again; no longer degraded", "dir", s.ConfigDir, "version", r.Version)
@@ -247,6 +250,17 @@ func Run(ctx context.Context, o Options) error {
 	})
 	m.ObserveReload(initial)
 	m.SetBuildInfo(o.Version)
+	if cert != nil {
+		m.Registerer().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "awakend_tls_certificate_expiry_timestamp_seconds",
+			Help: "Unix time at which the TLS certificate being served expires (its NotAfter).",
+		}, func() float64 {
+			if leaf := cert.Leaf(); leaf != nil {
+				return float64(leaf.NotAfter.Unix())
+			}
+			return 0
+		}))
+	}
 	if fl != nil {
 		m.Registerer().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "awakend_config_stale",

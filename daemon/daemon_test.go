@@ -917,3 +917,32 @@ func TestRuntimeURL(t *testing.T) {
 		t.Error("ReadURL accepted garbage")
 	}
 }
+
+// TestCertificateExpiryLogged: a served certificate close to its expiry is
+// a warning, an expired one an error, each once per certificate and state.
+func TestCertificateExpiryLogged(t *testing.T) {
+	recs := newRecords()
+	log := slog.New(recs)
+	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	leaf := &x509.Certificate{NotAfter: now.Add(30 * 24 * time.Hour)}
+	var e expiryLog
+	levels := func() (out []string) {
+		recs.mu.Lock()
+		defer recs.mu.Unlock()
+		for _, r := range recs.recs {
+			out = append(out, r.Level.String())
+		}
+		return out
+	}
+	e.check(log, nil, now)
+	e.check(log, leaf, now)
+	e.check(log, leaf, now.Add(20*24*time.Hour)) // 10 days left
+	e.check(log, leaf, now.Add(21*24*time.Hour)) // still soon: no new line
+	e.check(log, leaf, now.Add(31*24*time.Hour)) // expired
+	e.check(log, leaf, now.Add(32*24*time.Hour))
+	renewed := &x509.Certificate{NotAfter: now.Add(120 * 24 * time.Hour)}
+	e.check(log, renewed, now.Add(32*24*time.Hour))
+	if got := levels(); !slices.Equal(got, []string{"WARN", "ERROR"}) {
+		t.Errorf("logged %v, want one WARN, then one ERROR", got)
+	}
+}
