@@ -2,7 +2,6 @@ package reload_test
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"net"
 	"os"
@@ -21,19 +20,9 @@ import (
 	"github.com/awakend/awakend/settings"
 )
 
-// testCert is a self-signed certificate for 127.0.0.1, in PEM.
-type testCert struct {
-	cert, key []byte
-	x509      *x509.Certificate
+func newTestCert(t *testing.T, name string) testcert.Cert {
+	return testcert.New(t, testcert.Options{Name: name, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
 }
-
-func newTestCert(t *testing.T, name string) testCert {
-	c := testcert.New(t, testcert.Options{Name: name, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
-	return testCert{cert: c.CertPEM, key: c.KeyPEM, x509: c.X509}
-}
-
-// keyLine is a line of c's key PEM, to check that nothing shows it.
-func (c testCert) keyLine() string { return strings.Split(string(c.key), "\n")[1] }
 
 // pemFiles is where a test applier reads its pair.
 type pemFiles struct{ cert, key string }
@@ -41,14 +30,6 @@ type pemFiles struct{ cert, key string }
 func newPEMFiles(t *testing.T) pemFiles {
 	dir := t.TempDir()
 	return pemFiles{cert: filepath.Join(dir, "cert.pem"), key: filepath.Join(dir, "key.pem")}
-}
-
-func (f pemFiles) install(t *testing.T, c testCert) { f.write(t, c.cert, c.key) }
-
-func (f pemFiles) write(t *testing.T, cert, key []byte) {
-	t.Helper()
-	write(t, filepath.Dir(f.cert), filepath.Base(f.cert), string(cert))
-	write(t, filepath.Dir(f.key), filepath.Base(f.key), string(key))
 }
 
 // closer is an executor that records being closed.
@@ -196,7 +177,7 @@ func TestApplyTLS(t *testing.T) {
 	a, dir, built := newTestApplier(t)
 	files := newPEMFiles(t)
 	certA, certB, stranger := newTestCert(t, "cert-a"), newTestCert(t, "cert-b"), newTestCert(t, "stranger")
-	files.install(t, certA)
+	certA.Install(t, files.cert, files.key)
 	a.TLS = edge.NewCertificate(files.cert, files.key)
 	var rebuilt []reload.Trigger
 	a.OnRebuild = func(req reload.Request) { rebuilt = append(rebuilt, req.Trigger) }
@@ -227,9 +208,9 @@ func TestApplyTLS(t *testing.T) {
 	}
 
 	// A new certificate alone: applied, no new version, no rebuild.
-	files.install(t, certB)
+	certB.Install(t, files.cert, files.key)
 	res = apply(reload.TriggerWatch, false)
-	wantChanges := "~tls certificate (expires " + certB.x509.NotAfter.UTC().Format(time.DateOnly) + ")"
+	wantChanges := "~tls certificate (expires " + certB.X509.NotAfter.UTC().Format(time.DateOnly) + ")"
 	if res.Outcome != reload.OutcomeApplied || res.Version != 1 || res.Changes != wantChanges || served() != "cert-b" {
 		t.Fatalf("new pair = %+v, serving %s; want applied at version 1 with %q", res, served(), wantChanges)
 	}
@@ -242,7 +223,7 @@ func TestApplyTLS(t *testing.T) {
 	}
 
 	// A key that is not the certificate's: rejected, the old pair serves.
-	files.write(t, certA.cert, stranger.key)
+	testcert.Cert{CertPEM: certA.CertPEM, KeyPEM: stranger.KeyPEM}.Install(t, files.cert, files.key)
 	res = apply(reload.TriggerWatch, false)
 	var ce *edge.CertError
 	if res.Outcome != reload.OutcomeRejected || !errors.As(res.Err, &ce) || ce.File != files.key || res.Repeated || served() != "cert-b" {
@@ -251,7 +232,7 @@ func TestApplyTLS(t *testing.T) {
 	if res := apply(reload.TriggerRescan, false); res.Outcome != reload.OutcomeRejected || !res.Repeated {
 		t.Fatalf("rescan of the same bad pair = %+v, want a repeated rejection", res)
 	}
-	if strings.Contains(res.Err.Error(), stranger.keyLine()) {
+	if strings.Contains(res.Err.Error(), strings.Split(string(stranger.KeyPEM), "\n")[1]) {
 		t.Errorf("the error shows the key: %v", res.Err)
 	}
 
@@ -268,7 +249,7 @@ func TestApplyTLS(t *testing.T) {
 
 	// Back to what was applied (A→B→A): unchanged.
 	write(t, dir, "m.yaml", "models:\n  - {id: m, provider_id: p, upstream_model: u}\n")
-	files.install(t, certB)
+	certB.Install(t, files.cert, files.key)
 	if res := apply(reload.TriggerWatch, false); res.Outcome != reload.OutcomeUnchanged || res.Err != nil || res.Version != 1 || served() != "cert-b" {
 		t.Fatalf("revert = %+v, serving %s", res, served())
 	}
@@ -504,8 +485,8 @@ func TestApplySettingsTLSFiles(t *testing.T) {
 	ctx := context.Background()
 	a, _, _ := newTestApplier(t)
 	one, two := newPEMFiles(t), newPEMFiles(t)
-	one.install(t, newTestCert(t, "one"))
-	two.install(t, newTestCert(t, "two"))
+	newTestCert(t, "one").Install(t, one.cert, one.key)
+	newTestCert(t, "two").Install(t, two.cert, two.key)
 	tlsSettings := func(f pemFiles) string { return "tls:\n  cert_file: " + f.cert + "\n  key_file: " + f.key + "\n" }
 	f := newSettingsFile(t, tlsSettings(one))
 	started, _, err := f.read()
