@@ -123,19 +123,22 @@ func Run(ctx context.Context, o Options) error {
 	var loop *reload.Loop
 	var lns []net.Listener
 	var clientsDeclared func() bool
-	if o.ReadSettings != nil {
-		applier.ReadSettings(s, o.SettingsFile, o.ReadSettings, func(live settings.Settings) {
-			running.Store(&live)
-			if o.LogLevel != nil {
-				_ = o.LogLevel.UnmarshalText([]byte(live.Log.Level)) // validated by settings.Load
-			}
-			adminKeys.Store(edge.NewKeys(live.Admin.Token))
-			gatewayKeys.Store(edge.NewKeys(live.Gateway.APIKeys...))
+	applyLive := func(live settings.Settings) {
+		running.Store(&live)
+		if o.LogLevel != nil {
+			_ = o.LogLevel.UnmarshalText([]byte(live.Log.Level)) // validated by settings.Load
+		}
+		adminKeys.Store(edge.NewKeys(live.Admin.Token))
+		gatewayKeys.Store(edge.NewKeys(live.Gateway.APIKeys...))
+		if loop != nil {
 			loop.SetTimings(live.Reload.Debounce, live.Reload.MaxWait, rescanInterval(live.Reload.RescanInterval))
-			for _, ln := range lns {
-				warnIfExposed(log, ln.Addr(), live, clientsDeclared())
-			}
-		})
+		}
+		for _, ln := range lns {
+			warnIfExposed(log, ln.Addr(), live, clientsDeclared())
+		}
+	}
+	if o.ReadSettings != nil {
+		applier.ReadSettings(s, o.SettingsFile, o.ReadSettings, applyLive)
 	}
 
 	if s.StateDir != "" && fl == nil { // the fleet keeps its own local copy
@@ -150,6 +153,9 @@ func Run(ctx context.Context, o Options) error {
 	res, initial, deg, err := loadAtStartup(ctx, o, applier, started)
 	if err != nil {
 		return err
+	}
+	if o.ReadSettings != nil {
+		applyLive(applier.Settings()) // as the start-up load read them, a moment after s
 	}
 	var degraded atomic.Pointer[api.Degraded]
 	degraded.Store(deg)
@@ -223,9 +229,9 @@ func Run(ctx context.Context, o Options) error {
 	loop = reload.New(applier.Apply, reload.Options{
 		Dir:            watchDir,
 		Files:          watchFiles,
-		Debounce:       s.Reload.Debounce,
-		MaxWait:        s.Reload.MaxWait,
-		RescanInterval: rescanInterval(s.Reload.RescanInterval),
+		Debounce:       running.Load().Reload.Debounce,
+		MaxWait:        running.Load().Reload.MaxWait,
+		RescanInterval: rescanInterval(running.Load().Reload.RescanInterval),
 		Logger:         log,
 		Initial:        initial,
 		OnStart: func(req reload.Request) {
