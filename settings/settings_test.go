@@ -179,7 +179,8 @@ func TestLoadSettingsEveryKey(t *testing.T) {
 	}
 }
 
-// TestSettingSpecsMatchStruct keeps settingSpecs and Settings' tags in step.
+// TestKeysComeFromTheStruct: the keys, and which are secret, are read from
+// Settings itself.
 func TestKeysComeFromTheStruct(t *testing.T) {
 	want := []string{
 		"admin.token", "allow_empty", "config_dir", "gateway.api_keys", "listen", "log.format", "log.level",
