@@ -94,6 +94,7 @@ info "$(systemctl --version | head -n1)"
 
 # --- install, as `make install` does -----------------------------------------
 install -m 0755 awakend /usr/local/bin/awakend || fail install "installing the binary"
+install -d -m 0755 /usr/local/lib/awakend/root || fail install "creating the service's root directory"
 install -m 0644 awakend.service /etc/systemd/system/awakend.service || fail install "installing the unit"
 install -m 0644 awakend.socket /etc/systemd/system/awakend.socket || fail install "installing the socket unit"
 cmp -s awakend.service /etc/systemd/system/awakend.service || fail install "installed unit differs from systemd/awakend.service"
@@ -154,9 +155,9 @@ security=$(systemd-analyze security --no-pager awakend.service 2>&1) || fail sec
 exposure=$(grep -o 'Overall exposure level for awakend.service: [0-9.]*' <<<"$security" | awk '{print $NF}')
 echo "EXPOSURE $exposure"
 # Each check still failing is one the daemon needs: sockets to reach
-# upstreams and the notify socket, the host's network and file system, and
-# ProtectClock's own read access to the RTC.
-unexpected=$(grep '✗' <<<"$security" | grep -v -E '✗ (RootDirectory=/RootImage=|RestrictAddressFamilies=~AF_UNIX|RestrictAddressFamilies=~AF_\(INET\|INET6\)|PrivateNetwork=|IPAddressDeny=|DeviceAllow=) ')
+# upstreams and the notify socket, the host's network, and ProtectClock's own
+# read access to the RTC.
+unexpected=$(grep '✗' <<<"$security" | grep -v -E '✗ (RestrictAddressFamilies=~AF_UNIX|RestrictAddressFamilies=~AF_\(INET\|INET6\)|PrivateNetwork=|IPAddressDeny=|DeviceAllow=) ')
 [[ -z $unexpected ]] || fail security "checks that fail: $unexpected"
 # With egress limited to loopback (upstreams on the host only), the README's
 # drop-in, for its figure.
@@ -193,6 +194,11 @@ for caps in CapEff CapPrm CapBnd CapAmb; do
 done
 # ProtectHostname=yes: a UTS namespace of its own.
 [[ $(readlink "/proc/$pid/ns/uts") != "$(readlink /proc/1/ns/uts)" ]] || fail hardening "the service shares systemd's UTS namespace"
+# RootDirectory=: the main process sees the notify socket systemd binds in,
+# and none of the host's other local sockets (systemd's own, here).
+[[ -S /proc/$pid/root/run/systemd/notify ]] || fail hardening "no notify socket in the service's root"
+[[ -S /run/systemd/private && ! -e /proc/$pid/root/run/systemd/private ]] || fail hardening "systemd's private socket is visible in the service's root"
+[[ ! -e /proc/$pid/root/usr/bin ]] || fail hardening "/usr/bin is in the service's root"
 # PrivateTmp=yes: the service's /tmp is not systemd's.
 [[ $(stat -c %d:%i "/proc/$pid/root/tmp") != $(stat -c %d:%i /tmp) ]] || fail hardening "the service's /tmp is the host's"
 # ProtectProc=invisible and ProcSubset=pid: the service's /proc is mounted
