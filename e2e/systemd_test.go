@@ -27,8 +27,8 @@ import (
 // 12), booted as PID 1 of a throwaway container by
 // testdata/systemd/container.sh, whose systemd can give a service a user
 // namespace (PrivateUsers=yes). The scenario is testdata/systemd/run.sh:
-// install as `make install` does, start (Type=notify), a good `systemctl
-// reload`, a rejected one, a fixed one, a SIGHUP, and stop;
+// install as `make install` does, start (Type=notify), probe the sandbox, a
+// good `systemctl reload`, a rejected one, a fixed one, a SIGHUP, and stop;
 // then socket activation, ten restarts and an upgrade while this test's
 // client sends a steady stream of requests, a credential rotated by a
 // restart, a reboot onto a broken directory served from the last-known-good
@@ -56,15 +56,18 @@ func TestSystemd(t *testing.T) {
 
 	// The folder the container mounts at /srv/host: a static production
 	// build (not the package's race build: this is what gets installed),
-	// the units byte for byte, and the script.
+	// the units byte for byte, the script and the sandbox probe.
 	dir := t.TempDir()
-	for name, version := range map[string]string{"awakend": "systemd-test", "awakend.new": "upgrade-test"} {
+	for name, pkg := range map[string]string{
+		"awakend": "./cmd/awakend", "awakend.new": "./cmd/awakend", "sandboxprobe": "./e2e/sandboxprobe",
+	} {
+		version := map[string]string{"awakend": "systemd-test", "awakend.new": "upgrade-test"}[name]
 		build := exec.CommandContext(t.Context(), "go", "build", "-trimpath", "-ldflags", "-X main.version="+version,
-			"-o", filepath.Join(dir, name), "./cmd/awakend")
+			"-o", filepath.Join(dir, name), pkg)
 		build.Dir = root
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("building awakend: %v\n%s", err, out)
+			t.Fatalf("building %s: %v\n%s", name, err, out)
 		}
 	}
 	for src, dst := range map[string]string{
@@ -144,14 +147,15 @@ func TestSystemd(t *testing.T) {
 		"OK install",         // binary and unit installed, settings and config written
 		"OK unit-verify",     // systemd 252 loads the unit, systemd-analyze verify has no complaint
 		"OK start",           // systemctl start returns after READY=1, the API answers at once, StatusText
-		"OK hardening",       // from outside: uid, NoNewPrivs, seccomp, capabilities, namespaces, the root, /proc, the state dir
+		"OK hardening",       // every option checked from inside by e2e/sandboxprobe, and from outside: uid, capabilities, namespaces, the root, /proc, the state dir
 		"OK journal-format",  // <N>-prefixed plain lines, filed at the right priority
 		"OK reload-applied",  // good edit: systemctl reload exits 0, new agent, version 2
 		"OK reload-rejected", // bad edit: systemctl reload fails, diagnostic in the journal, version 2 serves
 		"OK reload-fixed",    // fixed edit: systemctl reload exits 0, version 3
 		"OK sighup",          // SIGHUP: RELOADING=1/READY=1 from the daemon, unit active, version 4
-		"OK stop",            // systemctl stop: inactive, Result=success, exit status 0, shutdown logged
+		"OK stop",            // systemctl stop: inactive, Result=success, exit status 0, shutdown logged, the user's IPC removed
 		"OK security",        // systemd-analyze security fails only the checks a network client needs
+		"OK probe-control",   // the sandbox probe fails its checks when run without a sandbox
 		"OK socket-start",    // awakend.socket: the first connection starts the service on the passed socket
 		"OK restarts",        // ten systemctl restarts under load, a new main process each time
 		"OK upgrade",         // a new binary installed and restarted into, under load
@@ -169,7 +173,7 @@ func TestSystemd(t *testing.T) {
 	for line := range strings.Lines(out) {
 		line = strings.TrimSpace(line)
 		switch {
-		case strings.HasPrefix(line, "EXPOSURE"), strings.HasPrefix(line, "LOAD "):
+		case strings.HasPrefix(line, "EXPOSURE"), strings.HasPrefix(line, "LOAD "), strings.HasPrefix(line, "PROBE "):
 			t.Log(line)
 		}
 		// The script asserts which checks the shipped unit fails; as

@@ -3,11 +3,13 @@
 # container.sh (systemd as PID 1 of a throwaway container).
 #
 # The current directory holds `awakend` (a static build), `awakend.new` (the
-# same with another version, for the upgrade) and the two units
-# (systemd/awakend.service and awakend.socket, byte for byte). The script
-# installs them as `make install` does, starts the service on its own
-# listener, reloads it with a good, a bad and a fixed config (`systemctl
-# reload`), then once more with SIGHUP, and stops it. Then it starts the
+# same with another version, for the upgrade), `sandboxprobe` (a static build
+# of e2e/sandboxprobe) and the two units (systemd/awakend.service and
+# awakend.socket, byte for byte). The script installs them as `make install`
+# does, starts the service on its own listener with the sandbox probe run as
+# an ExecStartPost= (it checks each hardening option from inside), reloads it
+# with a good, a bad and a fixed config (`systemctl reload`), then once more
+# with SIGHUP, and stops it. Then it starts the
 # socket unit: a connection activates the service; TestSystemd's client
 # sends a steady stream of requests while the script restarts the service
 # ten times and upgrades the binary once; a credential is rotated by a
@@ -169,6 +171,41 @@ rm /etc/systemd/system/awakend.service.d/local-only.conf
 systemctl daemon-reload
 ok security
 
+# --- the sandbox probe: each hardening option checked from inside -----------
+# The control: the sandbox probe run as root without a sandbox must fail
+# each check, so that a pass below means the option is in effect. Some pass
+# here: root has no ambient capabilities either (AmbientCapabilities= still
+# matters for a unit that would grant some), this container's /tmp is a tmpfs
+# of its own (the service's is checked from outside below), RemoveIPC's check
+# is made outside, and ProtectHome's passes where /home and /root are empty.
+probed=(DynamicUser=yes PrivateUsers=yes NoNewPrivileges=yes CapabilityBoundingSet= AmbientCapabilities= UMask=0077
+	SystemCallFilter=@system-service SystemCallFilter=~@privileged SystemCallFilter=~@resources ProtectClock=yes
+	ProtectKernelModules=yes ProtectKernelLogs=yes ProtectHostname=yes SystemCallArchitectures=native
+	RestrictNamespaces=yes RestrictAddressFamilies=AF_UNIX MemoryDenyWriteExecute=yes LockPersonality=yes
+	RestrictSUIDSGID=yes RootDirectory= ProtectSystem=strict RemoveIPC=yes ProtectHome=yes PrivateTmp=yes
+	PrivateDevices=yes ProtectKernelTunables=yes ProtectControlGroups=yes ProtectProc=invisible NotifyAccess=main)
+control=$(systemd-run --quiet --wait --pipe -p StateDirectory=probe-control "$PWD/sandboxprobe" 2>&1) &&
+	fail probe-control "the sandbox probe passed without a sandbox: $control"
+passes='AmbientCapabilities=|PrivateTmp=yes|RemoveIPC=yes'
+[[ -n $(find /home /root -mindepth 1 -maxdepth 1 2>/dev/null) ]] || passes+='|ProtectHome=yes'
+if grep '^PROBE ok' <<<"$control" | grep -v -E "^PROBE ok ($passes):"; then
+	fail probe-control "checks above pass without a sandbox"
+fi
+for option in "${probed[@]}"; do
+	grep -q -x -E "($passes)" <<<"$option" ||
+		grep -q -F "PROBE FAIL $option" <<<"$control" || fail probe-control "$option does not fail without a sandbox: $control"
+done
+info "sandbox probe without a sandbox: $(grep -c '^PROBE FAIL' <<<"$control") checks fail"
+
+# The sandbox probe runs once, at the first start, as an ExecStartPost=:
+# systemd gives it the daemon's user, namespaces, mounts and filters. It is
+# bound into the service's root beside the binary, which is all the drop-in
+# adds to the unit.
+printf '[Service]\nBindReadOnlyPaths=%s:/usr/local/lib/awakend-probe\nExecStartPost=/usr/local/lib/awakend-probe\n' \
+	"$PWD/sandboxprobe" >/etc/systemd/system/awakend.service.d/probe.conf
+systemctl daemon-reload
+ok probe-control
+
 # --- start: Type=notify returns once READY=1 is sent ------------------------
 timeout 30 systemctl start "$unit" || fail start "systemctl start $unit failed: $(systemctl status --no-pager $unit 2>&1)"
 [[ $(systemctl is-active "$unit") == active ]] || fail start "not active after start"
@@ -180,6 +217,17 @@ status=$(prop StatusText)
 ok start
 
 # --- hardening: it runs as a dynamic user, sandboxed -------------------------
+# The probe's verdicts, from the journal: one line per option, none failed
+# (a failure would have failed the start). NotifyAccess= is its last.
+wait_journal hardening -E '^PROBE (ok|FAIL) NotifyAccess=main'
+probe=$(journalctl -u "$unit" --no-pager -o cat | grep '^PROBE ')
+echo "$probe"
+if grep '^PROBE FAIL' <<<"$probe"; then fail hardening "the sandbox probe failed"; fi
+for option in "${probed[@]}"; do
+	grep -q -F "PROBE ok $option" <<<"$probe" || fail hardening "the sandbox probe did not check $option"
+done
+rm /etc/systemd/system/awakend.service.d/probe.conf
+systemctl daemon-reload
 pid=$(prop MainPID)
 [[ $pid =~ ^[1-9][0-9]*$ ]] || fail hardening "MainPID=$pid"
 [[ $(prop DynamicUser) == yes ]] || fail hardening "DynamicUser=$(prop DynamicUser)"
@@ -210,6 +258,9 @@ procopts=$(awk '$5 == "/proc" {print $NF}' "/proc/$pid/mountinfo")
 umap=$(awk '{print $1 ":" $2 ":" $3}' "/proc/$pid/uid_map" | tr '\n' ' ')
 [[ $umap == "0:0:1 $uid:$uid:1 " ]] || fail hardening "uid_map of the service is '$umap', want root and $uid only"
 info "PrivateUsers: uid_map $umap"
+# RemoveIPC=yes: the probe left a System V message queue, which the stop
+# below must remove.
+[[ $(nsenter -t 1 -i cat /proc/sysvipc/msg | awk -v u="$uid" '$8 == u' | wc -l) -ge 1 ]] || fail hardening "no message queue of $user (the probe leaves one)"
 # The state directory is the service's, and the settings default to it.
 [[ -d /var/lib/private/awakend && $(stat -c %u /var/lib/private/awakend) == "$uid" ]] || fail hardening "no state directory owned by the service"
 [[ -f /var/lib/private/awakend/last-known-good.json ]] || fail hardening "no last-known-good.json in the state directory after start-up"
@@ -320,6 +371,7 @@ state=$(systemctl is-active "$unit")
 [[ $(prop ExecMainStatus) == 0 ]] || fail stop "ExecMainStatus=$(prop ExecMainStatus)"
 wait_journal stop -E '^shutting down '
 wait_journal stop -E '^stopped$'
+[[ $(nsenter -t 1 -i cat /proc/sysvipc/msg | awk -v u="$uid" '$8 == u' | wc -l) -eq 0 ]] || fail stop "$user's message queue outlived the service (RemoveIPC=yes)"
 if journalctl -u "$unit" --no-pager -o cat | grep -E 'Watchdog timeout|core-dump|Failed with result|panic:|DATA RACE'; then
 	fail stop "the journal shows a failure"
 fi
