@@ -10,9 +10,12 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,7 +102,8 @@ func (p *probe) run() {
 		p.check("mounts", "", err)
 		return
 	}
-	p.check("RootDirectory= BindReadOnlyPaths=", "/ holds "+strings.Join(entries("/"), " ")+"; /run holds "+strings.Join(entries("/run"), " "), rootDir())
+	p.check("RootDirectory= BindReadOnlyPaths=", "/ holds "+strings.Join(entries("/"), " ")+"; /run holds "+strings.Join(entries("/run"), " ")+
+		"; localhost resolves, the system's CA certificates load", rootDir())
 	p.check("ProtectSystem=strict", "/ and /etc read-only, the state directory writable", protectSystem(mounts))
 	p.check("ProtectHome=yes", "/home, /root and /run/user are empty and inaccessible", protectHome())
 	p.check("PrivateTmp=yes", "/tmp and /var/tmp are mounts of their own, writable", privateTmp(mounts))
@@ -391,13 +395,23 @@ func rootDir() error {
 			return fmt.Errorf("%s is visible: %v", gone, err)
 		}
 	}
-	// What the daemon needs is there.
-	for _, need := range []string{"/usr/local/bin/awakend", "/etc/awakend/awakend.yaml", "/etc/resolv.conf", "/etc/ssl/certs"} {
+	// What the daemon needs is there: its files, the resolver's and the
+	// CA certificates an HTTPS upstream or etcd is verified with.
+	for _, need := range []string{"/usr/local/bin/awakend", "/etc/awakend/awakend.yaml", "/etc/resolv.conf"} {
 		if _, err := os.Stat(need); err != nil {
 			return err
 		}
 	}
-	return nil
+	if _, err := net.DefaultResolver.LookupHost(context.Background(), "localhost"); err != nil {
+		return err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		return fmt.Errorf("the system's CA certificates: %w", err)
+	}
+	// On Linux the pool is the certificates read from the files, which
+	// Subjects counts.
+	return want(len(pool.Subjects()) > 0, "the system's CA pool is empty")
 }
 
 func protectSystem(mounts map[string]mount) error {
