@@ -12,8 +12,10 @@ BENCHTIME ?= 1s
 
 all: build
 
+# The binary is static (no cgo): the unit runs it in a root directory that
+# holds no shared libraries.
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/awakend
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/awakend
 
 ## run: serve examples/configs on 127.0.0.1:8700 (no API keys needed)
 run: build
@@ -40,11 +42,12 @@ fmt:
 # no Go on root's PATH; it rebuilds only when a source file is newer.
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/awakend
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/lib/awakend/root
 	install -D -m 0644 systemd/awakend.service $(DESTDIR)$(UNITDIR)/awakend.service
 	install -D -m 0644 systemd/awakend.socket $(DESTDIR)$(UNITDIR)/awakend.socket
 
 $(BIN): go.mod go.sum $(shell find . -name '*.go' -not -name '*_test.go' -not -path './e2e/*')
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/awakend
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/awakend
 
 clean:
 	rm -rf bin

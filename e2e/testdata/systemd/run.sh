@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # run.sh PORT — the systemd end-to-end scenario, run by TestSystemd inside
-# ../shared/tools/systemd-sandbox (systemd as PID 1 of a throwaway container).
+# container.sh (systemd as PID 1 of a throwaway container).
 #
 # The current directory holds `awakend` (a static build), `awakend.new` (the
-# same with another version, for the upgrade) and the two units
-# (systemd/awakend.service and awakend.socket, byte for byte). The script
-# installs them as `make install` does, starts the service on its own
-# listener, reloads it with a good, a bad and a fixed config (`systemctl
-# reload`), then once more with SIGHUP, and stops it. Then it starts the
+# same with another version, for the upgrade), `sandboxprobe` (a static build
+# of e2e/sandboxprobe) and the two units (systemd/awakend.service and
+# awakend.socket, byte for byte). The script installs them as `make install`
+# does, starts the service on its own listener with the sandbox probe run as
+# an ExecStartPost= (it checks each hardening option from inside), reloads it
+# with a good, a bad and a fixed config (`systemctl reload`), then once more
+# with SIGHUP, and stops it. Then it starts the
 # socket unit: a connection activates the service; TestSystemd's client
 # sends a steady stream of requests while the script restarts the service
 # ten times and upgrades the binary once; a credential is rotated by a
@@ -94,6 +96,7 @@ info "$(systemctl --version | head -n1)"
 
 # --- install, as `make install` does -----------------------------------------
 install -m 0755 awakend /usr/local/bin/awakend || fail install "installing the binary"
+install -d -m 0755 /usr/local/lib/awakend/root || fail install "creating the service's root directory"
 install -m 0644 awakend.service /etc/systemd/system/awakend.service || fail install "installing the unit"
 install -m 0644 awakend.socket /etc/systemd/system/awakend.socket || fail install "installing the socket unit"
 cmp -s awakend.service /etc/systemd/system/awakend.service || fail install "installed unit differs from systemd/awakend.service"
@@ -101,12 +104,9 @@ cmp -s awakend.service /etc/systemd/system/awakend.service || fail install "inst
 # says to keep it: a drop-in, as an operator changes a packaged unit.
 mkdir -p /etc/systemd/system/awakend.socket.d
 printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "$port" >/etc/systemd/system/awakend.socket.d/port.conf
-# PrivateUsers=yes needs user namespaces, which a container whose systemd
-# runs under chroot(2) cannot create; then, and only then, it is turned off
-# for this run (after the security assessment of the unit as shipped), and
-# the output says so.
-userns=yes
-unshare -U true 2>/dev/null || userns=no
+# PrivateUsers=yes needs user namespaces: container.sh's systemd is not
+# under chroot(2), so the kernel grants them, and the shipped unit runs as is.
+out=$(unshare -U true 2>&1) || fail install "this container cannot create user namespaces, which PrivateUsers=yes needs: $out"
 mkdir -p "$conf"
 # The file watcher is held off (an hour of debounce, no rescan) so that each
 # reload below is the one asked for: with the default 250 ms, the watcher's
@@ -157,9 +157,9 @@ security=$(systemd-analyze security --no-pager awakend.service 2>&1) || fail sec
 exposure=$(grep -o 'Overall exposure level for awakend.service: [0-9.]*' <<<"$security" | awk '{print $NF}')
 echo "EXPOSURE $exposure"
 # Each check still failing is one the daemon needs: sockets to reach
-# upstreams and the notify socket, the host's network and file system, and
-# ProtectClock's own read access to the RTC.
-unexpected=$(grep '✗' <<<"$security" | grep -v -E '✗ (RootDirectory=/RootImage=|RestrictAddressFamilies=~AF_UNIX|RestrictAddressFamilies=~AF_\(INET\|INET6\)|PrivateNetwork=|IPAddressDeny=|DeviceAllow=) ')
+# upstreams and the notify socket, the host's network, and ProtectClock's own
+# read access to the RTC.
+unexpected=$(grep '✗' <<<"$security" | grep -v -E '✗ (RestrictAddressFamilies=~AF_UNIX|RestrictAddressFamilies=~AF_\(INET\|INET6\)|PrivateNetwork=|IPAddressDeny=|DeviceAllow=) ')
 [[ -z $unexpected ]] || fail security "checks that fail: $unexpected"
 # With egress limited to loopback (upstreams on the host only), the README's
 # drop-in, for its figure.
@@ -168,12 +168,43 @@ printf '[Service]\nIPAddressDeny=any\nIPAddressAllow=localhost\n' >/etc/systemd/
 systemctl daemon-reload
 echo "EXPOSURE_LOCAL_ONLY $(systemd-analyze security --no-pager awakend.service 2>&1 | grep -o 'Overall exposure level for awakend.service: [0-9.]*' | awk '{print $NF}')"
 rm /etc/systemd/system/awakend.service.d/local-only.conf
-if [[ $userns == no ]]; then
-	printf '[Service]\nPrivateUsers=no\n' >/etc/systemd/system/awakend.service.d/no-userns.conf
-	echo "NOT VERIFIED PrivateUsers=yes: this container cannot create user namespaces (its systemd runs under chroot(2)); turned off for this run"
-fi
 systemctl daemon-reload
 ok security
+
+# --- the sandbox probe: each hardening option checked from inside -----------
+# The control: the sandbox probe run as root without a sandbox must fail
+# each check, so that a pass below means the option is in effect. Some pass
+# here: root has no ambient capabilities either (AmbientCapabilities= still
+# matters for a unit that would grant some), this container's /tmp is a tmpfs
+# of its own (the service's is checked from outside below), RemoveIPC's check
+# is made outside, and ProtectHome's passes where /home and /root are empty.
+probed=(DynamicUser=yes PrivateUsers=yes NoNewPrivileges=yes CapabilityBoundingSet= AmbientCapabilities= UMask=0077
+	SystemCallFilter=@system-service SystemCallFilter=~@privileged SystemCallFilter=~@resources ProtectClock=yes
+	ProtectKernelModules=yes ProtectKernelLogs=yes ProtectHostname=yes SystemCallArchitectures=native
+	RestrictNamespaces=yes RestrictAddressFamilies=AF_UNIX MemoryDenyWriteExecute=yes LockPersonality=yes
+	RestrictSUIDSGID=yes RootDirectory= ProtectSystem=strict RemoveIPC=yes ProtectHome=yes PrivateTmp=yes
+	PrivateDevices=yes ProtectKernelTunables=yes ProtectControlGroups=yes ProtectProc=invisible NotifyAccess=main)
+control=$(systemd-run --quiet --wait --pipe -p StateDirectory=probe-control "$PWD/sandboxprobe" 2>&1) &&
+	fail probe-control "the sandbox probe passed without a sandbox: $control"
+passes='AmbientCapabilities=|PrivateTmp=yes|RemoveIPC=yes'
+[[ -n $(find /home /root -mindepth 1 -maxdepth 1 2>/dev/null) ]] || passes+='|ProtectHome=yes'
+if grep '^PROBE ok' <<<"$control" | grep -v -E "^PROBE ok ($passes):"; then
+	fail probe-control "checks above pass without a sandbox"
+fi
+for option in "${probed[@]}"; do
+	grep -q -x -E "($passes)" <<<"$option" ||
+		grep -q -F "PROBE FAIL $option" <<<"$control" || fail probe-control "$option does not fail without a sandbox: $control"
+done
+info "sandbox probe without a sandbox: $(grep -c '^PROBE FAIL' <<<"$control") checks fail"
+
+# The sandbox probe runs once, at the first start, as an ExecStartPost=:
+# systemd gives it the daemon's user, namespaces, mounts and filters. It is
+# bound into the service's root beside the binary, which is all the drop-in
+# adds to the unit.
+printf '[Service]\nBindReadOnlyPaths=%s:/usr/local/lib/awakend-probe\nExecStartPost=/usr/local/lib/awakend-probe\n' \
+	"$PWD/sandboxprobe" >/etc/systemd/system/awakend.service.d/probe.conf
+systemctl daemon-reload
+ok probe-control
 
 # --- start: Type=notify returns once READY=1 is sent ------------------------
 timeout 30 systemctl start "$unit" || fail start "systemctl start $unit failed: $(systemctl status --no-pager $unit 2>&1)"
@@ -186,6 +217,17 @@ status=$(prop StatusText)
 ok start
 
 # --- hardening: it runs as a dynamic user, sandboxed -------------------------
+# The probe's verdicts, from the journal: one line per option, none failed
+# (a failure would have failed the start). NotifyAccess= is its last.
+wait_journal hardening -E '^PROBE (ok|FAIL) NotifyAccess=main'
+probe=$(journalctl -u "$unit" --no-pager -o cat | grep '^PROBE ')
+echo "$probe"
+if grep '^PROBE FAIL' <<<"$probe"; then fail hardening "the sandbox probe failed"; fi
+for option in "${probed[@]}"; do
+	grep -q -F "PROBE ok $option" <<<"$probe" || fail hardening "the sandbox probe did not check $option"
+done
+rm /etc/systemd/system/awakend.service.d/probe.conf
+systemctl daemon-reload
 pid=$(prop MainPID)
 [[ $pid =~ ^[1-9][0-9]*$ ]] || fail hardening "MainPID=$pid"
 [[ $(prop DynamicUser) == yes ]] || fail hardening "DynamicUser=$(prop DynamicUser)"
@@ -195,17 +237,30 @@ user=$(getent passwd "$uid" | cut -d: -f1)
 [[ $user == awakend ]] || fail hardening "uid $uid is user '$user', want awakend"
 grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$pid/status" || fail hardening "NoNewPrivs is not set"
 grep -q '^Seccomp:[[:space:]]*2' "/proc/$pid/status" || fail hardening "no seccomp filter"
-grep -q '^CapEff:[[:space:]]*0000000000000000' "/proc/$pid/status" || fail hardening "effective capabilities are not empty"
+for caps in CapEff CapPrm CapBnd CapAmb; do
+	grep -q "^$caps:[[:space:]]*0000000000000000" "/proc/$pid/status" || fail hardening "$caps is not empty"
+done
+# ProtectHostname=yes: a UTS namespace of its own.
+[[ $(readlink "/proc/$pid/ns/uts") != "$(readlink /proc/1/ns/uts)" ]] || fail hardening "the service shares systemd's UTS namespace"
+# RootDirectory=: the main process sees the notify socket systemd binds in,
+# and none of the host's other local sockets (systemd's own, here).
+[[ -S /proc/$pid/root/run/systemd/notify ]] || fail hardening "no notify socket in the service's root"
+[[ -S /run/systemd/private && ! -e /proc/$pid/root/run/systemd/private ]] || fail hardening "systemd's private socket is visible in the service's root"
+[[ ! -e /proc/$pid/root/usr/bin ]] || fail hardening "/usr/bin is in the service's root"
+# PrivateTmp=yes: the service's /tmp is not systemd's.
+[[ $(stat -c %d:%i "/proc/$pid/root/tmp") != $(stat -c %d:%i /tmp) ]] || fail hardening "the service's /tmp is the host's"
 # ProtectProc=invisible and ProcSubset=pid: the service's /proc is mounted
 # with hidepid=invisible and subset=pid.
-procopts=$(nsenter -t "$pid" -m -r awk '$5 == "/proc" {print $NF}' /proc/self/mountinfo)
+procopts=$(awk '$5 == "/proc" {print $NF}' "/proc/$pid/mountinfo")
 [[ $procopts == *hidepid=invisible* && $procopts == *subset=pid* ]] || fail hardening "the service's /proc is mounted with '$procopts'"
 # PrivateUsers=yes: a user namespace that maps root and the service's user only.
-if [[ $userns == yes ]]; then
-	umap=$(awk '{print $1 ":" $2 ":" $3}' "/proc/$pid/uid_map" | tr '\n' ' ')
-	[[ $umap == "0:0:1 $uid:$uid:1 " ]] || fail hardening "uid_map of the service is '$umap', want root and $uid only"
-	info "PrivateUsers: uid_map $umap"
-fi
+[[ $(readlink "/proc/$pid/ns/user") != "$(readlink /proc/1/ns/user)" ]] || fail hardening "the service shares systemd's user namespace"
+umap=$(awk '{print $1 ":" $2 ":" $3}' "/proc/$pid/uid_map" | tr '\n' ' ')
+[[ $umap == "0:0:1 $uid:$uid:1 " ]] || fail hardening "uid_map of the service is '$umap', want root and $uid only"
+info "PrivateUsers: uid_map $umap"
+# RemoveIPC=yes: the probe left a System V message queue, which the stop
+# below must remove.
+[[ $(nsenter -t 1 -i cat /proc/sysvipc/msg | awk -v u="$uid" '$8 == u' | wc -l) -ge 1 ]] || fail hardening "no message queue of $user (the probe leaves one)"
 # The state directory is the service's, and the settings default to it.
 [[ -d /var/lib/private/awakend && $(stat -c %u /var/lib/private/awakend) == "$uid" ]] || fail hardening "no state directory owned by the service"
 [[ -f /var/lib/private/awakend/last-known-good.json ]] || fail hardening "no last-known-good.json in the state directory after start-up"
@@ -316,6 +371,7 @@ state=$(systemctl is-active "$unit")
 [[ $(prop ExecMainStatus) == 0 ]] || fail stop "ExecMainStatus=$(prop ExecMainStatus)"
 wait_journal stop -E '^shutting down '
 wait_journal stop -E '^stopped$'
+[[ $(nsenter -t 1 -i cat /proc/sysvipc/msg | awk -v u="$uid" '$8 == u' | wc -l) -eq 0 ]] || fail stop "$user's message queue outlived the service (RemoveIPC=yes)"
 if journalctl -u "$unit" --no-pager -o cat | grep -E 'Watchdog timeout|core-dump|Failed with result|panic:|DATA RACE'; then
 	fail stop "the journal shows a failure"
 fi
