@@ -37,13 +37,13 @@ import (
 // unit's journal; this test asserts on those markers, on the client's
 // figures and on the journal.
 //
-// It needs root; it skips, saying why, only when it cannot run at all.
+// It needs root, and skips without; systemd missing is a failure.
 func TestSystemd(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("systemd test needs root (it boots systemd in a container)")
 	}
 	if _, err := os.Stat("/lib/systemd/systemd"); err != nil {
-		t.Skipf("systemd test needs systemd: %v", err)
+		t.Fatalf("systemd test needs systemd (.ci/deps, which make test runs, installs it): %v", err)
 	}
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -144,25 +144,26 @@ func TestSystemd(t *testing.T) {
 		lines[strings.TrimRight(line, "\n")] = true
 	}
 	for _, step := range []string{
-		"OK install",         // binary and unit installed, settings and config written
-		"OK unit-verify",     // systemd 252 loads the unit, systemd-analyze verify has no complaint
-		"OK start",           // systemctl start returns after READY=1, the API answers at once, StatusText
-		"OK hardening",       // every option checked from inside by e2e/sandboxprobe, and from outside: uid, capabilities, namespaces, the root, /proc, the state dir
-		"OK journal-format",  // <N>-prefixed plain lines, filed at the right priority
-		"OK reload-applied",  // good edit: systemctl reload exits 0, new agent, version 2
-		"OK reload-rejected", // bad edit: systemctl reload fails, diagnostic in the journal, version 2 serves
-		"OK reload-fixed",    // fixed edit: systemctl reload exits 0, version 3
-		"OK sighup",          // SIGHUP: RELOADING=1/READY=1 from the daemon, unit active, version 4
-		"OK stop",            // systemctl stop: inactive, Result=success, exit status 0, shutdown logged, the user's IPC removed
-		"OK security",        // systemd-analyze security fails only the checks a network client needs
-		"OK probe-control",   // the sandbox probe fails its checks when run without a sandbox
-		"OK socket-start",    // awakend.socket: the first connection starts the service on the passed socket
-		"OK restarts",        // ten systemctl restarts under load, a new main process each time
-		"OK upgrade",         // a new binary installed and restarted into, under load
-		"OK load",            // the client's every request answered
-		"OK credential",      // a rotated LoadCredential= is picked up by a restart, not by a reload
-		"OK reboot",          // a broken directory at start-up: last-known-good served, DEGRADED, diagnostics at -p err
-		"OK no-lastgood",     // broken and nothing saved: exit 1 once, no restart (RestartPreventExitStatus=1)
+		"OK install",          // binary and unit installed, settings and config written
+		"OK unit-verify",      // systemd 252 loads the unit, systemd-analyze verify has no complaint
+		"OK start",            // systemctl start returns after READY=1, the API answers at once, StatusText
+		"OK hardening",        // every option checked from inside by e2e/sandboxprobe, and from outside: uid, capabilities, namespaces, the root, /proc, the state dir
+		"OK journal-format",   // <N>-prefixed plain lines, filed at the right priority
+		"OK reload-applied",   // good edit: systemctl reload exits 0, new agent, version 2
+		"OK reload-rejected",  // bad edit: systemctl reload fails, diagnostic in the journal, version 2 serves
+		"OK reload-fixed",     // fixed edit: systemctl reload exits 0, version 3
+		"OK sighup",           // SIGHUP: RELOADING=1/READY=1 from the daemon, unit active, version 4
+		"OK settings-restart", // a new listen setting: systemctl reload still works, the restart it needs in the journal and StatusText
+		"OK stop",             // systemctl stop: inactive, Result=success, exit status 0, shutdown logged, the user's IPC removed
+		"OK security",         // systemd-analyze security fails only the checks a network client needs
+		"OK probe-control",    // the sandbox probe fails its checks when run without a sandbox
+		"OK socket-start",     // awakend.socket: the first connection starts the service on the passed socket
+		"OK restarts",         // ten systemctl restarts under load, a new main process each time
+		"OK upgrade",          // a new binary installed and restarted into, under load
+		"OK load",             // the client's every request answered
+		"OK credential",       // a rotated LoadCredential= is picked up by a restart, not by a reload
+		"OK reboot",           // a broken directory at start-up: last-known-good served, DEGRADED, diagnostics at -p err
+		"OK no-lastgood",      // broken and nothing saved: exit 1 once, no restart (RestartPreventExitStatus=1)
 		"ALL OK",
 	} {
 		if !lines[step] {

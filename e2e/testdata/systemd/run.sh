@@ -9,7 +9,8 @@
 # does, starts the service on its own listener with the sandbox probe run as
 # an ExecStartPost= (it checks each hardening option from inside), reloads it
 # with a good, a bad and a fixed config (`systemctl reload`), then once more
-# with SIGHUP, and stops it. Then it starts the
+# with SIGHUP, changes the listen setting (a reload reports the restart it
+# needs) and stops it. Then it starts the
 # socket unit: a connection activates the service; TestSystemd's client
 # sends a steady stream of requests while the script restarts the service
 # ten times and upgrades the binary once; a credential is rotated by a
@@ -362,6 +363,22 @@ done
 [[ $(prop MainPID) == "$pid" ]] || fail sighup "the main process changed: $pid -> $(prop MainPID)"
 wait_journal sighup -E '^config reload trigger=signal result=applied version=4 '
 ok sighup
+
+# --- settings: a new listen address waits for a restart, and says so -----------
+# ExecReload='s awakend reload reaches the daemon at the URL it wrote to its
+# runtime directory, not at the address the settings file names now.
+cp /etc/awakend/awakend.yaml settings.saved
+sed -i "s/^listen: .*/listen: 127.0.0.1:$((port + 1))/" /etc/awakend/awakend.yaml
+out=$(timeout 30 systemctl reload "$unit" 2>&1) || fail settings-restart "systemctl reload failed after a listen change (exit $?): $out"
+[[ -s /run/awakend/awakend.url ]] || fail settings-restart "no /run/awakend/awakend.url"
+wait_journal settings-restart -E "needs a restart to apply \(running with the old value\): listen: 127\.0\.0\.1:$port → 127\.0\.0\.1:$((port + 1))$"
+[[ $(prop StatusText) == *"restart to apply listen: 127.0.0.1:$port → 127.0.0.1:$((port + 1))"* ]] ||
+	fail settings-restart "StatusText=$(prop StatusText), want the pending listen"
+expect_get /readyz 200 4 settings-restart
+cp settings.saved /etc/awakend/awakend.yaml
+out=$(timeout 30 systemctl reload "$unit" 2>&1) || fail settings-restart "systemctl reload failed after the revert (exit $?): $out"
+[[ $(prop StatusText) != *"restart to apply"* ]] || fail settings-restart "StatusText=$(prop StatusText) after the revert"
+ok settings-restart
 
 # --- 4. stop: clean exit ------------------------------------------------------------
 timeout 60 systemctl stop "$unit" || fail stop "systemctl stop failed"
