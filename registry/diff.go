@@ -29,8 +29,13 @@ const (
 // models, model pools, agents, clients) and then id.
 type Changes []Change
 
-// Diff returns what changed from old to next. A nil set is empty.
+// Diff returns what changed from old to next. A nil set is empty. When
+// next is old patched (Set.Patch), the patch's own changes are returned,
+// the same as comparing the two sets would give.
 func Diff(old, next *Set) Changes {
+	if old != nil && next != nil && next.origin.Value() == old {
+		return slices.Clone(next.changes)
+	}
 	if old == nil {
 		old = Empty()
 	}

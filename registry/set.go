@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"weak"
 
 	"github.com/awakend/awakend/internal/suggest"
 )
@@ -29,6 +30,9 @@ type Set struct {
 
 	providerIDs, modelIDs, poolIDs, agentIDs, clientIDs []string
 	clientKeys                                          map[[32]byte]string // key hash → client id
+
+	origin  weak.Pointer[Set] // the set Patch made this one from, if it did
+	changes Changes           // what that patch changed
 }
 
 // Empty returns a valid set with nothing in it.
