@@ -211,3 +211,29 @@ func TestRecorderRefusesUnread(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// opensFS counts the files opened through it; it stats without opening.
+type opensFS struct {
+	fstest.MapFS
+	opened int
+}
+
+func (o *opensFS) Open(name string) (fs.File, error) { o.opened++; return o.MapFS.Open(name) }
+
+func (o *opensFS) Stat(name string) (fs.FileInfo, error) { return o.MapFS.Stat(name) }
+
+// A stat through the recorder opens nothing: a reload stats every file.
+func TestRecorderStatsWithoutOpening(t *testing.T) {
+	under := &opensFS{MapFS: fstest.MapFS{"a.yaml": {Data: []byte("xyz")}}}
+	rec := Record(under)
+	fi, err := fs.Stat(rec, "a.yaml")
+	if err != nil || fi.Size() != 3 {
+		t.Fatalf("stat: %v, %v", fi, err)
+	}
+	if under.opened != 0 {
+		t.Fatalf("a stat opened %d files", under.opened)
+	}
+	if _, err := rec.Pack([]string{"a.yaml"}); err == nil {
+		t.Fatal("a stat counted as a read")
+	}
+}

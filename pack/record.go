@@ -34,6 +34,11 @@ func (r *Recorder) Open(name string) (fs.File, error) {
 	return &recorded{File: f, r: r, name: name}, nil
 }
 
+// Stat stats name on the wrapped file system without opening it (when
+// that supports fs.StatFS): a stat reads no bytes, so there is nothing to
+// keep, and a reload that trusts unchanged files' stats makes one per file.
+func (r *Recorder) Stat(name string) (fs.FileInfo, error) { return fs.Stat(r.fsys, name) }
+
 // Pack packs the named files as they were read. A file that was not read
 // to its end is an error.
 func (r *Recorder) Pack(names []string) (*Pack, error) {
