@@ -83,8 +83,8 @@ var patchKinds = [...]string{NSProviders, NSModels, NSModelPools, NSAgents, NSCl
 // patchKind applies the puts and removals of one kind to m and its sorted
 // ids, copying them only if anything changes, and appends the changes to
 // ch. It returns the ids removed and not put again.
-func patchKind[V any](m map[string]V, ids []string, puts []V, removed map[Ref]bool, ns, noun string, ch Changes,
-	idOf func(V) string, fields func(a, b V) []string) (map[string]V, []string, []string, Changes, error) {
+func patchKind[V any](m map[string]*V, ids []string, puts []V, removed map[Ref]bool, ns, noun string, ch Changes,
+	idOf func(V) string, fields func(a, b V) []string) (map[string]*V, []string, []string, Changes, error) {
 	var drop []string
 	for r := range removed {
 		if r.Namespace == ns {
@@ -98,9 +98,11 @@ func patchKind[V any](m map[string]V, ids []string, puts []V, removed map[Ref]bo
 	}
 	next := maps.Clone(m)
 	put := make(map[string]bool, len(puts))
+	puts = slices.Clone(puts) // the set's own copy
 	var added []string
-	for _, v := range puts {
-		id := idOf(v)
+	for i := range puts {
+		v := &puts[i]
+		id := idOf(*v)
 		if put[id] {
 			return nil, nil, nil, nil, &BuildError{Msg: noun + " already registered: " + id}
 		}
@@ -109,7 +111,7 @@ func patchKind[V any](m map[string]V, ids []string, puts []V, removed map[Ref]bo
 		if old, ok := m[id]; !ok {
 			added = append(added, id)
 			ch = append(ch, Change{Namespace: ns, ID: id, Op: OpAdded})
-		} else if f := fields(old, v); len(f) > 0 {
+		} else if f := fields(*old, *v); len(f) > 0 {
 			ch = append(ch, Change{Namespace: ns, ID: id, Op: OpChanged, Fields: f})
 		}
 	}

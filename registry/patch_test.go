@@ -15,19 +15,19 @@ import (
 func contents(s *Set) Update {
 	var u Update
 	for _, id := range s.providerIDs {
-		u.Providers = append(u.Providers, s.providers[id])
+		u.Providers = append(u.Providers, *s.providers[id])
 	}
 	for _, id := range s.modelIDs {
-		u.Models = append(u.Models, s.models[id])
+		u.Models = append(u.Models, *s.models[id])
 	}
 	for _, id := range s.poolIDs {
-		u.Pools = append(u.Pools, s.pools[id])
+		u.Pools = append(u.Pools, *s.pools[id])
 	}
 	for _, id := range s.agentIDs {
-		u.Agents = append(u.Agents, s.agents[id])
+		u.Agents = append(u.Agents, *s.agents[id])
 	}
 	for _, id := range s.clientIDs {
-		u.Clients = append(u.Clients, s.clients[id])
+		u.Clients = append(u.Clients, *s.clients[id])
 	}
 	return u
 }
@@ -83,11 +83,11 @@ func randomPatch(rng *rand.Rand, s *Set) Patch {
 	for range rng.IntN(4) + 1 {
 		switch rng.IntN(14) {
 		case 0: // an agent's prompt
-			a := s.agents[pick(s.agentIDs)]
+			a := *s.agents[pick(s.agentIDs)]
 			a.SystemPrompt = fmt.Sprintf("prompt %d", rng.IntN(5))
 			p.Put.Agents = append(p.Put.Agents, a)
 		case 1: // an agent on another model, pool, or nothing that exists
-			a := s.agents[pick(s.agentIDs)]
+			a := *s.agents[pick(s.agentIDs)]
 			a.ModelID = pick(append(slices.Clone(s.modelIDs), append(s.poolIDs, "ghost")...))
 			p.Put.Agents = append(p.Put.Agents, a)
 		case 2: // a new agent, perhaps named like a model
@@ -106,7 +106,7 @@ func randomPatch(rng *rand.Rand, s *Set) Patch {
 		case 6:
 			p.Remove = append(p.Remove, Ref{NSProviders, pick(s.providerIDs)})
 		case 7: // a model on another provider, perhaps a missing one
-			m := s.models[pick(s.modelIDs)]
+			m := *s.models[pick(s.modelIDs)]
 			m.ProviderID = pick(append(slices.Clone(s.providerIDs), "nowhere"))
 			p.Put.Models = append(p.Put.Models, m)
 		case 8: // a new model, perhaps named like a pool, perhaps invalid
@@ -122,15 +122,15 @@ func randomPatch(rng *rand.Rand, s *Set) Patch {
 			pl := pool(pick(s.poolIDs), pick(s.modelIDs), pick(append(slices.Clone(s.modelIDs), "gone")))
 			p.Put.Pools = append(p.Put.Pools, pl)
 		case 10: // a provider changed, perhaps invalid
-			pr := s.providers[pick(s.providerIDs)]
+			pr := *s.providers[pick(s.providerIDs)]
 			pr.Spec.TimeoutSecs = uint64(rng.IntN(3))
 			p.Put.Providers = append(p.Put.Providers, pr)
 		case 11: // a client's key, perhaps another's
-			c := s.clients[pick(s.clientIDs)]
+			c := *s.clients[pick(s.clientIDs)]
 			c.Key = fmt.Sprintf("key-%d", rng.IntN(8))
 			p.Put.Clients = append(p.Put.Clients, c)
 		case 12: // a client's scope
-			c := s.clients[pick(s.clientIDs)]
+			c := *s.clients[pick(s.clientIDs)]
 			c.Models = []string{pick(s.agentIDs), pick(append(slices.Clone(s.poolIDs), "nothing"))}
 			p.Put.Clients = append(p.Put.Clients, c)
 		case 13:
@@ -214,7 +214,7 @@ func TestPatchMatchesRebuild(t *testing.T) {
 
 func TestPatchKeepsWhatItDoesNotTouch(t *testing.T) {
 	base := patchBase(t)
-	a := base.agents["agent-3"]
+	a := *base.agents["agent-3"]
 	a.SystemPrompt = "new"
 	next, err := base.Patch(Patch{Put: Update{Agents: []AgentSpec{a}}})
 	if err != nil {
