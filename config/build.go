@@ -22,9 +22,24 @@ type Factory func(registry.ProviderSpec) (registry.Executor, error)
 // diagnostics come back positioned at the field they are about, as *Error.
 // When Build fails, the executors it created (not those kept from base)
 // are closed if they implement io.Closer.
+//
+// With a Cache, a Build on top of the set the last Build from the cache
+// made is a patch of it (registry.Set.Patch): only the resources of files
+// that decoded to something new are put, and those of files that did not
+// removed, with the same result as a whole rebuild.
 func (c *Config) Build(base *registry.Set, factory Factory) (*registry.Set, error) {
-	draft, created, diags := c.draft(base, factory)
-	set, err := draft.Build()
+	var set *registry.Set
+	var err error
+	var created []registry.Executor
+	var diags []Diagnostic
+	if p, ok := c.patch(base, factory); ok {
+		created, diags = c.executors(&p.Put, p.from, base, factory)
+		set, err = base.Patch(p.Patch)
+	} else {
+		u, from := c.update()
+		created, diags = c.executors(&u, from, base, factory)
+		set, err = registry.Rebuild(base, u)
+	}
 	var ve *registry.ValidationError
 	if errors.As(err, &ve) {
 		for _, rd := range ve.Diagnostics {
@@ -33,6 +48,9 @@ func (c *Config) Build(base *registry.Set, factory Factory) (*registry.Set, erro
 		err = nil
 	}
 	if err == nil && len(diags) == 0 {
+		if c.cache != nil {
+			c.cache.setBuilt(set, c)
+		}
 		return set, nil
 	}
 	for _, ex := range created {
@@ -46,59 +64,167 @@ func (c *Config) Build(base *registry.Set, factory Factory) (*registry.Set, erro
 	return nil, newError(diags, c.Fingerprint)
 }
 
-// draft is registry.Rebuild without its intermediate copies: base's tools
-// and plugins, the config's providers, models, pools and agents. Resources
-// that Load found no usable id for (only a failed Load has those) are left
-// out.
-func (c *Config) draft(base *registry.Set, factory Factory) (_ *registry.Draft, created []registry.Executor, _ []Diagnostic) {
-	d := registry.NewDraft(nil)
-	if base != nil {
-		for _, id := range base.ToolIDs() {
-			d.Tools[id], _ = base.Tool(id)
-		}
-		for _, id := range base.PluginIDs() {
-			d.Plugins[id], _ = base.Plugin(id)
+// patch is the change from base to c, when base is the set last built
+// from c's cache: the resources of every file whose unit is not the one
+// base was built from are put, those of the units base was built from
+// and c no longer has removed. from holds the resource of each put
+// provider. ok is false when Build must rebuild instead: no cache, another
+// base, or a factory that would give executors to providers base holds
+// without one.
+func (c *Config) patch(base *registry.Set, factory Factory) (_ patch, ok bool) {
+	if c.cache == nil || base == nil {
+		return patch{}, false
+	}
+	prev, ok := c.cache.builtFrom(base)
+	if !ok {
+		return patch{}, false
+	}
+	if factory != nil {
+		for _, id := range base.ProviderIDs() {
+			if p, _ := base.Provider(id); p.Executor == nil {
+				return patch{}, false
+			}
 		}
 	}
-	d.Providers = make(map[string]registry.Provider, len(c.Providers))
-	d.Models = make(map[string]registry.ModelSpec, len(c.Models))
-	d.Pools = make(map[string]registry.PoolSpec, len(c.Pools))
-	d.Agents = make(map[string]registry.AgentSpec, len(c.Agents))
-	d.Clients = make(map[string]registry.ClientSpec, len(c.Clients))
-	var diags []Diagnostic
+	var p patch
+	remove := func(u *unit) {
+		for _, r := range u.resources {
+			p.Remove = append(p.Remove, r.key)
+		}
+	}
+	kept := 0
+	for i, name := range c.Files {
+		u, old := c.units[i], prev[name]
+		if old != nil {
+			kept++
+		}
+		if u == old {
+			continue
+		}
+		if old != nil {
+			remove(old)
+		}
+		for j := range len(u.resources) {
+			r := c.resources.at(c.first[i] + int32(j))
+			if r.skip {
+				return patch{}, false // not reached: Load skips only what it reports
+			}
+			switch r.kind {
+			case kindProvider:
+				p.Put.Providers = append(p.Put.Providers, registry.Provider{Spec: c.Providers[r.spec]})
+				p.from = append(p.from, r)
+			case kindModel:
+				p.Put.Models = append(p.Put.Models, c.Models[r.spec])
+			case kindPool:
+				p.Put.Pools = append(p.Put.Pools, c.Pools[r.spec])
+			case kindAgent:
+				p.Put.Agents = append(p.Put.Agents, c.Agents[r.spec])
+			case kindClient:
+				p.Put.Clients = append(p.Put.Clients, c.Clients[r.spec])
+			}
+		}
+	}
+	if kept < len(prev) { // files are gone
+		names := make(map[string]bool, len(c.Files))
+		for _, name := range c.Files {
+			names[name] = true
+		}
+		for name, old := range prev {
+			if !names[name] {
+				remove(old)
+			}
+		}
+	}
+	return p, true
+}
+
+// patch is a registry patch and the resource of each provider it puts.
+type patch struct {
+	registry.Patch
+	from []*resource
+}
+
+// executors gives each provider of u (whose resources are from) its
+// executor: base's for an Equal spec, the factory's otherwise. It returns those it created and the diagnostics of those it
+// could not.
+func (c *Config) executors(u *registry.Update, from []*resource, base *registry.Set, factory Factory) (created []registry.Executor, diags []Diagnostic) {
+	for i := range u.Providers {
+		p := &u.Providers[i]
+		old, ok := baseProvider(base, p.Spec.ID)
+		switch {
+		case ok && old.Spec.Equal(p.Spec) && (old.Executor != nil || factory == nil):
+			p.Executor = old.Executor
+		case factory != nil:
+			ex, err := factory(p.Spec)
+			if err != nil {
+				diags = append(diags, c.executorDiagnostic(from[i], p.Spec, err))
+			}
+			if ex != nil {
+				created = append(created, ex)
+			}
+			p.Executor = ex
+		}
+	}
+	return created, diags
+}
+
+// update is what c declares, as a registry update that holds c's own
+// spec lists (a Config is not modified), and the resource of each
+// provider. Resources that Load found no usable id for, or that repeat an
+// id (only a failed Load has those), are left out.
+func (c *Config) update() (u registry.Update, from []*resource) {
+	u = registry.Update{Models: c.Models, Pools: c.Pools, Agents: c.Agents, Clients: c.Clients}
+	skipped := false
+	for _, r := range c.resources.all() {
+		skipped = skipped || r.skip
+		if r.kind == kindProvider && !r.skip {
+			u.Providers = append(u.Providers, registry.Provider{Spec: c.Providers[r.spec]})
+			from = append(from, r)
+		}
+	}
+	if !skipped {
+		return u, from
+	}
+	u.Models, u.Pools, u.Agents, u.Clients = nil, nil, nil, nil
 	for _, r := range c.resources.all() {
 		if r.skip {
 			continue
 		}
 		switch r.kind {
-		case kindProvider:
-			p := registry.Provider{Spec: c.Providers[r.spec]}
-			old, ok := baseProvider(base, p.Spec.ID)
-			switch {
-			case ok && old.Spec.Equal(p.Spec) && (old.Executor != nil || factory == nil):
-				p.Executor = old.Executor
-			case factory != nil:
-				ex, err := factory(p.Spec)
-				if err != nil {
-					diags = append(diags, c.executorDiagnostic(r, p.Spec, err))
-				}
-				if ex != nil {
-					created = append(created, ex)
-				}
-				p.Executor = ex
-			}
-			d.Providers[p.Spec.ID] = p
 		case kindModel:
-			d.Models[r.key.ID] = c.Models[r.spec]
+			u.Models = append(u.Models, c.Models[r.spec])
 		case kindPool:
-			d.Pools[r.key.ID] = c.Pools[r.spec]
+			u.Pools = append(u.Pools, c.Pools[r.spec])
 		case kindAgent:
-			d.Agents[r.key.ID] = c.Agents[r.spec]
+			u.Agents = append(u.Agents, c.Agents[r.spec])
 		case kindClient:
-			d.Clients[r.key.ID] = c.Clients[r.spec]
+			u.Clients = append(u.Clients, c.Clients[r.spec])
 		}
 	}
-	return d, created, diags
+	return u, from
+}
+
+// draft is what c declares as a registry draft, without executors, for
+// validate to overlay resources on.
+func (c *Config) draft() *registry.Draft {
+	u, _ := c.update()
+	d := registry.NewDraft(nil)
+	for _, p := range u.Providers {
+		d.Providers[p.Spec.ID] = p
+	}
+	for _, m := range u.Models {
+		d.Models[m.ID] = m
+	}
+	for _, p := range u.Pools {
+		d.Pools[p.ID] = p
+	}
+	for _, a := range u.Agents {
+		d.Agents[a.ID] = a
+	}
+	for _, cl := range u.Clients {
+		d.Clients[cl.ID] = cl
+	}
+	return d
 }
 
 func (c *Config) executorDiagnostic(r *resource, spec registry.ProviderSpec, err error) Diagnostic {
@@ -143,7 +269,7 @@ func (c *Config) validate(g *gaps) []Diagnostic {
 			out = append(out, c.locate(r, rd))
 		}
 	}
-	draft, _, _ := c.draft(nil, nil)
+	draft := c.draft()
 	for _, rd := range buildDiagnostics(draft) {
 		if r, ok := c.lookup(rd.Resource); ok {
 			keep(r, rd)
@@ -161,7 +287,7 @@ func (c *Config) validate(g *gaps) []Diagnostic {
 		}
 	}
 	for len(dups) > 0 {
-		round, _, _ := c.draft(nil, nil)
+		round := c.draft()
 		placed := map[registry.Ref]*resource{}
 		var later []*resource
 		for _, r := range dups {

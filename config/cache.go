@@ -7,6 +7,9 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"weak"
+
+	"github.com/awakend/awakend/registry"
 )
 
 // Cache keeps what Load made of each config file, keyed by path, so that a
@@ -23,6 +26,14 @@ type Cache struct {
 	mu    sync.Mutex
 	key   cacheKey
 	files map[string]*cached
+	built *built // of the last Build of a config loaded with the cache
+}
+
+// built is what a Build made (held weakly: the cache keeps no registry
+// alive) and the unit of each file it was made from.
+type built struct {
+	set   weak.Pointer[registry.Set]
+	units map[string]*unit
 }
 
 // cacheKey is what of Options changes what a file decodes to, besides the
@@ -68,7 +79,7 @@ func (c *Cache) get(name string, key cacheKey) *cached {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.key != key {
-		c.key, c.files = key, map[string]*cached{}
+		c.key, c.files, c.built = key, map[string]*cached{}, nil
 	}
 	return c.files[name]
 }
@@ -189,6 +200,9 @@ func (l *loader) merge(ix int32, u *unit) {
 		}
 	}
 	first := cfg.resources.appendAll(u.resources)
+	if cfg.first != nil {
+		cfg.first[ix] = first
+	}
 	for i := first; i < cfg.resources.len(); i++ {
 		r := cfg.resources.at(i)
 		r.file, r.spec = ix, r.spec+offsets[r.kind]
@@ -205,4 +219,26 @@ func (l *loader) merge(ix int32, u *unit) {
 		}
 		l.exp.files[k] = f
 	}
+}
+
+// setBuilt records that set was built from cfg's units.
+func (c *Cache) setBuilt(set *registry.Set, cfg *Config) {
+	b := &built{set: weak.Make(set), units: make(map[string]*unit, len(cfg.Files))}
+	for i, name := range cfg.Files {
+		b.units[name] = cfg.units[i]
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.built = b
+}
+
+// builtFrom returns the units set was built from, if it was the last set
+// built from a config loaded with the cache.
+func (c *Cache) builtFrom(set *registry.Set) (map[string]*unit, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.built == nil || c.built.set.Value() != set {
+		return nil, false
+	}
+	return c.built.units, true
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,6 +73,13 @@ type Config struct {
 	resources chunks[resource] // in load order
 	fields    chunks[fieldPos]
 	index     [len(kinds)]map[string]int32 // the first resource of each kind with each id
+
+	// With a cache, what each file decoded to (nil if it could not be
+	// read) and where its resources start in resources, for Build to
+	// patch the set it last built from the units that changed since.
+	cache *Cache
+	units []*unit
+	first []int32
 }
 
 // loader holds the state of one Load.
@@ -139,6 +147,10 @@ func (l *loader) load() error {
 	readErrs := make([]error, len(w.files))
 	key := cacheKey{l.opts.MaxFileSize, l.opts.CredentialsDir, l.opts.ReadFile != nil}
 	units, errs := l.units(w.files, key)
+	if l.opts.Cache != nil {
+		cfg.cache, cfg.units, cfg.first = l.opts.Cache, units, make([]int32, len(units))
+	}
+	l.reserve(units)
 	for i, name := range w.files {
 		u, err := units[i], errs[i]
 		if err != nil {
@@ -165,6 +177,33 @@ func (l *loader) load() error {
 	cfg.Referenced, cfg.Fingerprint = l.fingerprint(sums, readErrs)
 	l.opts.Cache.keep(w.files)
 	return nil
+}
+
+// reserve sizes the config's spec lists for the units merged into them,
+// so that merging copies each spec once.
+func (l *loader) reserve(units []*unit) {
+	var n [len(kinds)]int
+	for _, u := range units {
+		if u != nil {
+			n[kindProvider] += len(u.providers)
+			n[kindModel] += len(u.models)
+			n[kindPool] += len(u.pools)
+			n[kindAgent] += len(u.agents)
+			n[kindClient] += len(u.clients)
+		}
+	}
+	c := l.cfg
+	c.Providers, c.Models, c.Pools = reserved(c.Providers, n[kindProvider]), reserved(c.Models, n[kindModel]), reserved(c.Pools, n[kindPool])
+	c.Agents, c.Clients = reserved(c.Agents, n[kindAgent]), reserved(c.Clients, n[kindClient])
+}
+
+// reserved is s with room for n more; s itself when n is 0 (a nil list
+// stays nil).
+func reserved[T any](s []T, n int) []T {
+	if n == 0 {
+		return s
+	}
+	return slices.Grow(s, n)
 }
 
 // units returns what each file decodes to, on as many goroutines as the
