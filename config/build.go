@@ -418,14 +418,23 @@ func (c *Config) find(r *resource, path string) (fieldPos, bool) {
 		}
 		next := int32(-1)
 		for i := r.start; i < r.end; i++ {
-			if f := c.fields.at(i); f.parent == parent && f.key == key {
+			if f := c.field(r, i); f.parent == parent && f.key == key {
 				next = i
 			}
 		}
 		if next < 0 {
 			break
 		}
-		parent, found, ok = next, *c.fields.at(next), true
+		parent, found, ok = next, *c.field(r, next), true
 	}
 	return found, ok
+}
+
+// field returns field i of resource r: in its file's unit, or in the
+// fields of the file being decoded.
+func (c *Config) field(r *resource, i int32) *fieldPos {
+	if c.units != nil {
+		return &c.units[r.file].fields[i]
+	}
+	return c.fields.at(i)
 }

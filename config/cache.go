@@ -191,23 +191,12 @@ func (l *loader) merge(ix int32, u *unit) {
 	cfg.Pools = append(cfg.Pools, u.pools...)
 	cfg.Agents = append(cfg.Agents, u.agents...)
 	cfg.Clients = append(cfg.Clients, u.clients...)
-	base := cfg.fields.appendAll(u.fields)
-	if base > 0 {
-		for i := base; i < cfg.fields.len(); i++ {
-			if f := cfg.fields.at(i); f.parent >= 0 {
-				f.parent += base
-			}
-		}
-	}
 	first := cfg.resources.appendAll(u.resources)
-	if cfg.first != nil {
-		cfg.first[ix] = first
-	}
+	cfg.first[ix] = first
 	for i := first; i < cfg.resources.len(); i++ {
 		r := cfg.resources.at(i)
-		r.file, r.spec = ix, r.spec+offsets[r.kind]
-		r.start, r.end = r.start+base, r.end+base
-		r.taint = slices.Clip(r.taint) // Load appends to it; the unit's stays as it is
+		r.file, r.spec = ix, r.spec+offsets[r.kind] // its fields stay the unit's
+		r.taint = slices.Clip(r.taint)              // Load appends to it; the unit's stays as it is
 	}
 	l.diags = append(l.diags, u.diags...)
 	l.items += u.items

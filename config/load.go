@@ -70,16 +70,18 @@ type Config struct {
 	// environment aside).
 	Fingerprint string
 
-	resources chunks[resource] // in load order
-	fields    chunks[fieldPos]
+	resources chunks[resource]             // in load order
 	index     [len(kinds)]map[string]int32 // the first resource of each kind with each id
 
-	// With a cache, what each file decoded to (nil if it could not be
-	// read) and where its resources start in resources, for Build to
-	// patch the set it last built from the units that changed since.
-	cache *Cache
+	// What each file decoded to (nil if it could not be read): the field
+	// positions of its resources, and for Build, with a cache, what to
+	// patch the set it last built with; first is where each file's
+	// resources start in resources.
 	units []*unit
 	first []int32
+	cache *Cache
+
+	fields chunks[fieldPos] // of the one file decoded, while decoding a unit
 }
 
 // loader holds the state of one Load.
@@ -147,9 +149,7 @@ func (l *loader) load() error {
 	readErrs := make([]error, len(w.files))
 	key := cacheKey{l.opts.MaxFileSize, l.opts.CredentialsDir, l.opts.ReadFile != nil}
 	units, errs := l.units(w.files, key)
-	if l.opts.Cache != nil {
-		cfg.cache, cfg.units, cfg.first = l.opts.Cache, units, make([]int32, len(units))
-	}
+	cfg.units, cfg.first, cfg.cache = units, make([]int32, len(units)), l.opts.Cache
 	l.reserve(units)
 	for i, name := range w.files {
 		u, err := units[i], errs[i]
