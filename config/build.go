@@ -38,7 +38,7 @@ func (c *Config) Build(base *registry.Set, factory Factory) (*registry.Set, erro
 	} else {
 		u, from := c.update()
 		created, diags = c.executors(&u, from, base, factory)
-		set, err = registry.Rebuild(base, u)
+		set, err = registry.Rebuild(base, c.byFile(u)...)
 	}
 	var ve *registry.ValidationError
 	if errors.As(err, &ve) {
@@ -202,6 +202,24 @@ func (c *Config) update() (u registry.Update, from []*resource) {
 		}
 	}
 	return u, from
+}
+
+// byFile is u, c's update, as the updates of each file: u's providers,
+// then the models, pools, agents and clients of each file's unit, so that
+// the set holds the specs the units (and a cache) hold, not a copy made at
+// every load. When u leaves some resource out, it is u alone.
+func (c *Config) byFile(u registry.Update) []registry.Update {
+	if len(u.Models) != len(c.Models) || len(u.Pools) != len(c.Pools) || len(u.Agents) != len(c.Agents) || len(u.Clients) != len(c.Clients) {
+		return []registry.Update{u}
+	}
+	files := make([]registry.Update, 1, len(c.units)+1)
+	files[0] = registry.Update{Providers: u.Providers}
+	for _, f := range c.units {
+		if f != nil {
+			files = append(files, registry.Update{Models: f.models, Pools: f.pools, Agents: f.agents, Clients: f.clients})
+		}
+	}
+	return files
 }
 
 // draft is what c declares as a registry draft, without executors, for

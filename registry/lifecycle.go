@@ -211,43 +211,51 @@ type BuildError struct{ Msg string }
 func (e *BuildError) Error() string { return "registry build failed: " + e.Msg }
 
 // Rebuild returns a new set with the providers, models, pools, agents and
-// clients of base replaced wholesale by update; tools and plugins are kept.
-// The set holds the update's specs where they are, without copying them:
-// u's lists must not be modified afterwards.
-func Rebuild(base *Set, u Update) (*Set, error) {
+// clients of base replaced wholesale by those of the updates together;
+// tools and plugins are kept. The set holds the updates' specs where they
+// are, without copying them: their lists must not be modified afterwards.
+func Rebuild(base *Set, updates ...Update) (*Set, error) {
 	if base == nil {
 		base = &Set{}
 	}
 	s := &Set{tools: cloneMap(base.tools), plugins: cloneMap(base.plugins)}
 	var err error
-	if s.providers, err = index(u.Providers, func(p *Provider) string { return p.Spec.ID }, "provider"); err != nil {
+	if s.providers, err = index(updates, func(u *Update) []Provider { return u.Providers }, func(p *Provider) string { return p.Spec.ID }, "provider"); err != nil {
 		return nil, err
 	}
-	if s.models, err = index(u.Models, func(m *ModelSpec) string { return m.ID }, "model"); err != nil {
+	if s.models, err = index(updates, func(u *Update) []ModelSpec { return u.Models }, func(m *ModelSpec) string { return m.ID }, "model"); err != nil {
 		return nil, err
 	}
-	if s.pools, err = index(u.Pools, func(p *PoolSpec) string { return p.ID }, "model pool"); err != nil {
+	if s.pools, err = index(updates, func(u *Update) []PoolSpec { return u.Pools }, func(p *PoolSpec) string { return p.ID }, "model pool"); err != nil {
 		return nil, err
 	}
-	if s.agents, err = index(u.Agents, func(a *AgentSpec) string { return a.ID }, "agent"); err != nil {
+	if s.agents, err = index(updates, func(u *Update) []AgentSpec { return u.Agents }, func(a *AgentSpec) string { return a.ID }, "agent"); err != nil {
 		return nil, err
 	}
-	if s.clients, err = index(u.Clients, func(c *ClientSpec) string { return c.ID }, "client"); err != nil {
+	if s.clients, err = index(updates, func(u *Update) []ClientSpec { return u.Clients }, func(c *ClientSpec) string { return c.ID }, "client"); err != nil {
 		return nil, err
 	}
 	return s.validated()
 }
 
-// index maps the id of each item to it; an id given twice is an error.
-func index[V any](list []V, idOf func(*V) string, kind string) (map[string]*V, error) {
-	m := make(map[string]*V, len(list))
-	for i := range list {
-		v := &list[i]
-		id := idOf(v)
-		if _, dup := m[id]; dup {
-			return nil, &BuildError{Msg: kind + " already registered: " + id}
+// index maps the id of each item of one kind in the updates to it; an id
+// given twice is an error.
+func index[V any](updates []Update, list func(*Update) []V, idOf func(*V) string, kind string) (map[string]*V, error) {
+	n := 0
+	for i := range updates {
+		n += len(list(&updates[i]))
+	}
+	m := make(map[string]*V, n)
+	for i := range updates {
+		l := list(&updates[i])
+		for j := range l {
+			v := &l[j]
+			id := idOf(v)
+			if _, dup := m[id]; dup {
+				return nil, &BuildError{Msg: kind + " already registered: " + id}
+			}
+			m[id] = v
 		}
-		m[id] = v
 	}
 	return m, nil
 }
