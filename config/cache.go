@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"io/fs"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -27,6 +28,17 @@ type Cache struct {
 	key   cacheKey
 	files map[string]*cached
 	built *built // of the last Build of a config loaded with the cache
+	links *links // of the last load that linked without a problem
+}
+
+// links is the id index of a load that linked without a problem, and the
+// files, units and resource offsets it was made from.
+type links struct {
+	files []string
+	units []*unit
+	first []int32
+	n     int32 // resources
+	index [len(kinds)]map[string]int32
 }
 
 // built is what a Build made (held weakly: the cache keeps no registry
@@ -79,7 +91,7 @@ func (c *Cache) get(name string, key cacheKey) *cached {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.key != key {
-		c.key, c.files, c.built = key, map[string]*cached{}, nil
+		c.key, c.files, c.built, c.links = key, map[string]*cached{}, nil, nil
 	}
 	return c.files[name]
 }
@@ -230,4 +242,85 @@ func (c *Cache) builtFrom(set *registry.Set) (map[string]*unit, bool) {
 		return nil, false
 	}
 	return c.built.units, true
+}
+
+// relink gives the config the id index of the last load that linked
+// without a problem, updated for the units that changed since, when the
+// files and the number of resources in each are what they were (an edit
+// that keeps its resources, renamed or not): what link would build, at
+// the cost of the changed files. It reports false, having changed
+// nothing, when link must run instead: no such load, other files or
+// counts, or any id of a changed file that link would report.
+func (l *loader) relink() bool {
+	c := l.cfg
+	prev := l.opts.Cache.lastLinks()
+	if prev == nil || prev.n != c.resources.len() || !slices.Equal(prev.files, c.Files) || !slices.Equal(prev.first, c.first) {
+		return false
+	}
+	var index [len(kinds)]map[string]int32
+	for k := range index {
+		index[k] = maps.Clone(prev.index[k])
+	}
+	var changed []int
+	for i, u := range c.units {
+		if u == nil || prev.units[i] == nil {
+			return false
+		}
+		if u == prev.units[i] {
+			continue
+		}
+		changed = append(changed, i)
+		for j, r := range prev.units[i].resources {
+			if at, ok := index[r.kind][r.key.ID]; ok && at == c.first[i]+int32(j) {
+				delete(index[r.kind], r.key.ID)
+			}
+		}
+	}
+	for _, i := range changed {
+		for j := range c.units[i].resources {
+			at := c.first[i] + int32(j)
+			r := c.resources.at(at)
+			if r.skip || clashes(&index, r) {
+				return false
+			}
+			index[r.kind][r.key.ID] = at
+		}
+	}
+	c.index = index
+	l.opts.Cache.setLinks(c)
+	return true
+}
+
+// clashes reports whether the id of r is taken in index, by its kind or by
+// one link does not allow beside it.
+func clashes(index *[len(kinds)]map[string]int32, r *resource) bool {
+	taken := func(k kind) bool { _, ok := index[k][r.key.ID]; return ok }
+	switch r.kind {
+	case kindModel, kindPool:
+		return taken(kindModel) || taken(kindPool) || taken(kindAgent)
+	case kindAgent:
+		return taken(kindAgent) || taken(kindModel) || taken(kindPool)
+	}
+	return taken(r.kind)
+}
+
+func (c *Cache) lastLinks() *links {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.links
+}
+
+// setLinks records the id index of cfg, which linked without a problem
+// (it shares cfg's maps: a Config is not modified).
+func (c *Cache) setLinks(cfg *Config) {
+	if c == nil {
+		return
+	}
+	ln := &links{files: cfg.Files, units: cfg.units, first: cfg.first, n: cfg.resources.len(), index: cfg.index}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.links = ln
 }

@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -250,6 +251,13 @@ func TestCacheMatchesColdLoadOverRandomEdits(t *testing.T) {
 		{"client scope", func(_, d string) (string, bool) {
 			return strings.Replace(d, "models: [agent-", "models: [agnet-", 1), true
 		}},
+		{"agent renamed", func(_, d string) (string, bool) {
+			return renameFirst(d, "agent-renamed-"+strconv.Itoa(rng.IntN(1000))), true
+		}},
+		{"agent renamed to a taken id", func(_, d string) (string, bool) { return renameFirst(d, "agent-7"), true }},
+		{"model renamed to an agent's id", func(_, d string) (string, bool) {
+			return strings.Replace(d, "- id: model-", "- id: agent-", 1), true
+		}},
 		{"syntax error", func(_, d string) (string, bool) { return d + "  - {id: broken\n", true }},
 		{"unknown key", func(_, d string) (string, bool) { return d + "provider: []\n", true }},
 		{"wrong type", func(_, d string) (string, bool) {
@@ -318,7 +326,7 @@ func TestCacheMatchesColdLoadOverRandomEdits(t *testing.T) {
 		if !reflect.DeepEqual(warm.Providers, cold.Providers) || !reflect.DeepEqual(warm.Models, cold.Models) ||
 			!reflect.DeepEqual(warm.Pools, cold.Pools) || !reflect.DeepEqual(warm.Agents, cold.Agents) ||
 			!reflect.DeepEqual(warm.Clients, cold.Clients) ||
-			!slices.Equal(warm.Files, cold.Files) || warm.Fingerprint != cold.Fingerprint {
+			!slices.Equal(warm.Files, cold.Files) || warm.Fingerprint != cold.Fingerprint || !reflect.DeepEqual(warm.index, cold.index) {
 			t.Fatalf("step %d (%s %s): configs differ", step, e.name, name)
 		}
 		if _, ok := warm.patch(warmSet, benchFactory); !ok {
@@ -353,6 +361,15 @@ func TestCacheMatchesColdLoadOverRandomEdits(t *testing.T) {
 	if applied < randomEditSteps/10 {
 		t.Fatalf("%d of %d edits built: the registries were hardly compared", applied, randomEditSteps)
 	}
+}
+
+// renameFirst gives the first agent of a scale-set file the id id.
+func renameFirst(data, id string) string {
+	at := regexp.MustCompile(`- id: agent-\d+\n`).FindStringIndex(data)
+	if at == nil {
+		return data
+	}
+	return data[:at[0]] + "- id: " + id + "\n" + data[at[1]:]
 }
 
 // diagnostics returns the diagnostics of a *Error, nil for nil.

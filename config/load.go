@@ -166,7 +166,13 @@ func (l *loader) load() error {
 		sums[i] = u.sum[:]
 		l.merge(int32(i), u)
 	}
-	l.link()
+	if !l.relink() {
+		n := len(l.diags)
+		l.link()
+		if len(l.diags) == n {
+			l.opts.Cache.setLinks(cfg)
+		}
+	}
 	if l.items == 0 && !l.failed && !l.opts.AllowEmpty {
 		msg := "the config directory declares no providers, models, model pools or agents"
 		if len(w.files) == 0 {
