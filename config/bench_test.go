@@ -105,8 +105,8 @@ func TestBenchDirIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Providers) != scaleset.Providers || len(c.Models) != scaleset.Models || len(c.Pools) != scaleset.Pools || len(c.Agents) != scaleset.Agents {
-		t.Fatalf("got %d providers, %d models, %d pools, %d agents", len(c.Providers), len(c.Models), len(c.Pools), len(c.Agents))
+	if len(c.Providers()) != scaleset.Providers || len(c.Models()) != scaleset.Models || len(c.Pools()) != scaleset.Pools || len(c.Agents()) != scaleset.Agents {
+		t.Fatalf("got %d providers, %d models, %d pools, %d agents", len(c.Providers()), len(c.Models()), len(c.Pools()), len(c.Agents()))
 	}
 	if _, err := c.Build(nil, benchFactory); err != nil {
 		t.Fatal(err)

@@ -36,9 +36,9 @@ func (c *Config) Build(base *registry.Set, factory Factory) (*registry.Set, erro
 		created, diags = c.executors(&p.Put, p.from, base, factory)
 		set, err = base.Patch(p.Patch)
 	} else {
-		u, from := c.update()
-		created, diags = c.executors(&u, from, base, factory)
-		set, err = registry.Rebuild(base, c.byFile(u)...)
+		us, from := c.updates()
+		created, diags = c.executors(&us[0], from, base, factory)
+		set, err = registry.Rebuild(base, us...)
 	}
 	var ve *registry.ValidationError
 	if errors.As(err, &ve) {
@@ -109,18 +109,9 @@ func (c *Config) patch(base *registry.Set, factory Factory) (_ patch, ok bool) {
 			if r.skip {
 				return patch{}, false // not reached: Load skips only what it reports
 			}
-			switch r.kind {
-			case kindProvider:
-				p.Put.Providers = append(p.Put.Providers, registry.Provider{Spec: c.Providers[r.spec]})
+			c.add(&p.Put, r)
+			if r.kind == kindProvider {
 				p.from = append(p.from, r)
-			case kindModel:
-				p.Put.Models = append(p.Put.Models, c.Models[r.spec])
-			case kindPool:
-				p.Put.Pools = append(p.Put.Pools, c.Pools[r.spec])
-			case kindAgent:
-				p.Put.Agents = append(p.Put.Agents, c.Agents[r.spec])
-			case kindClient:
-				p.Put.Clients = append(p.Put.Clients, c.Clients[r.spec])
 			}
 		}
 	}
@@ -168,65 +159,71 @@ func (c *Config) executors(u *registry.Update, from []*resource, base *registry.
 	return created, diags
 }
 
-// update is what c declares, as a registry update that holds c's own
-// spec lists (a Config is not modified), and the resource of each
-// provider. Resources that Load found no usable id for, or that repeat an
-// id (only a failed Load has those), are left out.
-func (c *Config) update() (u registry.Update, from []*resource) {
-	u = registry.Update{Models: c.Models, Pools: c.Pools, Agents: c.Agents, Clients: c.Clients}
+// updates is what c declares, as registry updates: the providers, the
+// resource of each in from, then each file's models, pools, agents and
+// clients as its unit holds them (a Config is not modified), so that a set
+// holds the specs the units, and a cache, hold. Resources that Load found
+// no usable id for, or that repeat an id (only a failed Load has those),
+// are left out: then the first update holds the rest too, copied.
+func (c *Config) updates() (us []registry.Update, from []*resource) {
+	us = make([]registry.Update, 1, len(c.units)+1)
 	skipped := false
 	for _, r := range c.resources.all() {
-		skipped = skipped || r.skip
-		if r.kind == kindProvider && !r.skip {
-			u.Providers = append(u.Providers, registry.Provider{Spec: c.Providers[r.spec]})
+		switch {
+		case r.skip:
+			skipped = true
+		case r.kind == kindProvider:
+			c.add(&us[0], r)
 			from = append(from, r)
 		}
 	}
-	if !skipped {
-		return u, from
-	}
-	u.Models, u.Pools, u.Agents, u.Clients = nil, nil, nil, nil
-	for _, r := range c.resources.all() {
-		if r.skip {
-			continue
+	if skipped {
+		for _, r := range c.resources.all() {
+			if !r.skip && r.kind != kindProvider {
+				c.add(&us[0], r)
+			}
 		}
-		switch r.kind {
-		case kindModel:
-			u.Models = append(u.Models, c.Models[r.spec])
-		case kindPool:
-			u.Pools = append(u.Pools, c.Pools[r.spec])
-		case kindAgent:
-			u.Agents = append(u.Agents, c.Agents[r.spec])
-		case kindClient:
-			u.Clients = append(u.Clients, c.Clients[r.spec])
-		}
+		return us, from
 	}
-	return u, from
-}
-
-// byFile is u, c's update, as the updates of each file: u's providers,
-// then the models, pools, agents and clients of each file's unit, so that
-// the set holds the specs the units (and a cache) hold, not a copy made at
-// every load. When u leaves some resource out, it is u alone.
-func (c *Config) byFile(u registry.Update) []registry.Update {
-	if len(u.Models) != len(c.Models) || len(u.Pools) != len(c.Pools) || len(u.Agents) != len(c.Agents) || len(u.Clients) != len(c.Clients) {
-		return []registry.Update{u}
-	}
-	files := make([]registry.Update, 1, len(c.units)+1)
-	files[0] = registry.Update{Providers: u.Providers}
 	for _, f := range c.units {
 		if f != nil {
-			files = append(files, registry.Update{Models: f.models, Pools: f.pools, Agents: f.agents, Clients: f.clients})
+			us = append(us, registry.Update{Models: f.models, Pools: f.pools, Agents: f.agents, Clients: f.clients})
 		}
 	}
-	return files
+	return us, from
+}
+
+// add appends the spec of resource r to the list of its kind in u.
+func (c *Config) add(u *registry.Update, r *resource) {
+	f := c.units[r.file]
+	switch r.kind {
+	case kindProvider:
+		u.Providers = append(u.Providers, registry.Provider{Spec: f.providers[r.spec]})
+	case kindModel:
+		u.Models = append(u.Models, f.models[r.spec])
+	case kindPool:
+		u.Pools = append(u.Pools, f.pools[r.spec])
+	case kindAgent:
+		u.Agents = append(u.Agents, f.agents[r.spec])
+	case kindClient:
+		u.Clients = append(u.Clients, f.clients[r.spec])
+	}
 }
 
 // draft is what c declares as a registry draft, without executors, for
 // validate to overlay resources on.
 func (c *Config) draft() *registry.Draft {
-	u, _ := c.update()
+	us, _ := c.updates()
 	d := registry.NewDraft(nil)
+	for _, u := range us {
+		put(d, u)
+	}
+	return d
+}
+
+// put puts the resources of u into d, in place of any of the same kind
+// and id.
+func put(d *registry.Draft, u registry.Update) {
 	for _, p := range u.Providers {
 		d.Providers[p.Spec.ID] = p
 	}
@@ -242,7 +239,6 @@ func (c *Config) draft() *registry.Draft {
 	for _, cl := range u.Clients {
 		d.Clients[cl.ID] = cl
 	}
-	return d
 }
 
 func (c *Config) executorDiagnostic(r *resource, spec registry.ProviderSpec, err error) Diagnostic {
@@ -339,18 +335,9 @@ func buildDiagnostics(d *registry.Draft) []registry.Diagnostic {
 // overlay puts the spec of resource r into d, in place of any resource of
 // the same kind and id.
 func (c *Config) overlay(d *registry.Draft, r *resource) {
-	switch r.kind {
-	case kindProvider:
-		d.Providers[r.key.ID] = registry.Provider{Spec: c.Providers[r.spec]}
-	case kindModel:
-		d.Models[r.key.ID] = c.Models[r.spec]
-	case kindPool:
-		d.Pools[r.key.ID] = c.Pools[r.spec]
-	case kindAgent:
-		d.Agents[r.key.ID] = c.Agents[r.spec]
-	case kindClient:
-		d.Clients[r.key.ID] = c.Clients[r.spec]
-	}
+	var u registry.Update
+	c.add(&u, r)
+	put(d, u)
 }
 
 // baseProvider is base.Provider(id) for a base that may be nil.

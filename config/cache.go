@@ -197,18 +197,12 @@ func (l *loader) decodeUnit(name string, data []byte) *unit {
 // merge adds the unit of file ix to the directory being loaded.
 func (l *loader) merge(ix int32, u *unit) {
 	cfg := l.cfg
-	offsets := [len(kinds)]int32{int32(len(cfg.Providers)), int32(len(cfg.Models)), int32(len(cfg.Pools)), int32(len(cfg.Agents)), int32(len(cfg.Clients))}
-	cfg.Providers = append(cfg.Providers, u.providers...)
-	cfg.Models = append(cfg.Models, u.models...)
-	cfg.Pools = append(cfg.Pools, u.pools...)
-	cfg.Agents = append(cfg.Agents, u.agents...)
-	cfg.Clients = append(cfg.Clients, u.clients...)
 	first := cfg.resources.appendAll(u.resources)
 	cfg.first[ix] = first
 	for i := first; i < cfg.resources.len(); i++ {
 		r := cfg.resources.at(i)
-		r.file, r.spec = ix, r.spec+offsets[r.kind] // its fields stay the unit's
-		r.taint = slices.Clip(r.taint)              // Load appends to it; the unit's stays as it is
+		r.file = ix                    // its spec and fields stay the unit's
+		r.taint = slices.Clip(r.taint) // Load appends to it; the unit's stays as it is
 	}
 	l.diags = append(l.diags, u.diags...)
 	l.items += u.items

@@ -66,7 +66,7 @@ func uncached(c *Config) *Config {
 		return nil
 	}
 	u := *c
-	u.cache, u.units, u.first = nil, nil, nil
+	u.cache, u.lists = nil, nil // units are compared: they hold the specs
 	return &u
 }
 
@@ -153,8 +153,8 @@ func TestCacheReadsAndDecodesOnlyChanges(t *testing.T) {
 	// An edit with a fresh mtime: that file is read and decoded; the
 	// others are not.
 	write("m.yaml", "models:\n  - {id: m, provider_id: p, upstream_model: u2}\n", time.Now())
-	if c := load(); c.Models[0].UpstreamModel != "u2" {
-		t.Fatalf("upstream_model %q after the edit", c.Models[0].UpstreamModel)
+	if c := load(); c.Models()[0].UpstreamModel != "u2" {
+		t.Fatalf("upstream_model %q after the edit", c.Models()[0].UpstreamModel)
 	}
 	if o := fsys.reset(); o["m.yaml"] != 1 || o["p.yaml"]+o["a.yaml"] != 0 {
 		t.Fatalf("after editing m.yaml: opened %v", o)
@@ -179,12 +179,12 @@ func TestCacheReadsAndDecodesOnlyChanges(t *testing.T) {
 	write("m.yaml", "models:\n  - {id: m, provider_id: p, upstream_model: u3}\n", old)
 	load() // reads m.yaml (its last read was too soon after its write) and trusts its stat from now on
 	write("m.yaml", "models:\n  - {id: m, provider_id: p, upstream_model: u4}\n", old)
-	if c := load(); c.Models[0].UpstreamModel != "u3" {
-		t.Fatalf("upstream_model %q: a file with its stat unchanged was read", c.Models[0].UpstreamModel)
+	if c := load(); c.Models()[0].UpstreamModel != "u3" {
+		t.Fatalf("upstream_model %q: a file with its stat unchanged was read", c.Models()[0].UpstreamModel)
 	}
 	opts.Reread = true
-	if c := load(); c.Models[0].UpstreamModel != "u4" {
-		t.Fatalf("upstream_model %q with Reread", c.Models[0].UpstreamModel)
+	if c := load(); c.Models()[0].UpstreamModel != "u4" {
+		t.Fatalf("upstream_model %q with Reread", c.Models()[0].UpstreamModel)
 	}
 	opts.Reread = false
 
@@ -192,8 +192,8 @@ func TestCacheReadsAndDecodesOnlyChanges(t *testing.T) {
 	write("key.txt", "k2\n", old)
 	env["PROMPT"] = "two"
 	c := load()
-	if c.Providers[0].APIKey != "k2" || c.Agents[0].SystemPrompt != "two" {
-		t.Fatalf("api_key %q, system_prompt %q after changing their inputs", c.Providers[0].APIKey, c.Agents[0].SystemPrompt)
+	if c.Providers()[0].APIKey != "k2" || c.Agents()[0].SystemPrompt != "two" {
+		t.Fatalf("api_key %q, system_prompt %q after changing their inputs", c.Providers()[0].APIKey, c.Agents()[0].SystemPrompt)
 	}
 	if c.Fingerprint == first.Fingerprint {
 		t.Fatal("fingerprint unchanged after a referenced file changed")
@@ -323,9 +323,9 @@ func TestCacheMatchesColdLoadOverRandomEdits(t *testing.T) {
 			}
 			continue
 		}
-		if !reflect.DeepEqual(warm.Providers, cold.Providers) || !reflect.DeepEqual(warm.Models, cold.Models) ||
-			!reflect.DeepEqual(warm.Pools, cold.Pools) || !reflect.DeepEqual(warm.Agents, cold.Agents) ||
-			!reflect.DeepEqual(warm.Clients, cold.Clients) ||
+		if !reflect.DeepEqual(warm.Providers(), cold.Providers()) || !reflect.DeepEqual(warm.Models(), cold.Models()) ||
+			!reflect.DeepEqual(warm.Pools(), cold.Pools()) || !reflect.DeepEqual(warm.Agents(), cold.Agents()) ||
+			!reflect.DeepEqual(warm.Clients(), cold.Clients()) ||
 			!slices.Equal(warm.Files, cold.Files) || warm.Fingerprint != cold.Fingerprint || !reflect.DeepEqual(warm.index, cold.index) {
 			t.Fatalf("step %d (%s %s): configs differ", step, e.name, name)
 		}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,12 +52,6 @@ type Options struct {
 // order, and where each was written. A Config from Load has no duplicate
 // ids and is ready for Build; it must not be modified.
 type Config struct {
-	Providers []registry.ProviderSpec
-	Models    []registry.ModelSpec
-	Pools     []registry.PoolSpec
-	Agents    []registry.AgentSpec
-	Clients   []registry.ClientSpec
-
 	// Files are the config files read, in load order, relative to the
 	// directory and slash-separated.
 	Files []string
@@ -82,6 +75,50 @@ type Config struct {
 	cache *Cache
 
 	fields chunks[fieldPos] // of the one file decoded, while decoding a unit
+	lists  *lists           // the units' specs in one list of each kind, once asked for
+}
+
+// lists are the specs of every unit of a config, in file order.
+type lists struct {
+	once      sync.Once
+	providers []registry.ProviderSpec
+	models    []registry.ModelSpec
+	pools     []registry.PoolSpec
+	agents    []registry.AgentSpec
+	clients   []registry.ClientSpec
+}
+
+// Providers returns the providers the config declares, in file order. The
+// list is made once, on the first call of any of these five (a reload
+// does not need them), and shared.
+func (c *Config) Providers() []registry.ProviderSpec { return c.merged().providers }
+
+// Models returns the models the config declares, in file order.
+func (c *Config) Models() []registry.ModelSpec { return c.merged().models }
+
+// Pools returns the model pools the config declares, in file order.
+func (c *Config) Pools() []registry.PoolSpec { return c.merged().pools }
+
+// Agents returns the agents the config declares, in file order.
+func (c *Config) Agents() []registry.AgentSpec { return c.merged().agents }
+
+// Clients returns the clients the config declares, in file order.
+func (c *Config) Clients() []registry.ClientSpec { return c.merged().clients }
+
+func (c *Config) merged() *lists {
+	l := c.lists
+	l.once.Do(func() {
+		for _, u := range c.units {
+			if u != nil {
+				l.providers = append(l.providers, u.providers...)
+				l.models = append(l.models, u.models...)
+				l.pools = append(l.pools, u.pools...)
+				l.agents = append(l.agents, u.agents...)
+				l.clients = append(l.clients, u.clients...)
+			}
+		}
+	})
+	return l
 }
 
 // loader holds the state of one Load.
@@ -149,8 +186,7 @@ func (l *loader) load() error {
 	readErrs := make([]error, len(w.files))
 	key := cacheKey{l.opts.MaxFileSize, l.opts.CredentialsDir, l.opts.ReadFile != nil}
 	units, errs := l.units(w.files, key)
-	cfg.units, cfg.first, cfg.cache = units, make([]int32, len(units)), l.opts.Cache
-	l.reserve(units)
+	cfg.units, cfg.first, cfg.cache, cfg.lists = units, make([]int32, len(units)), l.opts.Cache, &lists{}
 	for i, name := range w.files {
 		u, err := units[i], errs[i]
 		if err != nil {
@@ -183,33 +219,6 @@ func (l *loader) load() error {
 	cfg.Referenced, cfg.Fingerprint = l.fingerprint(sums, readErrs)
 	l.opts.Cache.keep(w.files)
 	return nil
-}
-
-// reserve sizes the config's spec lists for the units merged into them,
-// so that merging copies each spec once.
-func (l *loader) reserve(units []*unit) {
-	var n [len(kinds)]int
-	for _, u := range units {
-		if u != nil {
-			n[kindProvider] += len(u.providers)
-			n[kindModel] += len(u.models)
-			n[kindPool] += len(u.pools)
-			n[kindAgent] += len(u.agents)
-			n[kindClient] += len(u.clients)
-		}
-	}
-	c := l.cfg
-	c.Providers, c.Models, c.Pools = reserved(c.Providers, n[kindProvider]), reserved(c.Models, n[kindModel]), reserved(c.Pools, n[kindPool])
-	c.Agents, c.Clients = reserved(c.Agents, n[kindAgent]), reserved(c.Clients, n[kindClient])
-}
-
-// reserved is s with room for n more; s itself when n is 0 (a nil list
-// stays nil).
-func reserved[T any](s []T, n int) []T {
-	if n == 0 {
-		return s
-	}
-	return slices.Grow(s, n)
 }
 
 // units returns what each file decodes to, on as many goroutines as the

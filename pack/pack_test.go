@@ -194,7 +194,7 @@ func TestRecordedPackLoadsLikeTheDirectory(t *testing.T) {
 	if again.Fingerprint != cfg.Fingerprint {
 		t.Errorf("the pack loads with fingerprint %s, the directory with %s", again.Fingerprint, cfg.Fingerprint)
 	}
-	if !reflect.DeepEqual(again.Agents, cfg.Agents) || !reflect.DeepEqual(again.Providers, cfg.Providers) {
+	if !reflect.DeepEqual(again.Agents(), cfg.Agents()) || !reflect.DeepEqual(again.Providers(), cfg.Providers()) {
 		t.Error("the pack loads to other specs than the directory")
 	}
 }

@@ -18,8 +18,8 @@ func TestTheScaleSetLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Files) != FileCount || len(cfg.Providers) != Providers || len(cfg.Models) != Models || len(cfg.Pools) != Pools || len(cfg.Agents) != Agents {
-		t.Fatalf("%d files: %d providers, %d models, %d pools, %d agents", len(cfg.Files), len(cfg.Providers), len(cfg.Models), len(cfg.Pools), len(cfg.Agents))
+	if len(cfg.Files) != FileCount || len(cfg.Providers()) != Providers || len(cfg.Models()) != Models || len(cfg.Pools()) != Pools || len(cfg.Agents()) != Agents {
+		t.Fatalf("%d files: %d providers, %d models, %d pools, %d agents", len(cfg.Files), len(cfg.Providers()), len(cfg.Models()), len(cfg.Pools()), len(cfg.Agents()))
 	}
 }
 
@@ -32,8 +32,8 @@ func TestTheScaleSetWithClientsLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Files) != FileCount || len(cfg.Agents) != Agents || len(cfg.Clients) != Clients {
-		t.Fatalf("%d files: %d agents, %d clients", len(cfg.Files), len(cfg.Agents), len(cfg.Clients))
+	if len(cfg.Files) != FileCount || len(cfg.Agents()) != Agents || len(cfg.Clients()) != Clients {
+		t.Fatalf("%d files: %d agents, %d clients", len(cfg.Files), len(cfg.Agents()), len(cfg.Clients()))
 	}
 	set, err := cfg.Build(nil, nil)
 	if err != nil {
