@@ -71,22 +71,22 @@ func (c *Config) Build(base *registry.Set, factory Factory) (*registry.Set, erro
 // provider. ok is false when Build must rebuild instead: no cache, another
 // base, or a factory that would give executors to providers base holds
 // without one.
-func (c *Config) patch(base *registry.Set, factory Factory) (_ patch, ok bool) {
+func (c *Config) patch(base *registry.Set, factory Factory) (_ change, ok bool) {
 	if c.cache == nil || base == nil {
-		return patch{}, false
+		return change{}, false
 	}
 	prev, ok := c.cache.builtFrom(base)
 	if !ok {
-		return patch{}, false
+		return change{}, false
 	}
 	if factory != nil {
 		for _, id := range base.ProviderIDs() {
 			if p, _ := base.Provider(id); p.Executor == nil {
-				return patch{}, false
+				return change{}, false
 			}
 		}
 	}
-	var p patch
+	var p change
 	remove := func(u *unit) {
 		for _, r := range u.resources {
 			p.Remove = append(p.Remove, r.key)
@@ -107,7 +107,7 @@ func (c *Config) patch(base *registry.Set, factory Factory) (_ patch, ok bool) {
 		for j := range len(u.resources) {
 			r := c.resources.at(c.first[i] + int32(j))
 			if r.skip {
-				return patch{}, false // not reached: Load skips only what it reports
+				return change{}, false // not reached: Load skips only what it reports
 			}
 			c.add(&p.Put, r)
 			if r.kind == kindProvider {
@@ -129,15 +129,15 @@ func (c *Config) patch(base *registry.Set, factory Factory) (_ patch, ok bool) {
 	return p, true
 }
 
-// patch is a registry patch and the resource of each provider it puts.
-type patch struct {
+// change is a registry patch and the resource of each provider it puts.
+type change struct {
 	registry.Patch
 	from []*resource
 }
 
 // executors gives each provider of u (whose resources are from) its
-// executor: base's for an Equal spec, the factory's otherwise. It returns those it created and the diagnostics of those it
-// could not.
+// executor: base's for an Equal spec, the factory's otherwise. It returns
+// those it created and the diagnostics of those it could not create.
 func (c *Config) executors(u *registry.Update, from []*resource, base *registry.Set, factory Factory) (created []registry.Executor, diags []Diagnostic) {
 	for i := range u.Providers {
 		p := &u.Providers[i]

@@ -19,10 +19,12 @@ import (
 // last read is not read again (unless it was modified too shortly before
 // that read to tell), a file read again with the same bytes is not decoded
 // again, and neither is reused when a variable or a file its references
-// read is not what it was. Load still links the resources of all files and
-// validates them as a whole, so the result is the one of a load without a
-// cache. A nil *Cache caches nothing. A Cache may be shared by concurrent
-// loads; it holds no parsed YAML, only the decoded resources.
+// read is not what it was. The ids of the directory are linked, and a Build
+// validates the registry, at the cost of what changed since the last load
+// (the last Build) with the cache, and with the result of a load (a Build)
+// without one. A nil *Cache caches nothing. A Cache may be shared by
+// concurrent loads; it holds no parsed YAML, only the decoded resources,
+// and no registry alive.
 type Cache struct {
 	mu    sync.Mutex
 	key   cacheKey

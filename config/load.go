@@ -40,7 +40,8 @@ type Options struct {
 	AllowEmpty bool
 	// Cache, if set, keeps what each file decoded to between loads, so
 	// that a reload reads and decodes only the files that changed (see
-	// Cache). Linking and validation still run on the whole directory.
+	// Cache). Linking and validation cost what changed, with the same
+	// result as without a cache.
 	Cache *Cache
 	// Reread makes a load with a Cache read every file, trusting no
 	// file's stat (bytes and references still decide what is decoded
@@ -107,6 +108,9 @@ func (c *Config) Clients() []registry.ClientSpec { return c.merged().clients }
 
 func (c *Config) merged() *lists {
 	l := c.lists
+	if l == nil {
+		return &lists{} // a Config of no Load: nothing declared
+	}
 	l.once.Do(func() {
 		for _, u := range c.units {
 			if u != nil {
