@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/awakend/awakend/config"
 )
@@ -223,8 +224,14 @@ func (o *opensFS) Open(name string) (fs.File, error) { o.opened++; return o.MapF
 func (o *opensFS) Stat(name string) (fs.FileInfo, error) { return o.MapFS.Stat(name) }
 
 // A stat through the recorder opens nothing: a reload stats every file.
+// A file only stat'd is packed as it is then, if its stat is still the
+// one seen.
 func TestRecorderStatsWithoutOpening(t *testing.T) {
-	under := &opensFS{MapFS: fstest.MapFS{"a.yaml": {Data: []byte("xyz")}}}
+	then := time.Now().Add(-time.Hour)
+	under := &opensFS{MapFS: fstest.MapFS{
+		"a.yaml": {Data: []byte("xyz"), ModTime: then},
+		"b.yaml": {Data: []byte("abc"), ModTime: then},
+	}}
 	rec := Record(under)
 	fi, err := fs.Stat(rec, "a.yaml")
 	if err != nil || fi.Size() != 3 {
@@ -233,7 +240,15 @@ func TestRecorderStatsWithoutOpening(t *testing.T) {
 	if under.opened != 0 {
 		t.Fatalf("a stat opened %d files", under.opened)
 	}
-	if _, err := rec.Pack([]string{"a.yaml"}); err == nil {
-		t.Fatal("a stat counted as a read")
+	p, err := rec.Pack([]string{"a.yaml"})
+	if err != nil || len(p.Files) != 1 || string(p.Files[0].Data) != "xyz" {
+		t.Fatalf("pack of a file stat'd: %+v, %v", p, err)
+	}
+	if _, err := rec.Pack([]string{"b.yaml"}); err == nil {
+		t.Fatal("packed a file the load neither read nor stat'd")
+	}
+	under.MapFS["a.yaml"] = &fstest.MapFile{Data: []byte("xyz!"), ModTime: time.Now()}
+	if _, err := rec.Pack([]string{"a.yaml"}); err == nil || !strings.Contains(err.Error(), "changed since the load") {
+		t.Fatalf("packed a file changed after the load's stat: %v", err)
 	}
 }
