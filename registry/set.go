@@ -144,8 +144,8 @@ func values[V any](m map[string]*V) map[string]V {
 	return c
 }
 
-// pointers holds the values of m by pointer, in one allocation; nil stays
-// empty.
+// pointers holds the values of m by pointer, all in one allocation; a nil
+// m gives an empty map.
 func pointers[V any](m map[string]V) map[string]*V {
 	out := make(map[string]*V, len(m))
 	vals := make([]V, 0, len(m))
@@ -158,9 +158,8 @@ func pointers[V any](m map[string]V) map[string]*V {
 
 // Build validates the draft and returns the new set, or a *ValidationError
 // listing every problem: the spec rules of each resource first, then the
-// graph (references between resources). The set takes the draft's maps
-// over: Build empties the draft, so that writing to it afterwards panics
-// instead of changing the set.
+// graph (references between resources). A draft is built once: Build
+// empties it, so that writing to it afterwards panics.
 func (d *Draft) Build() (*Set, error) {
 	s := &Set{
 		providers: pointers(d.Providers),
