@@ -22,9 +22,24 @@ type Factory func(registry.ProviderSpec) (registry.Executor, error)
 // diagnostics come back positioned at the field they are about, as *Error.
 // When Build fails, the executors it created (not those kept from base)
 // are closed if they implement io.Closer.
+//
+// With a Cache, a Build on top of the set the last Build from the cache
+// made is a patch of it (registry.Set.Patch): only the resources of files
+// that decoded to something new are put, and those of files that did not
+// removed, with the same result as a whole rebuild.
 func (c *Config) Build(base *registry.Set, factory Factory) (*registry.Set, error) {
-	draft, created, diags := c.draft(base, factory)
-	set, err := draft.Build()
+	var set *registry.Set
+	var err error
+	var created []registry.Executor
+	var diags []Diagnostic
+	if p, ok := c.patch(base, factory); ok {
+		created, diags = c.executors(&p.Put, p.from, base, factory)
+		set, err = base.Patch(p.Patch)
+	} else {
+		us, from := c.updates()
+		created, diags = c.executors(&us[0], from, base, factory)
+		set, err = registry.Rebuild(base, us...)
+	}
 	var ve *registry.ValidationError
 	if errors.As(err, &ve) {
 		for _, rd := range ve.Diagnostics {
@@ -33,6 +48,9 @@ func (c *Config) Build(base *registry.Set, factory Factory) (*registry.Set, erro
 		err = nil
 	}
 	if err == nil && len(diags) == 0 {
+		if c.cache != nil {
+			c.cache.setBuilt(set, c)
+		}
 		return set, nil
 	}
 	for _, ex := range created {
@@ -46,59 +64,181 @@ func (c *Config) Build(base *registry.Set, factory Factory) (*registry.Set, erro
 	return nil, newError(diags, c.Fingerprint)
 }
 
-// draft is registry.Rebuild without its intermediate copies: base's tools
-// and plugins, the config's providers, models, pools and agents. Resources
-// that Load found no usable id for (only a failed Load has those) are left
-// out.
-func (c *Config) draft(base *registry.Set, factory Factory) (_ *registry.Draft, created []registry.Executor, _ []Diagnostic) {
-	d := registry.NewDraft(nil)
-	if base != nil {
-		for _, id := range base.ToolIDs() {
-			d.Tools[id], _ = base.Tool(id)
-		}
-		for _, id := range base.PluginIDs() {
-			d.Plugins[id], _ = base.Plugin(id)
+// patch is the change from base to c, when base is the set last built
+// from c's cache: the resources of every file whose unit is not the one
+// base was built from are put, those of the units base was built from
+// and c no longer has removed. from holds the resource of each put
+// provider. ok is false when Build must rebuild instead: no cache, another
+// base, or a factory that would give executors to providers base holds
+// without one.
+func (c *Config) patch(base *registry.Set, factory Factory) (_ change, ok bool) {
+	if c.cache == nil || base == nil {
+		return change{}, false
+	}
+	prev, ok := c.cache.builtFrom(base)
+	if !ok {
+		return change{}, false
+	}
+	if factory != nil {
+		for _, id := range base.ProviderIDs() {
+			if p, _ := base.Provider(id); p.Executor == nil {
+				return change{}, false
+			}
 		}
 	}
-	d.Providers = make(map[string]registry.Provider, len(c.Providers))
-	d.Models = make(map[string]registry.ModelSpec, len(c.Models))
-	d.Pools = make(map[string]registry.PoolSpec, len(c.Pools))
-	d.Agents = make(map[string]registry.AgentSpec, len(c.Agents))
-	d.Clients = make(map[string]registry.ClientSpec, len(c.Clients))
-	var diags []Diagnostic
-	for _, r := range c.resources.all() {
-		if r.skip {
+	var p change
+	remove := func(u *unit) {
+		for _, r := range u.resources {
+			p.Remove = append(p.Remove, r.key)
+		}
+	}
+	kept := 0
+	for i, name := range c.Files {
+		u, old := c.units[i], prev[name]
+		if old != nil {
+			kept++
+		}
+		if u == old {
 			continue
 		}
-		switch r.kind {
-		case kindProvider:
-			p := registry.Provider{Spec: c.Providers[r.spec]}
-			old, ok := baseProvider(base, p.Spec.ID)
-			switch {
-			case ok && old.Spec.Equal(p.Spec) && (old.Executor != nil || factory == nil):
-				p.Executor = old.Executor
-			case factory != nil:
-				ex, err := factory(p.Spec)
-				if err != nil {
-					diags = append(diags, c.executorDiagnostic(r, p.Spec, err))
-				}
-				if ex != nil {
-					created = append(created, ex)
-				}
-				p.Executor = ex
+		if old != nil {
+			remove(old)
+		}
+		for j := range len(u.resources) {
+			r := c.resources.at(c.first[i] + int32(j))
+			if r.skip {
+				return change{}, false // not reached: Load skips only what it reports
 			}
-			d.Providers[p.Spec.ID] = p
-		case kindModel:
-			d.Models[r.key.ID] = c.Models[r.spec]
-		case kindPool:
-			d.Pools[r.key.ID] = c.Pools[r.spec]
-		case kindAgent:
-			d.Agents[r.key.ID] = c.Agents[r.spec]
-		case kindClient:
-			d.Clients[r.key.ID] = c.Clients[r.spec]
+			c.add(&p.Put, r)
+			if r.kind == kindProvider {
+				p.from = append(p.from, r)
+			}
 		}
 	}
-	return d, created, diags
+	if kept < len(prev) { // files are gone
+		names := make(map[string]bool, len(c.Files))
+		for _, name := range c.Files {
+			names[name] = true
+		}
+		for name, old := range prev {
+			if !names[name] {
+				remove(old)
+			}
+		}
+	}
+	return p, true
+}
+
+// change is a registry patch and the resource of each provider it puts.
+type change struct {
+	registry.Patch
+	from []*resource
+}
+
+// executors gives each provider of u (whose resources are from) its
+// executor: base's for an Equal spec, the factory's otherwise. It returns
+// those it created and the diagnostics of those it could not create.
+func (c *Config) executors(u *registry.Update, from []*resource, base *registry.Set, factory Factory) (created []registry.Executor, diags []Diagnostic) {
+	for i := range u.Providers {
+		p := &u.Providers[i]
+		old, ok := baseProvider(base, p.Spec.ID)
+		switch {
+		case ok && old.Spec.Equal(p.Spec) && (old.Executor != nil || factory == nil):
+			p.Executor = old.Executor
+		case factory != nil:
+			ex, err := factory(p.Spec)
+			if err != nil {
+				diags = append(diags, c.executorDiagnostic(from[i], p.Spec, err))
+			}
+			if ex != nil {
+				created = append(created, ex)
+			}
+			p.Executor = ex
+		}
+	}
+	return created, diags
+}
+
+// updates is what c declares, as registry updates: the providers, the
+// resource of each in from, then each file's models, pools, agents and
+// clients as its unit holds them (a Config is not modified), so that a set
+// holds the specs the units, and a cache, hold. Resources that Load found
+// no usable id for, or that repeat an id (only a failed Load has those),
+// are left out: then the first update holds the rest too, copied.
+func (c *Config) updates() (us []registry.Update, from []*resource) {
+	us = make([]registry.Update, 1, len(c.units)+1)
+	skipped := false
+	for _, r := range c.resources.all() {
+		switch {
+		case r.skip:
+			skipped = true
+		case r.kind == kindProvider:
+			c.add(&us[0], r)
+			from = append(from, r)
+		}
+	}
+	if skipped {
+		for _, r := range c.resources.all() {
+			if !r.skip && r.kind != kindProvider {
+				c.add(&us[0], r)
+			}
+		}
+		return us, from
+	}
+	for _, f := range c.units {
+		if f != nil {
+			us = append(us, registry.Update{Models: f.models, Pools: f.pools, Agents: f.agents, Clients: f.clients})
+		}
+	}
+	return us, from
+}
+
+// add appends the spec of resource r to the list of its kind in u.
+func (c *Config) add(u *registry.Update, r *resource) {
+	f := c.units[r.file]
+	switch r.kind {
+	case kindProvider:
+		u.Providers = append(u.Providers, registry.Provider{Spec: f.providers[r.spec]})
+	case kindModel:
+		u.Models = append(u.Models, f.models[r.spec])
+	case kindPool:
+		u.Pools = append(u.Pools, f.pools[r.spec])
+	case kindAgent:
+		u.Agents = append(u.Agents, f.agents[r.spec])
+	case kindClient:
+		u.Clients = append(u.Clients, f.clients[r.spec])
+	}
+}
+
+// draft is what c declares as a registry draft, without executors, for
+// validate to overlay resources on.
+func (c *Config) draft() *registry.Draft {
+	us, _ := c.updates()
+	d := registry.NewDraft(nil)
+	for _, u := range us {
+		put(d, u)
+	}
+	return d
+}
+
+// put puts the resources of u into d, in place of any of the same kind
+// and id.
+func put(d *registry.Draft, u registry.Update) {
+	for _, p := range u.Providers {
+		d.Providers[p.Spec.ID] = p
+	}
+	for _, m := range u.Models {
+		d.Models[m.ID] = m
+	}
+	for _, p := range u.Pools {
+		d.Pools[p.ID] = p
+	}
+	for _, a := range u.Agents {
+		d.Agents[a.ID] = a
+	}
+	for _, cl := range u.Clients {
+		d.Clients[cl.ID] = cl
+	}
 }
 
 func (c *Config) executorDiagnostic(r *resource, spec registry.ProviderSpec, err error) Diagnostic {
@@ -143,7 +283,7 @@ func (c *Config) validate(g *gaps) []Diagnostic {
 			out = append(out, c.locate(r, rd))
 		}
 	}
-	draft, _, _ := c.draft(nil, nil)
+	draft := c.draft()
 	for _, rd := range buildDiagnostics(draft) {
 		if r, ok := c.lookup(rd.Resource); ok {
 			keep(r, rd)
@@ -161,7 +301,7 @@ func (c *Config) validate(g *gaps) []Diagnostic {
 		}
 	}
 	for len(dups) > 0 {
-		round, _, _ := c.draft(nil, nil)
+		round := c.draft()
 		placed := map[registry.Ref]*resource{}
 		var later []*resource
 		for _, r := range dups {
@@ -195,18 +335,9 @@ func buildDiagnostics(d *registry.Draft) []registry.Diagnostic {
 // overlay puts the spec of resource r into d, in place of any resource of
 // the same kind and id.
 func (c *Config) overlay(d *registry.Draft, r *resource) {
-	switch r.kind {
-	case kindProvider:
-		d.Providers[r.key.ID] = registry.Provider{Spec: c.Providers[r.spec]}
-	case kindModel:
-		d.Models[r.key.ID] = c.Models[r.spec]
-	case kindPool:
-		d.Pools[r.key.ID] = c.Pools[r.spec]
-	case kindAgent:
-		d.Agents[r.key.ID] = c.Agents[r.spec]
-	case kindClient:
-		d.Clients[r.key.ID] = c.Clients[r.spec]
-	}
+	var u registry.Update
+	c.add(&u, r)
+	put(d, u)
 }
 
 // baseProvider is base.Provider(id) for a base that may be nil.
@@ -292,14 +423,23 @@ func (c *Config) find(r *resource, path string) (fieldPos, bool) {
 		}
 		next := int32(-1)
 		for i := r.start; i < r.end; i++ {
-			if f := c.fields.at(i); f.parent == parent && f.key == key {
+			if f := c.field(r, i); f.parent == parent && f.key == key {
 				next = i
 			}
 		}
 		if next < 0 {
 			break
 		}
-		parent, found, ok = next, *c.fields.at(next), true
+		parent, found, ok = next, *c.field(r, next), true
 	}
 	return found, ok
+}
+
+// field returns field i of resource r: in its file's unit, or in the
+// fields of the file being decoded.
+func (c *Config) field(r *resource, i int32) *fieldPos {
+	if c.units != nil {
+		return &c.units[r.file].fields[i]
+	}
+	return c.fields.at(i)
 }

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"io/fs"
+	"maps"
 	"slices"
 	"sync"
 	"time"
+	"weak"
+
+	"github.com/awakend/awakend/registry"
 )
 
 // Cache keeps what Load made of each config file, keyed by path, so that a
@@ -15,14 +19,35 @@ import (
 // last read is not read again (unless it was modified too shortly before
 // that read to tell), a file read again with the same bytes is not decoded
 // again, and neither is reused when a variable or a file its references
-// read is not what it was. Load still links the resources of all files and
-// validates them as a whole, so the result is the one of a load without a
-// cache. A nil *Cache caches nothing. A Cache may be shared by concurrent
-// loads; it holds no parsed YAML, only the decoded resources.
+// read is not what it was. The ids of the directory are linked, and a Build
+// validates the registry, at the cost of what changed since the last load
+// (the last Build) with the cache, and with the result of a load (a Build)
+// without one. A nil *Cache caches nothing. A Cache may be shared by
+// concurrent loads; it holds no parsed YAML, only the decoded resources,
+// and no registry alive.
 type Cache struct {
 	mu    sync.Mutex
 	key   cacheKey
 	files map[string]*cached
+	built *built // of the last Build of a config loaded with the cache
+	links *links // of the last load that linked without a problem
+}
+
+// links is the id index of a load that linked without a problem, and the
+// files, units and resource offsets it was made from.
+type links struct {
+	files []string
+	units []*unit
+	first []int32
+	n     int32 // resources
+	index [len(kinds)]map[string]int32
+}
+
+// built is what a Build made (held weakly: the cache keeps no registry
+// alive) and the unit of each file it was made from.
+type built struct {
+	set   weak.Pointer[registry.Set]
+	units map[string]*unit
 }
 
 // cacheKey is what of Options changes what a file decodes to, besides the
@@ -68,7 +93,7 @@ func (c *Cache) get(name string, key cacheKey) *cached {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.key != key {
-		c.key, c.files = key, map[string]*cached{}
+		c.key, c.files, c.built, c.links = key, map[string]*cached{}, nil, nil
 	}
 	return c.files[name]
 }
@@ -174,25 +199,11 @@ func (l *loader) decodeUnit(name string, data []byte) *unit {
 // merge adds the unit of file ix to the directory being loaded.
 func (l *loader) merge(ix int32, u *unit) {
 	cfg := l.cfg
-	offsets := [len(kinds)]int32{int32(len(cfg.Providers)), int32(len(cfg.Models)), int32(len(cfg.Pools)), int32(len(cfg.Agents)), int32(len(cfg.Clients))}
-	cfg.Providers = append(cfg.Providers, u.providers...)
-	cfg.Models = append(cfg.Models, u.models...)
-	cfg.Pools = append(cfg.Pools, u.pools...)
-	cfg.Agents = append(cfg.Agents, u.agents...)
-	cfg.Clients = append(cfg.Clients, u.clients...)
-	base := cfg.fields.appendAll(u.fields)
-	if base > 0 {
-		for i := base; i < cfg.fields.len(); i++ {
-			if f := cfg.fields.at(i); f.parent >= 0 {
-				f.parent += base
-			}
-		}
-	}
 	first := cfg.resources.appendAll(u.resources)
+	cfg.first[ix] = first
 	for i := first; i < cfg.resources.len(); i++ {
 		r := cfg.resources.at(i)
-		r.file, r.spec = ix, r.spec+offsets[r.kind]
-		r.start, r.end = r.start+base, r.end+base
+		r.file = ix                    // its spec and fields stay the unit's
 		r.taint = slices.Clip(r.taint) // Load appends to it; the unit's stays as it is
 	}
 	l.diags = append(l.diags, u.diags...)
@@ -205,4 +216,107 @@ func (l *loader) merge(ix int32, u *unit) {
 		}
 		l.exp.files[k] = f
 	}
+}
+
+// setBuilt records that set was built from cfg's units.
+func (c *Cache) setBuilt(set *registry.Set, cfg *Config) {
+	b := &built{set: weak.Make(set), units: make(map[string]*unit, len(cfg.Files))}
+	for i, name := range cfg.Files {
+		b.units[name] = cfg.units[i]
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.built = b
+}
+
+// builtFrom returns the units set was built from, if it was the last set
+// built from a config loaded with the cache.
+func (c *Cache) builtFrom(set *registry.Set) (map[string]*unit, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.built == nil || c.built.set.Value() != set {
+		return nil, false
+	}
+	return c.built.units, true
+}
+
+// relink gives the config the id index of the last load that linked
+// without a problem, updated for the units that changed since, when the
+// files and the number of resources in each are what they were (an edit
+// that keeps its resources, renamed or not): what link would build, at
+// the cost of the changed files. It reports false, having changed
+// nothing, when link must run instead: no such load, other files or
+// counts, or any id of a changed file that link would report.
+func (l *loader) relink() bool {
+	c := l.cfg
+	prev := l.opts.Cache.lastLinks()
+	if prev == nil || prev.n != c.resources.len() || !slices.Equal(prev.files, c.Files) || !slices.Equal(prev.first, c.first) {
+		return false
+	}
+	var index [len(kinds)]map[string]int32
+	for k := range index {
+		index[k] = maps.Clone(prev.index[k])
+	}
+	var changed []int
+	for i, u := range c.units {
+		if u == nil || prev.units[i] == nil {
+			return false
+		}
+		if u == prev.units[i] {
+			continue
+		}
+		changed = append(changed, i)
+		for j, r := range prev.units[i].resources {
+			if at, ok := index[r.kind][r.key.ID]; ok && at == c.first[i]+int32(j) {
+				delete(index[r.kind], r.key.ID)
+			}
+		}
+	}
+	for _, i := range changed {
+		for j := range c.units[i].resources {
+			at := c.first[i] + int32(j)
+			r := c.resources.at(at)
+			if r.skip || clashes(&index, r) {
+				return false
+			}
+			index[r.kind][r.key.ID] = at
+		}
+	}
+	c.index = index
+	l.opts.Cache.setLinks(c)
+	return true
+}
+
+// clashes reports whether the id of r is taken in index, by its kind or by
+// one link does not allow beside it.
+func clashes(index *[len(kinds)]map[string]int32, r *resource) bool {
+	taken := func(k kind) bool { _, ok := index[k][r.key.ID]; return ok }
+	switch r.kind {
+	case kindModel, kindPool:
+		return taken(kindModel) || taken(kindPool) || taken(kindAgent)
+	case kindAgent:
+		return taken(kindAgent) || taken(kindModel) || taken(kindPool)
+	}
+	return taken(r.kind)
+}
+
+func (c *Cache) lastLinks() *links {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.links
+}
+
+// setLinks records the id index of cfg, which linked without a problem
+// (it shares cfg's maps: a Config is not modified).
+func (c *Cache) setLinks(cfg *Config) {
+	if c == nil {
+		return
+	}
+	ln := &links{files: cfg.Files, units: cfg.units, first: cfg.first, n: cfg.resources.len(), index: cfg.index}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.links = ln
 }

@@ -1,6 +1,9 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -8,13 +11,16 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
 
+	"github.com/awakend/awakend/internal/scaleset"
 	"github.com/awakend/awakend/registry"
 )
 
@@ -45,13 +51,23 @@ func TestCacheMatchesUncachedLoad(t *testing.T) {
 		st.edit()
 		want, wantErr := Load(fsys, Options{})
 		got, gotErr := Load(fsys, Options{Cache: cache})
-		if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(gotErr, wantErr) {
+		if !reflect.DeepEqual(uncached(got), uncached(want)) || !reflect.DeepEqual(gotErr, wantErr) {
 			t.Fatalf("%s: cached load differs:\n got %+v, %v\nwant %+v, %v", st.name, got, gotErr, want, wantErr)
 		}
 	}
 	if n := cache.Len(); n != 2 {
 		t.Fatalf("cache holds %d files after a deletion, want 2", n)
 	}
+}
+
+// uncached is c without what a load with a cache records for Build.
+func uncached(c *Config) *Config {
+	if c == nil {
+		return nil
+	}
+	u := *c
+	u.cache, u.lists = nil, nil // units are compared: they hold the specs
+	return &u
 }
 
 // countingFS counts the files opened through it.
@@ -137,8 +153,8 @@ func TestCacheReadsAndDecodesOnlyChanges(t *testing.T) {
 	// An edit with a fresh mtime: that file is read and decoded; the
 	// others are not.
 	write("m.yaml", "models:\n  - {id: m, provider_id: p, upstream_model: u2}\n", time.Now())
-	if c := load(); c.Models[0].UpstreamModel != "u2" {
-		t.Fatalf("upstream_model %q after the edit", c.Models[0].UpstreamModel)
+	if c := load(); c.Models()[0].UpstreamModel != "u2" {
+		t.Fatalf("upstream_model %q after the edit", c.Models()[0].UpstreamModel)
 	}
 	if o := fsys.reset(); o["m.yaml"] != 1 || o["p.yaml"]+o["a.yaml"] != 0 {
 		t.Fatalf("after editing m.yaml: opened %v", o)
@@ -163,12 +179,12 @@ func TestCacheReadsAndDecodesOnlyChanges(t *testing.T) {
 	write("m.yaml", "models:\n  - {id: m, provider_id: p, upstream_model: u3}\n", old)
 	load() // reads m.yaml (its last read was too soon after its write) and trusts its stat from now on
 	write("m.yaml", "models:\n  - {id: m, provider_id: p, upstream_model: u4}\n", old)
-	if c := load(); c.Models[0].UpstreamModel != "u3" {
-		t.Fatalf("upstream_model %q: a file with its stat unchanged was read", c.Models[0].UpstreamModel)
+	if c := load(); c.Models()[0].UpstreamModel != "u3" {
+		t.Fatalf("upstream_model %q: a file with its stat unchanged was read", c.Models()[0].UpstreamModel)
 	}
 	opts.Reread = true
-	if c := load(); c.Models[0].UpstreamModel != "u4" {
-		t.Fatalf("upstream_model %q with Reread", c.Models[0].UpstreamModel)
+	if c := load(); c.Models()[0].UpstreamModel != "u4" {
+		t.Fatalf("upstream_model %q with Reread", c.Models()[0].UpstreamModel)
 	}
 	opts.Reread = false
 
@@ -176,8 +192,8 @@ func TestCacheReadsAndDecodesOnlyChanges(t *testing.T) {
 	write("key.txt", "k2\n", old)
 	env["PROMPT"] = "two"
 	c := load()
-	if c.Providers[0].APIKey != "k2" || c.Agents[0].SystemPrompt != "two" {
-		t.Fatalf("api_key %q, system_prompt %q after changing their inputs", c.Providers[0].APIKey, c.Agents[0].SystemPrompt)
+	if c.Providers()[0].APIKey != "k2" || c.Agents()[0].SystemPrompt != "two" {
+		t.Fatalf("api_key %q, system_prompt %q after changing their inputs", c.Providers()[0].APIKey, c.Agents()[0].SystemPrompt)
 	}
 	if c.Fingerprint == first.Fingerprint {
 		t.Fatal("fingerprint unchanged after a referenced file changed")
@@ -188,14 +204,20 @@ func TestCacheReadsAndDecodesOnlyChanges(t *testing.T) {
 // makes: each costs two loads of the whole scale set.
 var randomEditSteps = 30
 
-// Over random edits of the 10,000-agent directory, a load with the cache
+// Over random edits of the scale set with clients, a load with the cache
 // gives exactly what a cold load gives: the same config, or the same
-// diagnostics, and the same registry from Build.
+// diagnostics; and a Build of it on the set built before (a patch of that
+// set, for the cached load) gives the same registry, or the same
+// diagnostics, and the same Diff from the set before.
 func TestCacheMatchesColdLoadOverRandomEdits(t *testing.T) {
-	fsys := benchDir()
+	fsys := fstest.MapFS{}
+	for name, data := range scaleset.WithClients() {
+		fsys["conf.d/"+name] = &fstest.MapFile{Data: data}
+	}
 	names := slices.Sorted(maps.Keys(fsys))
 	rng := rand.New(rand.NewPCG(1, 2))
 	cache := NewCache()
+	sum0 := sha256.Sum256([]byte(scaleset.ClientKey(0)))
 	edits := []struct {
 		name string
 		edit func(name string, data string) (string, bool) // new contents; false deletes the file
@@ -207,7 +229,34 @@ func TestCacheMatchesColdLoadOverRandomEdits(t *testing.T) {
 			return strings.Replace(d, "model_id: model-", "model_id: modle-", 1), true
 		}},
 		{"duplicate agent", func(_, d string) (string, bool) {
-			return d + "  - {id: agent-7, model_id: model-1, delegates: [agent-0]}\n", true
+			return strings.Replace(d, "agents:\n", "agents:\n  - {id: agent-7, model_id: model-1, delegates: [agent-0]}\n", 1), true
+		}},
+		{"new agent", func(_, d string) (string, bool) {
+			return strings.Replace(d, "agents:\n", fmt.Sprintf("agents:\n  - {id: agent-new-%d, model_id: pool-1}\n", rng.IntN(1000)), 1), true
+		}},
+		{"new model", func(_, d string) (string, bool) {
+			return strings.Replace(d, "models:\n", fmt.Sprintf("models:\n  - {id: model-new-%d, provider_id: provider-%d, upstream_model: u}\n", rng.IntN(1000), rng.IntN(120)), 1), true
+		}},
+		{"provider", func(_, d string) (string, bool) {
+			return strings.Replace(d, "timeout_secs: 120", fmt.Sprintf("timeout_secs: %d", rng.IntN(3)), 1), true
+		}},
+		{"client key taken", func(_, d string) (string, bool) {
+			return regexp.MustCompile(`key_sha256: [0-9a-f]+`).ReplaceAllLiteralString(d, "key_sha256: "+hex.EncodeToString(sum0[:])), true
+		}},
+		{"client key changed", func(_, d string) (string, bool) {
+			k := sha256.Sum256([]byte(fmt.Sprint(rng.Int())))
+			i := strings.Index(d, "key_sha256: ") + len("key_sha256: ")
+			return d[:i] + hex.EncodeToString(k[:]) + d[i+64:], true
+		}},
+		{"client scope", func(_, d string) (string, bool) {
+			return strings.Replace(d, "models: [agent-", "models: [agnet-", 1), true
+		}},
+		{"agent renamed", func(_, d string) (string, bool) {
+			return renameFirst(d, "agent-renamed-"+strconv.Itoa(rng.IntN(1000))), true
+		}},
+		{"agent renamed to a taken id", func(_, d string) (string, bool) { return renameFirst(d, "agent-7"), true }},
+		{"model renamed to an agent's id", func(_, d string) (string, bool) {
+			return strings.Replace(d, "- id: model-", "- id: agent-", 1), true
 		}},
 		{"syntax error", func(_, d string) (string, bool) { return d + "  - {id: broken\n", true }},
 		{"unknown key", func(_, d string) (string, bool) { return d + "provider: []\n", true }},
@@ -216,11 +265,43 @@ func TestCacheMatchesColdLoadOverRandomEdits(t *testing.T) {
 		}},
 		{"delete", func(string, string) (string, bool) { return "", false }},
 		{"restore", nil}, // put back the original of a changed file
+		{"restore", nil},
 	}
 	original := maps.Clone(fsys)
+	opts := Options{LookupEnv: scaleset.LookupEnv}
+	warmOpts := opts
+	warmOpts.Cache = cache
+	load := func(o Options) *registry.Set {
+		c, err := Load(fsys, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.Build(nil, benchFactory)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	coldSet, warmSet := load(opts), load(warmOpts)
+	applied := 0
+	var changed []string
 	for step := range randomEditSteps {
 		e := edits[rng.IntN(len(edits))]
 		name := names[rng.IntN(len(names))]
+		restore := func() { // a changed file, put back as it was
+			i := rng.IntN(len(changed))
+			fsys[changed[i]] = original[changed[i]]
+			name, changed = changed[i], slices.Delete(changed, i, i+1)
+		}
+		for len(changed) > 1 || len(changed) > 0 && rng.IntN(2) == 0 {
+			restore() // and edit another: most edits break the load, a few at a time build
+			name = names[rng.IntN(len(names))]
+		}
+		if e.edit == nil && len(changed) > 0 {
+			restore()
+		} else if !slices.Contains(changed, name) {
+			changed = append(changed, name)
+		}
 		if e.edit == nil {
 			fsys[name] = original[name]
 		} else if data, ok := e.edit(name, string(fileData(fsys, name))); ok {
@@ -228,9 +309,9 @@ func TestCacheMatchesColdLoadOverRandomEdits(t *testing.T) {
 		} else {
 			delete(fsys, name)
 		}
-		cold, coldErr := Load(fsys, benchOptions)
-		warm, warmErr := Load(fsys, Options{LookupEnv: benchOptions.LookupEnv, Cache: cache})
-		if !reflect.DeepEqual(diagLines(t, warmErr), diagLines(t, coldErr)) {
+		cold, coldErr := Load(fsys, opts)
+		warm, warmErr := Load(fsys, warmOpts)
+		if !reflect.DeepEqual(diagnostics(t, warmErr), diagnostics(t, coldErr)) {
 			t.Fatalf("step %d (%s %s): diagnostics differ:\n%v\nwant\n%v", step, e.name, name, warmErr, coldErr)
 		}
 		if (warm == nil) != (cold == nil) {
@@ -242,18 +323,29 @@ func TestCacheMatchesColdLoadOverRandomEdits(t *testing.T) {
 			}
 			continue
 		}
-		if !reflect.DeepEqual(warm.Providers, cold.Providers) || !reflect.DeepEqual(warm.Models, cold.Models) ||
-			!reflect.DeepEqual(warm.Pools, cold.Pools) || !reflect.DeepEqual(warm.Agents, cold.Agents) ||
-			!slices.Equal(warm.Files, cold.Files) || warm.Fingerprint != cold.Fingerprint {
+		if !reflect.DeepEqual(warm.Providers(), cold.Providers()) || !reflect.DeepEqual(warm.Models(), cold.Models()) ||
+			!reflect.DeepEqual(warm.Pools(), cold.Pools()) || !reflect.DeepEqual(warm.Agents(), cold.Agents()) ||
+			!reflect.DeepEqual(warm.Clients(), cold.Clients()) ||
+			!slices.Equal(warm.Files, cold.Files) || warm.Fingerprint != cold.Fingerprint || !reflect.DeepEqual(warm.index, cold.index) {
 			t.Fatalf("step %d (%s %s): configs differ", step, e.name, name)
 		}
-		ws, werr := warm.Build(nil, nil)
-		cs, cerr := cold.Build(nil, nil)
-		if !reflect.DeepEqual(diagLines(t, werr), diagLines(t, cerr)) {
+		if _, ok := warm.patch(warmSet, benchFactory); !ok {
+			t.Fatalf("step %d (%s %s): the cached load's Build would rebuild, not patch", step, e.name, name)
+		}
+		ws, werr := warm.Build(warmSet, benchFactory)
+		cs, cerr := cold.Build(coldSet, benchFactory)
+		if !reflect.DeepEqual(diagnostics(t, werr), diagnostics(t, cerr)) {
 			t.Fatalf("step %d (%s %s): Build diagnostics differ:\n%v\nwant\n%v", step, e.name, name, werr, cerr)
 		}
-		if cerr == nil && !registry.Diff(cs, ws).Empty() {
-			t.Fatalf("step %d (%s %s): registries differ: %s", step, e.name, name, registry.Diff(cs, ws))
+		if cerr == nil {
+			applied++
+			if !sameSet(ws, cs) {
+				t.Fatalf("step %d (%s %s): registries differ", step, e.name, name)
+			}
+			if wd, cd := registry.Diff(warmSet, ws), registry.Diff(coldSet, cs); !reflect.DeepEqual(wd, cd) {
+				t.Fatalf("step %d (%s %s): Diff %v, want %v", step, e.name, name, wd, cd)
+			}
+			warmSet, coldSet = ws, cs
 		}
 		// Positions come from the merged field tables.
 		for _, a := range []string{"agent-0", "agent-9999", "agent-4321"} {
@@ -265,6 +357,64 @@ func TestCacheMatchesColdLoadOverRandomEdits(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("%d of %d edits built", applied, randomEditSteps)
+	if applied < randomEditSteps/10 {
+		t.Fatalf("%d of %d edits built: the registries were hardly compared", applied, randomEditSteps)
+	}
+}
+
+// renameFirst gives the first agent of a scale-set file the id id.
+func renameFirst(data, id string) string {
+	at := regexp.MustCompile(`- id: agent-\d+\n`).FindStringIndex(data)
+	if at == nil {
+		return data
+	}
+	return data[:at[0]] + "- id: " + id + "\n" + data[at[1]:]
+}
+
+// diagnostics returns the diagnostics of a *Error, nil for nil.
+func diagnostics(t *testing.T, err error) []Diagnostic {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error is %T, not *Error: %v", err, err)
+	}
+	return e.Diagnostics
+}
+
+// sameSet reports whether two sets hold the same specs under the same ids,
+// and find the same client by each key.
+func sameSet(a, b *registry.Set) bool {
+	same := func(ids, other []string, eq func(string) bool) bool {
+		return slices.Equal(ids, other) && !slices.ContainsFunc(ids, func(id string) bool { return !eq(id) })
+	}
+	return same(a.ProviderIDs(), b.ProviderIDs(), func(id string) bool {
+		p, _ := a.Provider(id)
+		q, _ := b.Provider(id)
+		return reflect.DeepEqual(p.Spec, q.Spec)
+	}) && same(a.ModelIDs(), b.ModelIDs(), func(id string) bool {
+		m, _ := a.Model(id)
+		n, _ := b.Model(id)
+		return reflect.DeepEqual(m, n)
+	}) && same(a.PoolIDs(), b.PoolIDs(), func(id string) bool {
+		p, _ := a.Pool(id)
+		q, _ := b.Pool(id)
+		return reflect.DeepEqual(p, q)
+	}) && same(a.AgentIDs(), b.AgentIDs(), func(id string) bool {
+		x, _ := a.Agent(id)
+		y, _ := b.Agent(id)
+		return reflect.DeepEqual(x, y)
+	}) && same(a.ClientIDs(), b.ClientIDs(), func(id string) bool {
+		x, _ := a.Client(id)
+		y, _ := b.Client(id)
+		h, _ := x.KeyHash()
+		bx, _ := a.ClientByKey(h)
+		by, _ := b.ClientByKey(h)
+		return reflect.DeepEqual(x, y) && bx.ID == id && by.ID == id
+	})
 }
 
 func fileData(fsys fstest.MapFS, name string) []byte {

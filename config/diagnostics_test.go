@@ -482,7 +482,7 @@ func TestBuildKeepsPlugins(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := mustLoad(t, map[string]string{"a.yaml": minimalConfig + "agents: [{id: a, model_id: m}]\n"}, Options{})
-	c.Agents[0].PluginIDs = []string{"memory"}
+	c.Agents()[0].PluginIDs = []string{"memory"}
 	set, err := c.Build(base, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -85,8 +85,8 @@ func TestDiscoverySymlinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c2.Fingerprint == c.Fingerprint || c2.Providers[0].TimeoutSecs != 5 {
-		t.Errorf("after the swap: fingerprint %s (was %s), timeout %d", c2.Fingerprint, c.Fingerprint, c2.Providers[0].TimeoutSecs)
+	if c2.Fingerprint == c.Fingerprint || c2.Providers()[0].TimeoutSecs != 5 {
+		t.Errorf("after the swap: fingerprint %s (was %s), timeout %d", c2.Fingerprint, c.Fingerprint, c2.Providers()[0].TimeoutSecs)
 	}
 }
 

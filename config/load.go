@@ -40,7 +40,8 @@ type Options struct {
 	AllowEmpty bool
 	// Cache, if set, keeps what each file decoded to between loads, so
 	// that a reload reads and decodes only the files that changed (see
-	// Cache). Linking and validation still run on the whole directory.
+	// Cache). Linking and validation cost what changed, with the same
+	// result as without a cache.
 	Cache *Cache
 	// Reread makes a load with a Cache read every file, trusting no
 	// file's stat (bytes and references still decide what is decoded
@@ -52,12 +53,6 @@ type Options struct {
 // order, and where each was written. A Config from Load has no duplicate
 // ids and is ready for Build; it must not be modified.
 type Config struct {
-	Providers []registry.ProviderSpec
-	Models    []registry.ModelSpec
-	Pools     []registry.PoolSpec
-	Agents    []registry.AgentSpec
-	Clients   []registry.ClientSpec
-
 	// Files are the config files read, in load order, relative to the
 	// directory and slash-separated.
 	Files []string
@@ -69,9 +64,65 @@ type Config struct {
 	// environment aside).
 	Fingerprint string
 
-	resources chunks[resource] // in load order
-	fields    chunks[fieldPos]
+	resources chunks[resource]             // in load order
 	index     [len(kinds)]map[string]int32 // the first resource of each kind with each id
+
+	// What each file decoded to (nil if it could not be read): the field
+	// positions of its resources, and for Build, with a cache, what to
+	// patch the set it last built with; first is where each file's
+	// resources start in resources.
+	units []*unit
+	first []int32
+	cache *Cache
+
+	fields chunks[fieldPos] // of the one file decoded, while decoding a unit
+	lists  *lists           // the units' specs in one list of each kind, once asked for
+}
+
+// lists are the specs of every unit of a config, in file order.
+type lists struct {
+	once      sync.Once
+	providers []registry.ProviderSpec
+	models    []registry.ModelSpec
+	pools     []registry.PoolSpec
+	agents    []registry.AgentSpec
+	clients   []registry.ClientSpec
+}
+
+// Providers returns the providers the config declares, in file order. The
+// list is made once, on the first call of any of these five (a reload
+// does not need them), and shared.
+func (c *Config) Providers() []registry.ProviderSpec { return c.merged().providers }
+
+// Models returns the models the config declares, in file order.
+func (c *Config) Models() []registry.ModelSpec { return c.merged().models }
+
+// Pools returns the model pools the config declares, in file order.
+func (c *Config) Pools() []registry.PoolSpec { return c.merged().pools }
+
+// Agents returns the agents the config declares, in file order.
+func (c *Config) Agents() []registry.AgentSpec { return c.merged().agents }
+
+// Clients returns the clients the config declares, in file order.
+func (c *Config) Clients() []registry.ClientSpec { return c.merged().clients }
+
+func (c *Config) merged() *lists {
+	l := c.lists
+	if l == nil {
+		return &lists{} // a Config of no Load: nothing declared
+	}
+	l.once.Do(func() {
+		for _, u := range c.units {
+			if u != nil {
+				l.providers = append(l.providers, u.providers...)
+				l.models = append(l.models, u.models...)
+				l.pools = append(l.pools, u.pools...)
+				l.agents = append(l.agents, u.agents...)
+				l.clients = append(l.clients, u.clients...)
+			}
+		}
+	})
+	return l
 }
 
 // loader holds the state of one Load.
@@ -139,6 +190,7 @@ func (l *loader) load() error {
 	readErrs := make([]error, len(w.files))
 	key := cacheKey{l.opts.MaxFileSize, l.opts.CredentialsDir, l.opts.ReadFile != nil}
 	units, errs := l.units(w.files, key)
+	cfg.units, cfg.first, cfg.cache, cfg.lists = units, make([]int32, len(units)), l.opts.Cache, &lists{}
 	for i, name := range w.files {
 		u, err := units[i], errs[i]
 		if err != nil {
@@ -154,7 +206,13 @@ func (l *loader) load() error {
 		sums[i] = u.sum[:]
 		l.merge(int32(i), u)
 	}
-	l.link()
+	if !l.relink() {
+		n := len(l.diags)
+		l.link()
+		if len(l.diags) == n {
+			l.opts.Cache.setLinks(cfg)
+		}
+	}
 	if l.items == 0 && !l.failed && !l.opts.AllowEmpty {
 		msg := "the config directory declares no providers, models, model pools or agents"
 		if len(w.files) == 0 {

@@ -70,15 +70,15 @@ agents:
   - id: remote
     endpoint: {base_url: "https://agents.example.com"}
 `}, Options{})
-	p := c.Providers[0]
+	p := c.Providers()[0]
 	if p.TimeoutSecs != registry.DefaultProviderTimeoutSecs || p.APIKey != "" || p.AdapterOptions.Headers != nil {
 		t.Errorf("provider defaults: %+v", p)
 	}
-	m := c.Models[0]
+	m := c.Models()[0]
 	if m.ContextWindow != nil || m.MaxOutputTokens != nil || m.InputTokenPricePerMillionUSD != nil || m.Modalities.Input != nil {
 		t.Errorf("model defaults: %+v", m)
 	}
-	pool := c.Pools[0]
+	pool := c.Pools()[0]
 	wantPool := registry.PoolSpec{
 		ID:      "pool",
 		Members: []registry.PoolMember{{ModelID: "m", Role: registry.RoleMember}},
@@ -88,11 +88,11 @@ agents:
 	if !reflect.DeepEqual(pool, wantPool) {
 		t.Errorf("pool:\n got %+v\nwant %+v", pool, wantPool)
 	}
-	a := c.Agents[0]
+	a := c.Agents()[0]
 	if a.MaxRounds != 16 || a.MaxContinuationRetries != 2 || !reflect.DeepEqual(a.AllowedToolPatterns, []string{"*"}) || a.AllowedTools != nil {
 		t.Errorf("agent defaults: %+v", a)
 	}
-	e := c.Agents[1].Endpoint
+	e := c.Agents()[1].Endpoint
 	if e == nil || e.Backend != "a2a" || e.TimeoutMS != 300_000 || e.Auth != nil || e.Options != nil {
 		t.Errorf("endpoint defaults: %+v", e)
 	}
@@ -162,28 +162,28 @@ agents:
     allowed_tools: null
     allowed_tool_patterns: [web_*]
 `}, Options{})
-	p := c.Providers[0]
+	p := c.Providers()[0]
 	wantP := registry.ProviderSpec{ID: "p", Adapter: "openai", APIKey: "sk-1", BaseURL: "https://llm.example.com/v1?x=1",
 		TimeoutSecs: 30, AdapterOptions: registry.AdapterOptions{Headers: map[string]string{"X-Org": "org-1", "X-Num": "7"}}}
 	if !reflect.DeepEqual(p, wantP) {
 		t.Errorf("provider:\n got %+v\nwant %+v", p, wantP)
 	}
-	if m := c.Providers[1].AdapterOptions.Mock; m == nil || *m != (registry.MockOptions{LatencyMS: 5, ChunkDelayMS: 1, Reply: "hi", FailStatus: 429}) {
+	if m := c.Providers()[1].AdapterOptions.Mock; m == nil || *m != (registry.MockOptions{LatencyMS: 5, ChunkDelayMS: 1, Reply: "hi", FailStatus: 429}) {
 		t.Errorf("mock options: %+v", m)
 	}
-	m := c.Models[0]
+	m := c.Models()[0]
 	if m.UpstreamModel != "4" || *m.ContextWindow != 128000 || *m.MaxOutputTokens != 8192 || m.KnowledgeCutoff != "2024-06-30" ||
 		*m.InputTokenPricePerMillionUSD != 3 || *m.OutputTokenPricePerMillionUSD != 15 ||
 		!reflect.DeepEqual(m.Modalities, registry.Modalities{Input: []registry.Modality{"text", "image"}, Output: []registry.Modality{"text"}}) {
 		t.Errorf("model: %+v", m)
 	}
-	pool := c.Pools[0]
+	pool := c.Pools()[0]
 	if w := pool.Members[0].Weight; w == nil || *w != 3 || pool.Routing.Home != registry.HomeRoundRobin ||
 		pool.Switch.OnCircuitOpen || !pool.Switch.OnQuota || pool.Switch.OnPermanent ||
 		*pool.Switch.QuotaRetryAfterThresholdSecs != 30 || *pool.Switch.MaxSwitchesPerSession != 2 {
 		t.Errorf("pool: %+v", pool)
 	}
-	a := c.Agents[0]
+	a := c.Agents()[0]
 	threshold := uint64(900)
 	wantA := registry.AgentSpec{
 		ID: "a", Description: "helps", ModelID: "pool", SystemPrompt: "line one\nline two\n",
@@ -203,7 +203,7 @@ agents:
 	if !reflect.DeepEqual(a, wantA) {
 		t.Errorf("agent:\n got %#v\nwant %#v", a, wantA)
 	}
-	b := c.Agents[1]
+	b := c.Agents()[1]
 	if b.ReasoningEffort.Level != "high" || b.AllowedTools != nil || !reflect.DeepEqual(b.AllowedToolPatterns, []string{"web_*"}) {
 		t.Errorf("agent b: %+v", b)
 	}
@@ -224,7 +224,7 @@ func TestLoadToolTriState(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := mustLoad(t, map[string]string{"a.yaml": minimalConfig + "agents:\n  - id: a\n    model_id: m\n    " + tc.fields + "\n"}, Options{})
-			a := c.Agents[0]
+			a := c.Agents()[0]
 			if !reflect.DeepEqual(a.AllowedTools, tc.tools) || !reflect.DeepEqual(a.AllowedToolPatterns, tc.patterns) {
 				t.Errorf("got tools %#v patterns %#v, want %#v %#v", a.AllowedTools, a.AllowedToolPatterns, tc.tools, tc.patterns)
 			}
@@ -248,7 +248,7 @@ func TestLoadEndpointForms(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := mustLoad(t, map[string]string{"a.yaml": "agents:\n  - id: r\n    endpoint: " + tc.endpoint + "\n"}, Options{})
-			if got := c.Agents[0].Endpoint; !reflect.DeepEqual(*got, tc.want) {
+			if got := c.Agents()[0].Endpoint; !reflect.DeepEqual(*got, tc.want) {
 				t.Errorf("got  %#v\nwant %#v", *got, tc.want)
 			}
 		})
@@ -264,15 +264,15 @@ func TestLoadFragments(t *testing.T) {
 		"lists.json":    `{"agents": [{"id": "a", "model_id": "m"}], "providers": null}`,
 		"sub/dir/x.yml": "agents: [{id: b, model_id: m}]",
 	}, Options{})
-	if len(c.Providers) != 1 || len(c.Models) != 1 || len(c.Agents) != 2 {
-		t.Fatalf("got %d providers, %d models, %d agents", len(c.Providers), len(c.Models), len(c.Agents))
+	if len(c.Providers()) != 1 || len(c.Models()) != 1 || len(c.Agents()) != 2 {
+		t.Fatalf("got %d providers, %d models, %d agents", len(c.Providers()), len(c.Models()), len(c.Agents()))
 	}
 	want := []string{"comments.yml", "empty.yaml", "lists.json", "multi.yaml", "null.yaml", "sub/dir/x.yml"}
 	if !reflect.DeepEqual(c.Files, want) {
 		t.Errorf("Files = %q, want %q", c.Files, want)
 	}
-	if c.Agents[0].ID != "a" || c.Agents[1].ID != "b" {
-		t.Errorf("agents not in file order: %s, %s", c.Agents[0].ID, c.Agents[1].ID)
+	if c.Agents()[0].ID != "a" || c.Agents()[1].ID != "b" {
+		t.Errorf("agents not in file order: %s, %s", c.Agents()[0].ID, c.Agents()[1].ID)
 	}
 }
 
@@ -286,7 +286,7 @@ agents:
     sections: {<<: *sec, b: 3, c: 4}
   - {<<: [{max_rounds: 6, system_prompt: first}, {max_rounds: 7, system_prompt: second, description: d}], id: c, model_id: m}
 `}, Options{})
-	b, cc := c.Agents[1], c.Agents[2]
+	b, cc := c.Agents()[1], c.Agents()[2]
 	if b.ID != "b" || b.ModelID != "m" || b.MaxRounds != 5 || !reflect.DeepEqual(b.Sections, map[string]any{"a": int64(1), "b": int64(3), "c": int64(4)}) {
 		t.Errorf("b = %+v", b)
 	}
@@ -319,17 +319,17 @@ func TestLoadAwakenJSON(t *testing.T) {
 	]
 }`,
 	}, Options{})
-	a := c.Agents[0]
+	a := c.Agents()[0]
 	if a.SystemPrompt != "You are helpful.\nUse https://example.com 😀" || a.ReasoningEffort.Level != "high" ||
 		a.AllowedTools != nil || !reflect.DeepEqual(a.AllowedToolPatterns, []string{"*"}) ||
 		a.ContextPolicy.CompactionMode != registry.CompactionKeepRecentRawSuffix || a.ContextPolicy.CompactionRawSuffixMessages != 2 {
 		t.Errorf("assistant = %+v", a)
 	}
-	coder := c.Agents[1]
+	coder := c.Agents()[1]
 	if coder.ReasoningEffort.Budget != 4096 || coder.Endpoint.Auth.Token != "tok" || coder.Endpoint.Target != "remote-coder" {
 		t.Errorf("coder = %+v", coder)
 	}
-	if m := c.Models[0]; *m.InputTokenPricePerMillionUSD != 2.5 || m.OutputTokenPricePerMillionUSD != nil {
+	if m := c.Models()[0]; *m.InputTokenPricePerMillionUSD != 2.5 || m.OutputTokenPricePerMillionUSD != nil {
 		t.Errorf("model = %+v", m)
 	}
 }
@@ -374,14 +374,14 @@ agents:
 			return nil, errors.New("no such file")
 		},
 	})
-	p, m := c.Providers[0], c.Models[0]
+	p, m := c.Providers()[0], c.Models()[0]
 	if p.Adapter != "mock" || p.APIKey != "sk-from-file" || p.TimeoutSecs != 30 || p.AdapterOptions.Headers["Authorization"] != "Bearer cred-tok" {
 		t.Errorf("provider = %+v", p)
 	}
 	if m.UpstreamModel != "${literal} $5" || *m.ContextWindow != 4096 {
 		t.Errorf("model = %+v", m)
 	}
-	if got := c.Agents[0].Sections["n"]; got != "7" {
+	if got := c.Agents()[0].Sections["n"]; got != "7" {
 		t.Errorf("interpolated free-form value = %#v, want the string \"7\"", got)
 	}
 	want := []string{"/run/credentials/awakend.service/token", "secrets/key"}

@@ -37,7 +37,7 @@ type resource struct {
 	index      int32        // index in its list in the file
 	file       int32        // index in Config.Files
 	line, col  int32        // where it is written: its mapping, or an alias of one
-	start, end int32        // its span in Config.fields
+	start, end int32        // its span in its file's fields (its unit's)
 	key        registry.Ref // its id as resolved
 	ref        registry.Ref // its id as written, for diagnostics
 	subst      []subst      // interpolated values, to keep them out of messages
@@ -47,7 +47,8 @@ type resource struct {
 }
 
 // fieldPos is where a field (or list element) of a resource is written.
-// Fields nest through parent, an index in Config.fields (-1: the resource).
+// Fields nest through parent, an index in its file's fields (-1: the
+// resource).
 // It holds no pointers, so that the garbage collector never scans the
 // (large) table of them.
 type fieldPos struct {

@@ -353,17 +353,17 @@ func TestSchemaDefaults(t *testing.T) {
 			var spec any
 			switch k.key {
 			case registry.NSProviders:
-				spec = c.Providers[0]
+				spec = c.Providers()[0]
 			case registry.NSModels:
-				spec = c.Models[0]
+				spec = c.Models()[0]
 			case registry.NSModelPools:
-				spec = c.Pools[0]
+				spec = c.Pools()[0]
 			default:
-				spec = c.Agents[0]
+				spec = c.Agents()[0]
 			}
 			got, ok := jsonAt(t, spec, path)
 			if !ok && slices.Equal(path, []string{"members", "weight"}) {
-				got, ok = float64(c.Pools[0].Members[0].EffectiveWeight()), true // applied where it is used
+				got, ok = float64(c.Pools()[0].Members[0].EffectiveWeight()), true // applied where it is used
 			}
 			want := jsonValue(t, p.def)
 			if !ok || !reflect.DeepEqual(got, want) {

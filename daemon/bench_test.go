@@ -64,6 +64,7 @@ func BenchmarkOneFileEdit(b *testing.B) {
 	if res := a.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup}); res.Outcome != reload.OutcomeApplied {
 		b.Fatal(res.Err)
 	}
+	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		b.StopTimer()

@@ -172,8 +172,8 @@ func TestFS(t *testing.T) {
 	if !reflect.DeepEqual(cfg.Files, []string{"agents/a.yaml", "providers.yaml"}) {
 		t.Errorf("files %v, want only the saved ones", cfg.Files)
 	}
-	if len(cfg.Providers) != 1 || cfg.Providers[0].APIKey != "sk-live" {
-		t.Errorf("providers %+v, want p with the key read from the live directory", cfg.Providers)
+	if len(cfg.Providers()) != 1 || cfg.Providers()[0].APIKey != "sk-live" {
+		t.Errorf("providers %+v, want p with the key read from the live directory", cfg.Providers())
 	}
 	if _, err := config.Load(saved.FS(nil), config.Options{}); err == nil {
 		t.Error("loaded without the referenced file")

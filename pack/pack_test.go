@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/awakend/awakend/config"
 )
@@ -194,7 +195,7 @@ func TestRecordedPackLoadsLikeTheDirectory(t *testing.T) {
 	if again.Fingerprint != cfg.Fingerprint {
 		t.Errorf("the pack loads with fingerprint %s, the directory with %s", again.Fingerprint, cfg.Fingerprint)
 	}
-	if !reflect.DeepEqual(again.Agents, cfg.Agents) || !reflect.DeepEqual(again.Providers, cfg.Providers) {
+	if !reflect.DeepEqual(again.Agents(), cfg.Agents()) || !reflect.DeepEqual(again.Providers(), cfg.Providers()) {
 		t.Error("the pack loads to other specs than the directory")
 	}
 }
@@ -209,5 +210,45 @@ func TestRecorderRefusesUnread(t *testing.T) {
 	}
 	if _, err := rec.Pack([]string{"a.yaml"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// opensFS counts the files opened through it; it stats without opening.
+type opensFS struct {
+	fstest.MapFS
+	opened int
+}
+
+func (o *opensFS) Open(name string) (fs.File, error) { o.opened++; return o.MapFS.Open(name) }
+
+func (o *opensFS) Stat(name string) (fs.FileInfo, error) { return o.MapFS.Stat(name) }
+
+// A stat through the recorder opens nothing: a reload stats every file.
+// A file only stat'd is packed as it is then, if its stat is still the
+// one seen.
+func TestRecorderStatsWithoutOpening(t *testing.T) {
+	then := time.Now().Add(-time.Hour)
+	under := &opensFS{MapFS: fstest.MapFS{
+		"a.yaml": {Data: []byte("xyz"), ModTime: then},
+		"b.yaml": {Data: []byte("abc"), ModTime: then},
+	}}
+	rec := Record(under)
+	fi, err := fs.Stat(rec, "a.yaml")
+	if err != nil || fi.Size() != 3 {
+		t.Fatalf("stat: %v, %v", fi, err)
+	}
+	if under.opened != 0 {
+		t.Fatalf("a stat opened %d files", under.opened)
+	}
+	p, err := rec.Pack([]string{"a.yaml"})
+	if err != nil || len(p.Files) != 1 || string(p.Files[0].Data) != "xyz" {
+		t.Fatalf("pack of a file stat'd: %+v, %v", p, err)
+	}
+	if _, err := rec.Pack([]string{"b.yaml"}); err == nil {
+		t.Fatal("packed a file the load neither read nor stat'd")
+	}
+	under.MapFS["a.yaml"] = &fstest.MapFile{Data: []byte("xyz!"), ModTime: time.Now()}
+	if _, err := rec.Pack([]string{"a.yaml"}); err == nil || !strings.Contains(err.Error(), "changed since the load") {
+		t.Fatalf("packed a file changed after the load's stat: %v", err)
 	}
 }

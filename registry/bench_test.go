@@ -116,3 +116,30 @@ func BenchmarkRebuild(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPatch measures patching 20 agents' prompts in the large set,
+// validation and the diff included: what a one-file edit costs the
+// registry.
+func BenchmarkPatch(b *testing.B) {
+	s, err := Rebuild(nil, largeUpdate())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		var p Patch
+		for _, id := range s.AgentIDs()[100:120] {
+			a, _ := s.Agent(id)
+			a.SystemPrompt = fmt.Sprintf("edit %d", i)
+			p.Put.Agents = append(p.Put.Agents, a)
+		}
+		next, err := s.Patch(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if d := Diff(s, next); len(d) != 20 {
+			b.Fatal(d)
+		}
+		s = next
+	}
+}

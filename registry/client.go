@@ -80,7 +80,7 @@ func CheckClient(cl ClientSpec) []Diagnostic {
 }
 
 // Client returns the client with the given id.
-func (s *Set) Client(id string) (ClientSpec, bool) { c, ok := s.clients[id]; return c, ok }
+func (s *Set) Client(id string) (ClientSpec, bool) { return get(s.clients, id) }
 
 // ClientIDs returns the client ids in sorted order. The slice is shared.
 func (s *Set) ClientIDs() []string { return s.clientIDs }
@@ -92,7 +92,7 @@ func (s *Set) ClientByKey(h [sha256.Size]byte) (ClientSpec, bool) {
 	if !ok {
 		return ClientSpec{}, false
 	}
-	return s.clients[id], true
+	return *s.clients[id], true
 }
 
 // indexClients builds the key index and reports clients that share a key,
@@ -102,12 +102,12 @@ func (s *Set) indexClients() []Diagnostic {
 	s.clientKeys = make(map[[sha256.Size]byte]string, len(s.clients))
 	for _, id := range s.clientIDs {
 		c := s.clients[id]
-		diags = append(diags, CheckClient(c)...)
+		diags = append(diags, CheckClient(*c)...)
 		if h, ok := c.KeyHash(); ok {
 			if other, dup := s.clientKeys[h]; dup {
 				diags = append(diags, Diagnostic{
 					Code: CodeClientDuplicateKey, Severity: SeverityError,
-					Resource: Ref{NSClients, id}, DependsOn: &Ref{NSClients, other}, Field: keyField(c),
+					Resource: Ref{NSClients, id}, DependsOn: &Ref{NSClients, other}, Field: keyField(*c),
 					Message: "client '" + id + "' has the same key as client '" + other + "' (each client needs a key of its own)",
 				})
 			} else {

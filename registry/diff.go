@@ -29,8 +29,13 @@ const (
 // models, model pools, agents, clients) and then id.
 type Changes []Change
 
-// Diff returns what changed from old to next. A nil set is empty.
+// Diff returns what changed from old to next. A nil set is empty. When
+// next is old patched (Set.Patch), the patch's own changes are returned,
+// the same as comparing the two sets would give.
 func Diff(old, next *Set) Changes {
+	if old != nil && next != nil && next.origin.Value() == old {
+		return slices.Clone(next.changes)
+	}
 	if old == nil {
 		old = Empty()
 	}
@@ -42,14 +47,14 @@ func Diff(old, next *Set) Changes {
 		func(id string) any { return old.providers[id].Spec },
 		func(id string) any { return next.providers[id].Spec })
 	cs = diffKind(cs, NSModels, old.modelIDs, next.modelIDs, nil,
-		func(id string) any { return old.models[id] }, func(id string) any { return next.models[id] })
+		func(id string) any { return *old.models[id] }, func(id string) any { return *next.models[id] })
 	cs = diffKind(cs, NSModelPools, old.poolIDs, next.poolIDs, nil,
-		func(id string) any { return old.pools[id] }, func(id string) any { return next.pools[id] })
+		func(id string) any { return *old.pools[id] }, func(id string) any { return *next.pools[id] })
 	cs = diffKind(cs, NSAgents, old.agentIDs, next.agentIDs,
-		func(id string) bool { a, b := old.agents[id], next.agents[id]; return agentEqual(&a, &b) },
-		func(id string) any { return old.agents[id] }, func(id string) any { return next.agents[id] })
+		func(id string) bool { return agentEqual(old.agents[id], next.agents[id]) },
+		func(id string) any { return *old.agents[id] }, func(id string) any { return *next.agents[id] })
 	cs = diffKind(cs, NSClients, old.clientIDs, next.clientIDs, nil,
-		func(id string) any { return old.clients[id] }, func(id string) any { return next.clients[id] })
+		func(id string) any { return *old.clients[id] }, func(id string) any { return *next.clients[id] })
 	return cs
 }
 

@@ -211,46 +211,51 @@ type BuildError struct{ Msg string }
 func (e *BuildError) Error() string { return "registry build failed: " + e.Msg }
 
 // Rebuild returns a new set with the providers, models, pools, agents and
-// clients of base replaced wholesale by update; tools and plugins are kept.
-func Rebuild(base *Set, u Update) (*Set, error) {
-	d := NewDraft(base)
-	d.Providers = make(map[string]Provider, len(u.Providers))
-	d.Models = make(map[string]ModelSpec, len(u.Models))
-	d.Pools = make(map[string]PoolSpec, len(u.Pools))
-	d.Agents = make(map[string]AgentSpec, len(u.Agents))
-	d.Clients = make(map[string]ClientSpec, len(u.Clients))
-	for _, p := range u.Providers {
-		if err := put(d.Providers, p.Spec.ID, p, "provider"); err != nil {
-			return nil, err
-		}
+// clients of base replaced wholesale by those of the updates together;
+// tools and plugins are kept. The set holds the updates' specs where they
+// are, without copying them: their lists must not be modified afterwards.
+func Rebuild(base *Set, updates ...Update) (*Set, error) {
+	if base == nil {
+		base = &Set{}
 	}
-	for _, m := range u.Models {
-		if err := put(d.Models, m.ID, m, "model"); err != nil {
-			return nil, err
-		}
+	s := &Set{tools: cloneMap(base.tools), plugins: cloneMap(base.plugins)}
+	var err error
+	if s.providers, err = index(updates, func(u *Update) []Provider { return u.Providers }, func(p *Provider) string { return p.Spec.ID }, "provider"); err != nil {
+		return nil, err
 	}
-	for _, p := range u.Pools {
-		if err := put(d.Pools, p.ID, p, "model pool"); err != nil {
-			return nil, err
-		}
+	if s.models, err = index(updates, func(u *Update) []ModelSpec { return u.Models }, func(m *ModelSpec) string { return m.ID }, "model"); err != nil {
+		return nil, err
 	}
-	for _, a := range u.Agents {
-		if err := put(d.Agents, a.ID, a, "agent"); err != nil {
-			return nil, err
-		}
+	if s.pools, err = index(updates, func(u *Update) []PoolSpec { return u.Pools }, func(p *PoolSpec) string { return p.ID }, "model pool"); err != nil {
+		return nil, err
 	}
-	for _, c := range u.Clients {
-		if err := put(d.Clients, c.ID, c, "client"); err != nil {
-			return nil, err
-		}
+	if s.agents, err = index(updates, func(u *Update) []AgentSpec { return u.Agents }, func(a *AgentSpec) string { return a.ID }, "agent"); err != nil {
+		return nil, err
 	}
-	return d.Build()
+	if s.clients, err = index(updates, func(u *Update) []ClientSpec { return u.Clients }, func(c *ClientSpec) string { return c.ID }, "client"); err != nil {
+		return nil, err
+	}
+	return s.validated()
 }
 
-func put[V any](m map[string]V, id string, v V, kind string) error {
-	if _, dup := m[id]; dup {
-		return &BuildError{Msg: kind + " already registered: " + id}
+// index maps the id of each item of one kind in the updates to it; an id
+// given twice is an error.
+func index[V any](updates []Update, list func(*Update) []V, idOf func(*V) string, kind string) (map[string]*V, error) {
+	n := 0
+	for i := range updates {
+		n += len(list(&updates[i]))
 	}
-	m[id] = v
-	return nil
+	m := make(map[string]*V, n)
+	for i := range updates {
+		l := list(&updates[i])
+		for j := range l {
+			v := &l[j]
+			id := idOf(v)
+			if _, dup := m[id]; dup {
+				return nil, &BuildError{Msg: kind + " already registered: " + id}
+			}
+			m[id] = v
+		}
+	}
+	return m, nil
 }

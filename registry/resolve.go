@@ -65,7 +65,7 @@ func (s *Set) Resolve(name string) (Route, error) {
 			r.Kind = KindModelRoute
 		}
 		r.ModelID = target
-		r.Targets = append(r.Targets, s.target(m))
+		r.Targets = append(r.Targets, s.target(*m))
 		return r, nil
 	}
 	if p, ok := s.pools[target]; ok {
@@ -74,7 +74,7 @@ func (s *Set) Resolve(name string) (Route, error) {
 		}
 		r.ModelID, r.PoolID = target, target
 		for _, mem := range p.Members {
-			t := s.target(s.models[mem.ModelID])
+			t := s.target(spec(s.models, mem.ModelID))
 			t.Role = mem.Role
 			if t.Role == "" {
 				t.Role = RoleMember
@@ -91,7 +91,7 @@ func (s *Set) Resolve(name string) (Route, error) {
 }
 
 func (s *Set) target(m ModelSpec) Target {
-	p := s.providers[m.ProviderID].Spec
+	p := spec(s.providers, m.ProviderID).Spec
 	return Target{
 		ModelID: m.ID, ProviderID: m.ProviderID, UpstreamModel: m.UpstreamModel,
 		Adapter: p.Adapter, BaseURL: p.EffectiveBaseURL(),

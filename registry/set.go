@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"weak"
 
 	"github.com/awakend/awakend/internal/suggest"
 )
@@ -19,16 +20,22 @@ import (
 // concurrent use; the specs it hands out share backing arrays with it and
 // must not be modified.
 type Set struct {
-	providers map[string]Provider
-	models    map[string]ModelSpec
-	pools     map[string]PoolSpec
-	agents    map[string]AgentSpec
-	clients   map[string]ClientSpec
+	// The resources are held by pointer, so that a patch copies a map of
+	// pointers, not every spec (a map holds a large value by pointer
+	// anyway, one allocation each). The specs are never modified.
+	providers map[string]*Provider
+	models    map[string]*ModelSpec
+	pools     map[string]*PoolSpec
+	agents    map[string]*AgentSpec
+	clients   map[string]*ClientSpec
 	tools     map[string]Tool
 	plugins   map[string]Plugin
 
 	providerIDs, modelIDs, poolIDs, agentIDs, clientIDs []string
 	clientKeys                                          map[[32]byte]string // key hash → client id
+
+	origin  weak.Pointer[Set] // the set Patch made this one from, if it did
+	changes Changes           // what that patch changed
 }
 
 // Empty returns a valid set with nothing in it.
@@ -38,16 +45,28 @@ func Empty() *Set {
 }
 
 // Provider returns the provider with the given id.
-func (s *Set) Provider(id string) (Provider, bool) { p, ok := s.providers[id]; return p, ok }
+func (s *Set) Provider(id string) (Provider, bool) { return get(s.providers, id) }
 
 // Model returns the model with the given id.
-func (s *Set) Model(id string) (ModelSpec, bool) { m, ok := s.models[id]; return m, ok }
+func (s *Set) Model(id string) (ModelSpec, bool) { return get(s.models, id) }
 
 // Pool returns the model pool with the given id.
-func (s *Set) Pool(id string) (PoolSpec, bool) { p, ok := s.pools[id]; return p, ok }
+func (s *Set) Pool(id string) (PoolSpec, bool) { return get(s.pools, id) }
 
 // Agent returns the agent with the given id.
-func (s *Set) Agent(id string) (AgentSpec, bool) { a, ok := s.agents[id]; return a, ok }
+func (s *Set) Agent(id string) (AgentSpec, bool) { return get(s.agents, id) }
+
+// get returns the value m holds for id, or the zero value.
+func get[V any](m map[string]*V, id string) (V, bool) {
+	if p, ok := m[id]; ok {
+		return *p, true
+	}
+	var zero V
+	return zero, false
+}
+
+// spec returns the value m holds for id, or the zero value.
+func spec[V any](m map[string]*V, id string) V { v, _ := get(m, id); return v }
 
 // Tool returns the tool with the given id.
 func (s *Set) Tool(id string) (Tool, bool) { t, ok := s.tools[id]; return t, ok }
@@ -93,11 +112,11 @@ func NewDraft(base *Set) *Draft {
 		base = &Set{}
 	}
 	return &Draft{
-		Providers: cloneMap(base.providers),
-		Models:    cloneMap(base.models),
-		Pools:     cloneMap(base.pools),
-		Agents:    cloneMap(base.agents),
-		Clients:   cloneMap(base.clients),
+		Providers: values(base.providers),
+		Models:    values(base.models),
+		Pools:     values(base.pools),
+		Agents:    values(base.agents),
+		Clients:   values(base.clients),
 		Tools:     cloneMap(base.tools),
 		Plugins:   cloneMap(base.plugins),
 	}
@@ -116,22 +135,47 @@ func cloneMap[V any](m map[string]V) map[string]V {
 	return c
 }
 
+// values is cloneMap for a set's map of pointers.
+func values[V any](m map[string]*V) map[string]V {
+	c := make(map[string]V, len(m))
+	for id, p := range m {
+		c[id] = *p
+	}
+	return c
+}
+
+// pointers holds the values of m by pointer, all in one allocation; a nil
+// m gives an empty map.
+func pointers[V any](m map[string]V) map[string]*V {
+	out := make(map[string]*V, len(m))
+	vals := make([]V, 0, len(m))
+	for id, v := range m {
+		vals = append(vals, v)
+		out[id] = &vals[len(vals)-1]
+	}
+	return out
+}
+
 // Build validates the draft and returns the new set, or a *ValidationError
 // listing every problem: the spec rules of each resource first, then the
-// graph (references between resources). The set takes the draft's maps
-// over (a large registry is not copied again): Build empties the draft, so
-// that writing to it afterwards panics instead of changing the set.
+// graph (references between resources). A draft is built once: Build
+// empties it, so that writing to it afterwards panics.
 func (d *Draft) Build() (*Set, error) {
 	s := &Set{
-		providers: orEmpty(d.Providers),
-		models:    orEmpty(d.Models),
-		pools:     orEmpty(d.Pools),
-		agents:    orEmpty(d.Agents),
-		clients:   orEmpty(d.Clients),
+		providers: pointers(d.Providers),
+		models:    pointers(d.Models),
+		pools:     pointers(d.Pools),
+		agents:    pointers(d.Agents),
+		clients:   pointers(d.Clients),
 		tools:     orEmpty(d.Tools),
 		plugins:   orEmpty(d.Plugins),
 	}
 	*d = Draft{}
+	return s.validated()
+}
+
+// validated sorts the ids of s and returns it if it has no problem.
+func (s *Set) validated() (*Set, error) {
 	s.providerIDs = slices.Sorted(maps.Keys(s.providers))
 	s.modelIDs = slices.Sorted(maps.Keys(s.models))
 	s.poolIDs = slices.Sorted(maps.Keys(s.pools))
@@ -151,10 +195,10 @@ func (s *Set) Diagnose() []Diagnostic {
 		diags = append(diags, CheckProvider(s.providers[id].Spec)...)
 	}
 	for _, id := range s.modelIDs {
-		diags = append(diags, CheckModel(s.models[id])...)
+		diags = append(diags, CheckModel(*s.models[id])...)
 	}
 	for _, id := range s.poolIDs {
-		diags = append(diags, CheckPool(s.pools[id])...)
+		diags = append(diags, CheckPool(*s.pools[id])...)
 		if _, clash := s.models[id]; clash {
 			diags = append(diags, Diagnostic{
 				Code: CodeDuplicateID, Severity: SeverityError,
@@ -164,7 +208,7 @@ func (s *Set) Diagnose() []Diagnostic {
 		}
 	}
 	for _, id := range s.agentIDs {
-		diags = append(diags, CheckAgent(s.agents[id])...)
+		diags = append(diags, CheckAgent(*s.agents[id])...)
 		if s.isModelOrPool(id) {
 			diags = append(diags, Diagnostic{
 				Code: CodeAmbiguousID, Severity: SeverityError,

@@ -1,9 +1,13 @@
 // Package scaleset generates the scale set the benchmarks load: a config
-// directory as large as a big deployment's, 10,000 agents over 500 files.
+// directory as large as a big deployment's, 10,000 agents over 500 files,
+// and the same with 10,000 clients.
 package scaleset
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -19,6 +23,63 @@ const (
 	Pools     = 50
 	Agents    = 10000
 )
+
+// Clients is how many clients WithClients adds; one in ClientVarEvery takes
+// its key from a variable (ClientKeyVar), the others declare its SHA-256.
+const (
+	Clients        = 10000
+	ClientVarEvery = 50
+)
+
+// ClientKeyVar is the variable client n's key is read from, for the clients
+// that take theirs from one.
+func ClientKeyVar(n int) string { return "CLIENT_KEY_" + strconv.Itoa(n) }
+
+// ClientKey is client n's key.
+func ClientKey(n int) string { return fmt.Sprintf("sk-client-%05d-0123456789", n) }
+
+// LookupEnv resolves the variables the scale set reads: KeyVar and the
+// clients' ClientKeyVar.
+func LookupEnv(name string) (string, bool) {
+	if name == KeyVar {
+		return "sk-scale-0123456789", true
+	}
+	if n, err := strconv.Atoi(strings.TrimPrefix(name, "CLIENT_KEY_")); err == nil && name == ClientKeyVar(n) {
+		return ClientKey(n), true
+	}
+	return "", false
+}
+
+// WithClients is Files with Clients clients spread over the same files:
+// keys as key_sha256 but for one in ClientVarEvery (a ${CLIENT_KEY_n}
+// variable), every other client scoped to an agent and a pool, every
+// fourth with limits.
+func WithClients() map[string][]byte {
+	files := Files()
+	for f := range FileCount {
+		name := fmt.Sprintf("%03d-team.yaml", f)
+		var b strings.Builder
+		b.Write(files[name])
+		b.WriteString("clients:\n")
+		for c := f * Clients / FileCount; c < (f+1)*Clients/FileCount; c++ {
+			fmt.Fprintf(&b, "  - id: client-%d\n    description: Client number %d of team %d.\n", c, c, f)
+			if c%ClientVarEvery == 0 {
+				fmt.Fprintf(&b, "    key: ${%s}\n", ClientKeyVar(c))
+			} else {
+				sum := sha256.Sum256([]byte(ClientKey(c)))
+				fmt.Fprintf(&b, "    key_sha256: %s\n", hex.EncodeToString(sum[:]))
+			}
+			if c%2 == 1 {
+				fmt.Fprintf(&b, "    models: [agent-%d, pool-%d]\n", c%Agents, c%Pools)
+			}
+			if c%4 == 0 {
+				b.WriteString("    limits: {requests_per_minute: 600, tokens_per_minute: 200000}\n")
+			}
+		}
+		files[name] = []byte(b.String())
+	}
+	return files
+}
 
 // Files generates the scale set: file paths (slash-separated, relative to
 // the config directory) and contents. Every file holds a share of each
