@@ -141,6 +141,7 @@ func Run(ctx context.Context, o Options) error {
 		applier.ReadSettings(s, o.SettingsFile, o.ReadSettings, applyLive)
 	}
 
+	applier.Logger = log
 	if s.StateDir != "" && fl == nil { // the fleet keeps its own local copy
 		applier.Keep = func(saved lastgood.Saved) {
 			if err := lastgood.Save(s.StateDir, saved); err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -45,8 +46,11 @@ type Applier struct {
 	OnRebuild func(Request)
 	// Keep, if set, is given the config files of each configuration that
 	// goes live from the directory, as they were read: the first, and each
-	// one whose files differ from the last.
+	// one whose files differ from the last, once it serves.
 	Keep func(lastgood.Saved)
+	// Logger receives what goes wrong beside a reload's result: files that
+	// could not be kept. nil discards.
+	Logger *slog.Logger
 
 	settings *settingsInput // nil: the settings are not read again
 
@@ -266,15 +270,16 @@ func (a *Applier) apply(ctx context.Context, req Request, fsys fs.FS, rec *pack.
 		}
 	}
 	a.rejected = ""
-	if configFP != a.configFP {
-		a.keep(cfg, rec)
-	}
+	kept := configFP != a.configFP
 	a.fingerprint, a.configFP = res.Fingerprint, configFP
 	var changes []string
 	if diff := registry.Diff(base, set); !diff.Empty() {
 		res.Version = a.handle.Replace(set)
 		changes = append(changes, diff.String())
 		closeReplaced(base, set)
+	}
+	if kept { // after the swap: the new files serve before they are written down
+		a.keep(cfg, rec)
 	}
 	if changed := a.publishSettings(live, false); len(changed) > 0 {
 		changes = append(changes, "~settings ("+strings.Join(changed, ", ")+")")
@@ -299,9 +304,19 @@ func (a *Applier) keep(cfg *config.Config, rec *pack.Recorder) {
 	}
 	p, err := rec.Pack(cfg.Files)
 	if err != nil {
-		return // cannot happen: Load reads every file it lists to the end
+		// A file changed between the load and now: the next reload,
+		// which the change triggers, keeps what it reads.
+		a.log().Warn("last-known-good configuration not saved", "error", err)
+		return
 	}
 	a.Keep(lastgood.Saved{Origin: lastgood.OriginDirectory, Fingerprint: cfg.Fingerprint, SavedAt: time.Now(), Files: p.Files})
+}
+
+func (a *Applier) log() *slog.Logger {
+	if a.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Logger
 }
 
 // publishSettings makes live the settings the daemon runs with and, unless
