@@ -224,7 +224,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	watchFiles := certFiles
-	if o.SettingsFile != "" && o.ReadSettings != nil {
+	if o.ReadSettings != nil && regularFile(o.SettingsFile) { // not --settings /dev/null
 		watchFiles = append(watchFiles, o.SettingsFile)
 	}
 	loop = reload.New(applier.Apply, reload.Options{
@@ -502,6 +502,12 @@ func statusLine(h *registry.Handle, r reload.Result, d *api.Degraded, fl *fleetS
 		line += "; restart to apply " + strings.Join(r.Restart, "; ")
 	}
 	return line
+}
+
+// regularFile reports whether path names a regular file, through links.
+func regularFile(path string) bool {
+	fi, err := os.Stat(path)
+	return path != "" && err == nil && fi.Mode().IsRegular()
 }
 
 // nextAdmin is the API's NextAdmin: whether a token is the admin token the
