@@ -444,25 +444,30 @@ func validID(s string) bool {
 // is a write of its own).
 func (g *Gateway) finish(ctx context.Context, w http.ResponseWriter, rs *reqState) {
 	took := g.now().Sub(rs.start)
-	if rs.forwarded {
-		if p, c, ok := usage(rs.out); ok {
-			rs.promptTokens, rs.completionTokens = p, c
-		}
+	// A client's usage is counted before the flush: a small non-streaming
+	// answer is still in net/http's buffer, so the client's next request,
+	// and GET /api/v1/clients, see this one's usage and tokens taken. The
+	// usage of no client only feeds the metrics and the log line: it waits
+	// until the answer is on its way, and is not read at all when neither
+	// is there to take it.
+	anon := rs.client == nil
+	if !anon {
+		g.account(rs)
 	}
-	// Before the flush: a small non-streaming answer is still in net/http's
-	// buffer, so the client's next request sees this one's usage and
-	// tokens taken.
-	g.account(rs)
 	if rs.status != statusClientClosed {
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush() // every answer here has its Content-Length, or is a stream
 		}
 	}
+	logged := g.log.Enabled(ctx, slog.LevelInfo)
+	if anon && (g.m.exported || logged) {
+		g.account(rs)
+	}
 	g.m.request(rs)
 	if rs.attempts > 0 {
 		g.m.overhead.Observe((took - rs.upstream).Seconds())
 	}
-	if !g.log.Enabled(ctx, slog.LevelInfo) {
+	if !logged {
 		return
 	}
 	clientID := NoClient
