@@ -394,8 +394,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		g.models(w, r, t, rs)
 	default:
-		g.fail(w, rs, http.StatusNotFound, edge.NewError(edge.TypeInvalidRequest, "unknown_url", "",
-			"Unknown request URL: "+r.Method+" "+r.URL.Path+"."))
+		g.fail(w, rs, http.StatusNotFound, edge.UnknownURL(r.Method, r.URL.Path))
 	}
 	g.finish(r.Context(), w, rs)
 }
