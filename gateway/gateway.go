@@ -149,9 +149,10 @@
 // (a request's total time minus its upstream time). The usage a served
 // request reports is counted per client and serving model, with its cost
 // at the model's prices: awakend_tokens_total{client, model, direction}
-// and awakend_cost_usd_total{client, model}, and Gateway.ClientUsage. A
-// client that went away is logged and counted with status 499, as nginx
-// does.
+// and awakend_cost_usd_total{client, model}, and Gateway.ClientUsage
+// (the usage of no client only while metrics or the log line take it, and
+// read after its answer is sent). A client that went away is logged and
+// counted with status 499, as nginx does.
 package gateway
 
 import (
