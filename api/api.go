@@ -224,6 +224,12 @@ func New(opts Options) http.Handler {
 				"method "+r.Method+" is not allowed on "+r.URL.Path+" (allowed: "+allow+")")
 		}))
 	}
+	// The gateway serves /v1/ and below; /v1 alone, where a client with a
+	// slightly wrong base URL lands, gets the gateway's 404 naming its
+	// routes rather than this one's.
+	s.mux.HandleFunc("/v1", func(w http.ResponseWriter, r *http.Request) {
+		edge.WriteError(w, http.StatusNotFound, edge.UnknownURL(r.Method, r.URL.Path))
+	})
 	s.mux.Handle("/", s.withSnapshot(func(w http.ResponseWriter, r *http.Request, _ *registry.Snapshot) {
 		writeError(w, http.StatusNotFound, edge.TypeInvalidRequest, "not_found", "no route for "+r.Method+" "+r.URL.Path)
 	}))

@@ -379,6 +379,20 @@ func TestNotFoundMessage(t *testing.T) {
 	}
 }
 
+// TestV1: /v1 alone, which the gateway's /v1/ does not cover, answers the
+// gateway's 404 naming its routes.
+func TestV1(t *testing.T) {
+	handler, _, _ := newServer(t, api.Options{})
+	for _, method := range []string{"GET", "POST"} {
+		w := serve(handler, method, "/v1", "", "")
+		b := w.Body.String()
+		if w.Code != http.StatusNotFound || !strings.Contains(b, `"code":"unknown_url"`) ||
+			!strings.Contains(b, "Unknown request URL: "+method+" /v1.") || !strings.Contains(b, "POST /v1/chat/completions") {
+			t.Errorf("%s /v1: %d %s, want 404 unknown_url naming the gateway's routes", method, w.Code, b)
+		}
+	}
+}
+
 func TestAllowHeader(t *testing.T) {
 	handler, _, _ := newServer(t, api.Options{})
 	for path, want := range map[string]string{

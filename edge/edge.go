@@ -45,6 +45,16 @@ func NewError(typ, code, param, msg string) *Error {
 	return &Error{Message: msg, Type: typ, Param: param, Code: code}
 }
 
+// UnknownURL is the 404 of a path under /v1, or /v1 itself, that the
+// gateway does not serve: it names the routes that it does, since a client
+// that gets here most often has a base URL or a path slightly wrong.
+func UnknownURL(method, path string) *Error {
+	return NewError(TypeInvalidRequest, "unknown_url", "", "Unknown request URL: "+method+" "+path+
+		". The gateway serves POST /v1/chat/completions, POST /v1/messages, POST /v1/messages/count_tokens,"+
+		" POST /v1/embeddings, POST /v1/responses, GET /v1/models and GET /v1/models/{id};"+
+		" an OpenAI or Anthropic SDK takes http://<listen address>/v1 as its base URL.")
+}
+
 // MarshalJSON renders e in OpenAI's shape.
 func (e Error) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {

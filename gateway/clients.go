@@ -261,11 +261,17 @@ func (g *Gateway) admit(w http.ResponseWriter, rs *reqState) bool {
 func formatCount(f float64) string { return strconv.FormatFloat(f, 'f', 0, 64) }
 
 // account records a finished request's usage under its client (NoClient
-// for none) and takes its tokens from the client's limit.
+// for none) and takes its tokens from the client's limit. A non-streaming
+// answer's usage is read here; a stream's was read as it passed.
 func (g *Gateway) account(rs *reqState) {
 	tg := rs.tg
 	if tg == nil {
 		return
+	}
+	if rs.forwarded {
+		if p, c, ok := usage(rs.out); ok {
+			rs.promptTokens, rs.completionTokens = p, c
+		}
 	}
 	a := g.anon
 	if rs.client != nil {
@@ -309,7 +315,9 @@ type Counts struct {
 }
 
 // ClientUsage returns the usage of the client with id (NoClient for the
-// requests of none); zero for a client the gateway has not seen.
+// requests of none); zero for a client the gateway has not seen. The
+// requests of no client are counted only while the gateway exports its
+// metrics (Options.Metrics) or logs requests (at Info), which report them.
 func (g *Gateway) ClientUsage(id string) Usage {
 	g.mu.Lock()
 	a := g.accounts[id]

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -157,13 +159,38 @@ func sameCounts(a, b Counts) bool {
 	return a == b && math.Abs(ca-cb) < 1e-12
 }
 
+// TestNoClientUsage: the requests of no client are counted, in the metrics
+// and ClientUsage, when the gateway exports metrics or logs its requests;
+// with neither, their answers are not read for usage.
 func TestNoClientUsage(t *testing.T) {
-	g, _ := basicWorld().gw(t, Options{})
-	if res := do(t, g, "POST", "/v1/chat/completions", chatReq("n"), nil...); res.code != 200 {
-		t.Fatalf("status %d: %s", res.code, res.body)
-	}
-	if u := g.ClientUsage(NoClient); u.Requests != 1 || u.InputTokens != 7 || u.OutputTokens != 3 || u.CostUSD != 0 {
-		t.Errorf("usage of no client %+v, want 1 request, 7 and 3 tokens, no price", u)
+	for _, tc := range []struct {
+		name    string
+		opts    func() Options
+		counted bool
+	}{
+		{"metrics", func() Options { return Options{Metrics: prometheus.NewRegistry()} }, true},
+		{"log", func() Options { return Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))} }, true},
+		{"neither", func() Options { return Options{Logger: discard} }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, _ := basicWorld().gw(t, tc.opts())
+			if res := do(t, g, "POST", "/v1/chat/completions", chatReq("n"), nil...); res.code != 200 {
+				t.Fatalf("status %d: %s", res.code, res.body)
+			}
+			u := g.ClientUsage(NoClient)
+			if !tc.counted {
+				if u.Requests != 0 {
+					t.Errorf("usage of no client %+v with no metrics and no log, want none", u)
+				}
+				return
+			}
+			if u.Requests != 1 || u.InputTokens != 7 || u.OutputTokens != 3 || u.CostUSD != 0 {
+				t.Errorf("usage of no client %+v, want 1 request, 7 and 3 tokens, no price", u)
+			}
+			if got := testutil.ToFloat64(g.m.tokens.WithLabelValues(NoClient, "n", "input")); got != 7 {
+				t.Errorf("awakend_tokens_total{client=%q, direction=input} = %v, want 7", NoClient, got)
+			}
+		})
 	}
 }
 

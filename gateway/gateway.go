@@ -149,9 +149,10 @@
 // (a request's total time minus its upstream time). The usage a served
 // request reports is counted per client and serving model, with its cost
 // at the model's prices: awakend_tokens_total{client, model, direction}
-// and awakend_cost_usd_total{client, model}, and Gateway.ClientUsage. A
-// client that went away is logged and counted with status 499, as nginx
-// does.
+// and awakend_cost_usd_total{client, model}, and Gateway.ClientUsage
+// (the usage of no client only while metrics or the log line take it, and
+// read after its answer is sent). A client that went away is logged and
+// counted with status 499, as nginx does.
 package gateway
 
 import (
@@ -395,8 +396,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		g.models(w, r, t, rs)
 	default:
-		g.fail(w, rs, http.StatusNotFound, edge.NewError(edge.TypeInvalidRequest, "unknown_url", "",
-			"Unknown request URL: "+r.Method+" "+r.URL.Path+"."))
+		g.fail(w, rs, http.StatusNotFound, edge.UnknownURL(r.Method, r.URL.Path))
 	}
 	g.finish(r.Context(), w, rs)
 }
@@ -445,25 +445,30 @@ func validID(s string) bool {
 // is a write of its own).
 func (g *Gateway) finish(ctx context.Context, w http.ResponseWriter, rs *reqState) {
 	took := g.now().Sub(rs.start)
-	if rs.forwarded {
-		if p, c, ok := usage(rs.out); ok {
-			rs.promptTokens, rs.completionTokens = p, c
-		}
+	// A client's usage is counted before the flush: a small non-streaming
+	// answer is still in net/http's buffer, so the client's next request,
+	// and GET /api/v1/clients, see this one's usage and tokens taken. The
+	// usage of no client only feeds the metrics and the log line: it waits
+	// until the answer is on its way, and is not read at all when neither
+	// is there to take it.
+	anon := rs.client == nil
+	if !anon {
+		g.account(rs)
 	}
-	// Before the flush: a small non-streaming answer is still in net/http's
-	// buffer, so the client's next request sees this one's usage and
-	// tokens taken.
-	g.account(rs)
 	if rs.status != statusClientClosed {
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush() // every answer here has its Content-Length, or is a stream
 		}
 	}
+	logged := g.log.Enabled(ctx, slog.LevelInfo)
+	if anon && (g.m.exported || logged) {
+		g.account(rs)
+	}
 	g.m.request(rs)
 	if rs.attempts > 0 {
 		g.m.overhead.Observe((took - rs.upstream).Seconds())
 	}
-	if !g.log.Enabled(ctx, slog.LevelInfo) {
+	if !logged {
 		return
 	}
 	clientID := NoClient

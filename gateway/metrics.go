@@ -19,6 +19,7 @@ type gatewayMetrics struct {
 	cost     *prometheus.CounterVec
 	inFlight prometheus.Gauge
 	failover *prometheus.CounterVec
+	exported bool // registered on a registry: someone may read them
 }
 
 var (
@@ -69,6 +70,7 @@ func newMetrics(reg prometheus.Registerer) *gatewayMetrics {
 		}, []string{"pool"}),
 	}
 	if reg != nil {
+		m.exported = true
 		m.requests = register(reg, m.requests)
 		m.upstream = register(reg, m.upstream)
 		m.ttft = register(reg, m.ttft)

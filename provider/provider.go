@@ -209,6 +209,9 @@ func build(spec registry.ProviderSpec, timeout time.Duration) (*Executor, error)
 	if timeout > 0 && timeout < dial {
 		dial = timeout
 	}
+	// No ResponseHeaderTimeout: the call's own timer (see callBody) bounds
+	// the time to the headers, and a second one would only be set and
+	// stopped on every request.
 	e.tr = &http.Transport{
 		Proxy:                  http.ProxyFromEnvironment,
 		DialContext:            (&net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}).DialContext,
@@ -217,7 +220,6 @@ func build(spec registry.ProviderSpec, timeout time.Duration) (*Executor, error)
 		MaxIdleConnsPerHost:    512,
 		IdleConnTimeout:        90 * time.Second,
 		TLSHandshakeTimeout:    dial,
-		ResponseHeaderTimeout:  timeout,
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: maxResponseHeader,
 		// An HTTP/2 connection that goes silent is probed, and closed

@@ -1,9 +1,13 @@
 package provider
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/json"
 	"slices"
 	"strings"
+
+	"github.com/awakend/awakend/internal/jsonscan"
 )
 
 // secrets are a provider's credentials: its API key and the values of its
@@ -86,14 +90,57 @@ func redactRuns(s, x string) string {
 }
 
 // Redact returns b with the provider's secrets removed; b itself when it
-// holds none.
+// holds none. The JSON strings in b that hold escapes are read decoded
+// too, so that a secret an upstream echoes escaped (a "\/" for a slash,
+// every byte as "\u00XX") goes as well: such a string is written again,
+// redacted.
 func (e *Executor) Redact(b []byte) []byte {
 	if len(e.secrets) == 0 {
 		return b
+	}
+	if bytes.IndexByte(b, '\\') >= 0 {
+		// First: the plain pass could cut an escape in two.
+		b = e.secrets.redactEscaped(b)
 	}
 	s := string(b)
 	if r := e.secrets.redact(s); r != s {
 		return []byte(r)
 	}
 	return b
+}
+
+// redactEscaped redacts the JSON strings of b that hold escapes, decoded,
+// and returns b itself when none held a secret. Quotes are taken to
+// delimit strings from the start of b: in an SSE event ("data: {…}") and
+// in a JSON text they do.
+func (sec secrets) redactEscaped(b []byte) []byte {
+	var out []byte // b up to done, with the strings redacted so far
+	done := 0
+	for i := 0; i < len(b); {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			break
+		}
+		start := i + q
+		end, escaped, ok := jsonscan.String(b, start)
+		if !ok {
+			break
+		}
+		i = end
+		var v string
+		if !escaped || json.Unmarshal(b[start:end], &v) != nil {
+			continue
+		}
+		r := sec.redact(v)
+		if r == v {
+			continue
+		}
+		out = append(out, b[done:start]...)
+		out = jsonscan.AppendString(out, r)
+		done = end
+	}
+	if out == nil {
+		return b
+	}
+	return append(out, b[done:]...)
 }

@@ -42,6 +42,34 @@ func TestRedact(t *testing.T) {
 	}
 }
 
+// TestRedactEscaped: an in-band stream error event that echoes the key
+// JSON-escaped (every byte as \u00XX, a slash as \/, cut short) is
+// redacted like a plain one; the rest of the event stays as it came.
+func TestRedactEscaped(t *testing.T) {
+	const key = "sk-live/0123456789abcdefghijklmnop"
+	e, err := build(registry.ProviderSpec{ID: "p", Adapter: "openai", BaseURL: "http://127.0.0.1:1/v1", APIKey: key}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	event := func(msg string) string {
+		return `data: {"error":{"message":"upstream saw ` + msg + `","type":"server_error","code":null}}` + "\n\n"
+	}
+	for _, tt := range []struct{ name, in, want string }{
+		{"plain", event("Bearer " + key), event("Bearer [redacted]")},
+		{"every byte escaped", event(jsonEscaped(key)), event("[redacted]")},
+		{"slash escaped", event(strings.ReplaceAll(key, "/", `\/`)), event("[redacted]")},
+		{"escaped and cut", event(jsonEscaped(key[:20]) + `\n`), event(`[redacted]\n`)},
+		{"other escapes kept", event(`a \"quote\" and \u00e9`), event(`a \"quote\" and \u00e9`)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := string(e.Redact([]byte(tt.in)))
+			if got != tt.want {
+				t.Errorf("Redact(%q)\n = %q\nwant %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
 // leaks reports whether s holds key or a run of minPartial of its bytes.
 func leaks(s, key string) bool {
 	for i := 0; i+minPartial <= len(key); i++ {

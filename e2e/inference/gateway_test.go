@@ -278,6 +278,37 @@ func TestUnknownModel(t *testing.T) {
 	})
 }
 
+// TestUnknownURL: /v1 itself, /v1/ and a path under it that serves
+// nothing answer 404 in OpenAI's envelope, the same one whichever side of
+// the daemon's routing they fall on, naming the routes the gateway serves.
+func TestUnknownURL(t *testing.T) {
+	t.Parallel()
+	d := start(t, harness.ConfigDir(t, map[string]string{"mock.yaml": mockConfig}), harness.Options{})
+	for _, tt := range []struct{ method, path string }{
+		{"GET", "/v1"}, {"POST", "/v1"}, {"GET", "/v1/"}, {"POST", "/v1/completions"},
+	} {
+		req, _ := http.NewRequestWithContext(t.Context(), tt.method, d.URL+tt.path, strings.NewReader(`{}`))
+		resp, err := d.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct {
+			Error struct{ Message, Type, Code string }
+		}
+		err = json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusNotFound || e.Error.Code != "unknown_url" || e.Error.Type != "invalid_request_error" {
+			t.Errorf("%s %s: HTTP %d, %+v (%v), want 404 unknown_url", tt.method, tt.path, resp.StatusCode, e.Error, err)
+			continue
+		}
+		for _, want := range []string{tt.method + " " + tt.path + ".", "POST /v1/chat/completions", "GET /v1/models"} {
+			if !strings.Contains(e.Error.Message, want) {
+				t.Errorf("%s %s: message %q does not name %q", tt.method, tt.path, e.Error.Message, want)
+			}
+		}
+	}
+}
+
 // mockConfig serves model m (and agent a on it) from the mock adapter.
 const mockConfig = `providers:
   - {id: p, adapter: mock}

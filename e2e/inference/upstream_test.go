@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -290,20 +291,30 @@ func TestUpstreamStreamWithoutBounds(t *testing.T) {
 // An upstream that echoes the provider's key in every field of its error
 // (type, code, a header, and a long message in which the key straddles the
 // point where messages are cut), or in a stream's in-band error event,
-// leaks none of it to the client or the log.
+// plain or JSON-escaped, leaks none of it to the client or the log.
 func TestUpstreamErrorEchoesKey(t *testing.T) {
 	t.Parallel()
 	const key = "sk-live-0123456789abcdefghijklmnopqrstuvwxyz"
 	up := newRawUpstream(t, func(c net.Conn, r *http.Request, n int) bool {
 		auth := r.Header.Get("Authorization")
-		if body, _ := io.ReadAll(r.Body); bytes.Contains(body, []byte(`"user":"in-band"`)) {
-			// A stream that fails after its first event, in band.
-			io.WriteString(c, streamHead+roleChunk+`data: {"error":{"message":"upstream saw `+auth+`","type":"server_error","param":null,"code":null}}`+"\n\n")
+		body, _ := io.ReadAll(r.Body)
+		if bytes.Contains(body, []byte(`"user":"in-band`)) {
+			// A stream that fails after its first event, in band; the
+			// escaped one writes every byte of what it saw as \u00XX.
+			saw := auth
+			if bytes.Contains(body, []byte(`"user":"in-band-escaped"`)) {
+				var b strings.Builder
+				for i := range len(auth) {
+					fmt.Fprintf(&b, `\u%04x`, auth[i])
+				}
+				saw = b.String()
+			}
+			io.WriteString(c, streamHead+roleChunk+`data: {"error":{"message":"upstream saw `+saw+`","type":"server_error","param":null,"code":null}}`+"\n\n")
 			return false
 		}
 		msg := strings.Repeat("m", 500) + " " + auth + " " + strings.Repeat("n", 200)
-		body := `{"error":{"message":` + strconv.Quote(msg) + `,"type":` + strconv.Quote(auth) + `,"code":` + strconv.Quote(auth) + `,"param":null}}`
-		io.WriteString(c, response(400, "X-Request-Id: "+auth+"\r\nX-Ratelimit-Remaining-Requests: "+auth+"\r\n", body))
+		answer := `{"error":{"message":` + strconv.Quote(msg) + `,"type":` + strconv.Quote(auth) + `,"code":` + strconv.Quote(auth) + `,"param":null}}`
+		io.WriteString(c, response(400, "X-Request-Id: "+auth+"\r\nX-Ratelimit-Remaining-Requests: "+auth+"\r\n", answer))
 		return true
 	})
 	d := start(t, harness.ConfigDir(t, map[string]string{"up.yaml": `providers:
@@ -312,12 +323,13 @@ models:
   - {id: m, provider_id: up, upstream_model: up-m}
 `}), harness.Options{LogLevel: "debug"})
 	for _, tt := range []struct {
-		stream, inBand bool
-		status         int
-	}{{false, false, http.StatusBadRequest}, {true, false, http.StatusBadRequest}, {true, true, http.StatusOK}} {
+		stream bool
+		user   string // in-band: the stream fails in band
+		status int
+	}{{false, "", http.StatusBadRequest}, {true, "", http.StatusBadRequest}, {true, "in-band", http.StatusOK}, {true, "in-band-escaped", http.StatusOK}} {
 		stream := tt.stream
 		req, _ := http.NewRequestWithContext(t.Context(), "POST", d.URL+"/v1/chat/completions",
-			strings.NewReader(`{"model":"m","stream":`+strconv.FormatBool(stream)+`,"user":"`+map[bool]string{true: "in-band"}[tt.inBand]+
+			strings.NewReader(`{"model":"m","stream":`+strconv.FormatBool(stream)+`,"user":"`+tt.user+
 				`","messages":[{"role":"user","content":"hi"}]}`))
 		resp, err := d.Client().Do(req)
 		if err != nil {
@@ -325,14 +337,26 @@ models:
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != tt.status || tt.inBand && !strings.Contains(string(body), "upstream saw") {
-			t.Errorf("stream %v, in band %v: status %d, want %d: %s", stream, tt.inBand, resp.StatusCode, tt.status, body)
+		inBand := tt.user != ""
+		if resp.StatusCode != tt.status || inBand && !strings.Contains(string(body), "upstream saw") {
+			t.Errorf("stream %v, %q: status %d, want %d: %s", stream, tt.user, resp.StatusCode, tt.status, body)
 		}
 		var head bytes.Buffer
 		resp.Header.Write(&head)
+		seen := string(body)
+		if inBand {
+			// What a client reads: the error event's message, decoded.
+			_, ev, _ := strings.Cut(string(body), `data: {"error"`)
+			ev, _, _ = strings.Cut(`{"error"`+ev, "\n")
+			var e struct{ Error struct{ Message string } }
+			if err := json.Unmarshal([]byte(ev), &e); err != nil {
+				t.Fatalf("%q: the error event %q: %v", tt.user, ev, err)
+			}
+			seen += e.Error.Message
+		}
 		for _, part := range []string{key[:12], key[len(key)-12:], key[20:32]} {
-			if strings.Contains(string(body), part) || strings.Contains(head.String(), part) {
-				t.Errorf("stream %v: part %q of the key reached the client:\n%s\n%s", stream, part, head.String(), body)
+			if strings.Contains(seen, part) || strings.Contains(head.String(), part) {
+				t.Errorf("stream %v, %q: part %q of the key reached the client:\n%s\n%s", stream, tt.user, part, head.String(), body)
 			}
 		}
 	}
