@@ -385,6 +385,19 @@ func (g *Gateway) forward(ctx context.Context, w http.ResponseWriter, rs *reqSta
 	return outcome{}
 }
 
+// startStream commits a stream's answer: the upstream's headers passed
+// through, the event-stream headers, who served it, and 200.
+func (g *Gateway) startStream(w http.ResponseWriter, resp *provider.Response, rs *reqState, rt *route, tg *target) {
+	h := w.Header()
+	copyHeader(h, resp.Header)
+	for k, v := range sseHeaders {
+		h[k] = v
+	}
+	g.served(h, rs, rt, tg)
+	rs.status = http.StatusOK
+	w.WriteHeader(http.StatusOK)
+}
+
 // served stamps the headers of a served completion and records who served.
 func (g *Gateway) served(h http.Header, rs *reqState, rt *route, tg *target) {
 	h[ModelHeader] = tg.modelHdr
@@ -493,14 +506,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, rs *reqStat
 		}
 		comment := ev[0] == ':'
 		if !written {
-			h := w.Header()
-			copyHeader(h, resp.Header)
-			for k, v := range sseHeaders {
-				h[k] = v
-			}
-			g.served(h, rs, rt, tg)
-			rs.status = http.StatusOK
-			w.WriteHeader(http.StatusOK)
+			g.startStream(w, resp, rs, rt, tg)
 			written = true
 		}
 		if !comment && !data {

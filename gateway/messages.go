@@ -366,14 +366,7 @@ func (g *Gateway) relay(ctx context.Context, w http.ResponseWriter, rs *reqState
 			return outcome{committed: true, msg: msg}
 		}
 		if !written {
-			h := w.Header()
-			copyHeader(h, resp.Header)
-			for k, v := range sseHeaders {
-				h[k] = v
-			}
-			g.served(h, rs, rt, tg)
-			rs.status = http.StatusOK
-			w.WriteHeader(http.StatusOK)
+			g.startStream(w, resp, rs, rt, tg)
 			written = true
 		}
 		typ := eventType(ev)
