@@ -404,15 +404,18 @@ func lookupField(key string) (field, bool) {
 	return field{}, false
 }
 
-// Keys returns every settings key, sorted.
-func Keys() []string {
+// sortedKeys are the keys of fields, sorted.
+var sortedKeys = func() []string {
 	out := make([]string, len(fields))
 	for i, f := range fields {
 		out[i] = f.key
 	}
 	slices.Sort(out)
 	return out
-}
+}()
+
+// Keys returns every settings key, sorted.
+func Keys() []string { return slices.Clone(sortedKeys) }
 
 // section returns the keys below section key, or nil if key is not a
 // section.
@@ -421,7 +424,7 @@ func section(key string) []string {
 		return nil
 	}
 	var out []string
-	for _, k := range Keys() {
+	for _, k := range sortedKeys {
 		if strings.HasPrefix(k, key+".") {
 			out = append(out, k)
 		}
@@ -464,9 +467,8 @@ func (l *loader) set(layer map[string]any, at Problem, key string, v any, text b
 			l.add(at, "%s is a section (of %s), not a value", key, strings.Join(sub, ", "))
 			return
 		}
-		all := Keys()
-		hint := suggest.Hint(key, append(all, sections...))
-		for _, k := range all {
+		hint := suggest.Hint(key, append(Keys(), sections...))
+		for _, k := range sortedKeys {
 			if hint == "" && strings.HasSuffix(k, "."+key) { // in the wrong section
 				hint = fmt.Sprintf(" (did you mean %q?)", k)
 			}
