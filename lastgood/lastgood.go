@@ -95,6 +95,12 @@ func save(dir string, s Saved) error {
 	if err != nil {
 		return err
 	}
+	// A state directory named by hand (not systemd's StateDirectory=)
+	// may not exist yet: it is made as etcd and Prometheus make theirs,
+	// private, since the state holds the configuration.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
 	return writeAtomic(filepath.Join(dir, FileName), b)
 }
 

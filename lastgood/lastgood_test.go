@@ -73,12 +73,33 @@ func TestSaveRefuses(t *testing.T) {
 			t.Errorf("%s: saved", name)
 		}
 	}
-	if err := Save(filepath.Join(dir, "missing"), Saved{Files: files}); err == nil {
-		t.Error("saved into a directory that does not exist")
+	if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Save(filepath.Join(dir, "file"), Saved{Files: files}); err == nil {
+		t.Error("saved into a state directory that is a file")
 	}
 	// The good state survives the failed saves.
 	if got, err := Read(dir); err != nil || got.Fingerprint != "good" {
 		t.Errorf("after failed saves: %+v, %v", got, err)
+	}
+}
+
+// A state directory that does not exist yet is made, private.
+func TestSaveMakesDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "var", "awakend")
+	if err := Save(dir, Saved{Fingerprint: "fp", Files: files}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Read(dir); err != nil || got.Fingerprint != "fp" {
+		t.Errorf("read back %+v, %v", got, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("state directory mode %v, want 0700", fi.Mode().Perm())
 	}
 }
 
