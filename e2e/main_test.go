@@ -24,14 +24,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	remove, err := harness.Build()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	code := m.Run()
-	remove()
-	os.Exit(code)
+	os.Exit(harness.Main(m))
 }
 
 // daemon is one running awakend serve, started by start.

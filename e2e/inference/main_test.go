@@ -2,14 +2,12 @@ package inference
 
 import (
 	"cmp"
-	"fmt"
 	"net/http"
 	"os"
 	"testing"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
-	"go.uber.org/goleak"
 
 	"github.com/awakend/awakend/e2e/harness"
 )
@@ -18,22 +16,7 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(helperEnv); role != "" {
 		os.Exit(serveHelper(role))
 	}
-	remove, err := harness.Build()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	code := m.Run()
-	if code == 0 {
-		// Every client, upstream and daemon watcher a test started must be
-		// gone by now.
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	remove()
-	os.Exit(code)
+	os.Exit(harness.Main(m))
 }
 
 // daemon is one running awakend serve, started by start.
