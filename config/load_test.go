@@ -23,18 +23,15 @@ func envOf(vars map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 }
 
-// lines returns the diagnostics of err as text, failing on other errors.
+// diagLines returns the diagnostics of err as text, failing on other errors.
 func diagLines(t *testing.T, err error) []string {
 	t.Helper()
-	if err == nil {
+	ds := diagnostics(t, err)
+	if ds == nil {
 		return nil
 	}
-	var e *Error
-	if !errors.As(err, &e) {
-		t.Fatalf("error is %T, not *Error: %v", err, err)
-	}
-	out := make([]string, len(e.Diagnostics))
-	for i, d := range e.Diagnostics {
+	out := make([]string, len(ds))
+	for i, d := range ds {
 		out[i] = d.String()
 	}
 	return out
