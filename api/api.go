@@ -44,6 +44,11 @@
 // comes from the proxy, so configure a token there. A peer address that is
 // not an IP (a Unix socket) counts as non-loopback.
 //
+// Over TLS with client CAs (Options.ClientAdmin), a client certificate one
+// of them issued stands for the token: it passes every route the token
+// guards, and reloads from any peer. Being ambient, as a cookie is, it
+// does not spare the request the guard.
+//
 // Every route no token guards (all of them without a token; /healthz,
 // /readyz, /metrics and paths outside /api always) goes through
 // Options.Guard first: a loopback peer naming another Host, or a
@@ -59,7 +64,9 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -101,6 +108,12 @@ type Options struct {
 	// that `awakend reload`, which reads the settings, applies a changed
 	// token rather than being refused by the old one.
 	NextAdmin func(token string) bool
+	// ClientAdmin, if set, checks a TLS connection's client certificate:
+	// nil when it is the admin's (tls.client_ca_file), which then counts as
+	// the admin token does; edge.ErrNoClientCert when there is none to
+	// check; otherwise why it was refused. It returns the certificate's
+	// subject for the log.
+	ClientAdmin func(cs *tls.ConnectionState) (subject string, err error)
 	// Guard checks the requests of every route no token guards; nil means
 	// edge.NewGuard(), which knows no listen address.
 	Guard *edge.Guard
@@ -289,7 +302,9 @@ func (s *server) ready(h handlerFunc) handlerFunc {
 
 // authorize checks the bearer token and answers 401 when it is missing or
 // wrong. A reload request may instead carry the token the settings name now
-// (none, from a loopback peer, when they name none).
+// (none, from a loopback peer, when they name none). An admin's client
+// certificate passes too, once the guard let the request through (see
+// certified).
 func (s *server) authorize(w http.ResponseWriter, r *http.Request) bool {
 	token, ok := edge.Bearer(r)
 	if ok && s.opts.Admin.Load().Match(token) {
@@ -297,6 +312,14 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if s.isReload(r) && s.opts.NextAdmin != nil && (ok || edge.Loopback(r.RemoteAddr)) && s.opts.NextAdmin(token) {
 		s.log.Info("admin reload with the token the settings name now", "remote", r.RemoteAddr)
+		return true
+	}
+	if s.certified(r) {
+		if status, e := s.guard.Check(r); e != nil {
+			s.log.Warn("request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "host", r.Host, "reason", e.Code)
+			edge.WriteError(w, status, e)
+			return false
+		}
 		return true
 	}
 	if !ok {
@@ -308,6 +331,24 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request) bool {
 	s.log.Debug("admin token rejected", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="awakend", error="invalid_token"`)
 	writeError(w, http.StatusUnauthorized, edge.TypeAuthentication, "invalid_token", "the bearer token is not the admin token")
+	return false
+}
+
+// certified reports whether r came with the admin's client certificate,
+// and logs a certificate that was refused. A browser sends a client
+// certificate by itself, as it sends a cookie, so a request it admits
+// still goes through the guard, as on a route no token guards.
+func (s *server) certified(r *http.Request) bool {
+	if r.TLS == nil || s.opts.ClientAdmin == nil {
+		return false
+	}
+	subject, err := s.opts.ClientAdmin(r.TLS)
+	switch {
+	case err == nil:
+		return true
+	case !errors.Is(err, edge.ErrNoClientCert):
+		s.log.Warn("client certificate refused", "subject", subject, "remote", r.RemoteAddr, "error", err)
+	}
 	return false
 }
 

@@ -2,7 +2,11 @@ package api_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -1062,6 +1066,104 @@ func TestGuard(t *testing.T) {
 				t.Error("a refused request reloaded")
 			}
 		})
+	}
+}
+
+// TestClientCertificate: over TLS, the admin's client certificate stands
+// for the admin token, and reloads from any peer; a refused one, or none,
+// does not; and a browser that sends it by itself is still guarded.
+func TestClientCertificate(t *testing.T) {
+	const remote, evil = "10.1.2.3:5555", "evil.example:8700"
+	admin := &x509.Certificate{Subject: pkix.Name{CommonName: "alice"}}
+	stranger := &x509.Certificate{Subject: pkix.Name{CommonName: "mallory"}}
+	tests := []struct {
+		name         string
+		token        string // configured
+		method, path string
+		peer, host   string
+		cert         *x509.Certificate // nil: none
+		plain        bool              // plain HTTP, not TLS
+		header       []string
+		status       int
+		code         string
+		logged       string // in the log
+	}{
+		{name: "token: reads", token: adminToken, method: "GET", path: "/api/v1/agents", peer: remote, cert: admin, status: 200},
+		{name: "token: reload from afar", token: adminToken, method: "POST", path: "/api/v1/reload", peer: remote, cert: admin, status: 200},
+		{name: "token: unknown route", token: adminToken, method: "GET", path: "/api/v1/nope", peer: remote, cert: admin, status: 404},
+		{name: "token: refused certificate", token: adminToken, method: "GET", path: "/api/v1/agents", peer: remote, cert: stranger,
+			status: 401, code: "missing_token", logged: "client certificate refused"},
+		{name: "token: no certificate", token: adminToken, method: "GET", path: "/api/v1/agents", peer: remote, status: 401},
+		{name: "token: plain HTTP", token: adminToken, method: "GET", path: "/api/v1/agents", peer: remote, plain: true, status: 401},
+		{name: "token: cross-site reload", token: adminToken, method: "POST", path: "/api/v1/reload", peer: remote, host: "awakend.lan:8700", cert: admin,
+			header: []string{"Origin", "https://evil.example"}, status: 403, code: "cross_origin_request"},
+		{name: "token: rebinding", token: adminToken, method: "GET", path: "/api/v1/agents", peer: loopbackPeer, host: evil, cert: admin, status: 403, code: "host_not_allowed"},
+
+		{name: "no token: reload from afar", method: "POST", path: "/api/v1/reload", peer: remote, cert: admin, status: 200},
+		{name: "no token: refused certificate from afar", method: "POST", path: "/api/v1/reload", peer: remote, cert: stranger,
+			status: 403, code: "forbidden", logged: "client certificate refused"},
+		{name: "no token: cross-site reload", method: "POST", path: "/api/v1/reload", peer: remote, host: "awakend.lan:8700", cert: admin,
+			header: []string{"Sec-Fetch-Site", "cross-site"}, status: 403, code: "cross_origin_request"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var log strings.Builder
+			handler, _, f := newServer(t, api.Options{
+				Admin:  edge.NewKeysVar(edge.NewKeys(tc.token)),
+				Guard:  edge.NewGuard("192.0.2.10:8700"),
+				Logger: slog.New(slog.NewTextHandler(&log, nil)),
+				ClientAdmin: func(cs *tls.ConnectionState) (string, error) {
+					if len(cs.PeerCertificates) == 0 {
+						return "", edge.ErrNoClientCert
+					}
+					c := cs.PeerCertificates[0]
+					if c != admin {
+						return c.Subject.String(), errors.New("x509: certificate signed by unknown authority")
+					}
+					return c.Subject.String(), nil
+				},
+			})
+			f.result = reload.Result{Outcome: reload.OutcomeUnchanged, Version: 1}
+			r := httptest.NewRequest(tc.method, tc.path, nil)
+			r.RemoteAddr, r.Host = tc.peer, cmp.Or(tc.host, testHost)
+			if !tc.plain {
+				r.TLS = &tls.ConnectionState{}
+				if tc.cert != nil {
+					r.TLS.PeerCertificates = []*x509.Certificate{tc.cert}
+				}
+			}
+			for i := 0; i+1 < len(tc.header); i += 2 {
+				r.Header.Set(tc.header[i], tc.header[i+1])
+			}
+			w := httptest.NewRecorder()
+			handler.ServeHTTP(w, r)
+			if w.Code != tc.status {
+				t.Fatalf("status = %d, want %d: %s", w.Code, tc.status, w.Body)
+			}
+			if tc.code != "" {
+				if got := errorCode(t, w); got != tc.code {
+					t.Errorf("error code = %q, want %q", got, tc.code)
+				}
+			}
+			if tc.logged != "" && !strings.Contains(log.String(), tc.logged) {
+				t.Errorf("log %q, want %q", log.String(), tc.logged)
+			}
+			f.mu.Lock()
+			reloads := len(f.requests)
+			f.mu.Unlock()
+			if tc.status != 200 && reloads != 0 {
+				t.Error("a refused request reloaded")
+			}
+		})
+	}
+	// Without ClientAdmin, a certificate is worth nothing.
+	handler, _, _ := newServer(t, api.Options{Admin: edge.NewKeysVar(edge.NewKeys(adminToken))})
+	r := httptest.NewRequest("GET", "/api/v1/agents", nil)
+	r.Host, r.TLS = testHost, &tls.ConnectionState{PeerCertificates: []*x509.Certificate{admin}}
+	w := httptest.NewRecorder()
+	handler.ServeHTTP(w, r)
+	if w.Code != http.StatusUnauthorized {
+		t.Errorf("a certificate without ClientAdmin: %d, want 401", w.Code)
 	}
 }
 

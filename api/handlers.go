@@ -277,10 +277,10 @@ type reloadRejected struct {
 // re-read secrets as SIGHUP does.
 func (s *server) reload(w http.ResponseWriter, r *http.Request, _ *registry.Snapshot) {
 	remote := r.RemoteAddr
-	if s.opts.Admin.Load().Len() == 0 && !edge.Loopback(remote) {
+	if s.opts.Admin.Load().Len() == 0 && !edge.Loopback(remote) && !s.certified(r) {
 		s.log.Warn("admin reload refused", "remote", remote, "reason", "no admin token configured and peer is not loopback")
 		writeError(w, http.StatusForbidden, edge.TypePermission, "forbidden",
-			"reloads are accepted from loopback addresses only unless an admin token is configured")
+			"reloads are accepted from loopback addresses only unless an admin token is configured (or an admin's client certificate is given)")
 		return
 	}
 	if s.opts.Reloader == nil {

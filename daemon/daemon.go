@@ -6,6 +6,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -110,7 +111,7 @@ func Run(ctx context.Context, o Options) error {
 	}, provider.New)
 	var cert *edge.Certificate
 	if s.TLS.CertFile != "" {
-		cert = edge.NewCertificate(s.TLS.CertFile, s.TLS.KeyFile)
+		cert = edge.NewCertificate(edge.Files{Cert: s.TLS.CertFile, Key: s.TLS.KeyFile, ClientCA: s.TLS.ClientCAFile})
 		applier.TLS = cert
 	}
 	// What a reload may change in the settings is read from here: the
@@ -169,8 +170,11 @@ func Run(ctx context.Context, o Options) error {
 		"resources", res.Changes, "took", time.Since(started))...)
 	var expiry expiryLog // touched by the start-up, then by the reload loop's goroutine only
 	if leaf := cert.Leaf(); leaf != nil {
-		log.Info("tls certificate loaded", "file", s.TLS.CertFile, "subject", leaf.Subject.String(),
-			"dns_names", leaf.DNSNames, "not_after", leaf.NotAfter)
+		attrs := []any{"file", cert.Files().Cert, "subject", leaf.Subject.String(), "dns_names", leaf.DNSNames, "not_after", leaf.NotAfter}
+		if ca := cert.Files().ClientCA; ca != "" {
+			attrs = append(attrs, "client_ca_file", ca)
+		}
+		log.Info("tls certificate loaded", attrs...)
 		expiry.check(log, leaf, time.Now())
 	}
 
@@ -195,8 +199,11 @@ func Run(ctx context.Context, o Options) error {
 	m.SetDegraded(degraded.Load() != nil)
 	var certFiles []string
 	if cert != nil {
-		c, k := cert.Files()
-		certFiles = []string{c, k}
+		f := cert.Files()
+		certFiles = []string{f.Cert, f.Key}
+		if f.ClientCA != "" {
+			certFiles = append(certFiles, f.ClientCA)
+		}
 	}
 	watchDir := s.ConfigDir
 	if fl != nil {
@@ -323,6 +330,7 @@ func Run(ctx context.Context, o Options) error {
 		Version:     o.Version,
 		Started:     started,
 		Guard:       edge.NewGuard(hosts...),
+		ClientAdmin: func(cs *tls.ConnectionState) (string, error) { return cert.ClientAdmin(cs, time.Now()) },
 		Degraded:    degraded.Load,
 		Source:      sourceState(fl),
 		Usage:       func(id string) any { return gw.ClientUsage(id) },

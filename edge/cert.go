@@ -13,50 +13,71 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 )
 
-// Certificate is the TLS certificate the daemon serves, read from a pair of
-// files. A reload reads the pair (Load) as one of its inputs and, only if
-// the whole reload succeeds, publishes it (Serve); handshakes take the
-// current one (GetCertificate), so a new certificate applies to new
-// handshakes and open connections keep the one they were made with.
-type Certificate struct {
-	files atomic.Pointer[[2]string] // the certificate and key files
-	cur   atomic.Pointer[tls.Certificate]
+// Files are the TLS files a reload reads: the certificate chain and the
+// key the daemon serves, and, if ClientCA is not "", the certificate
+// authorities whose client certificates are the admin's (ClientAdmin).
+type Files struct {
+	Cert, Key, ClientCA string
 }
 
-// NewCertificate returns a certificate read from certFile and keyFile; none
-// is served before the first Serve.
-func NewCertificate(certFile, keyFile string) *Certificate {
+// Certificate is the TLS certificate the daemon serves, read from a pair of
+// files, and the client CAs it trusts. A reload reads the files (Load) as
+// one of its inputs and, only if the whole reload succeeds, publishes them
+// (Serve); handshakes take the current certificate (GetCertificate), so a
+// new one applies to new handshakes and open connections keep the one they
+// were made with. Client certificates are checked against the current CAs
+// at every request, so a CA a reload removes admits no one from then on,
+// on open connections too.
+type Certificate struct {
+	files atomic.Pointer[Files]
+	cur   atomic.Pointer[Pair]
+}
+
+// NewCertificate returns a certificate read from f; none is served before
+// the first Serve.
+func NewCertificate(f Files) *Certificate {
 	c := &Certificate{}
-	c.SetFiles(certFile, keyFile)
+	c.SetFiles(f)
 	return c
 }
 
 // SetFiles names the files the next Load reads.
-func (c *Certificate) SetFiles(certFile, keyFile string) {
-	c.files.Store(&[2]string{certFile, keyFile})
-}
+func (c *Certificate) SetFiles(f Files) { c.files.Store(&f) }
 
-// Files returns the certificate and key files Load reads.
-func (c *Certificate) Files() (certFile, keyFile string) {
-	f := c.files.Load()
-	return f[0], f[1]
-}
+// Files returns the files Load reads.
+func (c *Certificate) Files() Files { return *c.files.Load() }
+
+// nextProtos are the protocols the daemon offers over TLS, as net/http's
+// ServeTLS sets them on the server's own configuration.
+var nextProtos = []string{"h2", "http/1.1"}
 
 // TLSConfig is a server configuration that serves the current certificate,
-// TLS 1.2 and later.
+// TLS 1.2 and later, and asks for a client certificate while client CAs
+// are set. A client that sends none, or one no CA signed, still connects:
+// the routes decide what its certificate is worth.
 func (c *Certificate) TLSConfig() *tls.Config {
-	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: c.GetCertificate}
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: c.GetCertificate,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			if p := c.cur.Load(); p != nil && p.clientCAs != nil {
+				return p.askClient, nil
+			}
+			return nil, nil // the configuration above
+		},
+	}
 }
 
 // GetCertificate is the tls.Config's GetCertificate.
 func (c *Certificate) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if cert := c.cur.Load(); cert != nil {
-		return cert, nil
+	if p := c.cur.Load(); p != nil && p.cert != nil {
+		return p.cert, nil
 	}
 	return nil, errors.New("no certificate loaded")
 }
@@ -66,40 +87,91 @@ func (c *Certificate) Leaf() *x509.Certificate {
 	if c == nil {
 		return nil
 	}
-	if cert := c.cur.Load(); cert != nil {
-		return cert.Leaf
+	if p := c.cur.Load(); p != nil && p.cert != nil {
+		return p.cert.Leaf
 	}
 	return nil
 }
 
-// Pair is a certificate and key as read by one reload.
-type Pair struct {
-	cert        *tls.Certificate // nil if the pair did not load
-	Fingerprint string           // of both files, or of why they could not be read
+// ErrNoClientCert is ClientAdmin's answer to a connection that gives no
+// certificate to check: a nil Certificate, plain HTTP, no client CAs, or
+// no certificate sent.
+var ErrNoClientCert = errors.New("no client certificate")
+
+// ClientAdmin checks the connection's client certificate: issued by one of
+// the current client CAs (through the intermediates the client sent),
+// valid at now, and fit to authenticate a client. It returns the
+// certificate's subject, for the log, and nil when it is the admin's;
+// otherwise ErrNoClientCert, or why the certificate was refused.
+func (c *Certificate) ClientAdmin(cs *tls.ConnectionState, now time.Time) (subject string, err error) {
+	if c == nil || cs == nil || len(cs.PeerCertificates) == 0 {
+		return "", ErrNoClientCert
+	}
+	p := c.cur.Load()
+	if p == nil || p.clientCAs == nil {
+		return "", ErrNoClientCert
+	}
+	leaf := cs.PeerCertificates[0]
+	inter := x509.NewCertPool()
+	for _, ic := range cs.PeerCertificates[1:] {
+		inter.AddCert(ic)
+	}
+	_, err = leaf.Verify(x509.VerifyOptions{
+		Roots: p.clientCAs, Intermediates: inter, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	return leaf.Subject.String(), err
 }
 
-// Load reads and checks the pair of files c names (LoadPair).
+// Pair is the certificate, key and client CAs as read by one reload.
+type Pair struct {
+	cert        *tls.Certificate // nil if the files did not load
+	clientCAs   *x509.CertPool   // nil without tls.client_ca_file
+	nCAs        int              // in clientCAs
+	askClient   *tls.Config      // the handshake's configuration with clientCAs
+	Fingerprint string           // of all the files, or of why they could not be read
+}
+
+// Load reads and checks the files c names (LoadPair).
 func (c *Certificate) Load() (Pair, error) { return LoadPair(c.Files()) }
 
-// LoadPair reads and checks a certificate and key pair. The fingerprint is
-// set even when the pair does not load, so that a reload of the same broken
-// files is recognized. Errors are *CertError: they name the setting and the
-// file, never the contents.
-func LoadPair(certFile, keyFile string) (Pair, error) {
+// LoadPair reads and checks a certificate and key pair, and the client CAs
+// if f names them. The fingerprint is set even when the files do not load,
+// so that a reload of the same broken files is recognized. Errors are
+// *CertError: they name the setting and the file, never the contents.
+func LoadPair(f Files) (Pair, error) {
 	h := sha256.New()
-	certPEM, certErr := readPEM(certFile)
-	keyPEM, keyErr := readPEM(keyFile)
-	hashFile(h, 'c', certFile, certPEM, certErr)
-	hashFile(h, 'k', keyFile, keyPEM, keyErr)
+	certPEM, certErr := readPEM(f.Cert)
+	keyPEM, keyErr := readPEM(f.Key)
+	hashFile(h, 'c', f.Cert, certPEM, certErr)
+	hashFile(h, 'k', f.Key, keyPEM, keyErr)
+	var caPEM []byte
+	var caErr error
+	if f.ClientCA != "" {
+		caPEM, caErr = readPEM(f.ClientCA)
+		hashFile(h, 'a', f.ClientCA, caPEM, caErr)
+	}
 	p := Pair{Fingerprint: hex.EncodeToString(h.Sum(nil))}
 	var errs []error
 	if certErr != nil {
-		errs = append(errs, &CertError{Setting: "tls.cert_file", File: certFile, Err: unwrapPath(certErr)})
-	} else if err := checkChain(certPEM); err != nil {
-		errs = append(errs, &CertError{Setting: "tls.cert_file", File: certFile, Err: err})
+		errs = append(errs, &CertError{Setting: "tls.cert_file", File: f.Cert, Err: unwrapPath(certErr)})
+	} else if _, err := parseChain(certPEM); err != nil {
+		errs = append(errs, &CertError{Setting: "tls.cert_file", File: f.Cert, Err: err})
 	}
 	if keyErr != nil {
-		errs = append(errs, &CertError{Setting: "tls.key_file", File: keyFile, Err: unwrapPath(keyErr)})
+		errs = append(errs, &CertError{Setting: "tls.key_file", File: f.Key, Err: unwrapPath(keyErr)})
+	}
+	if f.ClientCA != "" {
+		if caErr != nil {
+			errs = append(errs, &CertError{Setting: "tls.client_ca_file", File: f.ClientCA, Err: unwrapPath(caErr)})
+		} else if cas, err := parseCAs(caPEM); err != nil {
+			errs = append(errs, &CertError{Setting: "tls.client_ca_file", File: f.ClientCA, Err: err})
+		} else {
+			p.clientCAs, p.nCAs = x509.NewCertPool(), len(cas)
+			for _, ca := range cas {
+				p.clientCAs.AddCert(ca)
+			}
+		}
 	}
 	if len(errs) > 0 {
 		return p, errors.Join(errs...)
@@ -109,9 +181,21 @@ func LoadPair(certFile, keyFile string) (Pair, error) {
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "tls: ")
-		return p, &CertError{Setting: "tls.key_file", File: keyFile, Err: fmt.Errorf("%s (certificate %s)", msg, certFile)}
+		return p, &CertError{Setting: "tls.key_file", File: f.Key, Err: fmt.Errorf("%s (certificate %s)", msg, f.Cert)}
 	}
 	p.cert = &cert
+	if p.clientCAs != nil {
+		// The CAs' names go in the certificate request, so that a client
+		// holding several certificates offers the right one; the chain is
+		// verified per request (ClientAdmin), against the CAs then.
+		p.askClient = &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{cert},
+			NextProtos:   nextProtos,
+			ClientAuth:   tls.RequestClientCert,
+			ClientCAs:    p.clientCAs,
+		}
+	}
 	return p, nil
 }
 
@@ -133,45 +217,68 @@ func readPEM(path string) ([]byte, error) {
 	return b, err
 }
 
-// Serve makes p's certificate the one new handshakes get.
-func (c *Certificate) Serve(p Pair) { c.cur.Store(p.cert) }
+// Serve makes p's certificate the one new handshakes get, and its client
+// CAs the ones requests are checked against.
+func (c *Certificate) Serve(p Pair) { c.cur.Store(&p) }
 
-// checkChain checks that certPEM is a PEM chain of parseable certificates,
-// and nothing else.
-func checkChain(certPEM []byte) error {
-	n := 0
+// parseChain parses a PEM file of certificates, and nothing else.
+func parseChain(certPEM []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
 	for rest := certPEM; ; {
 		var b *pem.Block
 		b, rest = pem.Decode(rest)
 		if b == nil {
 			break
 		}
+		n := len(certs) + 1
 		if b.Type != "CERTIFICATE" {
-			return fmt.Errorf("PEM block %d is %q, not a CERTIFICATE", n+1, b.Type)
+			return nil, fmt.Errorf("PEM block %d is %q, not a CERTIFICATE", n, b.Type)
 		}
-		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
-			return fmt.Errorf("certificate %d: %w", n+1, err)
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", n, err)
 		}
-		n++
+		certs = append(certs, c)
 	}
-	if n == 0 {
-		return errors.New("no PEM CERTIFICATE block")
+	if len(certs) == 0 {
+		return nil, errors.New("no PEM CERTIFICATE block")
 	}
-	return nil
+	return certs, nil
 }
 
-// Summary describes the pair's leaf for the log and a reload's changes.
+// parseCAs parses a PEM file of CA certificates: a certificate that may not
+// sign others would never verify a client, so it is refused rather than
+// left to fail every request.
+func parseCAs(caPEM []byte) ([]*x509.Certificate, error) {
+	cas, err := parseChain(caPEM)
+	for i, ca := range cas {
+		if !ca.BasicConstraintsValid || !ca.IsCA {
+			return nil, fmt.Errorf("certificate %d (%s) is not a CA certificate", i+1, ca.Subject)
+		}
+	}
+	return cas, err
+}
+
+// Summary describes the pair's leaf, and its client CAs, for the log and a
+// reload's changes.
 func (p Pair) Summary() string {
-	if p.cert == nil || p.cert.Leaf == nil {
-		return "tls certificate"
+	s := "tls certificate"
+	if p.cert != nil && p.cert.Leaf != nil {
+		s += " (expires " + p.cert.Leaf.NotAfter.UTC().Format(time.DateOnly) + ")"
 	}
-	return "tls certificate (expires " + p.cert.Leaf.NotAfter.UTC().Format(time.DateOnly) + ")"
+	switch p.nCAs {
+	case 0:
+		return s
+	case 1:
+		return s + " and 1 client CA"
+	}
+	return s + " and " + strconv.Itoa(p.nCAs) + " client CAs"
 }
 
-// CertError is a TLS certificate or key file that did not load: a rejected
+// CertError is a TLS certificate, key or CA file that did not load: a rejected
 // reload, or a start-up error.
 type CertError struct {
-	Setting string // tls.cert_file or tls.key_file
+	Setting string // tls.cert_file, tls.key_file or tls.client_ca_file
 	File    string
 	Err     error
 }

@@ -221,11 +221,11 @@ func (a *Applier) apply(ctx context.Context, req Request, fsys fs.FS, rec *pack.
 	var cert *edge.Pair
 	var certErr error
 	if a.TLS != nil {
-		certFile, keyFile := a.TLS.Files()
+		files := a.TLS.Files()
 		if a.settings != nil && setErr == nil {
-			certFile, keyFile = live.TLS.CertFile, live.TLS.KeyFile
+			files = tlsFiles(live)
 		}
-		p, err := edge.LoadPair(certFile, keyFile)
+		p, err := edge.LoadPair(files)
 		cert, certErr = &p, err
 	}
 	res.Fingerprint = inputsFingerprint(configFP, cert, settingsFP)
@@ -330,7 +330,7 @@ func (a *Applier) publishSettings(live settings.Settings, first bool) []string {
 	changed := settings.Changed(si.live, live)
 	si.live = live
 	if a.TLS != nil {
-		a.TLS.SetFiles(live.TLS.CertFile, live.TLS.KeyFile)
+		a.TLS.SetFiles(tlsFiles(live))
 	}
 	if first || len(changed) == 0 {
 		return nil
@@ -339,6 +339,11 @@ func (a *Applier) publishSettings(live settings.Settings, first bool) []string {
 		si.apply(live)
 	}
 	return changed
+}
+
+// tlsFiles are the TLS files s names.
+func tlsFiles(s settings.Settings) edge.Files {
+	return edge.Files{Cert: s.TLS.CertFile, Key: s.TLS.KeyFile, ClientCA: s.TLS.ClientCAFile}
 }
 
 // publishCert serves a newly loaded pair; nil (no TLS) does nothing.

@@ -105,7 +105,7 @@ type Settings struct {
 		APIKeys []string `koanf:"api_keys" setting:"secret"`
 	} `koanf:"gateway"`
 	// TLS configures HTTPS (with HTTP/2) on the listen address; with
-	// neither file set the daemon serves plain HTTP. Both files are read
+	// neither file set the daemon serves plain HTTP. The files are read
 	// at start-up and again at every reload.
 	TLS struct {
 		// CertFile (tls.cert_file) is the PEM certificate chain, leaf
@@ -116,6 +116,11 @@ type Settings struct {
 		// KeyFile (tls.key_file) is the PEM private key of the leaf,
 		// named as CertFile is.
 		KeyFile string `koanf:"key_file" setting:"path"`
+		// ClientCAFile (tls.client_ca_file) is a PEM file of CA
+		// certificates, named as CertFile is: a client certificate one
+		// of them issued is the admin's credential, as the admin token
+		// is. It needs CertFile and KeyFile.
+		ClientCAFile string `koanf:"client_ca_file" setting:"path"`
 	} `koanf:"tls"`
 	// Source names where the config comes from instead of ConfigDir.
 	Source struct {
@@ -877,8 +882,16 @@ func (l *loader) validateEtcd(s *Settings) {
 }
 
 // validateTLS checks the certificate pair's settings: both or neither, and
-// neither empty.
+// neither empty; and client CAs only with a pair.
 func (l *loader) validateTLS(s *Settings) {
+	if caAt, ca := l.origin["tls.client_ca_file"]; ca {
+		switch {
+		case s.TLS.ClientCAFile == "":
+			l.add(caAt, "tls.client_ca_file: empty (remove it to take no client certificates)")
+		case s.TLS.CertFile == "":
+			l.add(caAt, "tls.client_ca_file: set without tls.cert_file and tls.key_file (client certificates need TLS)")
+		}
+	}
 	certAt, cert := l.origin["tls.cert_file"]
 	keyAt, key := l.origin["tls.key_file"]
 	if cert && s.TLS.CertFile == "" {

@@ -185,7 +185,7 @@ func TestKeysComeFromTheStruct(t *testing.T) {
 	want := []string{
 		"admin.token", "allow_empty", "config_dir", "gateway.api_keys", "listen", "log.format", "log.level",
 		"reload.debounce", "reload.max_wait", "reload.rescan_interval", "shutdown.timeout",
-		"source.etcd.endpoints", "source.etcd.host", "source.etcd.prefix", "state_dir", "tls.cert_file", "tls.key_file",
+		"source.etcd.endpoints", "source.etcd.host", "source.etcd.prefix", "state_dir", "tls.cert_file", "tls.client_ca_file", "tls.key_file",
 	}
 	if !slices.Equal(Keys(), want) {
 		t.Errorf("Keys() = %q\nwant     %q", Keys(), want)
@@ -620,8 +620,30 @@ func TestLoadSettingsTLS(t *testing.T) {
 		flags    map[string]any
 		wantCert string
 		wantKey  string
+		wantCA   string
 		wantErr  []string // if set, loading fails with errors containing each
 	}{
+		{
+			name:     "client CAs",
+			file:     "tls:\n  cert_file: /c.pem\n  key_file: /k.pem\n  client_ca_file: /admins.pem\n",
+			wantCert: "/c.pem", wantKey: "/k.pem", wantCA: "/admins.pem",
+		},
+		{
+			name:     "client CAs from a credential",
+			env:      []string{credEnv, "AWAKEND_TLS__CLIENT_CA_FILE=${credential:admins.pem}"},
+			file:     "tls:\n  cert_file: /c.pem\n  key_file: /k.pem\n",
+			wantCert: "/c.pem", wantKey: "/k.pem", wantCA: filepath.Join(creds, "admins.pem"),
+		},
+		{
+			name:    "client CAs without TLS",
+			file:    "tls:\n  client_ca_file: /admins.pem\n",
+			wantErr: []string{"awakend.yaml:2:19: tls.client_ca_file: set without tls.cert_file and tls.key_file (client certificates need TLS)"},
+		},
+		{
+			name:    "empty client CAs",
+			file:    "tls:\n  cert_file: /c.pem\n  key_file: /k.pem\n  client_ca_file: \"\"\n",
+			wantErr: []string{"awakend.yaml:4:19: tls.client_ca_file: empty (remove it to take no client certificates)"},
+		},
 		{
 			name:     "paths, not read",
 			file:     "tls:\n  cert_file: /nonexistent/cert.pem\n  key_file: relative/key.pem\n",
@@ -707,7 +729,7 @@ func TestLoadSettingsTLS(t *testing.T) {
 		{
 			name:    "section given a value",
 			file:    "tls: on\n",
-			wantErr: []string{`awakend.yaml:1:6: tls is a section (of tls.cert_file, tls.key_file), not a value`},
+			wantErr: []string{`awakend.yaml:1:6: tls is a section (of tls.cert_file, tls.client_ca_file, tls.key_file), not a value`},
 		},
 		{
 			name:    "not a string",
@@ -736,8 +758,8 @@ func TestLoadSettingsTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.TLS.CertFile != tt.wantCert || s.TLS.KeyFile != tt.wantKey {
-				t.Errorf("cert %q key %q, want %q %q", s.TLS.CertFile, s.TLS.KeyFile, tt.wantCert, tt.wantKey)
+			if s.TLS.CertFile != tt.wantCert || s.TLS.KeyFile != tt.wantKey || s.TLS.ClientCAFile != tt.wantCA {
+				t.Errorf("cert %q key %q client CAs %q, want %q %q %q", s.TLS.CertFile, s.TLS.KeyFile, s.TLS.ClientCAFile, tt.wantCert, tt.wantKey, tt.wantCA)
 			}
 		})
 	}

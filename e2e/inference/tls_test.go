@@ -2,12 +2,15 @@ package inference
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -133,5 +136,140 @@ models:
 	}
 	if strings.Contains(d.Logs(), "PRIVATE KEY") {
 		t.Error("the log shows key material")
+	}
+}
+
+// TestTLSClientCertificate: with tls.client_ca_file, a client certificate
+// a CA in the file issued stands for the admin token; the CAs are an input
+// of every reload, so a new file applies at once, to open connections
+// too, and a broken one is a rejected reload.
+func TestTLSClientCertificate(t *testing.T) {
+	t.Parallel()
+	server := newCertPair(t, 1)
+	caA := testcert.New(t, testcert.Options{Name: "admins-a", Client: true})
+	caB := testcert.New(t, testcert.Options{Name: "admins-b", Client: true})
+	other := testcert.New(t, testcert.Options{Name: "others", Client: true})
+	alice := testcert.New(t, testcert.Options{Name: "alice", Leaf: true, Client: true, Parent: &caA})
+	bob := testcert.New(t, testcert.Options{Name: "bob", Leaf: true, Client: true, Parent: &caB})
+	mallory := testcert.New(t, testcert.Options{Name: "mallory", Leaf: true, Client: true, Parent: &other})
+
+	dir := t.TempDir()
+	server.install(t, dir)
+	caFile := filepath.Join(dir, "admins.pem")
+	writeCAs := func(pem ...[]byte) {
+		t.Helper()
+		tmp := caFile + ".tmp"
+		if err := os.WriteFile(tmp, bytes.Join(pem, nil), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, caFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeCAs(caA.CertPEM)
+	settings := filepath.Join(t.TempDir(), "awakend.yaml")
+	if err := os.WriteFile(settings, []byte("admin:\n  token: the-admin-token\ntls:\n  cert_file: "+filepath.Join(dir, "cert.pem")+
+		"\n  key_file: "+filepath.Join(dir, "key.pem")+"\n  client_ca_file: "+caFile+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	roots := server.c.Pool()
+	// The harness polls the status route with no token: as an admin, by
+	// the certificate it holds now.
+	var harnessCert atomic.Pointer[tls.Certificate]
+	aliceTLS, bobTLS := alice.TLS(), bob.TLS()
+	harnessCert.Store(&aliceTLS)
+	d := start(t, harness.ConfigDir(t, map[string]string{"m.yaml": "providers:\n  - {id: p, adapter: mock}\nmodels:\n  - {id: m, provider_id: p, upstream_model: u}\n"}),
+		harness.Options{Settings: settings, TLS: &tls.Config{RootCAs: roots, GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return harnessCert.Load(), nil
+		}}})
+	if !strings.Contains(d.Logs(), `"client_ca_file":"`+caFile) {
+		t.Errorf("the start-up log does not name the client CAs:\n%s", d.Logs())
+	}
+
+	// A client sends its certificate if it was issued by a CA the
+	// daemon's request names, as Go's (and browsers) choose one; insist
+	// sends it whatever the request names, as curl --cert does.
+	client := func(cert *testcert.Cert, insist bool) *http.Client {
+		conf := &tls.Config{RootCAs: roots}
+		if cert != nil {
+			tc := cert.TLS()
+			conf.Certificates = []tls.Certificate{tc}
+			if insist {
+				conf.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &tc, nil }
+			}
+		}
+		tr := &http.Transport{TLSClientConfig: conf, ForceAttemptHTTP2: true}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr}
+	}
+	do := func(c *http.Client, method, path string, header ...string) int {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), method, d.URL+path, nil)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode
+	}
+	aliceClient, bobClient, malloryClient, anonymous := client(&alice, false), client(&bob, false), client(&mallory, true), client(nil, false)
+	for _, tt := range []struct {
+		name         string
+		c            *http.Client
+		method, path string
+		header       []string
+		want         int
+	}{
+		{"alice reads", aliceClient, "GET", "/api/v1/agents", nil, 200},
+		{"alice reloads", aliceClient, "POST", "/api/v1/reload", nil, 200},
+		{"alice's cross-site reload", aliceClient, "POST", "/api/v1/reload", []string{"Sec-Fetch-Site", "cross-site"}, 403},
+		{"no certificate", anonymous, "GET", "/api/v1/agents", nil, 401},
+		{"another CA's", malloryClient, "GET", "/api/v1/agents", nil, 401},
+		{"another CA's, on the gateway", malloryClient, "GET", "/v1/models", nil, 200},
+		{"bob, before his CA", bobClient, "GET", "/api/v1/agents", nil, 401},
+	} {
+		if got := do(tt.c, tt.method, tt.path, tt.header...); got != tt.want {
+			t.Errorf("%s: %s %s = %d, want %d", tt.name, tt.method, tt.path, got, tt.want)
+		}
+	}
+	if !strings.Contains(d.Logs(), "client certificate refused") {
+		t.Error("a refused certificate is not logged")
+	}
+
+	// Both CAs, by the watcher: bob is an admin too, once he connects
+	// again (his first connection was asked for A's certificates: he sent
+	// none).
+	writeCAs(caA.CertPEM, caB.CertPEM)
+	d.WaitStatus("two client CAs applied", func(s harness.Status) bool {
+		return s.LastReload != nil && s.LastReload.Trigger == "watch" && strings.HasSuffix(s.LastReload.Changes, "and 2 client CAs")
+	})
+	bobClient.CloseIdleConnections()
+	if got := do(bobClient, "GET", "/api/v1/agents"); got != 200 {
+		t.Errorf("bob once his CA is trusted: %d, want 200", got)
+	}
+	// B alone: alice's open connection is refused from then on.
+	harnessCert.Store(&bobTLS)
+	d.Client().CloseIdleConnections()
+	writeCAs(caB.CertPEM)
+	d.WaitStatus("one client CA applied", func(s harness.Status) bool {
+		return s.LastReload != nil && s.LastReload.Trigger == "watch" && strings.HasSuffix(s.LastReload.Changes, "and 1 client CA")
+	})
+	if got := do(aliceClient, "GET", "/api/v1/agents"); got != 401 {
+		t.Errorf("alice once her CA is gone: %d, want 401", got)
+	}
+	// A file that is not CAs: rejected, naming it; B still trusted.
+	writeCAs(alice.CertPEM)
+	st := d.WaitStatus("the leaf rejected", func(s harness.Status) bool {
+		return s.LastReload != nil && s.LastReload.Trigger == "watch" && s.LastReload.Result == "rejected"
+	})
+	if !st.LastReload.HasCode("tls_certificate") || !strings.Contains(st.LastReload.Error, "tls.client_ca_file "+caFile+": certificate 1 (CN=alice) is not a CA certificate") {
+		t.Errorf("rejection %+v", st.LastReload)
+	}
+	if got := do(bobClient, "GET", "/api/v1/agents"); got != 200 {
+		t.Errorf("bob after a rejected CA file: %d, want 200", got)
 	}
 }

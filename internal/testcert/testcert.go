@@ -27,6 +27,7 @@ type Options struct {
 	IPs      []net.IP // nil: 127.0.0.1 and ::1
 	Serial   int64    // 0: random
 	Leaf     bool     // not a CA: it cannot sign others
+	Client   bool     // for client authentication, not a server's (its extended key usage)
 	Parent   *Cert    // the issuer; nil: self-signed
 }
 
@@ -60,6 +61,10 @@ func New(tb testing.TB, o Options) Cert {
 	if o.IPs == nil {
 		o.IPs = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 	}
+	usage := x509.ExtKeyUsageServerAuth
+	if o.Client {
+		usage = x509.ExtKeyUsageClientAuth
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: o.Name},
@@ -68,7 +73,7 @@ func New(tb testing.TB, o Options) Cert {
 		DNSNames:              o.DNSNames,
 		IPAddresses:           o.IPs,
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:           []x509.ExtKeyUsage{usage},
 		BasicConstraintsValid: true,
 		IsCA:                  !o.Leaf,
 	}
