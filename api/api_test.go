@@ -1049,16 +1049,7 @@ func TestGuard(t *testing.T) {
 			for i := 0; i+1 < len(tc.header); i += 2 {
 				r.Header.Set(tc.header[i], tc.header[i+1])
 			}
-			w := httptest.NewRecorder()
-			handler.ServeHTTP(w, r)
-			if w.Code != tc.status {
-				t.Fatalf("status = %d, want %d: %s", w.Code, tc.status, w.Body)
-			}
-			if tc.code != "" {
-				if got := errorCode(t, w); got != tc.code {
-					t.Errorf("error code = %q, want %q", got, tc.code)
-				}
-			}
+			answered(t, handler, r, tc.status, tc.code)
 			f.mu.Lock()
 			reloads := len(f.requests)
 			f.mu.Unlock()
@@ -1067,6 +1058,23 @@ func TestGuard(t *testing.T) {
 			}
 		})
 	}
+}
+
+// answered serves r and checks the answer's status and, if code is set,
+// its error code.
+func answered(t *testing.T, h http.Handler, r *http.Request, status int, code string) *httptest.ResponseRecorder {
+	t.Helper()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != status {
+		t.Fatalf("status = %d, want %d: %s", w.Code, status, w.Body)
+	}
+	if code != "" {
+		if got := errorCode(t, w); got != code {
+			t.Errorf("error code = %q, want %q", got, code)
+		}
+	}
+	return w
 }
 
 // TestClientCertificate: over TLS, the admin's client certificate stands
@@ -1135,16 +1143,7 @@ func TestClientCertificate(t *testing.T) {
 			for i := 0; i+1 < len(tc.header); i += 2 {
 				r.Header.Set(tc.header[i], tc.header[i+1])
 			}
-			w := httptest.NewRecorder()
-			handler.ServeHTTP(w, r)
-			if w.Code != tc.status {
-				t.Fatalf("status = %d, want %d: %s", w.Code, tc.status, w.Body)
-			}
-			if tc.code != "" {
-				if got := errorCode(t, w); got != tc.code {
-					t.Errorf("error code = %q, want %q", got, tc.code)
-				}
-			}
+			answered(t, handler, r, tc.status, tc.code)
 			if tc.logged != "" && !strings.Contains(log.String(), tc.logged) {
 				t.Errorf("log %q, want %q", log.String(), tc.logged)
 			}
@@ -1160,11 +1159,7 @@ func TestClientCertificate(t *testing.T) {
 	handler, _, _ := newServer(t, api.Options{Admin: edge.NewKeysVar(edge.NewKeys(adminToken))})
 	r := httptest.NewRequest("GET", "/api/v1/agents", nil)
 	r.Host, r.TLS = testHost, &tls.ConnectionState{PeerCertificates: []*x509.Certificate{admin}}
-	w := httptest.NewRecorder()
-	handler.ServeHTTP(w, r)
-	if w.Code != http.StatusUnauthorized {
-		t.Errorf("a certificate without ClientAdmin: %d, want 401", w.Code)
-	}
+	answered(t, handler, r, http.StatusUnauthorized, "missing_token")
 }
 
 // TestClientUsage: a client is served with what Options.Usage says of it,
