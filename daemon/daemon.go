@@ -114,6 +114,22 @@ func Run(ctx context.Context, o Options) error {
 		cert = edge.NewCertificate(edge.Files{Cert: s.TLS.CertFile, Key: s.TLS.KeyFile, ClientCA: s.TLS.ClientCAFile})
 		applier.TLS = cert
 	}
+	// The inputs outside the config directory: the TLS files the settings
+	// name (with TLS on since the start) and the settings file itself.
+	watchSettings := o.ReadSettings != nil && regularFile(o.SettingsFile) // not --settings /dev/null
+	inputFiles := func(s settings.Settings) []string {
+		var files []string
+		if cert != nil {
+			files = append(files, s.TLS.CertFile, s.TLS.KeyFile)
+			if s.TLS.ClientCAFile != "" {
+				files = append(files, s.TLS.ClientCAFile)
+			}
+		}
+		if watchSettings {
+			files = append(files, o.SettingsFile)
+		}
+		return files
+	}
 	// What a reload may change in the settings is read from here: the
 	// keys, the reload loop's timings, the log level, the shutdown
 	// timeout. The listen address, the source and the log format stay.
@@ -133,6 +149,7 @@ func Run(ctx context.Context, o Options) error {
 		gatewayKeys.Store(edge.NewKeys(live.Gateway.APIKeys...))
 		if loop != nil {
 			loop.SetTimings(live.Reload.Debounce, live.Reload.MaxWait, rescanInterval(live.Reload.RescanInterval))
+			loop.SetFiles(inputFiles(live))
 		}
 		for _, ln := range lns {
 			warnIfExposed(log, ln.Addr(), live, clientsDeclared())
@@ -197,14 +214,6 @@ func Run(ctx context.Context, o Options) error {
 	}
 	m := metrics.New(handle, func() reload.WatcherStatus { return loop.Status().Watcher })
 	m.SetDegraded(degraded.Load() != nil)
-	var certFiles []string
-	if cert != nil {
-		f := cert.Files()
-		certFiles = []string{f.Cert, f.Key}
-		if f.ClientCA != "" {
-			certFiles = append(certFiles, f.ClientCA)
-		}
-	}
 	watchDir := s.ConfigDir
 	if fl != nil {
 		watchDir = "" // the fleet's pointer is watched instead
@@ -230,13 +239,9 @@ func Run(ctx context.Context, o Options) error {
 			return fl.ack(host, started, handle, applied, r)
 		}
 	}
-	watchFiles := certFiles
-	if o.ReadSettings != nil && regularFile(o.SettingsFile) { // not --settings /dev/null
-		watchFiles = append(watchFiles, o.SettingsFile)
-	}
 	loop = reload.New(applier.Apply, reload.Options{
 		Dir:            watchDir,
-		Files:          watchFiles,
+		Files:          inputFiles(*running.Load()),
 		Debounce:       running.Load().Reload.Debounce,
 		MaxWait:        running.Load().Reload.MaxWait,
 		RescanInterval: rescanInterval(running.Load().Reload.RescanInterval),

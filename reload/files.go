@@ -40,16 +40,47 @@ type fileWatcher struct {
 
 func newFileWatcher(files []string, log *slog.Logger, notify func(Request), report func(bool, string)) *fileWatcher {
 	w := &fileWatcher{log: log, notify: notify, report: report, dirs: map[string]bool{}, targets: map[string]string{}}
+	w.files = absFiles(files)
+	return w
+}
+
+// absFiles is files made absolute and clean, each once.
+func absFiles(files []string) []string {
+	var out []string
 	for _, f := range files {
 		abs, err := filepath.Abs(f)
 		if err != nil {
 			abs = filepath.Clean(f)
 		}
-		if !slices.Contains(w.files, abs) {
-			w.files = append(w.files, abs)
+		if !slices.Contains(out, abs) {
+			out = append(out, abs)
 		}
 	}
-	return w
+	return out
+}
+
+// follow makes files the ones watched: the directories the new ones need
+// are watched, those only the old ones needed dropped, and a rescan asked
+// for, since a new file may have changed before its watch was in place.
+func (w *fileWatcher) follow(files []string) {
+	files = absFiles(files)
+	if slices.Equal(files, w.files) {
+		return
+	}
+	w.files = files
+	clear(w.targets)
+	for _, f := range w.files {
+		w.targets[f] = target(f)
+	}
+	if w.fs == nil { // down: the retry sets the new files up
+		return
+	}
+	if err := w.sync(); err != nil {
+		w.down(err)
+		return
+	}
+	w.notify(Request{Trigger: TriggerRescan})
+	w.log.Info("file watcher follows new files", "files", w.files, "dirs", len(w.dirs))
 }
 
 // start sets the watches up for the first time and asks for a rescan: a
@@ -63,11 +94,15 @@ func (w *fileWatcher) start() {
 
 // run handles events, and sets the watches up again with backoff when they
 // fail, until ctx is done. Then it closes every watch.
-func (w *fileWatcher) run(ctx context.Context) {
+//
+// A receive on changed makes the files those current returns (follow).
+func (w *fileWatcher) run(ctx context.Context, changed <-chan struct{}, current func() []string) {
 	defer w.close()
 	watchLoop(ctx, loopHooks{
-		fsw: func() *fsnotify.Watcher { return w.fs },
-		up:  func() bool { return w.up },
+		changed: changed,
+		follow:  func() { w.follow(current()) },
+		fsw:     func() *fsnotify.Watcher { return w.fs },
+		up:      func() bool { return w.up },
 		setup: func() error {
 			err := w.setup()
 			if err != nil {

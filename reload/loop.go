@@ -176,6 +176,7 @@ type Loop struct {
 	work   chan struct{} // cap 1: a reload was queued
 	timer  chan struct{} // cap 1: a burst began
 	retime chan struct{} // cap 1: SetTimings changed the rescan period
+	refile chan struct{} // cap 1: SetFiles changed the files
 	done   chan struct{} // closed when Run returns
 	ran    atomic.Bool
 
@@ -209,13 +210,14 @@ func New(fn Func, opts Options) *Loop {
 		work:   make(chan struct{}, 1),
 		timer:  make(chan struct{}, 1),
 		retime: make(chan struct{}, 1),
+		refile: make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
 	mode := ModeOff
 	if opts.Dir != "" {
 		mode = ModePolling // until the watches are up
 	}
-	l.status.Store(&Status{Watcher: WatcherStatus{Mode: mode, Files: len(opts.Files)}})
+	l.status.Store(&Status{Watcher: WatcherStatus{Mode: mode, Files: len(absFiles(opts.Files))}})
 	if opts.Initial.Outcome != "" {
 		l.record(opts.Initial)
 		l.track(opts.Initial)
@@ -252,6 +254,27 @@ func (l *Loop) SetTimings(debounce, maxWait, rescan time.Duration) {
 	}
 }
 
+// SetFiles replaces Options.Files while the loop runs (the files the
+// settings name now, say): the file watcher watches them from its next
+// turn, and asks for a rescan. A loop that started with no files has no
+// file watcher, and only records them.
+func (l *Loop) SetFiles(files []string) {
+	l.mu.Lock()
+	l.opts.Files = slices.Clone(files)
+	s := *l.status.Load()
+	s.Watcher.Files = len(absFiles(files))
+	l.status.Store(&s)
+	l.mu.Unlock()
+	poke(l.refile)
+}
+
+// files are Options.Files as SetFiles last set them.
+func (l *Loop) files() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.opts.Files)
+}
+
 // rescanInterval is the rescan period; negative means none.
 func (l *Loop) rescanInterval() time.Duration {
 	l.mu.Lock()
@@ -276,9 +299,9 @@ func (l *Loop) Run(ctx context.Context) error {
 		wg.Go(func() { w.run(ctx) })
 	}
 	if len(l.opts.Files) > 0 {
-		fw := newFileWatcher(l.opts.Files, l.log, l.debounce, l.setFiles)
+		fw := newFileWatcher(l.files(), l.log, l.debounce, l.setFiles)
 		fw.start()
-		wg.Go(func() { fw.run(ctx) })
+		wg.Go(func() { fw.run(ctx, l.refile, l.files) })
 	}
 	wg.Go(func() { l.runReloads(ctx) })
 	l.schedule(ctx)

@@ -99,6 +99,9 @@ type loopHooks struct {
 	closed func(error) // fsnotify closed a channel: the watches are gone
 	wait   func()      // before each wait, if set (to publish health)
 	rescan func()      // after a retried setup: changes meanwhile sent no event
+
+	changed <-chan struct{} // if set, a receive runs follow
+	follow  func()
 }
 
 // watchLoop is the loop both watchers run until ctx is done: it hands on
@@ -147,6 +150,8 @@ func watchLoop(ctx context.Context, h loopHooks) {
 				continue
 			}
 			h.error(err)
+		case <-h.changed:
+			h.follow()
 		case <-retry.C:
 			armed = false
 			if h.setup() != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -271,5 +272,54 @@ func TestTLSClientCertificate(t *testing.T) {
 	}
 	if got := do(bobClient, "GET", "/api/v1/agents"); got != 200 {
 		t.Errorf("bob after a rejected CA file: %d, want 200", got)
+	}
+}
+
+// TestTLSFilesMoved: when the settings file names a new certificate pair,
+// the daemon watches the new files from that reload on: renewing them
+// reloads by itself, with no rescan to fall back on.
+func TestTLSFilesMoved(t *testing.T) {
+	t.Parallel()
+	a, b, c := newCertPair(t, 1), newCertPair(t, 2), newCertPair(t, 3)
+	roots := x509.NewCertPool()
+	for _, p := range []certPair{a, b, c} {
+		roots.AddCert(p.leaf)
+	}
+	first, second := t.TempDir(), t.TempDir()
+	a.install(t, first)
+	settings := filepath.Join(t.TempDir(), "awakend.yaml")
+	writeSettings := func(certDir string) {
+		t.Helper()
+		body := "reload:\n  rescan_interval: 0s\ntls:\n  cert_file: " + filepath.Join(certDir, "cert.pem") + "\n  key_file: " + filepath.Join(certDir, "key.pem") + "\n"
+		if err := os.WriteFile(settings+".tmp", []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(settings+".tmp", settings); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeSettings(first)
+	d := start(t, harness.ConfigDir(t, map[string]string{"m.yaml": "providers:\n  - {id: p, adapter: mock}\nmodels:\n  - {id: m, provider_id: p, upstream_model: u}\n"}),
+		harness.Options{Settings: settings, TLS: &tls.Config{RootCAs: roots}})
+
+	b.install(t, second)
+	writeSettings(second)
+	d.WaitStatus("the settings naming the second pair applied", func(s harness.Status) bool {
+		return s.LastReload != nil && s.LastReload.Result == "applied" && strings.Contains(s.LastReload.Changes, "~settings (tls.cert_file, tls.key_file)")
+	})
+	if got := servedSerial(t, d.Addr, roots); got != 2 {
+		t.Fatalf("after the settings moved, a new connection got certificate %d, want 2", got)
+	}
+	// The watcher, following, asked for a rescan; a reload now takes it in.
+	d.WaitLog(regexp.MustCompile(`file watcher follows new files`))
+	d.Reload()
+
+	c.install(t, second)
+	d.WaitStatus("the renewed pair applied by the watcher", func(s harness.Status) bool {
+		return s.LastReload != nil && s.LastReload.Trigger == "watch" && s.LastReload.Result == "applied" &&
+			strings.HasPrefix(s.LastReload.Changes, "~tls certificate")
+	})
+	if got := servedSerial(t, d.Addr, roots); got != 3 {
+		t.Errorf("after the renewal, a new connection got certificate %d, want 3", got)
 	}
 }
