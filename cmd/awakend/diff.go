@@ -23,8 +23,7 @@ func diff(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	oneShot()
 	fs := flagSet("diff", stderr)
 	sf := addSettingsFlags(fs, false)
-	url := fs.String("url", "", "daemon `URL` (default: from the settings' listen address)")
-	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the daemon")
+	df := addDaemonFlags(fs, 30*time.Second, "the daemon")
 	if err := parseInterspersed(fs, args); err != nil {
 		return usageError(err)
 	}
@@ -43,7 +42,7 @@ func diff(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "awakend: %s does not validate (%s); a reload would be rejected\n", dir, rep.Summary)
 		return invalid(errReported)
 	}
-	c, err := daemonClient(*sf.file, *url, *timeout)
+	c, err := daemonClient(*sf.file, df)
 	if err != nil {
 		return err
 	}

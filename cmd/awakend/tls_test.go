@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"flag"
 	"io"
 	"log"
 	"net"
@@ -163,6 +164,83 @@ func TestDaemonTLSSettle(t *testing.T) {
 	}
 }
 
+// daemonFlagsOf parses args as reload and diff parse their daemon flags.
+func daemonFlagsOf(t *testing.T, args ...string) *daemonFlags {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	f := addDaemonFlags(fs, time.Second, "the daemon")
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// urlFlags are the daemon flags with --url set to url, if not "".
+func urlFlags(t *testing.T, url string) *daemonFlags {
+	if url == "" {
+		return daemonFlagsOf(t)
+	}
+	return daemonFlagsOf(t, "--url", url)
+}
+
+// TestDaemonClientCertificate: --cert and --key make the client present a
+// certificate, whichever way it finds the daemon; --cacert verifies the
+// daemon at --url.
+func TestDaemonClientCertificate(t *testing.T) {
+	cert, key := writePEM(t, issue(t, "llm.example.com", false, nil))
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain.yaml")
+	withTLS := filepath.Join(dir, "tls.yaml")
+	if err := os.WriteFile(plain, []byte("listen: 0.0.0.0:9443\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(withTLS, []byte("listen: 0.0.0.0:9443\ntls:\n  cert_file: "+cert+"\n  key_file: "+key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := func(c *client) *tls.Config {
+		if tr, ok := c.http.Transport.(*http.Transport); ok {
+			return tr.TLSClientConfig
+		}
+		return nil
+	}
+	for _, tt := range []struct {
+		settings string
+		args     []string
+		roots    bool // --cacert's pool verifies the daemon
+	}{
+		{withTLS, []string{"--cert", cert, "--key", key}, false},
+		{plain, []string{"--url", "https://llm.example.com:9443", "--cert", cert, "--key", key}, false},
+		{plain, []string{"--url", "https://llm.example.com:9443", "--cert", cert, "--key", key, "--cacert", cert}, true},
+	} {
+		c, err := daemonClient(tt.settings, daemonFlagsOf(t, tt.args...))
+		if err != nil {
+			t.Fatalf("%q: %v", tt.args, err)
+		}
+		tc := conf(c)
+		if tc == nil || len(tc.Certificates) != 1 || (tc.RootCAs != nil) != tt.roots {
+			t.Errorf("%q: TLS config %+v, want the client certificate (and --cacert's roots: %v)", tt.args, tc, tt.roots)
+		}
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--cert", cert}, "--cert and --key go together"},
+		{[]string{"--key", key}, "--cert and --key go together"},
+		{[]string{"--cert", cert, "--key", cert}, "--cert " + cert + ", --key " + cert + ":"},
+		{[]string{"--cacert", cert}, "--cacert verifies the daemon at --url; set --url too"},
+		{[]string{"--url", "https://a:1", "--cacert", key}, "--cacert " + key + ": no PEM certificate in it"},
+	} {
+		_, err := daemonClient(plain, daemonFlagsOf(t, tt.args...))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: error %v, want %q", tt.args, err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "PRIVATE KEY") {
+			t.Errorf("%q: the error shows the key: %v", tt.args, err)
+		}
+	}
+}
+
 func TestDaemonClientTLS(t *testing.T) {
 	cert, key := writePEM(t, issue(t, "llm.example.com", false, nil))
 	dir := t.TempDir()
@@ -182,7 +260,7 @@ func TestDaemonClientTLS(t *testing.T) {
 		{withTLS, "", "https://127.0.0.1:9443", true},
 		{withTLS, "https://llm.example.com:9443", "https://llm.example.com:9443", false}, // verified as any client would
 	} {
-		c, err := daemonClient(tt.settings, tt.url, time.Second)
+		c, err := daemonClient(tt.settings, urlFlags(t, tt.url))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +289,7 @@ func TestDaemonClientRuntimeURL(t *testing.T) {
 	}
 	t.Setenv("RUNTIME_DIRECTORY", run)
 	for url, want := range map[string]string{"": "http://127.0.0.1:8700", "http://[::1]:1234": "http://[::1]:1234"} {
-		c, err := daemonClient(settingsFile, url, time.Second)
+		c, err := daemonClient(settingsFile, urlFlags(t, url))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,7 +298,7 @@ func TestDaemonClientRuntimeURL(t *testing.T) {
 		}
 	}
 	t.Setenv("RUNTIME_DIRECTORY", filepath.Join(dir, "none"))
-	if c, err := daemonClient(settingsFile, "", time.Second); err != nil || c.base != "http://127.0.0.1:9999" {
+	if c, err := daemonClient(settingsFile, urlFlags(t, "")); err != nil || c.base != "http://127.0.0.1:9999" {
 		t.Errorf("without a written URL: %v, %v; want the settings' listen", c, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -239,6 +240,23 @@ func TestTLSClientCertificate(t *testing.T) {
 	}
 	if !strings.Contains(d.Logs(), "client certificate refused") {
 		t.Error("a refused certificate is not logged")
+	}
+
+	// awakend reload from afar, as an admin with no token: by --cert.
+	certs := t.TempDir()
+	aliceCert, aliceKey := filepath.Join(certs, "alice.pem"), filepath.Join(certs, "alice.key")
+	alice.Install(t, aliceCert, aliceKey)
+	reloadCmd := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(t.Context(), harness.Binary, append([]string{"reload", "--settings", "/dev/null", "--url", d.URL,
+			"--cacert", filepath.Join(dir, "cert.pem")}, args...)...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := reloadCmd("--cert", aliceCert, "--key", aliceKey); err != nil || !strings.HasPrefix(out, "unchanged: version 1") {
+		t.Errorf("awakend reload --cert: %v\n%s", err, out)
+	}
+	if out, err := reloadCmd(); err == nil || !strings.Contains(out, "admin token") {
+		t.Errorf("awakend reload without a certificate: %v\n%s, want refused for want of the token", err, out)
 	}
 
 	// Both CAs, by the watcher: bob is an admin too, once he connects
