@@ -111,7 +111,7 @@ func Run(ctx context.Context, o Options) error {
 	}, provider.New)
 	var cert *edge.Certificate
 	if s.TLS.CertFile != "" {
-		cert = edge.NewCertificate(edge.Files{Cert: s.TLS.CertFile, Key: s.TLS.KeyFile, ClientCA: s.TLS.ClientCAFile})
+		cert = edge.NewCertificate(reload.TLSSettings(s))
 		applier.TLS = cert
 	}
 	// The inputs outside the config directory: the TLS files the settings
@@ -187,8 +187,8 @@ func Run(ctx context.Context, o Options) error {
 		"resources", res.Changes, "took", time.Since(started))...)
 	var expiry expiryLog // touched by the start-up, then by the reload loop's goroutine only
 	if leaf := cert.Leaf(); leaf != nil {
-		attrs := []any{"file", cert.Files().Cert, "subject", leaf.Subject.String(), "dns_names", leaf.DNSNames, "not_after", leaf.NotAfter}
-		if ca := cert.Files().ClientCA; ca != "" {
+		attrs := []any{"file", cert.Settings().Cert, "subject", leaf.Subject.String(), "dns_names", leaf.DNSNames, "not_after", leaf.NotAfter}
+		if ca := cert.Settings().ClientCA; ca != "" {
 			attrs = append(attrs, "client_ca_file", ca)
 		}
 		log.Info("tls certificate loaded", attrs...)

@@ -13,17 +13,21 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 )
 
-// Files are the TLS files a reload reads: the certificate chain and the
-// key the daemon serves, and, if ClientCA is not "", the certificate
-// authorities whose client certificates are the admin's (ClientAdmin).
-type Files struct {
+// TLSSettings are the TLS inputs of a reload: the files of the certificate
+// chain and the key the daemon serves and, if ClientCA is not "", of the
+// certificate authorities whose client certificates are the admin's
+// (ClientAdmin); ClientSANs, if set, narrows those to the certificates
+// that carry one of these subject alternative names.
+type TLSSettings struct {
 	Cert, Key, ClientCA string
+	ClientSANs          []string
 }
 
 // Certificate is the TLS certificate the daemon serves, read from a pair of
@@ -35,23 +39,23 @@ type Files struct {
 // at every request, so a CA a reload removes admits no one from then on,
 // on open connections too.
 type Certificate struct {
-	files atomic.Pointer[Files]
-	cur   atomic.Pointer[Pair]
+	set atomic.Pointer[TLSSettings]
+	cur atomic.Pointer[Pair]
 }
 
-// NewCertificate returns a certificate read from f; none is served before
-// the first Serve.
-func NewCertificate(f Files) *Certificate {
+// NewCertificate returns a certificate read as ts says; none is served
+// before the first Serve.
+func NewCertificate(ts TLSSettings) *Certificate {
 	c := &Certificate{}
-	c.SetFiles(f)
+	c.Set(ts)
 	return c
 }
 
-// SetFiles names the files the next Load reads.
-func (c *Certificate) SetFiles(f Files) { c.files.Store(&f) }
+// Set names what the next Load reads.
+func (c *Certificate) Set(ts TLSSettings) { c.set.Store(&ts) }
 
-// Files returns the files Load reads.
-func (c *Certificate) Files() Files { return *c.files.Load() }
+// Settings returns what Load reads.
+func (c *Certificate) Settings() TLSSettings { return *c.set.Load() }
 
 // nextProtos are the protocols the daemon offers over TLS, as net/http's
 // ServeTLS sets them on the server's own configuration.
@@ -100,7 +104,9 @@ var ErrNoClientCert = errors.New("no client certificate")
 
 // ClientAdmin checks the connection's client certificate: issued by one of
 // the current client CAs (through the intermediates the client sent),
-// valid at now, and fit to authenticate a client. It returns the
+// valid at now, fit to authenticate a client and, if the settings list
+// client SANs, naming one of them (a DNS name, an email address, an IP
+// address or a URI, exactly as written). It returns the
 // certificate's subject, for the log, and nil when it is the admin's;
 // otherwise ErrNoClientCert, or why the certificate was refused.
 func (c *Certificate) ClientAdmin(cs *tls.ConnectionState, now time.Time) (subject string, err error) {
@@ -120,26 +126,43 @@ func (c *Certificate) ClientAdmin(cs *tls.ConnectionState, now time.Time) (subje
 		Roots: p.clientCAs, Intermediates: inter, CurrentTime: now,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
+	if err == nil && len(p.clientSANs) > 0 && !slices.ContainsFunc(sans(leaf), func(n string) bool { return slices.Contains(p.clientSANs, n) }) {
+		err = errors.New("none of its subject alternative names is in tls.client_allowed_sans")
+	}
 	return leaf.Subject.String(), err
+}
+
+// sans are a certificate's subject alternative names, as text.
+func sans(c *x509.Certificate) []string {
+	names := slices.Concat(c.DNSNames, c.EmailAddresses)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	for _, u := range c.URIs {
+		names = append(names, u.String())
+	}
+	return names
 }
 
 // Pair is the certificate, key and client CAs as read by one reload.
 type Pair struct {
 	cert        *tls.Certificate // nil if the files did not load
 	clientCAs   *x509.CertPool   // nil without tls.client_ca_file
+	clientSANs  []string         // tls.client_allowed_sans
 	nCAs        int              // in clientCAs
 	askClient   *tls.Config      // the handshake's configuration with clientCAs
 	Fingerprint string           // of all the files, or of why they could not be read
 }
 
 // Load reads and checks the files c names (LoadPair).
-func (c *Certificate) Load() (Pair, error) { return LoadPair(c.Files()) }
+func (c *Certificate) Load() (Pair, error) { return LoadPair(c.Settings()) }
 
 // LoadPair reads and checks a certificate and key pair, and the client CAs
-// if f names them. The fingerprint is set even when the files do not load,
-// so that a reload of the same broken files is recognized. Errors are
-// *CertError: they name the setting and the file, never the contents.
-func LoadPair(f Files) (Pair, error) {
+// if f names them. The fingerprint, of the files and the client SANs, is
+// set even when the files do not load, so that a reload of the same broken
+// files is recognized. Errors are *CertError: they name the setting and
+// the file, never the contents.
+func LoadPair(f TLSSettings) (Pair, error) {
 	h := sha256.New()
 	certPEM, certErr := readPEM(f.Cert)
 	keyPEM, keyErr := readPEM(f.Key)
@@ -150,8 +173,11 @@ func LoadPair(f Files) (Pair, error) {
 	if f.ClientCA != "" {
 		caPEM, caErr = readPEM(f.ClientCA)
 		hashFile(h, 'a', f.ClientCA, caPEM, caErr)
+		for _, n := range f.ClientSANs {
+			hashFile(h, 's', n, nil, nil)
+		}
 	}
-	p := Pair{Fingerprint: hex.EncodeToString(h.Sum(nil))}
+	p := Pair{Fingerprint: hex.EncodeToString(h.Sum(nil)), clientSANs: slices.Clone(f.ClientSANs)}
 	var errs []error
 	if certErr != nil {
 		errs = append(errs, &CertError{Setting: "tls.cert_file", File: f.Cert, Err: unwrapPath(certErr)})

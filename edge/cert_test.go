@@ -20,10 +20,10 @@ import (
 
 // tlsFiles writes a server pair and, for each CA given, a client CA file
 // holding them all; it returns the files to load.
-func tlsFiles(t *testing.T, server testcert.Cert, cas ...testcert.Cert) edge.Files {
+func tlsFiles(t *testing.T, server testcert.Cert, cas ...testcert.Cert) edge.TLSSettings {
 	t.Helper()
 	dir := t.TempDir()
-	f := edge.Files{Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem")}
+	f := edge.TLSSettings{Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem")}
 	server.Install(t, f.Cert, f.Key)
 	if len(cas) > 0 {
 		f.ClientCA = filepath.Join(dir, "clients.pem")
@@ -51,7 +51,7 @@ func TestLoadPairClientCAs(t *testing.T) {
 	if got, want := p.Summary(), "and 1 client CA"; !strings.HasSuffix(got, want) {
 		t.Errorf("summary %q, want it to end in %q", got, want)
 	}
-	plain, err := edge.LoadPair(edge.Files{Cert: f.Cert, Key: f.Key})
+	plain, err := edge.LoadPair(edge.TLSSettings{Cert: f.Cert, Key: f.Key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,6 +198,22 @@ func TestClientAdmin(t *testing.T) {
 		t.Errorf("acceptable CAs %q, want the CA's subject", asked)
 	}
 
+	// Allowed SANs narrow what the CA issued to the names listed.
+	ops := testcert.New(t, testcert.Options{Name: "ops", DNSNames: []string{"ops.example.com"}, Leaf: true, Client: true, Parent: &ca})
+	c.Set(edge.TLSSettings{Cert: f.Cert, Key: f.Key, ClientCA: f.ClientCA, ClientSANs: []string{"ops.example.com", "127.0.0.2"}})
+	load()
+	state := func(cert testcert.Cert) *tls.ConnectionState {
+		return &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert.X509}}
+	}
+	if _, err := c.ClientAdmin(state(ops), time.Now()); err != nil {
+		t.Errorf("a certificate with an allowed SAN: %v", err)
+	}
+	if _, err := c.ClientAdmin(state(alice), time.Now()); err == nil || !strings.Contains(err.Error(), "tls.client_allowed_sans") {
+		t.Errorf("a certificate without an allowed SAN: %v, want it refused for that", err)
+	}
+	c.Set(edge.TLSSettings{Cert: f.Cert, Key: f.Key, ClientCA: f.ClientCA})
+	load()
+
 	// A reload that trusts another CA applies to the open connection too.
 	if err := os.WriteFile(f.ClientCA, other.CertPEM, 0o600); err != nil {
 		t.Fatal(err)
@@ -207,7 +223,7 @@ func TestClientAdmin(t *testing.T) {
 		t.Errorf("after the CA changed, alice's open connection got %q", got)
 	}
 	// Without client CAs, no certificate is asked for, or worth anything.
-	c.SetFiles(edge.Files{Cert: f.Cert, Key: f.Key})
+	c.Set(edge.TLSSettings{Cert: f.Cert, Key: f.Key})
 	load()
 	conn, err = tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: server.Pool(), NextProtos: []string{"h2"},
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {

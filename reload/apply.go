@@ -221,11 +221,11 @@ func (a *Applier) apply(ctx context.Context, req Request, fsys fs.FS, rec *pack.
 	var cert *edge.Pair
 	var certErr error
 	if a.TLS != nil {
-		files := a.TLS.Files()
+		ts := a.TLS.Settings()
 		if a.settings != nil && setErr == nil {
-			files = tlsFiles(live)
+			ts = TLSSettings(live)
 		}
-		p, err := edge.LoadPair(files)
+		p, err := edge.LoadPair(ts)
 		cert, certErr = &p, err
 	}
 	res.Fingerprint = inputsFingerprint(configFP, cert, settingsFP)
@@ -330,7 +330,7 @@ func (a *Applier) publishSettings(live settings.Settings, first bool) []string {
 	changed := settings.Changed(si.live, live)
 	si.live = live
 	if a.TLS != nil {
-		a.TLS.SetFiles(tlsFiles(live))
+		a.TLS.Set(TLSSettings(live))
 	}
 	if first || len(changed) == 0 {
 		return nil
@@ -341,9 +341,9 @@ func (a *Applier) publishSettings(live settings.Settings, first bool) []string {
 	return changed
 }
 
-// tlsFiles are the TLS files s names.
-func tlsFiles(s settings.Settings) edge.Files {
-	return edge.Files{Cert: s.TLS.CertFile, Key: s.TLS.KeyFile, ClientCA: s.TLS.ClientCAFile}
+// TLSSettings are the TLS inputs s names, as Applier.TLS reads them.
+func TLSSettings(s settings.Settings) edge.TLSSettings {
+	return edge.TLSSettings{Cert: s.TLS.CertFile, Key: s.TLS.KeyFile, ClientCA: s.TLS.ClientCAFile, ClientSANs: s.TLS.ClientAllowedSANs}
 }
 
 // publishCert serves a newly loaded pair; nil (no TLS) does nothing.

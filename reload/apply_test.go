@@ -178,7 +178,7 @@ func TestApplyTLS(t *testing.T) {
 	files := newPEMFiles(t)
 	certA, certB, stranger := newTestCert(t, "cert-a"), newTestCert(t, "cert-b"), newTestCert(t, "stranger")
 	certA.Install(t, files.cert, files.key)
-	a.TLS = edge.NewCertificate(edge.Files{Cert: files.cert, Key: files.key})
+	a.TLS = edge.NewCertificate(edge.TLSSettings{Cert: files.cert, Key: files.key})
 	var rebuilt []reload.Trigger
 	a.OnRebuild = func(req reload.Request) { rebuilt = append(rebuilt, req.Trigger) }
 	apply := func(trigger reload.Trigger, force bool) reload.Result {
@@ -493,7 +493,7 @@ func TestApplySettingsTLSFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.TLS = edge.NewCertificate(edge.Files{Cert: started.TLS.CertFile, Key: started.TLS.KeyFile})
+	a.TLS = edge.NewCertificate(edge.TLSSettings{Cert: started.TLS.CertFile, Key: started.TLS.KeyFile})
 	a.ReadSettings(started, f.path, f.read, nil)
 	served := func() string { return a.TLS.Leaf().Subject.CommonName }
 	if res := a.Apply(ctx, reload.Request{Trigger: reload.TriggerStartup}); res.Outcome != reload.OutcomeApplied || served() != "one" {
@@ -504,14 +504,14 @@ func TestApplySettingsTLSFiles(t *testing.T) {
 		!strings.Contains(res.Changes, "~settings (tls.cert_file, tls.key_file)") {
 		t.Fatalf("new files = %+v, serving %s", res, served())
 	}
-	if c := a.TLS.Files().Cert; c != two.cert {
+	if c := a.TLS.Settings().Cert; c != two.cert {
 		t.Errorf("certificate file %s, want %s", c, two.cert)
 	}
 	f.write("tls:\n  cert_file: " + one.cert + "\n  key_file: " + two.key + "\n")
 	if res := a.Apply(ctx, reload.Request{Trigger: reload.TriggerWatch}); res.Outcome != reload.OutcomeRejected || served() != "two" {
 		t.Fatalf("mismatched pair = %+v, serving %s", res, served())
 	}
-	if c := a.TLS.Files().Cert; c != two.cert {
+	if c := a.TLS.Settings().Cert; c != two.cert {
 		t.Errorf("a rejected reload renamed the files: %s", c)
 	}
 	f.write("")

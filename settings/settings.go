@@ -121,6 +121,13 @@ type Settings struct {
 		// of them issued is the admin's credential, as the admin token
 		// is. It needs CertFile and KeyFile.
 		ClientCAFile string `koanf:"client_ca_file" setting:"path"`
+		// ClientAllowedSANs (tls.client_allowed_sans), if set, admits
+		// only the client certificates that carry one of these subject
+		// alternative names (DNS names, email addresses, IP addresses,
+		// URIs), as Prometheus's web configuration does: a CA that issues
+		// certificates to many makes few of them admins. In the
+		// environment and in flags the names are separated by commas.
+		ClientAllowedSANs []string `koanf:"client_allowed_sans"`
 	} `koanf:"tls"`
 	// Source names where the config comes from instead of ConfigDir.
 	Source struct {
@@ -884,6 +891,14 @@ func (l *loader) validateEtcd(s *Settings) {
 // validateTLS checks the certificate pair's settings: both or neither, and
 // neither empty; and client CAs only with a pair.
 func (l *loader) validateTLS(s *Settings) {
+	if at, ok := l.origin["tls.client_allowed_sans"]; ok {
+		switch {
+		case s.TLS.ClientCAFile == "":
+			l.add(at, "tls.client_allowed_sans: set without tls.client_ca_file (it narrows the certificates those CAs issue)")
+		case slices.Contains(s.TLS.ClientAllowedSANs, ""):
+			l.add(at, "tls.client_allowed_sans: an empty name")
+		}
+	}
 	if caAt, ca := l.origin["tls.client_ca_file"]; ca {
 		switch {
 		case s.TLS.ClientCAFile == "":

@@ -185,7 +185,7 @@ func TestKeysComeFromTheStruct(t *testing.T) {
 	want := []string{
 		"admin.token", "allow_empty", "config_dir", "gateway.api_keys", "listen", "log.format", "log.level",
 		"reload.debounce", "reload.max_wait", "reload.rescan_interval", "shutdown.timeout",
-		"source.etcd.endpoints", "source.etcd.host", "source.etcd.prefix", "state_dir", "tls.cert_file", "tls.client_ca_file", "tls.key_file",
+		"source.etcd.endpoints", "source.etcd.host", "source.etcd.prefix", "state_dir", "tls.cert_file", "tls.client_allowed_sans", "tls.client_ca_file", "tls.key_file",
 	}
 	if !slices.Equal(Keys(), want) {
 		t.Errorf("Keys() = %q\nwant     %q", Keys(), want)
@@ -621,8 +621,30 @@ func TestLoadSettingsTLS(t *testing.T) {
 		wantCert string
 		wantKey  string
 		wantCA   string
+		wantSANs []string
 		wantErr  []string // if set, loading fails with errors containing each
 	}{
+		{
+			name:     "allowed SANs",
+			file:     "tls:\n  cert_file: /c.pem\n  key_file: /k.pem\n  client_ca_file: /admins.pem\n  client_allowed_sans: [alice@example.com, spiffe://example.com/ops]\n",
+			wantCert: "/c.pem", wantKey: "/k.pem", wantCA: "/admins.pem", wantSANs: []string{"alice@example.com", "spiffe://example.com/ops"},
+		},
+		{
+			name:     "allowed SANs from the environment",
+			file:     "tls:\n  cert_file: /c.pem\n  key_file: /k.pem\n  client_ca_file: /admins.pem\n",
+			env:      []string{"AWAKEND_TLS__CLIENT_ALLOWED_SANS=alice@example.com,ops.example.com"},
+			wantCert: "/c.pem", wantKey: "/k.pem", wantCA: "/admins.pem", wantSANs: []string{"alice@example.com", "ops.example.com"},
+		},
+		{
+			name:    "allowed SANs without client CAs",
+			file:    "tls:\n  cert_file: /c.pem\n  key_file: /k.pem\n  client_allowed_sans: [alice@example.com]\n",
+			wantErr: []string{"awakend.yaml:4:24: tls.client_allowed_sans: set without tls.client_ca_file"},
+		},
+		{
+			name:    "an empty allowed SAN",
+			file:    "tls:\n  cert_file: /c.pem\n  key_file: /k.pem\n  client_ca_file: /a.pem\n  client_allowed_sans: [\"\"]\n",
+			wantErr: []string{"tls.client_allowed_sans: an empty name"},
+		},
 		{
 			name:     "client CAs",
 			file:     "tls:\n  cert_file: /c.pem\n  key_file: /k.pem\n  client_ca_file: /admins.pem\n",
@@ -729,7 +751,7 @@ func TestLoadSettingsTLS(t *testing.T) {
 		{
 			name:    "section given a value",
 			file:    "tls: on\n",
-			wantErr: []string{`awakend.yaml:1:6: tls is a section (of tls.cert_file, tls.client_ca_file, tls.key_file), not a value`},
+			wantErr: []string{`awakend.yaml:1:6: tls is a section (of tls.cert_file, tls.client_allowed_sans, tls.client_ca_file, tls.key_file), not a value`},
 		},
 		{
 			name:    "not a string",
@@ -757,6 +779,9 @@ func TestLoadSettingsTLS(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if !slices.Equal(s.TLS.ClientAllowedSANs, tt.wantSANs) {
+				t.Errorf("allowed SANs %q, want %q", s.TLS.ClientAllowedSANs, tt.wantSANs)
 			}
 			if s.TLS.CertFile != tt.wantCert || s.TLS.KeyFile != tt.wantKey || s.TLS.ClientCAFile != tt.wantCA {
 				t.Errorf("cert %q key %q client CAs %q, want %q %q %q", s.TLS.CertFile, s.TLS.KeyFile, s.TLS.ClientCAFile, tt.wantCert, tt.wantKey, tt.wantCA)
@@ -817,7 +842,7 @@ func TestLive(t *testing.T) {
 	off := next
 	off.TLS.CertFile, off.TLS.KeyFile = "", ""
 	live, pending = Live(running, off)
-	if len(pending) != 4 || pending[3].String() != "tls: on → off" || live.TLS != running.TLS {
+	if len(pending) != 4 || pending[3].String() != "tls: on → off" || !reflect.DeepEqual(live.TLS, running.TLS) {
 		t.Errorf("TLS off: pending %v, live TLS %+v", pending, live.TLS)
 	}
 	for _, f := range fields {

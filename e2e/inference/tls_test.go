@@ -152,7 +152,8 @@ func TestTLSClientCertificate(t *testing.T) {
 	caB := testcert.New(t, testcert.Options{Name: "admins-b", Client: true})
 	other := testcert.New(t, testcert.Options{Name: "others", Client: true})
 	alice := testcert.New(t, testcert.Options{Name: "alice", Leaf: true, Client: true, Parent: &caA})
-	bob := testcert.New(t, testcert.Options{Name: "bob", Leaf: true, Client: true, Parent: &caB})
+	bob := testcert.New(t, testcert.Options{Name: "bob", DNSNames: []string{"bob.ops.example"}, Leaf: true, Client: true, Parent: &caB})
+	eve := testcert.New(t, testcert.Options{Name: "eve", DNSNames: []string{"eve.example"}, Leaf: true, Client: true, Parent: &caB})
 	mallory := testcert.New(t, testcert.Options{Name: "mallory", Leaf: true, Client: true, Parent: &other})
 
 	dir := t.TempDir()
@@ -170,10 +171,18 @@ func TestTLSClientCertificate(t *testing.T) {
 	}
 	writeCAs(caA.CertPEM)
 	settings := filepath.Join(t.TempDir(), "awakend.yaml")
-	if err := os.WriteFile(settings, []byte("admin:\n  token: the-admin-token\ntls:\n  cert_file: "+filepath.Join(dir, "cert.pem")+
-		"\n  key_file: "+filepath.Join(dir, "key.pem")+"\n  client_ca_file: "+caFile+"\n"), 0o600); err != nil {
-		t.Fatal(err)
+	writeSettings := func(more string) {
+		t.Helper()
+		body := "admin:\n  token: the-admin-token\ntls:\n  cert_file: " + filepath.Join(dir, "cert.pem") +
+			"\n  key_file: " + filepath.Join(dir, "key.pem") + "\n  client_ca_file: " + caFile + "\n" + more
+		if err := os.WriteFile(settings+".tmp", []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(settings+".tmp", settings); err != nil {
+			t.Fatal(err)
+		}
 	}
+	writeSettings("")
 	roots := server.c.Pool()
 	// The harness polls the status route with no token: as an admin, by
 	// the certificate it holds now.
@@ -290,6 +299,22 @@ func TestTLSClientCertificate(t *testing.T) {
 	}
 	if got := do(bobClient, "GET", "/api/v1/agents"); got != 200 {
 		t.Errorf("bob after a rejected CA file: %d, want 200", got)
+	}
+
+	// Allowed SANs: of what B issued, bob's name only.
+	writeCAs(caB.CertPEM)
+	writeSettings("  client_allowed_sans: [bob.ops.example]\n")
+	d.WaitStatus("the allowed SANs applied", func(s harness.Status) bool {
+		return s.LastReload != nil && s.LastReload.Result == "applied" && strings.Contains(s.LastReload.Changes, "~settings (tls.client_allowed_sans)")
+	})
+	if got := do(bobClient, "GET", "/api/v1/agents"); got != 200 {
+		t.Errorf("bob, whose name is allowed: %d, want 200", got)
+	}
+	if got := do(client(&eve, false), "GET", "/api/v1/agents"); got != 401 {
+		t.Errorf("eve, from the same CA, not allowed: %d, want 401", got)
+	}
+	if !strings.Contains(d.Logs(), "none of its subject alternative names is in tls.client_allowed_sans") {
+		t.Error("the refusal for want of an allowed SAN is not logged")
 	}
 }
 
