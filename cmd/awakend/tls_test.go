@@ -183,20 +183,27 @@ func urlFlags(t *testing.T, url string) *daemonFlags {
 	return daemonFlagsOf(t, "--url", url)
 }
 
-// TestDaemonClientCertificate: --cert and --key make the client present a
-// certificate, whichever way it finds the daemon; --cacert verifies the
-// daemon at --url.
-func TestDaemonClientCertificate(t *testing.T) {
-	cert, key := writePEM(t, issue(t, "llm.example.com", false, nil))
+// clientSettings writes a certificate pair for llm.example.com and two
+// settings files listening on 0.0.0.0:9443, without TLS and with the pair.
+func clientSettings(t *testing.T) (cert, key, plain, withTLS string) {
+	t.Helper()
+	cert, key = writePEM(t, issue(t, "llm.example.com", false, nil))
 	dir := t.TempDir()
-	plain := filepath.Join(dir, "plain.yaml")
-	withTLS := filepath.Join(dir, "tls.yaml")
+	plain, withTLS = filepath.Join(dir, "plain.yaml"), filepath.Join(dir, "tls.yaml")
 	if err := os.WriteFile(plain, []byte("listen: 0.0.0.0:9443\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(withTLS, []byte("listen: 0.0.0.0:9443\ntls:\n  cert_file: "+cert+"\n  key_file: "+key+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return cert, key, plain, withTLS
+}
+
+// TestDaemonClientCertificate: --cert and --key make the client present a
+// certificate, whichever way it finds the daemon; --cacert verifies the
+// daemon at --url.
+func TestDaemonClientCertificate(t *testing.T) {
+	cert, key, plain, withTLS := clientSettings(t)
 	conf := func(c *client) *tls.Config {
 		if tr, ok := c.http.Transport.(*http.Transport); ok {
 			return tr.TLSClientConfig
@@ -242,16 +249,7 @@ func TestDaemonClientCertificate(t *testing.T) {
 }
 
 func TestDaemonClientTLS(t *testing.T) {
-	cert, key := writePEM(t, issue(t, "llm.example.com", false, nil))
-	dir := t.TempDir()
-	plain := filepath.Join(dir, "plain.yaml")
-	withTLS := filepath.Join(dir, "tls.yaml")
-	if err := os.WriteFile(plain, []byte("listen: 0.0.0.0:9443\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(withTLS, []byte("listen: 0.0.0.0:9443\ntls:\n  cert_file: "+cert+"\n  key_file: "+key+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, _, plain, withTLS := clientSettings(t)
 	for _, tt := range []struct {
 		settings, url, want string
 		tls                 bool
