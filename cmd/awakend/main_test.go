@@ -26,6 +26,8 @@ func TestRunCommands(t *testing.T) {
 		{args: []string{"schema"}, stdout: string(config.Schema()), stderrNone: true},
 		{args: []string{"schema", "extra"}, code: exitError, stderrHas: "usage: awakend schema"},
 		{args: []string{"frobnicate"}, code: exitError, stderrHas: `unknown command "frobnicate"`},
+		// The benchmark's reference is in tagged builds only (benchproxy.go).
+		{args: []string{"bench-proxy", "http://127.0.0.1:1/v1"}, code: exitError, stderrHas: `unknown command "bench-proxy"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

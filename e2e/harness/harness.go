@@ -68,19 +68,40 @@ func Build() (remove func(), err error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", BinaryEnv, err)
 		}
-	} else {
-		args := []string{"build", "-o", bin}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		build := exec.Command("go", append(args, "github.com/awakend/awakend/cmd/awakend")...)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return nil, fmt.Errorf("building awakend: %w", err)
-		}
+	} else if err := build(bin); err != nil {
+		return nil, err
 	}
 	Binary = bin
 	return remove, nil
+}
+
+// build builds cmd/awakend to bin (with -race under the race detector),
+// with the build tags given.
+func build(bin string, tags ...string) error {
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.Command("go", append(args, "github.com/awakend/awakend/cmd/awakend")...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("building awakend: %w", err)
+	}
+	return nil
+}
+
+// BuildTagged builds cmd/awakend with the build tags given, whatever
+// BinaryEnv says, into tb's temporary directory, and returns the binary.
+func BuildTagged(tb testing.TB, tags ...string) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "awakend")
+	if err := build(bin, tags...); err != nil {
+		tb.Fatal(err)
+	}
+	return bin
 }
 
 // Environ is the test's environment without what would change how awakend

@@ -10,7 +10,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/awakend/awakend/e2e/harness"
 	"github.com/awakend/awakend/gateway"
+	"github.com/awakend/awakend/internal/benchproxy"
 	"github.com/awakend/awakend/provider"
 	"github.com/awakend/awakend/registry"
 )
@@ -332,44 +332,15 @@ func serveHelper(role string) int {
 			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
-		// The floor of any Go proxy: net/http on both sides and nothing
-		// else, with a pool like the openai executor's. Streams are
-		// flushed event by event (ReverseProxy does so for
-		// text/event-stream).
-		rp := &httputil.ReverseProxy{
-			Rewrite: func(r *httputil.ProxyRequest) {
-				r.SetURL(u)
-				r.Out.URL.Path = r.In.URL.Path
-			},
-			Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second, DisableCompression: true},
-		}
-		// The request body is read first, as the gateway does: streamed
-		// through, it breaks streams at random (writing
-		// the response closes the inbound body while the transport may
-		// still read it, and the upstream connection is torn down).
-		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			b, err := io.ReadAll(r.Body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
-			rp.ServeHTTP(w, r)
-		})
+		h = benchproxy.Handler(u)
 	} else if role != "upstream" {
 		fmt.Fprintf(os.Stderr, "%s=%s: unknown role\n", helperEnv, role)
 		return 2
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	if err := benchproxy.Serve(h, os.Stdout, os.Stdin); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Println("http://" + ln.Addr().String() + "/v1")
-	go func() { _ = srv.Serve(ln) }()
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	srv.Close()
 	return 0
 }
 
@@ -392,12 +363,26 @@ type helper struct {
 // request on the daemon's answers than on the proxy's.)
 func startHelper(tb testing.TB, role string) helper {
 	tb.Helper()
-	bin := filepath.Join(tb.TempDir(), "helper")
-	if err := copyFile(bin, os.Args[0]); err != nil {
+	cmd := exec.Command(copyOf(tb, os.Args[0]))
+	cmd.Env = append(os.Environ(), helperEnv+"="+role)
+	return startProcess(tb, role, cmd)
+}
+
+// copyOf copies the executable bin into tb's temporary directory and
+// returns the copy, a file of its own (see startHelper).
+func copyOf(tb testing.TB, bin string) string {
+	tb.Helper()
+	dst := filepath.Join(tb.TempDir(), filepath.Base(bin))
+	if err := copyFile(dst, bin); err != nil {
 		tb.Fatal(err)
 	}
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), helperEnv+"="+role)
+	return dst
+}
+
+// startProcess starts cmd, a process that prints its base_url and serves
+// until its standard input closes, and returns once it serves.
+func startProcess(tb testing.TB, name string, cmd *exec.Cmd) helper {
+	tb.Helper()
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -413,12 +398,12 @@ func startHelper(tb testing.TB, role string) helper {
 	tb.Cleanup(func() {
 		stdin.Close()
 		if err := cmd.Wait(); err != nil {
-			tb.Errorf("helper process %s: %v", role, err)
+			tb.Errorf("helper process %s: %v", name, err)
 		}
 	})
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
-		tb.Fatalf("helper process %s: %v", role, err)
+		tb.Fatalf("helper process %s: %v", name, err)
 	}
 	return helper{url: strings.TrimSpace(line), pid: cmd.Process.Pid}
 }
@@ -458,7 +443,12 @@ const (
 // openai provider, one model), and through "proxy": a bare ReverseProxy in
 // a process of its own, between the client and the upstream as the
 // gateway is, the cost of an extra HTTP hop through net/http with no
-// gateway logic. All over loopback HTTP, by one client. Each phase runs
+// gateway logic. The gateway and the proxy run one build, awakend with the
+// benchproxy tag (`awakend bench-proxy`), each from a copy of its own: the
+// same proxy code is tens of microseconds apart at concurrency 1 from two
+// binaries (see package benchproxy), so a proxy of another build would
+// measure the builds. "proxy-testbin", the same proxy served by the test
+// binary, shows how far. All over loopback HTTP, by one client. Each phase runs
 // short blocks of requests, alternating the targets block by block (and
 // their order round by round) so that noise from the rest of the machine
 // falls on all of them alike, after a warm-up (see phases):
@@ -492,7 +482,9 @@ const (
 // one full measurement; ns/op is its wall time.
 func BenchmarkGatewayOverhead(b *testing.B) {
 	up := startHelper(b, "upstream")
-	proxy := startHelper(b, "proxy="+up.url)
+	bench := harness.BuildTagged(b, "benchproxy")
+	proxy := startProcess(b, "bench-proxy", exec.Command(copyOf(b, bench), "bench-proxy", up.url))
+	testProxy := startHelper(b, "proxy="+up.url)
 	config := map[string]string{"bench.yaml": `providers:
   - {id: bench, adapter: openai, base_url: "` + up.url + `"}
 models:
@@ -506,8 +498,8 @@ models:
 			LogLevel: level, LogFile: filepath.Join(logs, name+".log"), Binary: binary,
 		})
 	}
-	quiet := serve("gateway", "warn", "")
-	logged := serve("gateway+log", "info", "")
+	quiet := serve("gateway", "warn", copyOf(b, bench))
+	logged := serve("gateway+log", "info", copyOf(b, bench))
 	direct := func(name string, h helper) *target {
 		return &target{name: name, url: h.url + "/chat/completions", body: benchBody("up-m", false), stream: benchBody("up-m", true), pid: h.pid}
 	}
@@ -515,7 +507,8 @@ models:
 		return &target{name: name, url: d.URL + "/v1/chat/completions", body: benchBody("m", false), stream: benchBody("m", true), pid: d.Pid()}
 	}
 	// The upstream serves every target: its CPU is no one's.
-	targets := []*target{direct("direct", helper{url: up.url}), gw("gateway", quiet), gw("gateway+log", logged), direct("proxy", proxy)}
+	targets := []*target{direct("direct", helper{url: up.url}), gw("gateway", quiet), gw("gateway+log", logged),
+		direct("proxy", proxy), direct("proxy-testbin", testProxy)}
 	if cand := os.Getenv(candidateEnv); cand != "" {
 		targets = append(targets, gw("candidate", serve("candidate", "warn", cand)))
 	}
@@ -813,15 +806,16 @@ func (r results) report(b *testing.B, targets []*target, views map[string]inside
 	var t strings.Builder
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Fprintf(&t, "\nBenchmarkGatewayOverhead: %d CPUs, load average %s (after the run)\n", runtime.NumCPU(), strings.TrimSpace(string(load)))
-	t.WriteString("  direct: the upstream, in a process of its own; proxy: a bare httputil.ReverseProxy to it, in a process of its own\n")
+	t.WriteString("  direct: the upstream, in a process of its own; proxy: a bare httputil.ReverseProxy to it, in a process of its own,\n")
+	t.WriteString("  of the gateway's build (awakend bench-proxy); proxy-testbin: the same proxy, served by the test binary\n")
 	t.WriteString("  gateway: awakend serve --log-level warn; gateway+log: --log-level info --log-format json (a line per request, to a file)\n")
 	t.WriteString("  +pXX: target − direct; ratio: target req/s ÷ direct's; client, server: CPU time per request of the client and of the target's process\n")
-	fmt.Fprintf(&t, "%-5s %-12s %6s %8s %8s %8s %8s %8s %8s %8s %6s %9s %9s\n",
+	fmt.Fprintf(&t, "%-5s %-13s %6s %8s %8s %8s %8s %8s %8s %8s %6s %9s %9s\n",
 		"phase", "target", "n", "p50 µs", "p90 µs", "p99 µs", "+p50", "+p90", "+p99", "req/s", "ratio", "client µs", "server µs")
 	for _, ph := range []string{"c1", "c16", "ttfc"} {
 		for _, tg := range targets {
 			s := r[ph][tg.name]
-			fmt.Fprintf(&t, "%-5s %-12s %6d %8.0f %8.0f %8.0f", ph, tg.name, s.n, us(s.p50), us(s.p90), us(s.p99))
+			fmt.Fprintf(&t, "%-5s %-13s %6d %8.0f %8.0f %8.0f", ph, tg.name, s.n, us(s.p50), us(s.p90), us(s.p99))
 			if tg.name != "direct" {
 				fmt.Fprintf(&t, " %8.0f %8.0f %8.0f", us(r.added(ph, tg.name, p50)), us(r.added(ph, tg.name, p90)), us(r.added(ph, tg.name, p99)))
 			} else {
@@ -854,7 +848,7 @@ func (r results) report(b *testing.B, targets []*target, views map[string]inside
 		}
 		t.WriteString(r.versusProxy(tg.name).line(tg.name) + "\n")
 	}
-	fmt.Fprintf(&t, "memory after the run: gateway daemon VmRSS %.1f MB [< %.0f] %s, VmHWM %.1f MB; proxy (the test binary) VmRSS %.1f MB\n",
+	fmt.Fprintf(&t, "memory after the run: gateway daemon VmRSS %.1f MB [< %.0f] %s, VmHWM %.1f MB; proxy VmRSS %.1f MB\n",
 		mem[0], goalRSS, verdict(mem[0] < goalRSS), mem[1], proxyRSS)
 	fmt.Print(t.String())
 

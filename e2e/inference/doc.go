@@ -30,7 +30,8 @@
 //
 // BenchmarkGatewayOverhead measures what the gateway costs: the same fast
 // upstream called directly, through the daemon and through a bare
-// httputil.ReverseProxy, in alternating blocks, at concurrency 1 and 16
+// httputil.ReverseProxy of the daemon's build (awakend built with the
+// benchproxy tag serves both), in alternating blocks, at concurrency 1 and 16
 // (latency percentiles and the added latency, throughput, the CPU time per
 // request of the client and of the daemon and the proxy processes), the
 // time to the first stream chunk, the daemon's own account of its time,
