@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -41,7 +42,34 @@ type TLSSettings struct {
 type Certificate struct {
 	set atomic.Pointer[TLSSettings]
 	cur atomic.Pointer[Pair]
+
+	mu       sync.Mutex
+	verdicts map[*tls.ConnectionState]verdict // ClientAdmin's, by connection
 }
+
+// verdict is what ClientAdmin found of a connection's certificate, under
+// the pair it was checked against, until a time.
+type verdict struct {
+	p         *Pair
+	at, until time.Time // checked at; holds until
+	subject   string
+	err       error
+}
+
+// Limits of ClientAdmin's work for a connection.
+const (
+	// maxVerdicts bounds the connections whose verdicts are kept (each
+	// holds its connection's certificates): when full, those past their
+	// time go, or else an arbitrary one, to be checked again.
+	maxVerdicts = 256
+	// verdictFor is how long a verdict holds before the certificate is
+	// checked again, at most (and never past its expiry).
+	verdictFor = time.Minute
+	// maxIntermediates bounds the certificates of a client's chain that
+	// verification considers: a client could otherwise send hundreds, for
+	// as many signature checks on every request.
+	maxIntermediates = 8
+)
 
 // NewCertificate returns a certificate read as ts says; none is served
 // before the first Serve.
@@ -109,6 +137,11 @@ var ErrNoClientCert = errors.New("no client certificate")
 // address or a URI, exactly as written). It returns the
 // certificate's subject, for the log, and nil when it is the admin's;
 // otherwise ErrNoClientCert, or why the certificate was refused.
+//
+// net/http hands every request of a connection the same ConnectionState,
+// so a verdict is kept per connection (for a minute at most, and against
+// the current pair only): a client cannot have the chain verified again
+// on every request it sends.
 func (c *Certificate) ClientAdmin(cs *tls.ConnectionState, now time.Time) (subject string, err error) {
 	if c == nil || cs == nil || len(cs.PeerCertificates) == 0 {
 		return "", ErrNoClientCert
@@ -117,9 +150,44 @@ func (c *Certificate) ClientAdmin(cs *tls.ConnectionState, now time.Time) (subje
 	if p == nil || p.clientCAs == nil {
 		return "", ErrNoClientCert
 	}
-	leaf := cs.PeerCertificates[0]
+	c.mu.Lock()
+	v, ok := c.verdicts[cs]
+	c.mu.Unlock()
+	if ok && v.p == p && !now.Before(v.at) && now.Before(v.until) {
+		return v.subject, v.err
+	}
+	v = verdict{p: p, at: now, until: now.Add(verdictFor)}
+	v.subject, v.err = verifyClient(p, cs.PeerCertificates, now)
+	if na := cs.PeerCertificates[0].NotAfter; na.Before(v.until) {
+		v.until = na
+	}
+	c.mu.Lock()
+	if c.verdicts == nil {
+		c.verdicts = map[*tls.ConnectionState]verdict{}
+	}
+	if _, ok := c.verdicts[cs]; !ok && len(c.verdicts) >= maxVerdicts {
+		for k, old := range c.verdicts {
+			if old.p != p || !now.Before(old.until) {
+				delete(c.verdicts, k)
+			}
+		}
+		for k := range c.verdicts {
+			if len(c.verdicts) < maxVerdicts {
+				break
+			}
+			delete(c.verdicts, k)
+		}
+	}
+	c.verdicts[cs] = v
+	c.mu.Unlock()
+	return v.subject, v.err
+}
+
+// verifyClient checks a client's chain against p's client CAs and SANs.
+func verifyClient(p *Pair, chain []*x509.Certificate, now time.Time) (subject string, err error) {
+	leaf := chain[0]
 	inter := x509.NewCertPool()
-	for _, ic := range cs.PeerCertificates[1:] {
+	for _, ic := range chain[1:min(len(chain), 1+maxIntermediates)] {
 		inter.AddCert(ic)
 	}
 	_, err = leaf.Verify(x509.VerifyOptions{
