@@ -37,8 +37,8 @@ type TLSSettings struct {
 // (Serve); handshakes take the current certificate (GetCertificate), so a
 // new one applies to new handshakes and open connections keep the one they
 // were made with. Client certificates are checked against the current CAs
-// at every request, so a CA a reload removes admits no one from then on,
-// on open connections too.
+// (again after each reload, see ClientAdmin), so a CA a reload removes
+// admits no one from then on, on open connections too.
 type Certificate struct {
 	set atomic.Pointer[TLSSettings]
 	cur atomic.Pointer[Pair]
