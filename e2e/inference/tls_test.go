@@ -193,9 +193,7 @@ func TestTLSClientCertificate(t *testing.T) {
 		harness.Options{Settings: settings, TLS: &tls.Config{RootCAs: roots, GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return harnessCert.Load(), nil
 		}}})
-	if !strings.Contains(d.Logs(), `"client_ca_file":"`+caFile) {
-		t.Errorf("the start-up log does not name the client CAs:\n%s", d.Logs())
-	}
+	d.WaitLog(regexp.MustCompile(`"msg":"tls certificate loaded".*"client_ca_file":"` + regexp.QuoteMeta(caFile) + `"`))
 
 	// A client sends its certificate if it was issued by a CA the
 	// daemon's request names, as Go's (and browsers) choose one; insist
@@ -247,9 +245,7 @@ func TestTLSClientCertificate(t *testing.T) {
 			t.Errorf("%s: %s %s = %d, want %d", tt.name, tt.method, tt.path, got, tt.want)
 		}
 	}
-	if !strings.Contains(d.Logs(), "client certificate refused") {
-		t.Error("a refused certificate is not logged")
-	}
+	d.WaitLog(regexp.MustCompile(`"msg":"client certificate refused","subject":"CN=mallory"`))
 
 	// awakend reload from afar, as an admin with no token: by --cert.
 	certs := t.TempDir()
@@ -313,9 +309,7 @@ func TestTLSClientCertificate(t *testing.T) {
 	if got := do(client(&eve, false), "GET", "/api/v1/agents"); got != 401 {
 		t.Errorf("eve, from the same CA, not allowed: %d, want 401", got)
 	}
-	if !strings.Contains(d.Logs(), "none of its subject alternative names is in tls.client_allowed_sans") {
-		t.Error("the refusal for want of an allowed SAN is not logged")
-	}
+	d.WaitLog(regexp.MustCompile(`"subject":"CN=eve".*none of its subject alternative names is in tls.client_allowed_sans`))
 }
 
 // TestTLSFilesMoved: when the settings file names a new certificate pair,
