@@ -64,7 +64,6 @@ package api
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -108,12 +107,14 @@ type Options struct {
 	// that `awakend reload`, which reads the settings, applies a changed
 	// token rather than being refused by the old one.
 	NextAdmin func(token string) bool
-	// ClientAdmin, if set, checks a TLS connection's client certificate:
-	// nil when it is the admin's (tls.client_ca_file), which then counts as
-	// the admin token does; edge.ErrNoClientCert when there is none to
-	// check; otherwise why it was refused. It returns the certificate's
-	// subject for the log.
-	ClientAdmin func(cs *tls.ConnectionState) (subject string, err error)
+	// ClientAdmin, if set, checks the client certificate of a request's TLS
+	// connection, as edge.Certificate.ClientAdmin does: nil when it is the
+	// admin's (tls.client_ca_file), which then counts as the admin token
+	// does; edge.ErrNoClientCert when there is none to check; otherwise why
+	// it was refused. It returns the certificate's subject for the log,
+	// and whether it checked the certificate now: a refusal is logged
+	// once per check, not once per request.
+	ClientAdmin func(r *http.Request) (subject string, checked bool, err error)
 	// Guard checks the requests of every route no token guards; nil means
 	// edge.NewGuard(), which knows no listen address.
 	Guard *edge.Guard
@@ -342,11 +343,11 @@ func (s *server) certified(r *http.Request) bool {
 	if r.TLS == nil || s.opts.ClientAdmin == nil {
 		return false
 	}
-	subject, err := s.opts.ClientAdmin(r.TLS)
+	subject, checked, err := s.opts.ClientAdmin(r)
 	switch {
 	case err == nil:
 		return true
-	case !errors.Is(err, edge.ErrNoClientCert):
+	case checked && !errors.Is(err, edge.ErrNoClientCert):
 		s.log.Warn("client certificate refused", "subject", subject, "remote", r.RemoteAddr, "error", err)
 	}
 	return false

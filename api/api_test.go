@@ -1120,15 +1120,15 @@ func TestClientCertificate(t *testing.T) {
 				Admin:  edge.NewKeysVar(edge.NewKeys(tc.token)),
 				Guard:  edge.NewGuard("192.0.2.10:8700"),
 				Logger: slog.New(slog.NewTextHandler(&log, nil)),
-				ClientAdmin: func(cs *tls.ConnectionState) (string, error) {
-					if len(cs.PeerCertificates) == 0 {
-						return "", edge.ErrNoClientCert
+				ClientAdmin: func(r *http.Request) (string, bool, error) {
+					if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+						return "", false, edge.ErrNoClientCert
 					}
-					c := cs.PeerCertificates[0]
+					c := r.TLS.PeerCertificates[0]
 					if c != admin {
-						return c.Subject.String(), errors.New("x509: certificate signed by unknown authority")
+						return c.Subject.String(), true, errors.New("x509: certificate signed by unknown authority")
 					}
-					return c.Subject.String(), nil
+					return c.Subject.String(), true, nil
 				},
 			})
 			f.result = reload.Result{Outcome: reload.OutcomeUnchanged, Version: 1}
@@ -1155,9 +1155,25 @@ func TestClientCertificate(t *testing.T) {
 			}
 		})
 	}
-	// Without ClientAdmin, a certificate is worth nothing.
-	handler, _, _ := newServer(t, api.Options{Admin: edge.NewKeysVar(edge.NewKeys(adminToken))})
+	// A refusal known from an earlier request of the connection is not
+	// logged again.
+	var log strings.Builder
+	handler, _, _ := newServer(t, api.Options{
+		Admin:  edge.NewKeysVar(edge.NewKeys(adminToken)),
+		Logger: slog.New(slog.NewTextHandler(&log, nil)),
+		ClientAdmin: func(*http.Request) (string, bool, error) {
+			return "CN=mallory", false, errors.New("x509: certificate signed by unknown authority")
+		},
+	})
 	r := httptest.NewRequest("GET", "/api/v1/agents", nil)
+	r.Host, r.TLS = testHost, &tls.ConnectionState{PeerCertificates: []*x509.Certificate{stranger}}
+	answered(t, handler, r, http.StatusUnauthorized, "missing_token")
+	if strings.Contains(log.String(), "client certificate refused") {
+		t.Errorf("a kept refusal was logged again: %s", log.String())
+	}
+	// Without ClientAdmin, a certificate is worth nothing.
+	handler, _, _ = newServer(t, api.Options{Admin: edge.NewKeysVar(edge.NewKeys(adminToken))})
+	r = httptest.NewRequest("GET", "/api/v1/agents", nil)
 	r.Host, r.TLS = testHost, &tls.ConnectionState{PeerCertificates: []*x509.Certificate{admin}}
 	answered(t, handler, r, http.StatusUnauthorized, "missing_token")
 }

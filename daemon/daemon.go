@@ -6,7 +6,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -335,7 +334,7 @@ func Run(ctx context.Context, o Options) error {
 		Version:     o.Version,
 		Started:     started,
 		Guard:       edge.NewGuard(hosts...),
-		ClientAdmin: func(cs *tls.ConnectionState) (string, error) { return cert.ClientAdmin(cs, time.Now()) },
+		ClientAdmin: func(r *http.Request) (string, bool, error) { return cert.ClientAdmin(r, time.Now()) },
 		Degraded:    degraded.Load,
 		Source:      sourceState(fl),
 		Usage:       func(id string) any { return gw.ClientUsage(id) },

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/awakend/awakend/edge"
 	"github.com/awakend/awakend/settings"
 )
 
@@ -48,6 +49,7 @@ func newServer(handler http.Handler, logger *slog.Logger) (*http.Server, *conns)
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          log.New(serverLog{logger}, "", 0),
 		ConnState:         c.track,
+		ConnContext:       edge.ConnContext, // where a client certificate's verdict is kept
 	}, c
 }
 

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,6 +13,8 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -42,33 +45,46 @@ type TLSSettings struct {
 type Certificate struct {
 	set atomic.Pointer[TLSSettings]
 	cur atomic.Pointer[Pair]
-
-	mu       sync.Mutex
-	verdicts map[*tls.ConnectionState]verdict // ClientAdmin's, by connection
+	gen atomic.Uint64 // of the pairs served
 }
 
 // verdict is what ClientAdmin found of a connection's certificate, under
-// the pair it was checked against, until a time.
+// the pair of generation gen, from at until until.
 type verdict struct {
-	p         *Pair
-	at, until time.Time // checked at; holds until
+	gen       uint64
+	at, until time.Time
 	subject   string
 	err       error
 }
 
+// verdictSlot holds a connection's verdict (see ConnContext).
+type verdictSlot struct {
+	mu sync.Mutex
+	v  verdict
+	ok bool
+}
+
+type slotKey struct{}
+
+// ConnContext is an http.Server's ConnContext: it gives each connection a
+// place for the verdict on its client certificate, which ClientAdmin
+// fills and which goes with the connection.
+func ConnContext(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, slotKey{}, &verdictSlot{})
+}
+
 // Limits of ClientAdmin's work for a connection.
 const (
-	// maxVerdicts bounds the connections whose verdicts are kept (each
-	// holds its connection's certificates): when full, those past their
-	// time go, or else an arbitrary one, to be checked again.
-	maxVerdicts = 256
 	// verdictFor is how long a verdict holds before the certificate is
 	// checked again, at most (and never past its expiry).
 	verdictFor = time.Minute
 	// maxIntermediates bounds the certificates of a client's chain that
 	// verification considers: a client could otherwise send hundreds, for
-	// as many signature checks on every request.
+	// as many signature checks.
 	maxIntermediates = 8
+	// maxSubject clips the subject ClientAdmin returns for the log: a
+	// self-signed certificate can carry one of hundreds of kilobytes.
+	maxSubject = 200
 )
 
 // NewCertificate returns a certificate read as ts says; none is served
@@ -86,7 +102,10 @@ func (c *Certificate) Set(ts TLSSettings) { c.set.Store(&ts) }
 func (c *Certificate) Settings() TLSSettings { return *c.set.Load() }
 
 // nextProtos are the protocols the daemon offers over TLS, as net/http's
-// ServeTLS sets them on the server's own configuration.
+// ServeTLS sets them on the server's own configuration; the configuration
+// that asks for client certificates replaces that one, so it must offer
+// them itself. (Were HTTP/2 ever turned off on the server, this would
+// have to follow.)
 var nextProtos = []string{"h2", "http/1.1"}
 
 // TLSConfig is a server configuration that serves the current certificate,
@@ -130,57 +149,46 @@ func (c *Certificate) Leaf() *x509.Certificate {
 // no certificate sent.
 var ErrNoClientCert = errors.New("no client certificate")
 
-// ClientAdmin checks the connection's client certificate: issued by one of
-// the current client CAs (through the intermediates the client sent),
-// valid at now, fit to authenticate a client and, if the settings list
-// client SANs, naming one of them (a DNS name, an email address, an IP
-// address or a URI, exactly as written). It returns the
-// certificate's subject, for the log, and nil when it is the admin's;
-// otherwise ErrNoClientCert, or why the certificate was refused.
+// ClientAdmin checks the client certificate of r's connection: issued by
+// one of the current client CAs (through the intermediates the client
+// sent), valid at now, fit to authenticate a client (a certificate with no
+// extended key usage is fit for any) and, if the settings list client
+// SANs, naming one of them (a DNS name, an email address, an IP address or
+// a URI, exactly as written). It returns the certificate's subject, for
+// the log, and nil when it is the admin's; otherwise ErrNoClientCert, or
+// why the certificate was refused. checked says whether the certificate
+// was verified now, rather than known from an earlier request.
 //
-// net/http hands every request of a connection the same ConnectionState,
-// so a verdict is kept per connection (for a minute at most, and against
-// the current pair only): a client cannot have the chain verified again
-// on every request it sends.
-func (c *Certificate) ClientAdmin(cs *tls.ConnectionState, now time.Time) (subject string, err error) {
+// On a connection that ConnContext set up, the verdict is kept for the
+// connection's next requests (HTTP/1 keep-alive, HTTP/2 streams), for a
+// minute at most and until a new pair is served: a client cannot have its
+// chain verified again by the request.
+func (c *Certificate) ClientAdmin(r *http.Request, now time.Time) (subject string, checked bool, err error) {
+	cs := r.TLS
 	if c == nil || cs == nil || len(cs.PeerCertificates) == 0 {
-		return "", ErrNoClientCert
+		return "", false, ErrNoClientCert
 	}
 	p := c.cur.Load()
 	if p == nil || p.clientCAs == nil {
-		return "", ErrNoClientCert
+		return "", false, ErrNoClientCert
 	}
-	c.mu.Lock()
-	v, ok := c.verdicts[cs]
-	c.mu.Unlock()
-	if ok && v.p == p && !now.Before(v.at) && now.Before(v.until) {
-		return v.subject, v.err
+	slot, _ := r.Context().Value(slotKey{}).(*verdictSlot)
+	if slot != nil {
+		slot.mu.Lock()
+		defer slot.mu.Unlock()
+		if v := slot.v; slot.ok && v.gen == p.gen && !now.Before(v.at) && now.Before(v.until) {
+			return v.subject, false, v.err
+		}
 	}
-	v = verdict{p: p, at: now, until: now.Add(verdictFor)}
+	v := verdict{gen: p.gen, at: now, until: now.Add(verdictFor)}
 	v.subject, v.err = verifyClient(p, cs.PeerCertificates, now)
 	if na := cs.PeerCertificates[0].NotAfter; na.Before(v.until) {
 		v.until = na
 	}
-	c.mu.Lock()
-	if c.verdicts == nil {
-		c.verdicts = map[*tls.ConnectionState]verdict{}
+	if slot != nil {
+		slot.v, slot.ok = v, true
 	}
-	if _, ok := c.verdicts[cs]; !ok && len(c.verdicts) >= maxVerdicts {
-		for k, old := range c.verdicts {
-			if old.p != p || !now.Before(old.until) {
-				delete(c.verdicts, k)
-			}
-		}
-		for k := range c.verdicts {
-			if len(c.verdicts) < maxVerdicts {
-				break
-			}
-			delete(c.verdicts, k)
-		}
-	}
-	c.verdicts[cs] = v
-	c.mu.Unlock()
-	return v.subject, v.err
+	return v.subject, true, v.err
 }
 
 // verifyClient checks a client's chain against p's client CAs and SANs.
@@ -197,7 +205,11 @@ func verifyClient(p *Pair, chain []*x509.Certificate, now time.Time) (subject st
 	if err == nil && len(p.clientSANs) > 0 && !slices.ContainsFunc(sans(leaf), func(n string) bool { return slices.Contains(p.clientSANs, n) }) {
 		err = errors.New("none of its subject alternative names is in tls.client_allowed_sans")
 	}
-	return leaf.Subject.String(), err
+	subject = leaf.Subject.String()
+	if len(subject) > maxSubject {
+		subject = subject[:maxSubject] + "…"
+	}
+	return subject, err
 }
 
 // sans are a certificate's subject alternative names, as text.
@@ -215,6 +227,7 @@ func sans(c *x509.Certificate) []string {
 // Pair is the certificate, key and client CAs as read by one reload.
 type Pair struct {
 	cert        *tls.Certificate // nil if the files did not load
+	gen         uint64           // set by Serve: which pair a verdict holds for
 	clientCAs   *x509.CertPool   // nil without tls.client_ca_file
 	clientSANs  []string         // tls.client_allowed_sans
 	nCAs        int              // in clientCAs
@@ -313,7 +326,10 @@ func readPEM(path string) ([]byte, error) {
 
 // Serve makes p's certificate the one new handshakes get, and its client
 // CAs the ones requests are checked against.
-func (c *Certificate) Serve(p Pair) { c.cur.Store(&p) }
+func (c *Certificate) Serve(p Pair) {
+	p.gen = c.gen.Add(1)
+	c.cur.Store(&p)
+}
 
 // parseChain parses a PEM file of certificates, and nothing else.
 func parseChain(certPEM []byte) ([]*x509.Certificate, error) {

@@ -1,24 +1,28 @@
 package edge
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/awakend/awakend/internal/testcert"
 )
 
-// TestClientAdminVerdicts: a connection's certificate is verified once a
-// minute at most, against the pair it was verified with, and the verdicts
-// kept are bounded.
+// TestClientAdminVerdicts: on a connection ConnContext set up, the
+// certificate is verified once a minute at most, against the pair it was
+// verified with; without, at every request; and a long subject is clipped.
 func TestClientAdminVerdicts(t *testing.T) {
 	server := testcert.New(t, testcert.Options{})
 	ca := testcert.New(t, testcert.Options{Name: "admins", Client: true})
 	alice := testcert.New(t, testcert.Options{Name: "alice", Leaf: true, Client: true, Parent: &ca})
-	stranger := testcert.New(t, testcert.Options{Name: "stranger", Leaf: true, Client: true})
+	stranger := testcert.New(t, testcert.Options{Name: strings.Repeat("x", 1000), Leaf: true, Client: true})
 	dir := t.TempDir()
 	ts := TLSSettings{Cert: filepath.Join(dir, "c.pem"), Key: filepath.Join(dir, "k.pem"), ClientCA: filepath.Join(dir, "ca.pem")}
 	server.Install(t, ts.Cert, ts.Key)
@@ -35,38 +39,48 @@ func TestClientAdminVerdicts(t *testing.T) {
 	}
 	serve()
 
-	now := time.Now()
+	// One connection's requests: its context and its ConnectionState.
+	conn := ConnContext(context.Background(), nil)
 	cs := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{alice.X509}}
-	if _, err := c.ClientAdmin(cs, now); err != nil {
-		t.Fatal(err)
+	request := func() *http.Request {
+		r := httptest.NewRequestWithContext(conn, "GET", "/api/v1/status", nil)
+		r.TLS = cs
+		return r
+	}
+	now := time.Now()
+	if _, checked, err := c.ClientAdmin(request(), now); err != nil || !checked {
+		t.Fatalf("first request: checked %v, %v", checked, err)
 	}
 	// What the connection carries is not checked again within the minute
 	// (here it is changed behind its back, to show it).
 	cs.PeerCertificates = []*x509.Certificate{stranger.X509}
-	if _, err := c.ClientAdmin(cs, now.Add(30*time.Second)); err != nil {
-		t.Errorf("within the minute: %v, want the kept verdict", err)
+	if _, checked, err := c.ClientAdmin(request(), now.Add(30*time.Second)); err != nil || checked {
+		t.Errorf("within the minute: checked %v, %v; want the kept verdict", checked, err)
 	}
-	if _, err := c.ClientAdmin(cs, now.Add(61*time.Second)); err == nil {
-		t.Error("after the minute, the connection was not checked again")
+	later := now.Add(61 * time.Second)
+	subject, checked, err := c.ClientAdmin(request(), later)
+	if err == nil || !checked {
+		t.Errorf("after the minute: checked %v, %v; want the stranger refused", checked, err)
+	}
+	if len(subject) > maxSubject+len("…") {
+		t.Errorf("subject of %d bytes, want it clipped to %d", len(subject), maxSubject)
 	}
 	// A new pair (a reload) checks again at once.
-	later := now.Add(62 * time.Second)
 	cs.PeerCertificates = []*x509.Certificate{alice.X509}
-	if _, err := c.ClientAdmin(cs, later); err == nil {
-		t.Fatal("the refusal after the minute was not kept")
+	if _, checked, err := c.ClientAdmin(request(), later); err == nil || checked {
+		t.Fatalf("the refusal was not kept: checked %v, %v", checked, err)
 	}
 	serve()
-	if _, err := c.ClientAdmin(cs, later); err != nil {
-		t.Errorf("after a reload: %v, want a new verdict", err)
+	if _, checked, err := c.ClientAdmin(request(), later); err != nil || !checked {
+		t.Errorf("after a reload: checked %v, %v; want a new verdict", checked, err)
 	}
-
-	for range 3 * maxVerdicts {
-		if _, err := c.ClientAdmin(&tls.ConnectionState{PeerCertificates: []*x509.Certificate{alice.X509}}, now); err != nil {
-			t.Fatal(err)
+	// Without ConnContext, every request is checked.
+	r := httptest.NewRequest("GET", "/api/v1/status", nil)
+	r.TLS = cs
+	for range 2 {
+		if _, checked, err := c.ClientAdmin(r, later); err != nil || !checked {
+			t.Errorf("without a slot: checked %v, %v", checked, err)
 		}
-	}
-	if n := len(c.verdicts); n > maxVerdicts {
-		t.Errorf("%d verdicts kept, want at most %d", n, maxVerdicts)
 	}
 }
 

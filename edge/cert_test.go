@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,6 +89,16 @@ func TestLoadPairClientCAs(t *testing.T) {
 	}
 }
 
+// withTLS is a request over TLS whose client sent chain.
+func withTLS(chain ...testcert.Cert) *http.Request {
+	r := httptest.NewRequest("GET", "/api/v1/status", nil)
+	r.TLS = &tls.ConnectionState{}
+	for _, c := range chain {
+		r.TLS.PeerCertificates = append(r.TLS.PeerCertificates, c.X509)
+	}
+	return r
+}
+
 // TestClientAdmin serves the certificate as the daemon does (ServeTLS,
 // HTTP/2 by ALPN) and checks what each client's certificate is worth.
 func TestClientAdmin(t *testing.T) {
@@ -115,13 +126,14 @@ func TestClientAdmin(t *testing.T) {
 	// The handler answers what ClientAdmin says of the request.
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			subject, err := c.ClientAdmin(r.TLS, time.Now())
+			subject, _, err := c.ClientAdmin(r, time.Now())
 			if err != nil {
 				subject = "-"
 			}
 			io.WriteString(w, r.Proto+" "+subject)
 		}),
-		TLSConfig: c.TLSConfig(),
+		TLSConfig:   c.TLSConfig(),
+		ConnContext: edge.ConnContext,
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -176,10 +188,10 @@ func TestClientAdmin(t *testing.T) {
 	}
 
 	var invalid x509.CertificateInvalidError
-	if _, err := c.ClientAdmin(&tls.ConnectionState{PeerCertificates: []*x509.Certificate{alice.X509}}, time.Now().Add(2*time.Hour)); !errors.As(err, &invalid) || invalid.Reason != x509.Expired {
+	if _, _, err := c.ClientAdmin(withTLS(alice), time.Now().Add(2*time.Hour)); !errors.As(err, &invalid) || invalid.Reason != x509.Expired {
 		t.Errorf("an expired certificate: %v, want it refused as expired", err)
 	}
-	if _, err := c.ClientAdmin(&tls.ConnectionState{}, time.Now()); err != edge.ErrNoClientCert {
+	if _, _, err := c.ClientAdmin(withTLS(), time.Now()); err != edge.ErrNoClientCert {
 		t.Errorf("no certificate: %v, want ErrNoClientCert", err)
 	}
 
@@ -202,13 +214,10 @@ func TestClientAdmin(t *testing.T) {
 	ops := testcert.New(t, testcert.Options{Name: "ops", DNSNames: []string{"ops.example.com"}, Leaf: true, Client: true, Parent: &ca})
 	c.Set(edge.TLSSettings{Cert: f.Cert, Key: f.Key, ClientCA: f.ClientCA, ClientSANs: []string{"ops.example.com", "127.0.0.2"}})
 	load()
-	state := func(cert testcert.Cert) *tls.ConnectionState {
-		return &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert.X509}}
-	}
-	if _, err := c.ClientAdmin(state(ops), time.Now()); err != nil {
+	if _, _, err := c.ClientAdmin(withTLS(ops), time.Now()); err != nil {
 		t.Errorf("a certificate with an allowed SAN: %v", err)
 	}
-	if _, err := c.ClientAdmin(state(alice), time.Now()); err == nil || !strings.Contains(err.Error(), "tls.client_allowed_sans") {
+	if _, _, err := c.ClientAdmin(withTLS(alice), time.Now()); err == nil || !strings.Contains(err.Error(), "tls.client_allowed_sans") {
 		t.Errorf("a certificate without an allowed SAN: %v, want it refused for that", err)
 	}
 	c.Set(edge.TLSSettings{Cert: f.Cert, Key: f.Key, ClientCA: f.ClientCA})
