@@ -298,8 +298,8 @@ func (l *Loop) Run(ctx context.Context) error {
 		w.start()
 		wg.Go(func() { w.run(ctx) })
 	}
-	if len(l.opts.Files) > 0 {
-		fw := newFileWatcher(l.files(), l.log, l.debounce, l.setFiles)
+	if files := l.files(); len(files) > 0 {
+		fw := newFileWatcher(files, l.log, l.debounce, l.setFiles)
 		fw.start()
 		wg.Go(func() { fw.run(ctx, l.refile, l.files) })
 	}

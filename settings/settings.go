@@ -895,6 +895,8 @@ func (l *loader) validateTLS(s *Settings) {
 		switch {
 		case s.TLS.ClientCAFile == "":
 			l.add(at, "tls.client_allowed_sans: set without tls.client_ca_file (it narrows the certificates those CAs issue)")
+		case len(s.TLS.ClientAllowedSANs) == 0:
+			l.add(at, "tls.client_allowed_sans: an empty list (remove it to admit every certificate the CAs issue)")
 		case slices.Contains(s.TLS.ClientAllowedSANs, ""):
 			l.add(at, "tls.client_allowed_sans: an empty name")
 		}

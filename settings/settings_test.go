@@ -641,6 +641,11 @@ func TestLoadSettingsTLS(t *testing.T) {
 			wantErr: []string{"awakend.yaml:4:24: tls.client_allowed_sans: set without tls.client_ca_file"},
 		},
 		{
+			name:    "an empty list of allowed SANs",
+			file:    "tls:\n  cert_file: /c.pem\n  key_file: /k.pem\n  client_ca_file: /a.pem\n  client_allowed_sans: []\n",
+			wantErr: []string{"awakend.yaml:5:24: tls.client_allowed_sans: an empty list (remove it to admit every certificate the CAs issue)"},
+		},
+		{
 			name:    "an empty allowed SAN",
 			file:    "tls:\n  cert_file: /c.pem\n  key_file: /k.pem\n  client_ca_file: /a.pem\n  client_allowed_sans: [\"\"]\n",
 			wantErr: []string{"tls.client_allowed_sans: an empty name"},
