@@ -311,9 +311,10 @@ func memory(pid int) (rss, hwm float64, err error) {
 }
 
 // candidateEnv names another awakend binary that BenchmarkGatewayOverhead
-// measures in the same run, as the target "candidate" (at warn, upstream
-// in the test process, like "gateway"): a change to the gateway is best
-// judged against the current build block by block, not run by run.
+// measures in the same run, as the target "candidate" (at warn, like
+// "gateway"): a change to the gateway is best judged against the current
+// build block by block, not run by run. Build it with -tags benchproxy, as
+// the benchmark builds the gateway, or the comparison measures the builds.
 const candidateEnv = "INFERENCE_CANDIDATE_BINARY"
 
 // helperEnv makes the test binary serve, in a process of its own, instead
