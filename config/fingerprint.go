@@ -2,12 +2,11 @@ package config
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
-	"hash"
-	"io"
 	"slices"
 	"strings"
+
+	"github.com/awakend/awakend/internal/digest"
 )
 
 // fingerprint lists the referenced files and hashes every input: the
@@ -21,7 +20,7 @@ func (l *loader) fingerprint(sums [][]byte, readErrs []error) ([]string, string)
 	}
 	slices.SortFunc(order, func(a, b int) int { return strings.Compare(l.cfg.Files[a], l.cfg.Files[b]) })
 	for _, i := range order {
-		hashInput(h, 'f', l.cfg.Files[i], sums[i], readErrs[i])
+		digest.Input(h, 'f', l.cfg.Files[i], sums[i], readErrs[i])
 	}
 	keys := make([]refKey, 0, len(l.exp.files))
 	for k := range l.exp.files {
@@ -40,7 +39,7 @@ func (l *loader) fingerprint(sums [][]byte, readErrs []error) ([]string, string)
 		if k.credential {
 			tag = 'c'
 		}
-		hashInput(h, tag, k.name, f.data, f.err)
+		digest.Input(h, tag, k.name, f.data, f.err)
 		if len(names) == 0 || names[len(names)-1] != k.name {
 			names = append(names, k.name)
 		}
@@ -56,20 +55,4 @@ func boolCompare(a, b bool) int {
 		return -1
 	}
 	return 1
-}
-
-// hashInput writes one input unambiguously: a tag, the length-prefixed
-// name, whether it could be read, and the length-prefixed contents (or
-// error).
-func hashInput(h hash.Hash, tag byte, name string, data []byte, err error) {
-	var buf [binary.MaxVarintLen64 + 2]byte
-	buf[0] = tag
-	h.Write(binary.AppendUvarint(buf[:1], uint64(len(name))))
-	io.WriteString(h, name)
-	buf[0] = 0
-	if err != nil {
-		buf[0], data = 1, []byte(errText(err))
-	}
-	h.Write(binary.AppendUvarint(buf[:1], uint64(len(data))))
-	h.Write(data)
 }

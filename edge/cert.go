@@ -5,12 +5,10 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"net"
@@ -22,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/awakend/awakend/internal/digest"
 )
 
 // TLSSettings are the TLS inputs of a reload: the files of the certificate
@@ -247,15 +247,15 @@ func LoadPair(f TLSSettings) (Pair, error) {
 	h := sha256.New()
 	certPEM, certErr := readPEM(f.Cert)
 	keyPEM, keyErr := readPEM(f.Key)
-	hashFile(h, 'c', f.Cert, certPEM, certErr)
-	hashFile(h, 'k', f.Key, keyPEM, keyErr)
+	digest.Input(h, 'c', f.Cert, certPEM, certErr)
+	digest.Input(h, 'k', f.Key, keyPEM, keyErr)
 	var caPEM []byte
 	var caErr error
 	if f.ClientCA != "" {
 		caPEM, caErr = readPEM(f.ClientCA)
-		hashFile(h, 'a', f.ClientCA, caPEM, caErr)
+		digest.Input(h, 'a', f.ClientCA, caPEM, caErr)
 		for _, n := range f.ClientSANs {
-			hashFile(h, 's', n, nil, nil)
+			digest.Input(h, 's', n, nil, nil)
 		}
 	}
 	p := Pair{Fingerprint: hex.EncodeToString(h.Sum(nil)), clientSANs: slices.Clone(f.ClientSANs)}
@@ -398,21 +398,6 @@ func (e *CertError) Error() string { return e.Setting + " " + e.File + ": " + e.
 
 // Unwrap returns the underlying error.
 func (e *CertError) Unwrap() error { return e.Err }
-
-// hashFile writes one file unambiguously: a tag, the length-prefixed name,
-// whether it could be read, and the length-prefixed contents (or error).
-func hashFile(h hash.Hash, tag byte, name string, data []byte, err error) {
-	var buf [binary.MaxVarintLen64 + 1]byte
-	buf[0] = tag
-	h.Write(binary.AppendUvarint(buf[:1], uint64(len(name))))
-	io.WriteString(h, name)
-	buf[0] = 0
-	if err != nil {
-		buf[0], data = 1, []byte(err.Error())
-	}
-	h.Write(binary.AppendUvarint(buf[:1], uint64(len(data))))
-	h.Write(data)
-}
 
 func unwrapPath(err error) error {
 	var pe *fs.PathError
